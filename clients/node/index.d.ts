@@ -1,0 +1,145 @@
+// Type declarations for `podrelay`: the Node.js client of the podrelay sidecar.
+
+/// <reference types="node" />
+
+import { EventEmitter } from 'node:events';
+import type { Bytes } from './protocol.js';
+
+export {
+  PodrelayError,
+  ProtocolError,
+  ErrorCode,
+  ErrorCodeName,
+  FrameType,
+  FrameTypeName,
+  PROTOCOL_VERSION,
+  errorName,
+  errorClass,
+  Bytes,
+} from './protocol.js';
+
+export declare const DEFAULT_ADDRESS: '127.0.0.1:7400';
+
+export interface ConnectOptions {
+  /** 'host:port', '[v6]:port' or 'unix:/path/to/socket'. Default '127.0.0.1:7400'. */
+  address?: string;
+  /** Shown in the sidecar's logs. Default ''. */
+  clientName?: string;
+  /** Needed when the sidecar runs with --auth-token-file. Default ''. */
+  authToken?: string;
+  /** Reconnect (with backoff and jitter) when the connection drops. Default true. */
+  reconnect?: boolean;
+  /** First reconnect delay in ms, doubled per failed attempt. Default 100. */
+  reconnectMinDelay?: number;
+  /** Cap of the reconnect delay in ms. Default 5000. */
+  reconnectMaxDelay?: number;
+  /** Time in ms from opening the socket to WELCOME before the attempt fails. Default 5000. */
+  connectTimeout?: number;
+  /**
+   * Bound, in bytes, of the frames waiting in the client while disconnected or while the
+   * socket pushes back. A publish that does not fit is rejected with PUBLISH_BUFFER_FULL.
+   * Default 8 MiB.
+   */
+  maxPendingBytes?: number;
+  /** Largest frame accepted from the sidecar. Default 16 MiB. */
+  maxIncomingFrameBytes?: number;
+  /** Keepalive PING interval in ms while idle; 0 disables. Default 30000. */
+  pingInterval?: number;
+  /** A keepalive PONG later than this (ms) drops and reconnects the connection. Default 10000. */
+  pingTimeout?: number;
+}
+
+export interface ServerInfo {
+  version: number;
+  serverVersion: string;
+  nodeId: string;
+  maxFrameBytes: number;
+  maxQueueBytes: number;
+}
+
+export interface GoawayInfo {
+  code: number;
+  /** e.g. 'SHUTTING_DOWN', 'SLOW_CONSUMER', 'TOO_MANY_CONNECTIONS'. */
+  name: string;
+  message: string;
+}
+
+/**
+ * Called once per message. `channel` is a string when the channel (or, for patterns,
+ * the pattern) was subscribed as a string, else a Buffer. `pattern` is null for channel
+ * subscriptions and the pattern as subscribed for pattern subscriptions.
+ */
+export type MessageHandler<C extends string | Buffer = string | Buffer> = (
+  payload: Buffer,
+  channel: C,
+  pattern: C | null,
+) => void;
+
+export interface PublishOptions {
+  /**
+   * true (default): resolve when Redis accepted the message, reject on ERR.
+   * false: fire and forget, resolve once the frame was handed to the OS.
+   */
+  ack?: boolean;
+}
+
+export type ClientState = 'connecting' | 'handshaking' | 'ready' | 'backoff' | 'closed';
+
+export interface ClientEvents {
+  connect: [info: ServerInfo];
+  disconnect: [error: Error | undefined];
+  reconnecting: [info: { attempt: number; delay: number; error: Error | undefined }];
+  goaway: [info: GoawayInfo];
+  message: [payload: Buffer, channel: Buffer, pattern: Buffer | null];
+  drain: [];
+  error: [error: Error];
+  close: [error: Error | undefined];
+}
+
+export declare class Client extends EventEmitter {
+  constructor(options?: ConnectOptions);
+  readonly address: string;
+  /** WELCOME of the current (or last) connection; null before the first. */
+  readonly serverInfo: ServerInfo | null;
+  /** True while a handshaken connection is up. */
+  readonly connected: boolean;
+  readonly state: ClientState;
+  /** Bytes of frames waiting in the client. */
+  readonly pendingBytes: number;
+
+  /** Resolves when connected (at once if already); rejects if the client closes first. */
+  ready(): Promise<ServerInfo>;
+
+  publish(channel: Bytes, payload: Bytes, options?: PublishOptions): Promise<void>;
+
+  subscribe(channels: string | string[], handler: MessageHandler<string>): Promise<void>;
+  subscribe(channels: Uint8Array | Uint8Array[], handler: MessageHandler<Buffer>): Promise<void>;
+  subscribe(channels: Bytes | Bytes[], handler: MessageHandler): Promise<void>;
+
+  psubscribe(patterns: string | string[], handler: MessageHandler<string>): Promise<void>;
+  psubscribe(patterns: Uint8Array | Uint8Array[], handler: MessageHandler<Buffer>): Promise<void>;
+  psubscribe(patterns: Bytes | Bytes[], handler: MessageHandler): Promise<void>;
+
+  /** Without channels: every channel. With a handler: only that handler. */
+  unsubscribe(channels?: Bytes | Bytes[] | null, handler?: MessageHandler<any>): Promise<void>;
+  punsubscribe(patterns?: Bytes | Bytes[] | null, handler?: MessageHandler<any>): Promise<void>;
+
+  /** Round trip to the sidecar; resolves with the latency in ms. Default timeout 5000 ms. */
+  ping(options?: { timeout?: number }): Promise<number>;
+
+  /** Graceful close: lets accepted operations finish for up to `timeout` ms (default 5000). */
+  close(options?: { timeout?: number }): Promise<void>;
+  /** Immediate close; every unsettled operation is rejected. */
+  destroy(): void;
+
+  on<E extends keyof ClientEvents>(event: E, listener: (...args: ClientEvents[E]) => void): this;
+  once<E extends keyof ClientEvents>(event: E, listener: (...args: ClientEvents[E]) => void): this;
+  off<E extends keyof ClientEvents>(event: E, listener: (...args: ClientEvents[E]) => void): this;
+  emit<E extends keyof ClientEvents>(event: E, ...args: ClientEvents[E]): boolean;
+}
+
+/** Creates a Client and starts connecting. Operations issued meanwhile are queued. */
+export declare function connect(options?: ConnectOptions): Client;
+
+/** Parses an address into net.connect options. */
+export declare function parseAddress(address: string): { path: string } | { host: string; port: number };

@@ -1,0 +1,969 @@
+// podrelay client: one connection to the local sidecar, kept alive across sidecar
+// restarts. All protocol bytes come from protocol.js; this file is the I/O and the
+// bookkeeping around it (request ids, subscriptions, queueing, reconnect).
+//
+// Delivery contract, in one place:
+// - An operation that was never written to a socket waits in a bounded queue (while
+//   disconnected, or while the socket pushes back) and is sent after the reconnect.
+// - An acked publish that was written but not answered when the connection broke is
+//   rejected with OUTCOME_UNKNOWN (302): it may or may not have been published.
+// - Nothing is dropped without its promise being settled.
+
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import {
+  DEFAULT_MAX_FRAME_BYTES,
+  ErrorCode,
+  FrameDecoder,
+  MAX_LIST_ITEMS,
+  MAX_U32,
+  PROTOCOL_VERSION,
+  PodrelayError,
+  encodeHello,
+  encodePing,
+  encodePub,
+  encodePsub,
+  encodePunsub,
+  encodeSub,
+  encodeUnsub,
+  errorName,
+  toBytes,
+} from './protocol.js';
+
+export const DEFAULT_ADDRESS = '127.0.0.1:7400';
+
+const localError = (code, name, message, cause) =>
+  new PodrelayError(code, name, message, { local: true, cause });
+const outcomeUnknown = (why) =>
+  localError(ErrorCode.OUTCOME_UNKNOWN, 'OUTCOME_UNKNOWN', `publish outcome unknown: ${why}`);
+const connectionLost = (why) => localError(0, 'CONNECTION_LOST', `connection to the sidecar lost: ${why}`);
+
+/**
+ * Parses 'host:port', '[v6]:port', ':port', 'port' or 'unix:/path' into net.connect
+ * options.
+ */
+export function parseAddress(address) {
+  if (typeof address !== 'string' || address === '') throw new TypeError('address must be a non-empty string');
+  if (address.startsWith('unix:')) {
+    const path = address.slice(5);
+    if (!path) throw new TypeError(`no socket path in address ${address}`);
+    return { path };
+  }
+  let host = '127.0.0.1';
+  let portText = address;
+  const v6 = /^\[([^\]]+)\]:(\d+)$/.exec(address);
+  if (v6) {
+    host = v6[1];
+    portText = v6[2];
+  } else if (address.includes(':')) {
+    const i = address.lastIndexOf(':');
+    host = address.slice(0, i) || host;
+    portText = address.slice(i + 1);
+  }
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText) || port < 1 || port > 65535) throw new TypeError(`bad port in address ${address}`);
+  return { host, port };
+}
+
+// Per-name subscription bookkeeping. Names are keyed by their bytes (latin1 maps each
+// byte to one code unit, so the key is exact for binary names).
+const keyOf = (bytes) => bytes.toString('latin1');
+
+function toNameList(names, what) {
+  const list = Array.isArray(names) ? names : [names];
+  return list.map((n, i) => {
+    if (typeof n !== 'string' && !(n instanceof Uint8Array)) {
+      throw new TypeError(`${what}[${i}] must be a string or a Buffer`);
+    }
+    const bytes = toBytes(n, what);
+    if (bytes.length > 0xffff) throw new RangeError(`${what}[${i}] is longer than 65535 bytes`);
+    return { name: typeof n === 'string' ? n : Buffer.from(bytes), bytes };
+  });
+}
+
+/** Simple FIFO with O(1) shift; ops hold their own `cancelled` flag. */
+class Queue {
+  constructor() {
+    this.items = [];
+    this.head = 0;
+  }
+  get length() {
+    return this.items.length - this.head;
+  }
+  push(x) {
+    this.items.push(x);
+  }
+  peek() {
+    return this.items[this.head];
+  }
+  shift() {
+    const x = this.items[this.head];
+    this.items[this.head++] = undefined;
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return x;
+  }
+  drainAll() {
+    const out = this.items.slice(this.head);
+    this.items = [];
+    this.head = 0;
+    return out;
+  }
+}
+
+/**
+ * A connection to a podrelay sidecar. Create it with connect().
+ *
+ * Events: 'connect' (welcome info), 'disconnect' (error|undefined), 'reconnecting'
+ * ({ attempt, delay, error }), 'goaway' ({ code, name, message }), 'message' (payload,
+ * channel: Buffer, pattern: Buffer|null), 'drain', 'error' (err; only emitted when a
+ * listener is attached), 'close'.
+ */
+export class Client extends EventEmitter {
+  constructor(options = {}) {
+    super();
+    const {
+      address = DEFAULT_ADDRESS,
+      clientName = '',
+      authToken = '',
+      reconnect = true,
+      reconnectMinDelay = 100,
+      reconnectMaxDelay = 5000,
+      connectTimeout = 5000,
+      maxPendingBytes = 8 * 1024 * 1024,
+      maxIncomingFrameBytes = 16 * 1024 * 1024,
+      pingInterval = 30000,
+      pingTimeout = 10000,
+    } = options;
+    this._target = parseAddress(address);
+    this.address = address;
+    this._hello = encodeHello({ version: PROTOCOL_VERSION, clientName, authToken });
+    this._opts = {
+      reconnect: !!reconnect,
+      reconnectMinDelay,
+      reconnectMaxDelay,
+      connectTimeout,
+      maxPendingBytes,
+      maxIncomingFrameBytes,
+      pingInterval,
+      pingTimeout,
+    };
+
+    // 'connecting' -> 'handshaking' -> 'ready' -> ('backoff' -> 'connecting' ...) -> 'closed'
+    this._state = 'connecting';
+    this._closing = false;
+    this._closePromise = null;
+    this._fatalError = null;
+    this._lastError = undefined;
+    this._socket = null;
+    this._decoder = null;
+    this._writable = false;
+    this._corked = false;
+    this._connectTimer = null;
+    this._reconnectTimer = null;
+    this._keepaliveTimer = null;
+    this._attempt = 0;
+
+    this._lastId = 0;
+    this._pending = new Map(); // request id -> op, for requests written on this socket
+    this._queue = new Queue(); // ops not yet written
+    this._queuedBytes = 0;
+    this._wasBackedUp = false;
+    this._unflushed = new Set(); // fire-and-forget publishes written but not yet flushed
+
+    this._subs = new Map(); // key -> { name, bytes, handlers: Set }
+    this._psubs = new Map();
+    this._subWaiters = []; // { resolve, reject } settled by the next resubscribe
+
+    this._readyWaiters = [];
+    this._idleWaiter = null;
+
+    this.serverInfo = null;
+    this._serverMaxFrame = DEFAULT_MAX_FRAME_BYTES;
+
+    this._connect();
+  }
+
+  /** True while a handshaken connection is up. */
+  get connected() {
+    return this._state === 'ready';
+  }
+
+  /** 'connecting' | 'handshaking' | 'ready' | 'backoff' | 'closed' */
+  get state() {
+    return this._state;
+  }
+
+  /** Bytes of frames waiting in the client (disconnected or socket backpressure). */
+  get pendingBytes() {
+    return this._queuedBytes;
+  }
+
+  /** Resolves once the client is connected (at once if it is); rejects if it closes first. */
+  ready() {
+    if (this._state === 'ready') return Promise.resolve(this.serverInfo);
+    if (this._state === 'closed' || this._closing) return Promise.reject(this._closedError());
+    return new Promise((resolve, reject) => this._readyWaiters.push({ resolve, reject }));
+  }
+
+  // -------------------------------------------------------------------------
+  // Public operations
+
+  /**
+   * Publishes `payload` on `channel`. With ack (default) resolves when Redis accepted the
+   * message and rejects with a PodrelayError on ERR; with { ack: false } resolves once
+   * the frame was handed to the operating system.
+   */
+  publish(channel, payload, { ack = true } = {}) {
+    if (this._closing || this._state === 'closed') return Promise.reject(this._closedError());
+    let buf;
+    try {
+      if (typeof channel !== 'string' && !(channel instanceof Uint8Array)) {
+        throw new TypeError('channel must be a string or a Buffer');
+      }
+      if (typeof payload !== 'string' && !(payload instanceof Uint8Array)) {
+        throw new TypeError('payload must be a string or a Buffer');
+      }
+      buf = encodePub(0, channel, payload);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (buf.length - 4 > this._serverMaxFrame) {
+      return Promise.reject(this._tooLarge(buf.length - 4));
+    }
+    return new Promise((resolve, reject) => {
+      this._submit({ kind: ack ? 'pub' : 'pub0', buf, needsId: ack, keepQueued: true, resolve, reject });
+    });
+  }
+
+  /**
+   * Subscribes to one channel or a list. `handler(payload, channel, pattern)` is called for
+   * each message; channel is a string if it was subscribed as a string, else a Buffer;
+   * pattern is null. Resolves when the sidecar confirmed (Redis has the subscription).
+   */
+  subscribe(channels, handler) {
+    return this._subscribe('sub', channels, handler);
+  }
+
+  /** Like subscribe() for glob patterns; handler's third argument is the pattern. */
+  psubscribe(patterns, handler) {
+    return this._subscribe('psub', patterns, handler);
+  }
+
+  /**
+   * Unsubscribes from the given channels (all of them when omitted or empty). With a
+   * handler, only that handler is removed, and the channel is left once none remain.
+   * No handler is called for a removed channel after this call returns.
+   */
+  unsubscribe(channels, handler) {
+    return this._unsubscribe('sub', channels, handler);
+  }
+
+  /** Like unsubscribe() for patterns. */
+  punsubscribe(patterns, handler) {
+    return this._unsubscribe('psub', patterns, handler);
+  }
+
+  /** Round trip to the sidecar (not to Redis). Resolves with the latency in milliseconds. */
+  ping({ timeout = 5000 } = {}) {
+    if (this._closing || this._state === 'closed') return Promise.reject(this._closedError());
+    return new Promise((resolve, reject) => {
+      const op = { kind: 'ping', buf: encodePing(0), needsId: true, keepQueued: true, resolve, reject };
+      op.timer = setTimeout(() => {
+        this._cancel(op, localError(0, 'TIMEOUT', `no PONG within ${timeout} ms`));
+      }, timeout);
+      this._submit(op);
+    });
+  }
+
+  /**
+   * Closes the client. Operations already accepted are given up to `timeout` ms to finish
+   * (if connected); after that they are rejected. Resolves once the socket is closed.
+   */
+  close({ timeout = 5000 } = {}) {
+    if (this._closePromise) return this._closePromise;
+    this._closing = true;
+    clearTimeout(this._reconnectTimer);
+    this._reconnectTimer = null;
+    this._stopKeepalive();
+    this._closePromise = (async () => {
+      if (this._state === 'ready' && this._socket) {
+        await this._waitIdle(timeout);
+      }
+      const socket = this._socket;
+      if (socket && this._state !== 'ready') {
+        socket.destroy();
+      } else if (socket) {
+        await new Promise((resolve) => {
+          const timer = setTimeout(() => socket.destroy(), Math.max(100, Math.min(timeout, 1000)));
+          socket.once('close', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          socket.end();
+        });
+      }
+      this._finalize(this._closedError());
+    })();
+    return this._closePromise;
+  }
+
+  /** Closes at once: every unsettled operation is rejected. */
+  destroy() {
+    this._closing = true;
+    clearTimeout(this._reconnectTimer);
+    this._stopKeepalive();
+    if (this._socket) this._socket.destroy();
+    this._finalize(this._closedError());
+  }
+
+  // -------------------------------------------------------------------------
+  // Subscriptions
+
+  _subscribe(kind, names, handler) {
+    if (this._closing || this._state === 'closed') return Promise.reject(this._closedError());
+    const what = kind === 'sub' ? 'channels' : 'patterns';
+    let list;
+    try {
+      if (typeof handler !== 'function') throw new TypeError('handler must be a function');
+      list = toNameList(names, what);
+      if (list.length === 0) {
+        throw localError(ErrorCode.INVALID_ARGUMENT, 'INVALID_ARGUMENT', `${what} must not be empty`);
+      }
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const table = kind === 'sub' ? this._subs : this._psubs;
+    const added = []; // names this call added the handler to, to roll back on refusal
+    for (const { name, bytes } of list) {
+      const key = keyOf(bytes);
+      let entry = table.get(key);
+      if (!entry) {
+        entry = { name, bytes, handlers: new Set() };
+        table.set(key, entry);
+      }
+      if (!entry.handlers.has(handler)) {
+        entry.handlers.add(handler);
+        added.push(key);
+      }
+    }
+    let done;
+    if (this._state === 'ready') {
+      done = this._sendList(kind, list.map((x) => x.bytes));
+    } else {
+      done = new Promise((resolve, reject) => this._subWaiters.push({ resolve, reject }));
+    }
+    return done.then(
+      () => undefined,
+      (err) => {
+        if (err && !err.local) this._rollback(kind, added, handler);
+        throw err;
+      },
+    );
+  }
+
+  _rollback(kind, keys, handler) {
+    const table = kind === 'sub' ? this._subs : this._psubs;
+    const gone = [];
+    for (const key of keys) {
+      const entry = table.get(key);
+      if (!entry) continue;
+      entry.handlers.delete(handler);
+      if (entry.handlers.size === 0) {
+        table.delete(key);
+        gone.push(entry.bytes);
+      }
+    }
+    // The sidecar may have applied part of the request; undo it quietly.
+    if (gone.length && this._state === 'ready') {
+      this._sendList(kind === 'sub' ? 'unsub' : 'punsub', gone).catch(() => {});
+    }
+  }
+
+  _unsubscribe(kind, names, handler) {
+    if (this._closing || this._state === 'closed') return Promise.reject(this._closedError());
+    const table = kind === 'sub' ? this._subs : this._psubs;
+    const what = kind === 'sub' ? 'channels' : 'patterns';
+    let list;
+    try {
+      list = names === undefined || names === null ? [] : toNameList(names, what);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    let toSend;
+    if (list.length === 0) {
+      if (handler) {
+        toSend = [];
+        for (const [key, entry] of table) {
+          entry.handlers.delete(handler);
+          if (entry.handlers.size === 0) {
+            table.delete(key);
+            toSend.push(entry.bytes);
+          }
+        }
+        if (toSend.length === 0) return Promise.resolve();
+      } else {
+        table.clear();
+        toSend = []; // an empty list removes every subscription of this kind
+      }
+    } else {
+      toSend = [];
+      for (const { bytes } of list) {
+        const key = keyOf(bytes);
+        const entry = table.get(key);
+        if (!entry) continue;
+        if (handler) entry.handlers.delete(handler);
+        if (!handler || entry.handlers.size === 0) {
+          table.delete(key);
+          toSend.push(bytes);
+        }
+      }
+      if (toSend.length === 0) return Promise.resolve();
+    }
+    // Not connected: there is nothing to remove on the sidecar; the resubscribe after the
+    // reconnect uses the tables, which no longer hold these names.
+    if (this._state !== 'ready') return Promise.resolve();
+    return this._sendList(kind === 'sub' ? 'unsub' : 'punsub', toSend);
+  }
+
+  // Sends SUB/UNSUB/PSUB/PUNSUB for `names`, split into frames that fit the sidecar's
+  // limit. Resolves when every part was confirmed.
+  _sendList(kind, names, batch) {
+    const encode = { sub: encodeSub, unsub: encodeUnsub, psub: encodePsub, punsub: encodePunsub }[kind];
+    const chunks = [];
+    if (names.length === 0) {
+      chunks.push([]);
+    } else {
+      let cur = [];
+      let size = 4 + 1 + 4 + 2;
+      for (const b of names) {
+        if (cur.length && (cur.length === MAX_LIST_ITEMS || size + 2 + b.length > this._serverMaxFrame)) {
+          chunks.push(cur);
+          cur = [];
+          size = 4 + 1 + 4 + 2;
+        }
+        cur.push(b);
+        size += 2 + b.length;
+      }
+      chunks.push(cur);
+    }
+    return Promise.all(
+      chunks.map(
+        (chunk) =>
+          new Promise((resolve, reject) => {
+            this._submit(
+              { kind, buf: encode(0, chunk), needsId: true, keepQueued: false, resolve, reject, batch },
+              true,
+            );
+          }),
+      ),
+    );
+  }
+
+  // Re-establishes every subscription on a fresh connection, then settles the callers
+  // that subscribed while disconnected.
+  _resubscribe() {
+    const waiters = this._subWaiters;
+    this._subWaiters = [];
+    const batch = { waiters, done: false };
+    const parts = [];
+    if (this._subs.size) parts.push(this._sendList('sub', [...this._subs.values()].map((e) => e.bytes), batch));
+    if (this._psubs.size) parts.push(this._sendList('psub', [...this._psubs.values()].map((e) => e.bytes), batch));
+    Promise.all(parts).then(
+      () => {
+        if (batch.done) return;
+        batch.done = true;
+        for (const w of waiters) w.resolve();
+      },
+      (err) => {
+        if (batch.done) return;
+        batch.done = true;
+        if (this._state === 'closed') {
+          for (const w of waiters) w.reject(this._closedError());
+          return;
+        }
+        if (err && err.name === 'CONNECTION_LOST') {
+          // Retried after the next reconnect.
+          this._subWaiters.push(...waiters);
+          return;
+        }
+        for (const w of waiters) w.reject(err);
+        this._emitError(err);
+      },
+    );
+  }
+
+  // -------------------------------------------------------------------------
+  // Writing
+
+  _tooLarge(length) {
+    return localError(
+      ErrorCode.FRAME_TOO_LARGE,
+      'FRAME_TOO_LARGE',
+      `frame length ${length} exceeds the sidecar's limit of ${this._serverMaxFrame} bytes`,
+    );
+  }
+
+  // Sends an op now if the socket takes it, else queues it (bounded). `control` ops
+  // (subscription requests, only issued while connected) are small and skip the queue, so
+  // a resubscribe goes out before the publishes that waited for the reconnect.
+  _submit(op, control = false) {
+    if (this._state === 'ready' && (control || (this._writable && this._queue.length === 0))) {
+      this._write(op);
+      return;
+    }
+    if (this._state === 'closed') {
+      this._settle(op, this._closedError());
+      return;
+    }
+    if (!control && this._queuedBytes + op.buf.length > this._opts.maxPendingBytes) {
+      this._settle(
+        op,
+        localError(
+          ErrorCode.PUBLISH_BUFFER_FULL,
+          'PUBLISH_BUFFER_FULL',
+          `client queue full: ${this._queuedBytes} bytes waiting, maxPendingBytes is ${this._opts.maxPendingBytes}` +
+            (this._state === 'ready' ? ' (socket backpressure)' : ' (not connected)'),
+        ),
+      );
+      return;
+    }
+    op.queued = true;
+    this._queuedBytes += op.buf.length;
+    this._queue.push(op);
+    if (this._state === 'ready') this._wasBackedUp = true;
+  }
+
+  _nextRequestId() {
+    do {
+      this._lastId = this._lastId >= MAX_U32 ? 1 : this._lastId + 1;
+    } while (this._pending.has(this._lastId));
+    return this._lastId;
+  }
+
+  _write(op) {
+    const socket = this._socket;
+    if (op.needsId) {
+      op.id = this._nextRequestId();
+      op.buf.writeUInt32BE(op.id, 5);
+      this._pending.set(op.id, op);
+    }
+    op.written = true;
+    if (op.kind === 'ping') op.sentAt = performance.now();
+    if (!this._corked) {
+      // Coalesce the frames of one tick into as few writes as possible.
+      this._corked = true;
+      socket.cork();
+      process.nextTick(() => {
+        this._corked = false;
+        socket.uncork();
+      });
+    }
+    let ok;
+    if (op.kind === 'pub0') {
+      this._unflushed.add(op);
+      ok = socket.write(op.buf, (err) => {
+        this._unflushed.delete(op);
+        if (err) this._settle(op, outcomeUnknown(`write failed: ${err.message}`));
+        else this._settle(op, null);
+      });
+    } else {
+      ok = socket.write(op.buf);
+    }
+    if (!ok) this._writable = false;
+  }
+
+  _flush() {
+    while (this._state === 'ready' && this._writable && this._queue.length) {
+      const op = this._queue.shift();
+      if (op.cancelled) continue;
+      op.queued = false;
+      this._queuedBytes -= op.buf.length;
+      if (op.needsId && op.buf.length - 4 > this._serverMaxFrame) {
+        // The sidecar came back with a smaller limit.
+        this._settle(op, this._tooLarge(op.buf.length - 4));
+        continue;
+      }
+      this._write(op);
+    }
+    if (this._queue.length === 0 && this._wasBackedUp && this._state === 'ready' && this._writable) {
+      this._wasBackedUp = false;
+      this.emit('drain');
+    }
+    this._checkIdle();
+  }
+
+  _cancel(op, err) {
+    if (op.settled) return;
+    if (op.queued) {
+      op.cancelled = true;
+      op.queued = false;
+      this._queuedBytes -= op.buf.length;
+    }
+    if (op.id !== undefined && this._pending.get(op.id) === op) this._pending.delete(op.id);
+    this._settle(op, err);
+  }
+
+  // Settles an op once: `err` null resolves (with `value`), else rejects.
+  _settle(op, err, value) {
+    if (op.settled) return;
+    op.settled = true;
+    clearTimeout(op.timer);
+    if (err) op.reject(err);
+    else op.resolve(value);
+    this._checkIdle();
+  }
+
+  // -------------------------------------------------------------------------
+  // Connection lifecycle
+
+  _connect() {
+    this._state = 'connecting';
+    const socket = net.connect(this._target);
+    this._socket = socket;
+    this._decoder = new FrameDecoder({ maxFrameBytes: this._opts.maxIncomingFrameBytes });
+    this._writable = true;
+    this._corked = false;
+    this._lastError = undefined;
+    this._connectTimer = setTimeout(() => {
+      socket.destroy(new Error(`no WELCOME within ${this._opts.connectTimeout} ms`));
+    }, this._opts.connectTimeout);
+    socket.on('connect', () => {
+      if (socket !== this._socket) return;
+      if (this._target.host !== undefined) socket.setNoDelay(true);
+      this._state = 'handshaking';
+      socket.write(this._hello);
+    });
+    socket.on('data', (chunk) => this._onData(socket, chunk));
+    socket.on('drain', () => {
+      if (socket !== this._socket) return;
+      this._writable = true;
+      this._flush();
+    });
+    socket.on('error', (err) => {
+      if (socket === this._socket) this._lastError = err;
+    });
+    socket.on('close', () => this._onClose(socket));
+  }
+
+  _onData(socket, chunk) {
+    if (socket !== this._socket) return;
+    let frames;
+    try {
+      frames = this._decoder.push(chunk);
+    } catch (err) {
+      this._protocolViolation(socket, err);
+      return;
+    }
+    for (const frame of frames) {
+      if (socket !== this._socket) return;
+      this._onFrame(socket, frame);
+    }
+  }
+
+  _protocolViolation(socket, err) {
+    this._lastError = err;
+    this._emitError(err);
+    socket.destroy();
+  }
+
+  _onFrame(socket, frame) {
+    if (this._state === 'handshaking') {
+      if (frame.type === 'WELCOME') return this._onWelcome(frame);
+      if (frame.type === 'ERR') {
+        // The sidecar refused the handshake (bad token, version): retrying cannot help.
+        const err = new PodrelayError(frame.code, errorName(frame.code), `sidecar refused the handshake: ${frame.message.toString('utf8')}`);
+        this._fatalError = err;
+        this._emitError(err);
+        socket.destroy();
+        return;
+      }
+      if (frame.type === 'GOAWAY') return this._onGoaway(socket, frame);
+      return this._protocolViolation(socket, localError(ErrorCode.UNEXPECTED_FRAME, 'UNEXPECTED_FRAME', `${frame.type} before WELCOME`));
+    }
+    switch (frame.type) {
+      case 'MSG':
+        return this._onMsg(frame);
+      case 'OK':
+      case 'PONG': {
+        const op = this._pending.get(frame.requestId);
+        if (!op) return; // e.g. a ping that timed out
+        this._pending.delete(frame.requestId);
+        if (op.kind === 'ping') this._settle(op, null, performance.now() - op.sentAt);
+        else this._settle(op, null);
+        return;
+      }
+      case 'ERR': {
+        const err = new PodrelayError(frame.code, errorName(frame.code), frame.message.toString('utf8'));
+        const op = frame.requestId === 0 ? undefined : this._pending.get(frame.requestId);
+        if (op) {
+          this._pending.delete(frame.requestId);
+          this._settle(op, err);
+        } else {
+          // A connection-level error (1xx); the sidecar closes the connection next.
+          this._lastError = err;
+          this._emitError(err);
+        }
+        return;
+      }
+      case 'GOAWAY':
+        return this._onGoaway(socket, frame);
+      default:
+        return this._protocolViolation(
+          socket,
+          localError(ErrorCode.UNEXPECTED_FRAME, 'UNEXPECTED_FRAME', `unexpected ${frame.type} frame from the sidecar`),
+        );
+    }
+  }
+
+  _onWelcome(frame) {
+    if (frame.version !== PROTOCOL_VERSION) {
+      this._protocolViolation(
+        this._socket,
+        localError(ErrorCode.UNSUPPORTED_VERSION, 'UNSUPPORTED_VERSION', `sidecar speaks version ${frame.version}`),
+      );
+      return;
+    }
+    clearTimeout(this._connectTimer);
+    this._connectTimer = null;
+    this._attempt = 0;
+    this.serverInfo = {
+      version: frame.version,
+      serverVersion: frame.serverVersion.toString('utf8'),
+      nodeId: frame.nodeId.toString('utf8'),
+      maxFrameBytes: frame.maxFrameBytes,
+      maxQueueBytes: frame.maxQueueBytes,
+    };
+    this._serverMaxFrame = frame.maxFrameBytes || DEFAULT_MAX_FRAME_BYTES;
+    this._state = 'ready';
+    // Subscriptions first, so that publishes queued while away follow them.
+    this._resubscribe();
+    this._flush();
+    this._startKeepalive();
+    const waiters = this._readyWaiters;
+    this._readyWaiters = [];
+    for (const w of waiters) w.resolve(this.serverInfo);
+    this.emit('connect', this.serverInfo);
+  }
+
+  _onGoaway(socket, frame) {
+    const info = { code: frame.code, name: errorName(frame.code), message: frame.message.toString('utf8') };
+    this._lastError = new PodrelayError(frame.code, info.name, `GOAWAY: ${info.message}`);
+    this.emit('goaway', info);
+    // The sidecar sends nothing after GOAWAY; finish our side and reconnect.
+    socket.end();
+  }
+
+  _onMsg(frame) {
+    const { channel, pattern, payload } = frame;
+    const isPattern = pattern.length > 0;
+    const entry = (isPattern ? this._psubs : this._subs).get(keyOf(isPattern ? pattern : channel));
+    if (this.listenerCount('message') > 0) {
+      this.emit('message', payload, channel, isPattern ? pattern : null);
+    }
+    if (!entry) return; // unsubscribed meanwhile
+    const channelOut =
+      typeof entry.name === 'string' ? (isPattern ? channel.toString('utf8') : entry.name) : channel;
+    const patternOut = isPattern ? entry.name : null;
+    for (const handler of [...entry.handlers]) {
+      try {
+        handler(payload, channelOut, patternOut);
+      } catch (err) {
+        if (this.listenerCount('error') > 0) this.emit('error', err);
+        else queueMicrotask(() => {
+          throw err;
+        });
+      }
+    }
+  }
+
+  _onClose(socket) {
+    if (socket !== this._socket) return;
+    const wasReady = this._state === 'ready';
+    this._socket = null;
+    this._decoder = null;
+    this._writable = false;
+    clearTimeout(this._connectTimer);
+    this._connectTimer = null;
+    this._stopKeepalive();
+    const why = this._lastError ? this._lastError.message : 'connection closed';
+
+    // Requests on the wire: their outcome is unknown, except subscriptions, which the
+    // next connection re-establishes from the tables anyway.
+    const pending = [...this._pending.values()];
+    this._pending.clear();
+    for (const op of pending) this._lost(op, true, why);
+    for (const op of this._unflushed) this._settle(op, outcomeUnknown(why));
+    this._unflushed.clear();
+    // Queued subscription requests are superseded by the resubscribe; publishes and pings
+    // stay queued for the next connection.
+    const queued = this._queue.drainAll();
+    for (const op of queued) {
+      if (op.cancelled) continue;
+      if (op.keepQueued) this._queue.push(op);
+      else {
+        op.queued = false;
+        this._queuedBytes -= op.buf.length;
+        this._lost(op, false, why);
+      }
+    }
+
+    if (wasReady) this.emit('disconnect', this._lastError);
+    if (this._closing) {
+      this._checkIdle();
+      return;
+    }
+    if (this._fatalError) {
+      this._closing = true;
+      this._finalize(this._fatalError);
+      return;
+    }
+    if (!this._opts.reconnect) {
+      this._closing = true;
+      this._finalize(localError(0, 'NOT_CONNECTED', `not connected to the sidecar at ${this.address}: ${why}`));
+      return;
+    }
+    this._state = 'backoff';
+    const base = Math.min(this._opts.reconnectMaxDelay, this._opts.reconnectMinDelay * 2 ** Math.min(this._attempt, 30));
+    const delay = Math.round(base / 2 + (Math.random() * base) / 2);
+    this._attempt++;
+    this.emit('reconnecting', { attempt: this._attempt, delay, error: this._lastError });
+    this._reconnectTimer = setTimeout(() => {
+      this._reconnectTimer = null;
+      if (!this._closing) this._connect();
+    }, delay);
+  }
+
+  // An op whose connection went away. `written`: it reached the socket.
+  _lost(op, written, why) {
+    switch (op.kind) {
+      case 'pub':
+        this._settle(op, outcomeUnknown(why));
+        break;
+      case 'pub0':
+        break; // settled by its write callback
+      case 'ping':
+        this._settle(op, connectionLost(why));
+        break;
+      case 'sub':
+      case 'psub':
+        if (op.batch) {
+          // Part of a resubscribe: report it lost so the batch's waiters are retried.
+          this._settle(op, connectionLost(why));
+        } else {
+          // The subscription is in the tables: the caller is settled by the resubscribe.
+          op.settled = true;
+          this._subWaiters.push({ resolve: op.resolve, reject: op.reject });
+        }
+        break;
+      case 'unsub':
+      case 'punsub':
+        // Closing the connection removed the subscription on the sidecar.
+        this._settle(op, null);
+        break;
+    }
+  }
+
+  _finalize(err) {
+    if (this._state === 'closed') return;
+    this._state = 'closed';
+    this._closing = true;
+    clearTimeout(this._reconnectTimer);
+    clearTimeout(this._connectTimer);
+    this._stopKeepalive();
+    for (const op of this._pending.values()) this._lost(op, true, err.message);
+    this._pending.clear();
+    for (const op of this._unflushed) this._settle(op, outcomeUnknown(err.message));
+    this._unflushed.clear();
+    for (const op of this._queue.drainAll()) {
+      if (op.cancelled) continue;
+      op.queued = false;
+      this._settle(op, err);
+    }
+    this._queuedBytes = 0;
+    const subWaiters = this._subWaiters;
+    this._subWaiters = [];
+    for (const w of subWaiters) w.reject(err);
+    const readyWaiters = this._readyWaiters;
+    this._readyWaiters = [];
+    for (const w of readyWaiters) w.reject(err);
+    this._checkIdle();
+    this.emit('close', err === this._fatalError ? err : undefined);
+  }
+
+  _closedError() {
+    if (this._fatalError) return this._fatalError;
+    return localError(0, 'CLIENT_CLOSED', 'the client is closed');
+  }
+
+  _waitIdle(timeout) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, timeout);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this._idleWaiter = done;
+      this._checkIdle();
+    });
+  }
+
+  _checkIdle() {
+    if (!this._idleWaiter) return;
+    if (this._socket && (this._pending.size > 0 || this._queue.length > 0)) return;
+    const done = this._idleWaiter;
+    this._idleWaiter = null;
+    done();
+  }
+
+  _startKeepalive() {
+    const { pingInterval, pingTimeout } = this._opts;
+    if (!pingInterval) return;
+    const socket = this._socket;
+    this._keepaliveTimer = setTimeout(() => {
+      this._keepaliveTimer = null;
+      if (socket !== this._socket || this._state !== 'ready') return;
+      if (!this._writable || this._queue.length) {
+        this._startKeepalive(); // busy; the write path shows the socket is alive enough
+        return;
+      }
+      const op = {
+        kind: 'ping',
+        buf: encodePing(0),
+        needsId: true,
+        keepQueued: false,
+        resolve: () => {
+          if (socket === this._socket) this._startKeepalive();
+        },
+        reject: () => {},
+      };
+      op.timer = setTimeout(() => {
+        if (op.settled || socket !== this._socket) return;
+        this._cancel(op, connectionLost('keepalive timeout'));
+        this._lastError = new Error(`no PONG within ${pingTimeout} ms`);
+        socket.destroy();
+      }, pingTimeout);
+      this._write(op);
+    }, pingInterval);
+  }
+
+  _stopKeepalive() {
+    clearTimeout(this._keepaliveTimer);
+    this._keepaliveTimer = null;
+  }
+
+  _emitError(err) {
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+  }
+}
+
+/**
+ * Connects to a sidecar. Returns the Client at once; operations issued before the
+ * connection is up are queued. Use `await client.ready()` to wait for it.
+ */
+export function connect(options = {}) {
+  return new Client(options);
+}

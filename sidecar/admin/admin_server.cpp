@@ -1,0 +1,118 @@
+#include "admin/admin_server.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "server/relay.hpp"
+#include "util/log.hpp"
+
+namespace podrelay::admin {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+}  // namespace
+
+AdminServer::AdminServer(asio::any_io_executor ex, server::Relay& relay)
+    : acceptor_(ex), relay_(relay) {}
+
+bool AdminServer::listen(config::ListenAddress const& address, std::string& error) {
+  boost::system::error_code ec;
+  name_ = address.to_string();
+  auto const ip =
+      asio::ip::make_address(address.host == "localhost" ? "127.0.0.1" : address.host, ec);
+  if (ec) {
+    error = "cannot listen on --admin-listen " + name_ + ": " + ec.message();
+    return false;
+  }
+  asio::ip::tcp::endpoint const ep(ip, address.port);
+  acceptor_.open(ep.protocol(), ec);
+  if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(ep, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    error = "cannot listen on --admin-listen " + name_ + ": " + ec.message();
+    return false;
+  }
+  return true;
+}
+
+void AdminServer::start() {
+  asio::co_spawn(acceptor_.get_executor(), accept_loop(), asio::detached);
+}
+
+void AdminServer::stop() {
+  boost::system::error_code ignored;
+  acceptor_.close(ignored);
+}
+
+asio::awaitable<void> AdminServer::accept_loop() {
+  asio::steady_timer backoff(acceptor_.get_executor());
+  while (acceptor_.is_open()) {
+    auto [ec, socket] = co_await acceptor_.async_accept(use_tuple);
+    if (ec) {
+      if (!acceptor_.is_open()) co_return;
+      backoff.expires_after(std::chrono::milliseconds(100));
+      co_await backoff.async_wait(use_tuple);
+      continue;
+    }
+    asio::co_spawn(acceptor_.get_executor(), serve(std::move(socket)), asio::detached);
+  }
+}
+
+asio::awaitable<void> AdminServer::serve(asio::ip::tcp::socket socket) {
+  beast::tcp_stream stream(std::move(socket));
+  beast::flat_buffer buffer(8192);
+  for (;;) {
+    stream.expires_after(std::chrono::seconds(10));
+    http::request_parser<http::empty_body> parser;
+    parser.header_limit(8192);
+    parser.body_limit(0);
+    auto [ec, n] = co_await http::async_read(stream, buffer, parser, use_tuple);
+    (void)n;
+    if (ec) break;
+    auto const& req = parser.get();
+    http::response<http::string_body> res;
+    res.version(req.version());
+    res.keep_alive(req.keep_alive());
+    res.set(http::field::server, "podrelay");
+    res.set(http::field::content_type, "text/plain; charset=utf-8");
+    auto const target = req.target();
+    auto const path = target.substr(0, target.find('?'));
+    if (req.method() != http::verb::get) {
+      res.result(http::status::method_not_allowed);
+      res.body() = "only GET\n";
+    } else if (path == "/metrics") {
+      relay_.update_gauges();
+      res.result(http::status::ok);
+      res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+      res.body() = relay_.metrics().serialize();
+    } else if (path == "/healthz") {
+      res.result(http::status::ok);
+      res.body() = "ok\n";
+    } else if (path == "/readyz") {
+      auto const reason = relay_.not_ready_reason();
+      res.result(reason.empty() ? http::status::ok : http::status::service_unavailable);
+      res.body() = reason.empty() ? "ready\n" : reason + "\n";
+    } else {
+      res.result(http::status::not_found);
+      res.body() = "not found; try /metrics, /healthz or /readyz\n";
+    }
+    res.prepare_payload();
+    auto [wec, wn] = co_await http::async_write(stream, res, use_tuple);
+    (void)wn;
+    if (wec || !res.keep_alive()) break;
+  }
+  boost::system::error_code ignored;
+  stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+}
+
+}  // namespace podrelay::admin

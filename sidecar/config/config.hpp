@@ -1,0 +1,59 @@
+// The daemon's configuration: every flag, its PODRELAY_<FLAG> environment variable, its
+// default, and its validation. parse_config() does no I/O beyond reading the secret files
+// named by flags, so it is unit tested with plain argv arrays.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "config/address.hpp"
+#include "redis/redis_url.hpp"
+
+namespace podrelay::config {
+
+enum class LogFormat { text, json };
+enum class LogLevel { debug, info, warn, error };
+
+struct TlsFiles {
+  std::string ca_file;    // verify Redis with this CA bundle (system store when empty)
+  std::string cert_file;  // optional client certificate
+  std::string key_file;
+  std::string server_name;  // SNI and verification name; the URL host when empty
+  bool insecure_skip_verify = false;
+};
+
+struct Config {
+  std::vector<ListenAddress> listen;
+  ListenAddress admin_listen;
+  bool allow_remote = false;
+  redis::RedisUrl redis;
+  std::string channel_prefix = "podrelay:";
+  LogLevel log_level = LogLevel::info;
+  LogFormat log_format = LogFormat::text;
+  std::size_t max_frame_bytes = 1024 * 1024;
+  std::size_t max_queue_bytes = 8 * 1024 * 1024;
+  std::size_t publish_buffer_bytes = 16 * 1024 * 1024;
+  std::chrono::milliseconds publish_buffer_timeout{10'000};
+  std::size_t max_connections = 10'000;
+  std::size_t max_subscriptions = 10'000;  // per connection
+  std::chrono::milliseconds drain_timeout{10'000};
+  std::chrono::milliseconds redis_connect_timeout{3'000};
+  std::chrono::milliseconds redis_ping_interval{1'000};
+  std::chrono::milliseconds redis_ping_timeout{3'000};
+  std::string node_id;     // generated when empty
+  std::string auth_token;  // from --auth-token-file; empty: no app auth
+  TlsFiles tls;
+};
+
+struct ConfigResult {
+  Config config;
+  bool exit = false;  // true: print `output` and exit with `exit_code` (help, version, error)
+  int exit_code = 0;
+  std::string output;  // for errors: one line "podrelay: ..." meant for stderr
+};
+
+ConfigResult parse_config(int argc, char const* const* argv);
+
+}  // namespace podrelay::config

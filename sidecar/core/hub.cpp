@@ -1,0 +1,48 @@
+#include "core/hub.hpp"
+
+#include <algorithm>
+
+namespace podrelay::core {
+
+bool Hub::subscribe(SubKind kind, std::string_view name, Subscriber* sub) {
+  auto& m = map(kind);
+  auto it = m.find(name);
+  bool const first = it == m.end();
+  if (first) it = m.emplace(std::string(name), std::vector<Subscriber*>{}).first;
+  it->second.push_back(sub);
+  ++counter(kind);
+  return first;
+}
+
+bool Hub::unsubscribe(SubKind kind, std::string_view name, Subscriber* sub) {
+  auto& m = map(kind);
+  auto const it = m.find(name);
+  if (it == m.end()) return false;
+  auto& subs = it->second;
+  auto const pos = std::find(subs.begin(), subs.end(), sub);
+  if (pos == subs.end()) return false;
+  // Order among local receivers carries no meaning, so swap-and-pop keeps removal O(1)
+  // after the search.
+  *pos = subs.back();
+  subs.pop_back();
+  --counter(kind);
+  if (!subs.empty()) return false;
+  m.erase(it);
+  return true;
+}
+
+std::size_t Hub::deliver(SubKind kind, std::string_view name, SharedFrame const& frame) const {
+  auto const& m = map(kind);
+  auto const it = m.find(name);
+  if (it == m.end()) return 0;
+  for (auto* sub : it->second) sub->deliver(frame);
+  return it->second.size();
+}
+
+std::size_t Hub::subscriber_count(SubKind kind, std::string_view name) const {
+  auto const& m = map(kind);
+  auto const it = m.find(name);
+  return it == m.end() ? 0 : it->second.size();
+}
+
+}  // namespace podrelay::core

@@ -1,0 +1,120 @@
+// The publisher's bookkeeping, without sockets: encoded PUBLISH commands waiting to be
+// written (coalesced into one buffer), commands written and waiting for Redis' reply (in
+// order: Redis answers a connection's commands in order), the byte bound, and the timeout
+// for commands that wait too long while Redis is away.
+// `Tag` is what the caller needs back to answer the publisher (e.g. who asked for an ack).
+// Sans-I/O, single-threaded.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <deque>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace podrelay::core {
+
+template <class Tag>
+class PublishQueue {
+ public:
+  using Clock = std::chrono::steady_clock;
+  struct Item {
+    Tag tag;
+    std::size_t bytes = 0;
+    Clock::time_point enqueued{};
+    Clock::time_point written{};
+  };
+
+  PublishQueue(std::size_t max_bytes, Clock::duration timeout)
+      : max_bytes_(max_bytes), timeout_(timeout) {}
+
+  // Appends one encoded command. False (nothing queued) when it would cross the byte bound.
+  bool push(std::string_view command, Tag tag, Clock::time_point now) {
+    if (bytes_ + command.size() > max_bytes_) return false;
+    unwritten_.append(command);
+    unwritten_items_.push_back(Item{std::move(tag), command.size(), now, {}});
+    bytes_ += command.size();
+    return true;
+  }
+
+  bool has_unwritten() const noexcept { return !unwritten_items_.empty(); }
+
+  // Moves every unwritten command into `out` (swapped, so the caller's buffer is reused)
+  // and marks them in flight.
+  void take_unwritten(std::string& out, Clock::time_point now) {
+    out.clear();
+    out.swap(unwritten_);
+    for (auto& item : unwritten_items_) {
+      item.written = now;
+      in_flight_.push_back(std::move(item));
+    }
+    unwritten_items_.clear();
+  }
+
+  // Redis answered the oldest command in flight. False if none was in flight (a protocol
+  // violation by the server; the caller drops the connection).
+  bool on_reply(Item& out) {
+    if (in_flight_.empty()) return false;
+    out = std::move(in_flight_.front());
+    in_flight_.pop_front();
+    bytes_ -= out.bytes;
+    return true;
+  }
+
+  // The connection broke: commands in flight have an unknown outcome. Unwritten ones stay.
+  std::vector<Item> on_disconnect() {
+    std::vector<Item> lost(std::make_move_iterator(in_flight_.begin()),
+                           std::make_move_iterator(in_flight_.end()));
+    in_flight_.clear();
+    for (auto const& item : lost) bytes_ -= item.bytes;
+    return lost;
+  }
+
+  // Unwritten commands older than the timeout, removed from the queue.
+  std::vector<Item> expire(Clock::time_point now) {
+    std::vector<Item> expired;
+    std::size_t cut = 0;
+    while (!unwritten_items_.empty() && now - unwritten_items_.front().enqueued >= timeout_) {
+      cut += unwritten_items_.front().bytes;
+      bytes_ -= unwritten_items_.front().bytes;
+      expired.push_back(std::move(unwritten_items_.front()));
+      unwritten_items_.pop_front();
+    }
+    if (cut > 0) unwritten_.erase(0, cut);
+    return expired;
+  }
+
+  // Everything left, unwritten first-come first, for shutdown.
+  std::vector<Item> drain_all() {
+    auto out = on_disconnect();
+    for (auto& item : unwritten_items_) out.push_back(std::move(item));
+    unwritten_items_.clear();
+    unwritten_.clear();
+    bytes_ = 0;
+    return out;
+  }
+
+  std::size_t bytes() const noexcept { return bytes_; }
+  std::size_t unwritten_count() const noexcept { return unwritten_items_.size(); }
+  std::size_t in_flight_count() const noexcept { return in_flight_.size(); }
+  bool empty() const noexcept { return unwritten_items_.empty() && in_flight_.empty(); }
+  std::size_t max_bytes() const noexcept { return max_bytes_; }
+  Clock::duration timeout() const noexcept { return timeout_; }
+  // When the oldest unwritten command expires; time_point::max() when none waits.
+  Clock::time_point next_expiry() const noexcept {
+    return unwritten_items_.empty() ? Clock::time_point::max()
+                                    : unwritten_items_.front().enqueued + timeout_;
+  }
+
+ private:
+  std::size_t max_bytes_;
+  Clock::duration timeout_;
+  std::string unwritten_;
+  std::deque<Item> unwritten_items_;
+  std::deque<Item> in_flight_;
+  std::size_t bytes_ = 0;
+};
+
+}  // namespace podrelay::core

@@ -1,0 +1,148 @@
+#include "metrics/metrics.hpp"
+
+#include <prometheus/text_serializer.h>
+
+#include "metrics/process_metrics.hpp"
+
+namespace podrelay::metrics {
+namespace {
+
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+
+prometheus::Counter& counter(prometheus::Registry& r, std::string const& name,
+                             std::string const& help, prometheus::Labels const& labels = {}) {
+  return BuildCounter().Name(name).Help(help).Register(r).Add(labels);
+}
+prometheus::Gauge& gauge(prometheus::Registry& r, std::string const& name, std::string const& help,
+                         prometheus::Labels const& labels = {}) {
+  return BuildGauge().Name(name).Help(help).Register(r).Add(labels);
+}
+
+}  // namespace
+
+Metrics::Metrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      frames_received_(BuildCounter()
+                           .Name("podrelay_frames_received_total")
+                           .Help("Frames received from apps, by type.")
+                           .Register(*registry_)),
+      protocol_errors_(BuildCounter()
+                           .Name("podrelay_protocol_errors_total")
+                           .Help("Protocol errors answered to apps, by error code name.")
+                           .Register(*registry_)),
+      publish_nacks_(BuildCounter()
+                         .Name("podrelay_publish_nacks_total")
+                         .Help("Publishes answered with ERR, by reason.")
+                         .Register(*registry_)),
+      messages_dropped_(BuildCounter()
+                            .Name("podrelay_messages_dropped_total")
+                            .Help("Fire-and-forget publishes that could not be published, by "
+                                  "reason.")
+                            .Register(*registry_)),
+      connections_refused_(BuildCounter()
+                               .Name("podrelay_app_connections_refused_total")
+                               .Help("App connections refused, by reason.")
+                               .Register(*registry_)),
+      local_subscriptions_(BuildGauge()
+                               .Name("podrelay_local_subscriptions")
+                               .Help("App subscriptions on this sidecar (connection x name).")
+                               .Register(*registry_)),
+      redis_subscriptions_(
+          BuildGauge()
+              .Name("podrelay_redis_subscriptions")
+              .Help("Subscriptions this sidecar holds on Redis (one per distinct name).")
+              .Register(*registry_)),
+      redis_connected_(BuildGauge()
+                           .Name("podrelay_redis_connected")
+                           .Help("1 when the Redis connection of this role is up.")
+                           .Register(*registry_)),
+      redis_reconnects_(BuildCounter()
+                            .Name("podrelay_redis_reconnects_total")
+                            .Help("Redis connections re-established after a loss.")
+                            .Register(*registry_)),
+      app_connections(gauge(*registry_, "podrelay_app_connections", "App connections open now.")),
+      app_connections_accepted(counter(*registry_, "podrelay_app_connections_accepted_total",
+                                       "App connections accepted.")),
+      messages_published(counter(*registry_, "podrelay_messages_published_total",
+                                 "App publishes that Redis accepted.")),
+      messages_received(counter(*registry_, "podrelay_messages_received_total",
+                                "Messages received from Redis for local subscribers.")),
+      messages_delivered(counter(*registry_, "podrelay_messages_delivered_total",
+                                 "MSG frames queued to app connections (one per receiver).")),
+      messages_unrouted(counter(*registry_, "podrelay_messages_unrouted_total",
+                                "Messages from Redis that arrived after their last local "
+                                "subscriber left.")),
+      publish_acks(counter(*registry_, "podrelay_publish_acks_total",
+                           "OK answers sent for publishes that asked for an ack.")),
+      local_channel_subscriptions(local_subscriptions_.Add({{"kind", "channel"}})),
+      local_pattern_subscriptions(local_subscriptions_.Add({{"kind", "pattern"}})),
+      redis_channel_subscriptions(redis_subscriptions_.Add({{"kind", "channel"}})),
+      redis_pattern_subscriptions(redis_subscriptions_.Add({{"kind", "pattern"}})),
+      outbound_queue_bytes(gauge(*registry_, "podrelay_outbound_queue_bytes",
+                                 "Bytes queued to app connections, all connections together.")),
+      publish_buffer_bytes(
+          gauge(*registry_, "podrelay_publish_buffer_bytes",
+                "Bytes of publishes waiting for Redis (unwritten or unanswered).")),
+      redis_publisher_connected(redis_connected_.Add({{"role", "publisher"}})),
+      redis_subscriber_connected(redis_connected_.Add({{"role", "subscriber"}})),
+      redis_publisher_reconnects(redis_reconnects_.Add({{"role", "publisher"}})),
+      redis_subscriber_reconnects(redis_reconnects_.Add({{"role", "subscriber"}})),
+      redis_publish_latency(
+          BuildHistogram()
+              .Name("podrelay_redis_publish_latency_seconds")
+              .Help("Time from writing a PUBLISH to Redis until its reply.")
+              .Register(*registry_)
+              .Add({}, prometheus::Histogram::BucketBoundaries{0.0001, 0.00025, 0.0005, 0.001,
+                                                               0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                               0.1, 0.25, 0.5, 1, 2.5})),
+      slow_consumer_disconnects(counter(*registry_, "podrelay_slow_consumer_disconnects_total",
+                                        "App connections closed for not reading fast enough.")),
+      draining(
+          gauge(*registry_, "podrelay_draining", "1 while the sidecar drains after SIGTERM.")) {
+  BuildGauge()
+      .Name("podrelay_build_info")
+      .Help("Build information; the value is always 1.")
+      .Register(*registry_)
+      .Add({{"version", PODRELAY_VERSION}})
+      .Set(1);
+}
+
+std::string_view Metrics::reason_label(proto::ErrorCode code) {
+  using proto::ErrorCode;
+  switch (code) {
+    case ErrorCode::publish_buffer_full: return "buffer_full";
+    case ErrorCode::publish_timeout: return "timeout";
+    case ErrorCode::outcome_unknown: return "outcome_unknown";
+    case ErrorCode::redis_error: return "redis_error";
+    case ErrorCode::draining: return "draining";
+    case ErrorCode::slow_consumer: return "slow_consumer";
+    case ErrorCode::too_many_connections: return "too_many_connections";
+    default: return "other";
+  }
+}
+
+prometheus::Counter& Metrics::frames_received(proto::FrameType type) {
+  return frames_received_.Add({{"type", std::string(proto::frame_type_name(type))}});
+}
+prometheus::Counter& Metrics::protocol_error(proto::ErrorCode code) {
+  return protocol_errors_.Add({{"code", std::string(proto::error_name(code))}});
+}
+prometheus::Counter& Metrics::publish_nack(proto::ErrorCode code) {
+  return publish_nacks_.Add({{"reason", std::string(reason_label(code))}});
+}
+prometheus::Counter& Metrics::message_dropped(proto::ErrorCode code) {
+  return messages_dropped_.Add({{"reason", std::string(reason_label(code))}});
+}
+prometheus::Counter& Metrics::connection_refused(proto::ErrorCode code) {
+  return connections_refused_.Add({{"reason", std::string(reason_label(code))}});
+}
+
+std::string Metrics::serialize() const {
+  std::string out = prometheus::TextSerializer().Serialize(registry_->Collect());
+  append_process_metrics(out);
+  return out;
+}
+
+}  // namespace podrelay::metrics

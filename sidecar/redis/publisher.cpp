@@ -1,0 +1,204 @@
+#include "redis/publisher.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "util/log.hpp"
+
+namespace podrelay::redis {
+namespace {
+
+using namespace boost::asio::experimental::awaitable_operators;
+using Clock = std::chrono::steady_clock;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+std::string ms_text(std::chrono::milliseconds d) { return std::to_string(d.count()) + "ms"; }
+
+}  // namespace
+
+Publisher::Publisher(asio::any_io_executor ex, config::Config const& cfg, Events& events)
+    : cfg_(cfg),
+      events_(events),
+      conn_(ex),
+      queue_(cfg.publish_buffer_bytes, cfg.publish_buffer_timeout),
+      wake_(ex),
+      expiry_timer_(ex),
+      retry_(ex) {}
+
+void Publisher::start() {
+  auto ex = wake_.get_executor();
+  asio::co_spawn(ex, run(), asio::detached);
+  asio::co_spawn(ex, expiry(), asio::detached);
+}
+
+bool Publisher::publish(std::string_view redis_channel, std::string_view payload, PublishTag tag) {
+  scratch_.clear();
+  append_command(scratch_, {"PUBLISH", redis_channel, payload});
+  if (!queue_.push(scratch_, std::move(tag), Clock::now())) return false;
+  if (connected_) wake_writer();
+  return true;
+}
+
+asio::awaitable<void> Publisher::run() {
+  static log::RateLimit limit(std::chrono::seconds(5));
+  ConnectOptions opts;
+  opts.url = &cfg_.redis;
+  opts.client_name = "podrelay-pub-" + cfg_.node_id;
+  opts.timeout = cfg_.redis_connect_timeout;
+  opts.user_timeout = cfg_.redis_ping_timeout;
+  while (!stopped_) {
+    std::string why;
+    auto const ec = co_await conn_.open(cfg_.redis.endpoints.front(), opts, why);
+    if (stopped_) break;
+    if (ec) {
+      std::size_t suppressed = 0;
+      if (limit.allow(suppressed)) {
+        log::warn(
+            "redis unreachable, retrying",
+            {{"role", "publisher"}, {"reason", why}, {"suppressed", std::to_string(suppressed)}});
+      }
+      retry_.expires_after(backoff_.next());
+      co_await retry_.async_wait(use_tuple);
+      continue;
+    }
+    backoff_.reset();
+    connected_ = true;
+    last_reply_ = Clock::now();
+    events_.on_publisher_state(true);
+    co_await (reader() || writer() || health());
+    connected_ = false;
+    conn_.close();
+    fail_items(queue_.on_disconnect(), proto::ErrorCode::outcome_unknown,
+               "the connection to Redis broke before it answered; the message may or may not "
+               "have been published");
+    events_.on_publisher_state(false);
+  }
+}
+
+asio::awaitable<void> Publisher::reader() {
+  for (;;) {
+    ReplyPtr reply;
+    for (;;) {
+      auto const st = conn_.reader().next(reply);
+      if (st == ReplyReader::Status::need_more) break;
+      if (st == ReplyReader::Status::error) {
+        log::error("redis protocol error",
+                   {{"role", "publisher"}, {"error", conn_.reader().error_text()}});
+        conn_.close();
+        co_return;
+      }
+      auto const now = Clock::now();
+      last_reply_ = now;
+      core::PublishQueue<PublishTag>::Item item;
+      if (!queue_.on_reply(item)) {
+        log::error("redis sent a reply nobody asked for; reconnecting", {{"role", "publisher"}});
+        conn_.close();
+        co_return;
+      }
+      if (item.tag.health_ping) continue;
+      auto const latency = now - item.written;
+      if (reply->type == REDIS_REPLY_ERROR) {
+        events_.on_publish_outcome(item.tag, proto::ErrorCode::redis_error, reply_string(*reply),
+                                   latency);
+      } else {
+        events_.on_publish_outcome(item.tag, std::nullopt, {}, latency);
+      }
+    }
+    if (auto const ec = co_await conn_.read_some()) {
+      if (!stopped_ && conn_.is_open()) {
+        log::warn("redis connection lost", {{"role", "publisher"}, {"error", ec.message()}});
+      }
+      conn_.close();
+      co_return;
+    }
+  }
+}
+
+asio::awaitable<void> Publisher::writer() {
+  while (conn_.is_open()) {
+    if (!queue_.has_unwritten()) {
+      wake_.expires_at(Clock::time_point::max());
+      co_await wake_.async_wait(use_tuple);
+      continue;
+    }
+    queue_.take_unwritten(write_buf_, Clock::now());
+    if (auto const ec = co_await conn_.write(write_buf_)) {
+      conn_.close();
+      co_return;
+    }
+  }
+}
+
+asio::awaitable<void> Publisher::health() {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  std::string ping;
+  append_command(ping, {"PING"});
+  while (conn_.is_open()) {
+    timer.expires_after(cfg_.redis_ping_interval);
+    co_await timer.async_wait(use_tuple);
+    if (!conn_.is_open()) co_return;
+    auto const silent = Clock::now() - last_reply_;
+    if (queue_.in_flight_count() > 0 && silent > cfg_.redis_ping_timeout) {
+      log::warn(
+          "redis stopped answering; dropping the connection",
+          {{"role", "publisher"},
+           {"silent_for", ms_text(std::chrono::duration_cast<std::chrono::milliseconds>(silent))}});
+      conn_.close();
+      wake_writer();
+      co_return;
+    }
+    PublishTag tag;
+    tag.health_ping = true;
+    if (queue_.push(ping, std::move(tag), Clock::now())) wake_writer();
+  }
+}
+
+asio::awaitable<void> Publisher::expiry() {
+  while (!stopped_) {
+    auto const now = Clock::now();
+    auto const next = queue_.next_expiry();
+    expiry_timer_.expires_at(std::min(next, now + std::chrono::milliseconds(250)));
+    co_await expiry_timer_.async_wait(use_tuple);
+    if (stopped_) break;
+    fail_items(queue_.expire(Clock::now()), proto::ErrorCode::publish_timeout,
+               "Redis stayed unreachable longer than --publish-buffer-timeout");
+  }
+}
+
+void Publisher::fail_items(std::vector<core::PublishQueue<PublishTag>::Item> items,
+                           proto::ErrorCode code, std::string_view text) {
+  for (auto const& item : items) {
+    if (item.tag.health_ping) continue;
+    events_.on_publish_outcome(item.tag, code, text, std::chrono::nanoseconds{0});
+  }
+}
+
+asio::awaitable<void> Publisher::flush(std::chrono::steady_clock::time_point deadline) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  while (Clock::now() < deadline) {
+    bool pending = false;
+    // Health pings do not hold the drain back.
+    pending = queue_.unwritten_count() + queue_.in_flight_count() > 0;
+    if (!pending) co_return;
+    timer.expires_after(std::chrono::milliseconds(5));
+    co_await timer.async_wait(use_tuple);
+  }
+}
+
+void Publisher::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  conn_.close();
+  wake_.cancel();
+  expiry_timer_.cancel();
+  retry_.cancel();
+  fail_items(queue_.on_disconnect(), proto::ErrorCode::outcome_unknown,
+             "the sidecar shut down before Redis answered");
+  fail_items(queue_.drain_all(), proto::ErrorCode::draining,
+             "the sidecar shut down before the message could be sent to Redis");
+}
+
+}  // namespace podrelay::redis

@@ -1,0 +1,92 @@
+// The pipelined publisher: one Redis connection that carries every PUBLISH of this pod.
+// Commands queue in a bounded buffer (core::PublishQueue), each write sends everything
+// queued so far (coalescing), and replies are matched to commands in order. While Redis is
+// away, publishes wait up to the buffer's byte and time bounds; commands lost with a broken
+// connection are reported as outcome unknown, never silently retried. A PING every
+// interval proves the connection alive. Single-threaded; lives as long as the relay.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "config/config.hpp"
+#include "core/publish_queue.hpp"
+#include "proto/error_code.hpp"
+#include "redis/redis_connection.hpp"
+
+namespace podrelay::redis {
+
+// Who to answer when the outcome of a publish is known.
+class PublishOrigin {
+ public:
+  virtual void on_publish_outcome(std::uint32_t request_id, std::optional<proto::ErrorCode> error,
+                                  std::string_view text) = 0;
+
+ protected:
+  ~PublishOrigin() = default;
+};
+
+struct PublishTag {
+  std::weak_ptr<PublishOrigin> origin;  // empty for fire-and-forget
+  std::uint32_t request_id = 0;
+  bool health_ping = false;
+};
+
+class Publisher {
+ public:
+  class Events {
+   public:
+    // Exactly once per accepted publish; `error` empty when Redis accepted it.
+    virtual void on_publish_outcome(PublishTag const& tag, std::optional<proto::ErrorCode> error,
+                                    std::string_view text, std::chrono::nanoseconds latency) = 0;
+    virtual void on_publisher_state(bool connected) = 0;
+
+   protected:
+    ~Events() = default;
+  };
+
+  Publisher(asio::any_io_executor ex, config::Config const& cfg, Events& events);
+
+  void start();
+  // Queues a PUBLISH. False when the buffer is full (nothing queued; caller nacks).
+  bool publish(std::string_view redis_channel, std::string_view payload, PublishTag tag);
+  // Completes when nothing waits for Redis any more, or at `deadline`.
+  asio::awaitable<void> flush(std::chrono::steady_clock::time_point deadline);
+  // Stops for good: closes the connection and reports everything pending as failed.
+  void stop();
+
+  bool connected() const noexcept { return connected_; }
+  std::size_t buffered_bytes() const noexcept { return queue_.bytes(); }
+
+ private:
+  asio::awaitable<void> run();
+  asio::awaitable<void> reader();
+  asio::awaitable<void> writer();
+  asio::awaitable<void> health();
+  asio::awaitable<void> expiry();
+  void fail_items(std::vector<core::PublishQueue<PublishTag>::Item> items, proto::ErrorCode code,
+                  std::string_view text);
+  void wake_writer() { wake_.cancel(); }
+
+  config::Config const& cfg_;
+  Events& events_;
+  RedisConnection conn_;
+  core::PublishQueue<PublishTag> queue_;
+  asio::steady_timer wake_;
+  asio::steady_timer expiry_timer_;
+  asio::steady_timer retry_;
+  Backoff backoff_;
+  std::string scratch_;
+  std::string write_buf_;
+  bool connected_ = false;
+  bool stopped_ = false;
+  bool ever_connected_ = false;
+  std::chrono::steady_clock::time_point last_reply_{};
+};
+
+}  // namespace podrelay::redis

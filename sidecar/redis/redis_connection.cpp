@@ -1,0 +1,169 @@
+#include "redis/redis_connection.hpp"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+namespace podrelay::redis {
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+void set_keepalive(asio::ip::tcp::socket& s, std::chrono::milliseconds user_timeout) {
+  // Keepalive probes find a silent peer after about 5 + 2 * 3 = 11 s of idleness; the
+  // user timeout bounds how long written data may stay unacknowledged. The PING health
+  // check of each role detects a dead Redis faster; these are the backstop.
+  int const fd = s.native_handle();
+  int const on = 1, idle = 5, intvl = 2, cnt = 3;
+  unsigned const ut = static_cast<unsigned>(user_timeout.count());
+  ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof ut);
+}
+
+}  // namespace
+
+RedisConnection::RedisConnection(asio::any_io_executor ex)
+    : socket_(ex), deadline_(ex), reader_(std::make_unique<ReplyReader>()) {}
+
+asio::awaitable<error_code> RedisConnection::open(Endpoint const& endpoint,
+                                                  ConnectOptions const& options, std::string& why) {
+  close();
+  reader_ = std::make_unique<ReplyReader>();
+  peer_ = endpoint.host + ":" + std::to_string(endpoint.port);
+
+  // The deadline closes the socket, which fails whatever step is pending. The flag is
+  // shared with the handler: it may already be queued when this coroutine finishes.
+  auto expired = std::make_shared<bool>(false);
+  auto armed = std::make_shared<bool>(true);
+  deadline_.expires_after(options.timeout);
+  deadline_.async_wait([this, expired, armed](error_code ec) {
+    if (!ec && *armed) {
+      *expired = true;
+      close();
+    }
+  });
+  struct Disarm {
+    asio::steady_timer& t;
+    std::shared_ptr<bool> armed;
+    ~Disarm() {
+      *armed = false;
+      t.cancel();
+    }
+  } disarm{deadline_, armed};
+  bool const& timed_out = *expired;
+
+  asio::ip::tcp::resolver resolver(socket_.get_executor());
+  auto [rec, results] =
+      co_await resolver.async_resolve(endpoint.host, std::to_string(endpoint.port), use_tuple);
+  if (rec) {
+    why = "cannot resolve " + endpoint.host + ": " + rec.message();
+    co_return rec;
+  }
+  if (timed_out) {
+    why = "timed out resolving " + endpoint.host;
+    co_return asio::error::timed_out;
+  }
+  auto [cec, ep] = co_await asio::async_connect(socket_, results, use_tuple);
+  if (cec || timed_out) {
+    why = "cannot connect to " + peer_ + ": " +
+          (timed_out ? std::string("timed out") : cec.message());
+    close();
+    co_return timed_out ? error_code(asio::error::timed_out) : cec;
+  }
+  socket_.set_option(asio::ip::tcp::no_delay(true));
+  set_keepalive(socket_, options.user_timeout);
+
+  std::string hs;
+  std::vector<std::string> what;
+  auto const& url = *options.url;
+  if (!url.password.empty()) {
+    if (url.username.empty()) {
+      append_command(hs, {"AUTH", url.password});
+    } else {
+      append_command(hs, {"AUTH", url.username, url.password});
+    }
+    what.emplace_back("AUTH");
+  }
+  if (options.select_db && url.db != 0) {
+    append_command(hs, {"SELECT", std::to_string(url.db)});
+    what.emplace_back("SELECT");
+  }
+  if (!options.client_name.empty()) {
+    append_command(hs, {"CLIENT", "SETNAME", options.client_name});
+    what.emplace_back("CLIENT SETNAME");
+  }
+  if (what.empty()) co_return error_code{};
+
+  if (auto ec = co_await write(hs)) {
+    why = "handshake write to " + peer_ + " failed: " + ec.message();
+    close();
+    co_return ec;
+  }
+  for (auto const& step : what) {
+    ReplyPtr reply;
+    for (;;) {
+      auto const st = reader_->next(reply);
+      if (st == ReplyReader::Status::reply) break;
+      if (st == ReplyReader::Status::error) {
+        why = "protocol error from " + peer_ + ": " + std::string(reader_->error_text());
+        close();
+        co_return asio::error::invalid_argument;
+      }
+      if (auto ec = co_await read_some()) {
+        why = "handshake with " + peer_ +
+              " failed: " + (timed_out ? std::string("timed out") : ec.message());
+        close();
+        co_return ec;
+      }
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+      // Redis' own text ("WRONGPASS invalid username-password pair ...") holds no secret.
+      why = step + " refused by " + peer_ + ": " + std::string(reply_string(*reply));
+      close();
+      co_return asio::error::access_denied;
+    }
+  }
+  co_return error_code{};
+}
+
+asio::awaitable<error_code> RedisConnection::write(std::string const& bytes) {
+  auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(bytes), use_tuple);
+  (void)n;
+  co_return ec;
+}
+
+asio::awaitable<error_code> RedisConnection::read_some() {
+  if (read_buf_.empty()) read_buf_.resize(64 * 1024);
+  auto [ec, n] = co_await socket_.async_read_some(asio::buffer(read_buf_), use_tuple);
+  if (!ec) reader_->feed(read_buf_.data(), n);
+  co_return ec;
+}
+
+void RedisConnection::close() {
+  error_code ignored;
+  if (socket_.is_open()) {
+    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+  }
+}
+
+std::chrono::milliseconds Backoff::next() {
+  auto const cap = std::chrono::milliseconds(5000);
+  auto base = std::chrono::milliseconds(100) * (1 << std::min(attempt_, 6));
+  if (base > cap) base = cap;
+  ++attempt_;
+  std::uniform_int_distribution<long> dist(base.count() / 2, base.count());
+  return std::chrono::milliseconds(dist(rng_));
+}
+
+}  // namespace podrelay::redis

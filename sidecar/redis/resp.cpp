@@ -1,0 +1,98 @@
+#include "redis/resp.hpp"
+
+#include <cstdlib>
+#include <new>
+#include <vector>
+
+namespace podrelay::redis {
+
+ReplyReader::ReplyReader() : reader_(redisReaderCreate()) {
+  if (!reader_) throw std::bad_alloc();
+}
+
+void ReplyReader::feed(char const* data, std::size_t n) {
+  if (redisReaderFeed(reader_.get(), data, n) != REDIS_OK) throw std::bad_alloc();
+}
+
+ReplyReader::Status ReplyReader::next(ReplyPtr& reply) {
+  void* raw = nullptr;
+  if (redisReaderGetReply(reader_.get(), &raw) != REDIS_OK) return Status::error;
+  if (raw == nullptr) return Status::need_more;
+  reply.reset(static_cast<redisReply*>(raw));
+  return Status::reply;
+}
+
+std::string_view ReplyReader::error_text() const noexcept { return reader_->errstr; }
+
+void append_command(std::string& out, std::span<std::string_view const> args) {
+  // hiredis wants parallel arrays of pointers and lengths.
+  std::vector<char const*> argv;
+  std::vector<std::size_t> argvlen;
+  argv.reserve(args.size());
+  argvlen.reserve(args.size());
+  for (auto const a : args) {
+    argv.push_back(a.data());
+    argvlen.push_back(a.size());
+  }
+  char* cmd = nullptr;
+  int const len =
+      redisFormatCommandArgv(&cmd, static_cast<int>(args.size()), argv.data(), argvlen.data());
+  if (len < 0 || cmd == nullptr) throw std::bad_alloc();
+  std::unique_ptr<char, void (*)(char*)> owned(cmd, redisFreeCommand);
+  out.append(cmd, static_cast<std::size_t>(len));
+}
+
+void append_command(std::string& out, std::initializer_list<std::string_view> args) {
+  append_command(out, std::span<std::string_view const>(args.begin(), args.size()));
+}
+
+PubSubEvent classify_pubsub(redisReply const& reply) noexcept {
+  using Kind = PubSubEvent::Kind;
+  PubSubEvent ev;
+  if (reply.type == REDIS_REPLY_ERROR) {
+    ev.kind = Kind::error;
+    ev.payload = reply_string(reply);
+    return ev;
+  }
+  if (reply.type == REDIS_REPLY_STATUS && reply_string(reply) == "PONG") {
+    ev.kind = Kind::pong;
+    return ev;
+  }
+  if (reply.type != REDIS_REPLY_ARRAY || reply.elements < 2) return ev;
+  for (std::size_t i = 0; i < reply.elements; ++i) {
+    if (reply.element[i] == nullptr) return ev;
+  }
+  auto const& head = *reply.element[0];
+  if (head.type != REDIS_REPLY_STRING) return ev;
+  auto const type = reply_string(head);
+  auto const str_at = [&](std::size_t i, std::string_view& out) {
+    if (i >= reply.elements || reply.element[i]->type != REDIS_REPLY_STRING) return false;
+    out = reply_string(*reply.element[i]);
+    return true;
+  };
+  if (type == "message" && reply.elements == 3) {
+    if (str_at(1, ev.name) && str_at(2, ev.payload)) {
+      ev.channel = ev.name;
+      ev.kind = Kind::message;
+    }
+  } else if (type == "pmessage" && reply.elements == 4) {
+    if (str_at(1, ev.name) && str_at(2, ev.channel) && str_at(3, ev.payload)) {
+      ev.kind = Kind::pmessage;
+    }
+  } else if (type == "pong") {
+    ev.kind = Kind::pong;
+  } else if (reply.elements == 3) {
+    if (!str_at(1, ev.name)) return ev;
+    if (type == "subscribe")
+      ev.kind = Kind::subscribed;
+    else if (type == "unsubscribe")
+      ev.kind = Kind::unsubscribed;
+    else if (type == "psubscribe")
+      ev.kind = Kind::psubscribed;
+    else if (type == "punsubscribe")
+      ev.kind = Kind::punsubscribed;
+  }
+  return ev;
+}
+
+}  // namespace podrelay::redis

@@ -1,0 +1,67 @@
+// RESP handling on top of hiredis: its reader parses replies and its formatter encodes
+// commands; everything here works on byte buffers only (no sockets). The pub/sub push
+// messages of a subscriber connection are classified into events.
+#pragma once
+
+#include <hiredis/hiredis.h>
+
+#include <cstddef>
+#include <initializer_list>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace podrelay::redis {
+
+struct ReplyDeleter {
+  void operator()(redisReply* r) const noexcept { freeReplyObject(r); }
+};
+using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
+
+// Incremental RESP parser. Not thread-safe; one per connection.
+class ReplyReader {
+ public:
+  ReplyReader();
+  void feed(char const* data, std::size_t n);
+  // Status::reply with `reply` set, need_more, or error (the stream is unusable).
+  enum class Status { reply, need_more, error };
+  Status next(ReplyPtr& reply);
+  std::string_view error_text() const noexcept;
+
+ private:
+  struct ReaderDeleter {
+    void operator()(redisReader* r) const noexcept { redisReaderFree(r); }
+  };
+  std::unique_ptr<redisReader, ReaderDeleter> reader_;
+};
+
+// Appends one command in RESP to `out` (binary-safe arguments).
+void append_command(std::string& out, std::span<std::string_view const> args);
+void append_command(std::string& out, std::initializer_list<std::string_view> args);
+
+inline std::string_view reply_string(redisReply const& r) noexcept {
+  return r.str ? std::string_view(r.str, r.len) : std::string_view{};
+}
+
+// A reply seen on a subscriber connection.
+struct PubSubEvent {
+  enum class Kind {
+    message,        // channel, payload
+    pmessage,       // pattern, channel, payload
+    subscribed,     // name (channel)
+    unsubscribed,   // name (channel)
+    psubscribed,    // name (pattern)
+    punsubscribed,  // name (pattern)
+    pong,
+    error,  // text
+    unexpected,
+  };
+  Kind kind = Kind::unexpected;
+  std::string_view name;     // channel or pattern
+  std::string_view channel;  // for pmessage
+  std::string_view payload;  // message body, or error text
+};
+PubSubEvent classify_pubsub(redisReply const& reply) noexcept;
+
+}  // namespace podrelay::redis

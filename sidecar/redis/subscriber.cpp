@@ -1,0 +1,153 @@
+#include "redis/subscriber.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "util/log.hpp"
+
+namespace podrelay::redis {
+namespace {
+
+using namespace boost::asio::experimental::awaitable_operators;
+using Clock = std::chrono::steady_clock;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+// Keeps one command's size reasonable when thousands of names are re-subscribed at once.
+constexpr std::size_t names_per_command = 512;
+
+}  // namespace
+
+Subscriber::Subscriber(asio::any_io_executor ex, config::Config const& cfg, Events& events)
+    : cfg_(cfg), events_(events), conn_(ex), wake_(ex), retry_(ex) {}
+
+void Subscriber::start() { asio::co_spawn(wake_.get_executor(), run(), asio::detached); }
+
+void Subscriber::stop() {
+  stopped_ = true;
+  conn_.close();
+  wake_.cancel();
+  retry_.cancel();
+}
+
+void Subscriber::send(core::SubKind kind, bool subscribe, std::vector<std::string> const& names) {
+  if (!connected_ || names.empty()) return;
+  std::string_view const verb = kind == core::SubKind::channel
+                                    ? (subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE")
+                                    : (subscribe ? "PSUBSCRIBE" : "PUNSUBSCRIBE");
+  std::vector<std::string_view> args;
+  for (std::size_t i = 0; i < names.size(); i += names_per_command) {
+    args.clear();
+    args.push_back(verb);
+    for (std::size_t j = i; j < names.size() && j < i + names_per_command; ++j) {
+      args.push_back(names[j]);
+    }
+    append_command(out_, args);
+  }
+  wake_.cancel();
+}
+
+asio::awaitable<void> Subscriber::run() {
+  static log::RateLimit limit(std::chrono::seconds(5));
+  ConnectOptions opts;
+  opts.url = &cfg_.redis;
+  opts.client_name = "podrelay-sub-" + cfg_.node_id;
+  opts.select_db = false;
+  opts.timeout = cfg_.redis_connect_timeout;
+  opts.user_timeout = cfg_.redis_ping_timeout;
+  while (!stopped_) {
+    std::string why;
+    auto const ec = co_await conn_.open(cfg_.redis.endpoints.front(), opts, why);
+    if (stopped_) break;
+    if (ec) {
+      std::size_t suppressed = 0;
+      if (limit.allow(suppressed)) {
+        log::warn(
+            "redis unreachable, retrying",
+            {{"role", "subscriber"}, {"reason", why}, {"suppressed", std::to_string(suppressed)}});
+      }
+      retry_.expires_after(backoff_.next());
+      co_await retry_.async_wait(use_tuple);
+      continue;
+    }
+    backoff_.reset();
+    out_.clear();
+    pings_in_flight_.clear();
+    connected_ = true;
+    events_.on_subscriber_state(true);
+    co_await (reader() || writer() || health());
+    connected_ = false;
+    conn_.close();
+    out_.clear();
+    events_.on_subscriber_state(false);
+  }
+}
+
+asio::awaitable<void> Subscriber::reader() {
+  for (;;) {
+    ReplyPtr reply;
+    for (;;) {
+      auto const st = conn_.reader().next(reply);
+      if (st == ReplyReader::Status::need_more) break;
+      if (st == ReplyReader::Status::error) {
+        log::error("redis protocol error",
+                   {{"role", "subscriber"}, {"error", conn_.reader().error_text()}});
+        conn_.close();
+        co_return;
+      }
+      auto const ev = classify_pubsub(*reply);
+      if (ev.kind == PubSubEvent::Kind::pong) {
+        if (!pings_in_flight_.empty()) pings_in_flight_.pop_front();
+        continue;
+      }
+      events_.on_pubsub_event(ev);
+    }
+    if (auto const ec = co_await conn_.read_some()) {
+      if (!stopped_ && conn_.is_open()) {
+        log::warn("redis connection lost", {{"role", "subscriber"}, {"error", ec.message()}});
+      }
+      conn_.close();
+      co_return;
+    }
+  }
+}
+
+asio::awaitable<void> Subscriber::writer() {
+  while (conn_.is_open()) {
+    if (out_.empty()) {
+      wake_.expires_at(Clock::time_point::max());
+      co_await wake_.async_wait(use_tuple);
+      continue;
+    }
+    write_buf_.clear();
+    write_buf_.swap(out_);
+    if (auto const ec = co_await conn_.write(write_buf_)) {
+      conn_.close();
+      co_return;
+    }
+  }
+}
+
+asio::awaitable<void> Subscriber::health() {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  std::string ping;
+  append_command(ping, {"PING"});
+  while (conn_.is_open()) {
+    timer.expires_after(cfg_.redis_ping_interval);
+    co_await timer.async_wait(use_tuple);
+    if (!conn_.is_open()) co_return;
+    auto const now = Clock::now();
+    if (!pings_in_flight_.empty() && now - pings_in_flight_.front() > cfg_.redis_ping_timeout) {
+      log::warn("redis stopped answering PING; dropping the connection", {{"role", "subscriber"}});
+      conn_.close();
+      wake_.cancel();
+      co_return;
+    }
+    out_ += ping;
+    pings_in_flight_.push_back(now);
+    wake_.cancel();
+  }
+}
+
+}  // namespace podrelay::redis

@@ -1,0 +1,167 @@
+#include "server/listener.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cstring>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include "proto/frame.hpp"
+#include "server/relay.hpp"
+#include "server/session.hpp"
+#include "util/log.hpp"
+
+namespace podrelay::server {
+namespace {
+
+namespace asio = boost::asio;
+using generic = asio::generic::stream_protocol;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+std::uint64_t next_session_id() {
+  static std::uint64_t id = 0;
+  return ++id;
+}
+
+}  // namespace
+
+Listener::Listener(asio::any_io_executor ex, Relay& relay)
+    : acceptor_(ex), backoff_(ex), relay_(relay) {}
+
+Listener::~Listener() { close(); }
+
+std::unique_ptr<Listener> Listener::open(asio::any_io_executor ex,
+                                         config::ListenAddress const& address, Relay& relay,
+                                         std::string& error) {
+  std::unique_ptr<Listener> l(new Listener(ex, relay));
+  l->name_ = address.to_string();
+  boost::system::error_code ec;
+  generic::endpoint endpoint;
+  if (address.kind == config::ListenAddress::Kind::unix_socket) {
+    l->tcp_ = false;
+    // A socket file left by a crashed run is stale if nobody accepts on it; a live one
+    // means another process owns the address.
+    struct stat st {};
+    if (::stat(address.path.c_str(), &st) == 0) {
+      if (!S_ISSOCK(st.st_mode)) {
+        error = "cannot listen on " + l->name_ + ": the path exists and is not a socket";
+        return nullptr;
+      }
+      asio::local::stream_protocol::socket probe(ex);
+      probe.connect(asio::local::stream_protocol::endpoint(address.path), ec);
+      if (!ec) {
+        error = "cannot listen on " + l->name_ + ": another process is listening there";
+        return nullptr;
+      }
+      ::unlink(address.path.c_str());
+    }
+    endpoint = generic::endpoint(asio::local::stream_protocol::endpoint(address.path));
+  } else {
+    auto const ip =
+        asio::ip::make_address(address.host == "localhost" ? "127.0.0.1" : address.host, ec);
+    if (ec) {
+      error = "cannot listen on " + l->name_ + ": " + ec.message();
+      return nullptr;
+    }
+    endpoint = generic::endpoint(asio::ip::tcp::endpoint(ip, address.port));
+  }
+  auto fail = [&](char const* step) {
+    error = "cannot listen on " + l->name_ + ": " + step + ": " + ec.message();
+    return nullptr;
+  };
+  l->acceptor_.open(endpoint.protocol(), ec);
+  if (ec) return fail("socket");
+  if (l->tcp_) l->acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+  l->acceptor_.bind(endpoint, ec);
+  if (ec) return fail("bind");
+  if (!l->tcp_) l->unix_path_ = address.path;
+  l->acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return fail("listen");
+  if (l->tcp_) {
+    auto const local = l->acceptor_.local_endpoint(ec);
+    if (!ec) {
+      asio::ip::tcp::endpoint tcp_ep;
+      std::memcpy(tcp_ep.data(), local.data(),
+                  std::min<std::size_t>(local.size(), sizeof(sockaddr_in6)));
+      l->port_ = tcp_ep.port();
+    }
+  }
+  return l;
+}
+
+void Listener::start() { asio::co_spawn(acceptor_.get_executor(), accept_loop(), asio::detached); }
+
+void Listener::close() {
+  boost::system::error_code ignored;
+  if (acceptor_.is_open()) acceptor_.close(ignored);
+  backoff_.cancel();
+  if (!unix_path_.empty()) {
+    ::unlink(unix_path_.c_str());
+    unix_path_.clear();
+  }
+}
+
+asio::awaitable<void> Listener::accept_loop() {
+  static log::RateLimit limit;
+  while (acceptor_.is_open()) {
+    auto [ec, socket] = co_await acceptor_.async_accept(use_tuple);
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+      std::size_t suppressed = 0;
+      if (limit.allow(suppressed)) {
+        log::warn("accept failed; backing off", {{"listener", name_},
+                                                 {"error", ec.message()},
+                                                 {"suppressed", std::to_string(suppressed)}});
+      }
+      backoff_.expires_after(std::chrono::milliseconds(100));
+      co_await backoff_.async_wait(use_tuple);
+      continue;
+    }
+    if (!relay_.admit_session()) {
+      asio::co_spawn(acceptor_.get_executor(), refuse(std::move(socket)), asio::detached);
+      continue;
+    }
+    if (tcp_) {
+      boost::system::error_code ignored;
+      socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+    }
+    auto session = std::make_shared<Session>(std::move(socket), relay_, next_session_id(), name_);
+    relay_.session_opened();
+    relay_.add_session(session);
+    session->start();
+  }
+}
+
+asio::awaitable<void> Listener::refuse(generic::socket socket) {
+  auto const code =
+      relay_.draining() ? proto::ErrorCode::shutting_down : proto::ErrorCode::too_many_connections;
+  relay_.metrics().connection_refused(code).Increment();
+  static log::RateLimit limit;
+  std::size_t suppressed = 0;
+  if (limit.allow(suppressed)) {
+    log::warn("refusing app connection",
+              {{"reason", proto::error_name(code)},
+               {"max_connections", std::to_string(relay_.config().max_connections)},
+               {"suppressed", std::to_string(suppressed)}});
+  }
+  std::string frame;
+  proto::encode_goaway(frame, code,
+                       code == proto::ErrorCode::too_many_connections
+                           ? "too many connections (--max-connections)"
+                           : "the sidecar is shutting down");
+  // Best effort: a few bytes into a fresh socket buffer never block.
+  boost::system::error_code ec;
+  socket.non_blocking(true, ec);
+  asio::write(socket, asio::buffer(frame), ec);
+  socket.shutdown(generic::socket::shutdown_both, ec);
+  socket.close(ec);
+  co_return;
+}
+
+}  // namespace podrelay::server

@@ -1,0 +1,105 @@
+// The relay wires the parts together: sessions hand it their requests; it keeps the hub
+// and the subscription tracker, drives the Redis publisher and subscriber, answers
+// requests, fans messages out, and keeps the metrics. It owns the process' state and is
+// used only from the io_context thread (no locks anywhere on the data path).
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "config/config.hpp"
+#include "core/channel_names.hpp"
+#include "core/hub.hpp"
+#include "core/subscription_tracker.hpp"
+#include "metrics/metrics.hpp"
+#include "redis/publisher.hpp"
+#include "redis/subscriber.hpp"
+
+namespace podrelay::server {
+
+class Session;
+
+class Relay final : public redis::Publisher::Events, public redis::Subscriber::Events {
+ public:
+  Relay(boost::asio::any_io_executor ex, config::Config const& cfg, metrics::Metrics& metrics);
+
+  void start();
+
+  // Session lifecycle.
+  bool admit_session();  // false when --max-connections is reached or the relay drains
+  void add_session(std::shared_ptr<Session> const& session);
+  void remove_session(Session& session);  // releases its subscriptions; idempotent
+  void session_opened() noexcept { ++open_sockets_; }
+  void session_closed() noexcept { --open_sockets_; }
+
+  // Requests, from sessions.
+  void publish(Session& session, std::uint32_t request_id, std::string_view channel,
+               std::string_view payload);
+  void subscribe(Session& session, core::SubKind kind, std::uint32_t request_id,
+                 std::span<std::string_view const> names);
+  void unsubscribe(Session& session, core::SubKind kind, std::uint32_t request_id,
+                   std::span<std::string_view const> names);
+
+  // Readiness: empty when ready, else the reason.
+  std::string not_ready_reason() const;
+  void set_listening(bool listening) { listening_ = listening; }
+  void update_gauges();
+
+  // Graceful shutdown: GOAWAY to apps, flush publishes, stop Redis connections.
+  boost::asio::awaitable<void> drain();
+  bool draining() const noexcept { return draining_; }
+
+  config::Config const& config() const noexcept { return cfg_; }
+  metrics::Metrics& metrics() noexcept { return metrics_; }
+  std::size_t session_count() const noexcept { return sessions_.size(); }
+
+ private:
+  // Publisher::Events
+  void on_publish_outcome(redis::PublishTag const& tag, std::optional<proto::ErrorCode> error,
+                          std::string_view text, std::chrono::nanoseconds latency) override;
+  void on_publisher_state(bool connected) override;
+  // Subscriber::Events
+  void on_subscriber_state(bool connected) override;
+  void on_pubsub_event(redis::PubSubEvent const& event) override;
+
+  void release(Session& session, core::SubKind kind, std::string const& name,
+               std::vector<std::string>& unsubscribe_now);
+  void release_waiters(std::vector<core::SubscriptionTracker::WaiterId> const& ids);
+  void fan_out(core::SubKind kind, std::string_view key, std::string_view channel,
+               std::string_view pattern, std::string_view payload);
+
+  // A SUB/PSUB waiting for Redis to confirm some of its names.
+  struct PendingSubscribe {
+    std::weak_ptr<Session> session;
+    std::uint32_t request_id = 0;
+    std::size_t remaining = 0;
+  };
+
+  boost::asio::any_io_executor ex_;
+  config::Config const& cfg_;
+  metrics::Metrics& metrics_;
+  core::ChannelNames names_;
+  core::Hub hub_;
+  core::SubscriptionTracker tracker_;
+  redis::Publisher publisher_;
+  redis::Subscriber subscriber_;
+  std::unordered_map<Session*, std::weak_ptr<Session>> sessions_;
+  std::unordered_map<core::SubscriptionTracker::WaiterId, PendingSubscribe> pending_;
+  core::SubscriptionTracker::WaiterId next_waiter_ = 1;
+  std::size_t open_sockets_ = 0;
+  bool listening_ = false;
+  bool draining_ = false;
+  bool publisher_seen_up_ = false;
+  bool subscriber_seen_up_ = false;
+  prometheus::Counter* published_ = nullptr;
+  prometheus::Counter* received_ = nullptr;
+  prometheus::Counter* delivered_ = nullptr;
+};
+
+}  // namespace podrelay::server

@@ -1,0 +1,342 @@
+#include "server/session.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <vector>
+
+#include "server/relay.hpp"
+#include "util/log.hpp"
+
+namespace podrelay::server {
+namespace {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t read_chunk = 4096;
+constexpr std::size_t max_gather = 64;
+constexpr std::size_t owned_chunk_limit = 16 * 1024;
+
+// Compares digests so neither the token's content nor its length leaks through timing.
+bool token_matches(std::string_view given, std::string const& expected) {
+  unsigned char a[SHA256_DIGEST_LENGTH];
+  unsigned char b[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<unsigned char const*>(given.data()), given.size(), a);
+  SHA256(reinterpret_cast<unsigned char const*>(expected.data()), expected.size(), b);
+  return CRYPTO_memcmp(a, b, sizeof a) == 0;
+}
+
+log::RateLimit& protocol_error_log() {
+  static log::RateLimit limit;
+  return limit;
+}
+
+}  // namespace
+
+Session::Session(Socket socket, Relay& relay, std::uint64_t id, std::string peer)
+    : socket_(std::move(socket)),
+      relay_(relay),
+      id_(id),
+      peer_(std::move(peer)),
+      decoder_(relay.config().max_frame_bytes),
+      wake_(socket_.get_executor()),
+      close_deadline_(socket_.get_executor()) {}
+
+Session::~Session() = default;
+
+void Session::start() {
+  auto self = shared_from_this();
+  asio::co_spawn(socket_.get_executor(), reader(), [self](std::exception_ptr e) {
+    if (e) {
+      log::error("session reader failed", {{"conn", std::to_string(self->id_)}});
+      self->close();
+    }
+  });
+  asio::co_spawn(socket_.get_executor(), writer(), [self](std::exception_ptr e) {
+    if (e) {
+      log::error("session writer failed", {{"conn", std::to_string(self->id_)}});
+      self->close();
+    }
+  });
+}
+
+asio::awaitable<void> Session::reader() {
+  while (!closing_) {
+    if (decoder_.buffered() == 0) {
+      // An idle connection holds no read buffer: wait for readability first.
+      decoder_.shrink_if_idle(read_chunk);
+      auto [wec] = co_await socket_.async_wait(Socket::wait_read, use_tuple);
+      if (wec || closing_) break;
+    }
+    auto const space = decoder_.prepare(read_chunk);
+    auto [ec, n] =
+        co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), use_tuple);
+    if (ec) break;
+    decoder_.commit(n);
+    for (;;) {
+      auto r = decoder_.next();
+      if (r.status == proto::Decoder::Status::need_more) break;
+      if (r.status == proto::Decoder::Status::error) {
+        std::string text;
+        switch (r.error) {
+          case proto::ErrorCode::frame_too_large:
+            text = "frame longer than max_frame_bytes (" +
+                   std::to_string(relay_.config().max_frame_bytes) + ")";
+            break;
+          case proto::ErrorCode::unknown_type: text = "unknown frame type"; break;
+          default: text = "malformed frame"; break;
+        }
+        protocol_error(r.error, text);
+        co_return;
+      }
+      relay_.metrics().frames_received(proto::type_of(r.frame)).Increment();
+      if (!handle(r.frame) || closing_) co_return;
+    }
+  }
+  if (!closing_) close();  // the app went away
+}
+
+bool Session::handle(proto::Frame& frame) {
+  using proto::ErrorCode;
+  if (!hello_done_) {
+    if (auto* hello = std::get_if<proto::Hello>(&frame)) return handshake(*hello);
+    protocol_error(ErrorCode::handshake_required, "the first frame must be HELLO");
+    return false;
+  }
+  if (auto* pub = std::get_if<proto::Pub>(&frame)) {
+    relay_.publish(*this, pub->request_id, pub->channel, pub->payload);
+    return true;
+  }
+  if (auto* list = std::get_if<proto::NameList>(&frame)) {
+    switch (list->type) {
+      case proto::FrameType::sub:
+        relay_.subscribe(*this, core::SubKind::channel, list->request_id, list->names);
+        break;
+      case proto::FrameType::psub:
+        relay_.subscribe(*this, core::SubKind::pattern, list->request_id, list->names);
+        break;
+      case proto::FrameType::unsub:
+        relay_.unsubscribe(*this, core::SubKind::channel, list->request_id, list->names);
+        break;
+      default:
+        relay_.unsubscribe(*this, core::SubKind::pattern, list->request_id, list->names);
+        break;
+    }
+    return true;
+  }
+  if (auto* ping = std::get_if<proto::Ping>(&frame)) {
+    auto& out = owned_tail();
+    auto const before = out.size();
+    proto::encode_pong(out, ping->request_id);
+    queued(out.size() - before);
+    return true;
+  }
+  if (std::holds_alternative<proto::Hello>(frame)) {
+    protocol_error(ErrorCode::unexpected_frame, "HELLO was already received");
+  } else {
+    protocol_error(ErrorCode::unexpected_frame, "frame type is sidecar-to-client only");
+  }
+  return false;
+}
+
+bool Session::handshake(proto::Hello const& hello) {
+  using proto::ErrorCode;
+  if (hello.version != proto::protocol_version) {
+    protocol_error(ErrorCode::unsupported_version,
+                   "this sidecar speaks protocol version 1, the client asked for " +
+                       std::to_string(hello.version));
+    return false;
+  }
+  auto const& token = relay_.config().auth_token;
+  if (!token.empty() && !token_matches(hello.auth_token, token)) {
+    protocol_error(ErrorCode::auth_failed, "invalid auth token");
+    return false;
+  }
+  hello_done_ = true;
+  client_name_ = std::string(hello.client_name.substr(0, 128));
+  log::debug("app connected",
+             {{"conn", std::to_string(id_)}, {"client", client_name_}, {"listener", peer_}});
+  auto const& cfg = relay_.config();
+  auto& out = owned_tail();
+  auto const before = out.size();
+  proto::encode_welcome(out, PODRELAY_VERSION, cfg.node_id,
+                        static_cast<std::uint32_t>(cfg.max_frame_bytes),
+                        static_cast<std::uint32_t>(cfg.max_queue_bytes));
+  queued(out.size() - before);
+  return true;
+}
+
+void Session::protocol_error(proto::ErrorCode code, std::string_view text) {
+  relay_.metrics().protocol_error(code).Increment();
+  std::size_t suppressed = 0;
+  if (protocol_error_log().allow(suppressed)) {
+    log::warn("closing app connection after a protocol error",
+              {{"conn", std::to_string(id_)},
+               {"code", proto::error_name(code)},
+               {"detail", text},
+               {"suppressed", std::to_string(suppressed)}});
+  }
+  if (closing_) return;
+  auto& out = owned_tail();
+  auto const before = out.size();
+  proto::encode_err(out, 0, code, text);
+  queued(out.size() - before);
+  closing_ = true;
+  relay_.remove_session(*this);
+  close_deadline_.expires_after(std::chrono::seconds(2));
+  close_deadline_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (!ec) self->close();
+  });
+  wake_writer();
+}
+
+void Session::deliver(core::SharedFrame const& frame) {
+  if (closing_ || over_limit_posted_) return;
+  queue_.push_back(Chunk{frame, {}});
+  queued(frame->size());
+}
+
+void Session::on_publish_outcome(std::uint32_t request_id, std::optional<proto::ErrorCode> error,
+                                 std::string_view text) {
+  if (pending_acks_ > 0) --pending_acks_;
+  if (closed_) return;
+  if (error) {
+    send_err(request_id, *error, text);
+  } else {
+    send_ok(request_id);
+  }
+  if (closing_) wake_writer();
+}
+
+void Session::send_ok(std::uint32_t request_id) {
+  if (closed_) return;
+  auto& out = owned_tail();
+  auto const before = out.size();
+  proto::encode_ok(out, request_id);
+  queued(out.size() - before);
+}
+
+void Session::send_err(std::uint32_t request_id, proto::ErrorCode code, std::string_view text) {
+  if (closed_) return;
+  auto& out = owned_tail();
+  auto const before = out.size();
+  proto::encode_err(out, request_id, code, text);
+  queued(out.size() - before);
+}
+
+std::string& Session::owned_tail() {
+  if (queue_.size() > writing_ && !queue_.back().shared &&
+      queue_.back().owned.size() < owned_chunk_limit) {
+    return queue_.back().owned;
+  }
+  queue_.push_back(Chunk{});
+  return queue_.back().owned;
+}
+
+void Session::queued(std::size_t n) {
+  queued_bytes_ += n;
+  wake_writer();
+  if (queued_bytes_ <= relay_.config().max_queue_bytes || over_limit_posted_ || closing_) return;
+  // Called from inside a fan-out: the hub is iterating, so the disconnect waits for the
+  // next turn of the event loop. Until then nothing more is queued here.
+  over_limit_posted_ = true;
+  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+    self->relay_.metrics().slow_consumer_disconnects.Increment();
+    static log::RateLimit limit;
+    std::size_t suppressed = 0;
+    if (limit.allow(suppressed)) {
+      log::warn("disconnecting slow consumer",
+                {{"conn", std::to_string(self->id_)},
+                 {"client", self->client_name_},
+                 {"queued_bytes", std::to_string(self->queued_bytes_)},
+                 {"suppressed", std::to_string(suppressed)}});
+    }
+    self->goaway(proto::ErrorCode::slow_consumer,
+                 "outbound queue exceeded max_queue_bytes (" +
+                     std::to_string(self->relay_.config().max_queue_bytes) +
+                     "); read faster or subscribe to less");
+  });
+}
+
+void Session::wake_writer() { wake_.cancel(); }
+
+void Session::goaway(proto::ErrorCode code, std::string_view text, bool wait_for_acks) {
+  if (closing_) return;
+  closing_ = true;
+  wait_for_acks_ = wait_for_acks;
+  relay_.remove_session(*this);
+  if (!wait_for_acks) {
+    // Whatever is not on the wire yet will not be read in time anyway.
+    while (queue_.size() > writing_) {
+      queued_bytes_ -= queue_.back().size();
+      queue_.pop_back();
+    }
+  }
+  auto& out = owned_tail();
+  auto const before = out.size();
+  proto::encode_goaway(out, code, text);
+  queued_bytes_ += out.size() - before;
+  boost::system::error_code ignored;
+  socket_.shutdown(Socket::shutdown_receive, ignored);  // ends the reader
+  auto const grace = wait_for_acks ? relay_.config().drain_timeout + std::chrono::seconds(1)
+                                   : std::chrono::milliseconds(2000);
+  close_deadline_.expires_after(grace);
+  close_deadline_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (!ec) self->close();
+  });
+  wake_writer();
+}
+
+asio::awaitable<void> Session::writer() {
+  std::vector<asio::const_buffer> bufs;
+  bufs.reserve(max_gather);
+  while (!closed_) {
+    if (queue_.empty()) {
+      if (closing_ && (!wait_for_acks_ || pending_acks_ == 0)) break;
+      wake_.expires_at(Clock::time_point::max());
+      co_await wake_.async_wait(use_tuple);
+      continue;
+    }
+    bufs.clear();
+    std::size_t bytes = 0;
+    writing_ = std::min(queue_.size(), max_gather);
+    for (std::size_t i = 0; i < writing_; ++i) {
+      bufs.emplace_back(queue_[i].data(), queue_[i].size());
+      bytes += queue_[i].size();
+    }
+    auto [ec, n] = co_await asio::async_write(socket_, bufs, use_tuple);
+    (void)n;
+    for (std::size_t i = 0; i < writing_; ++i) queue_.pop_front();
+    writing_ = 0;
+    queued_bytes_ -= bytes;
+    if (ec) {
+      close();
+      co_return;
+    }
+  }
+  if (!closed_) {
+    boost::system::error_code ignored;
+    socket_.shutdown(Socket::shutdown_send, ignored);
+    close();
+  }
+}
+
+void Session::close() {
+  if (closed_) return;
+  closed_ = true;
+  closing_ = true;
+  relay_.remove_session(*this);
+  relay_.session_closed();
+  boost::system::error_code ignored;
+  socket_.close(ignored);
+  wake_.cancel();
+  close_deadline_.cancel();
+}
+
+}  // namespace podrelay::server

@@ -1,0 +1,45 @@
+// Structured logging to stderr as text or JSON lines. Messages carry key/value fields;
+// callers never pass secrets (URLs go through redis::redact). Single-threaded use.
+#pragma once
+
+#include <chrono>
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "config/config.hpp"
+
+namespace podrelay::log {
+
+using Field = std::pair<std::string_view, std::string_view>;
+using Fields = std::initializer_list<Field>;
+using config::LogLevel;
+
+void configure(LogLevel level, config::LogFormat format);
+bool enabled(LogLevel level) noexcept;
+void write(LogLevel level, std::string_view msg, Fields fields = {});
+
+inline void debug(std::string_view msg, Fields f = {}) {
+  if (enabled(LogLevel::debug)) write(LogLevel::debug, msg, f);
+}
+inline void info(std::string_view msg, Fields f = {}) { write(LogLevel::info, msg, f); }
+inline void warn(std::string_view msg, Fields f = {}) { write(LogLevel::warn, msg, f); }
+inline void error(std::string_view msg, Fields f = {}) { write(LogLevel::error, msg, f); }
+
+// Lets a repeated warning through at most once per interval and reports how many were
+// suppressed in between, so a flood of bad clients cannot flood the log.
+class RateLimit {
+ public:
+  explicit RateLimit(std::chrono::milliseconds interval = std::chrono::seconds(1))
+      : interval_(interval) {}
+  // True when this occurrence should be logged; `suppressed` is set to the count skipped.
+  bool allow(std::size_t& suppressed);
+
+ private:
+  std::chrono::milliseconds interval_;
+  std::chrono::steady_clock::time_point last_{};
+  std::size_t skipped_ = 0;
+};
+
+}  // namespace podrelay::log

@@ -1,0 +1,184 @@
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include "config/config.hpp"
+
+using namespace podrelay;
+using Mode = redis::RedisUrl::Mode;
+
+namespace {
+
+config::ConfigResult parse(std::initializer_list<char const*> args) {
+  std::vector<char const*> argv{"podrelay"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return config::parse_config(static_cast<int>(argv.size()), argv.data());
+}
+
+}  // namespace
+
+TEST_CASE("redis URLs: the good ones") {
+  auto r = redis::parse_redis_url("redis://127.0.0.1:6380");
+  REQUIRE(r.ok());
+  CHECK(r.url.mode == Mode::single);
+  CHECK_FALSE(r.url.tls);
+  CHECK(r.url.endpoints == std::vector<redis::Endpoint>{{"127.0.0.1", 6380}});
+
+  r = redis::parse_redis_url("rediss://user:p%40ss%3Aw@redis.svc:6379/3");
+  REQUIRE(r.ok());
+  CHECK(r.url.tls);
+  CHECK(r.url.username == "user");
+  CHECK(r.url.password == "p@ss:w");
+  CHECK(r.url.db == 3);
+
+  r = redis::parse_redis_url("redis://secret@h");
+  REQUIRE(r.ok());
+  CHECK(r.url.username.empty());
+  CHECK(r.url.password == "secret");
+  CHECK(r.url.endpoints[0].port == 6379);
+
+  r = redis::parse_redis_url("redis://[::1]:7000");
+  REQUIRE(r.ok());
+  CHECK(r.url.endpoints[0].host == "::1");
+
+  r = redis::parse_redis_url("redis-sentinel://s1:26379,s2,[::1]:26380/mymaster");
+  REQUIRE(r.ok());
+  CHECK(r.url.mode == Mode::sentinel);
+  CHECK(r.url.master_name == "mymaster");
+  REQUIRE(r.url.endpoints.size() == 3);
+  CHECK(r.url.endpoints[1].port == 26379);
+
+  r = redis::parse_redis_url("redis-cluster://a:7000,b:7001");
+  REQUIRE(r.ok());
+  CHECK(r.url.mode == Mode::cluster);
+  CHECK(r.url.endpoints.size() == 2);
+}
+
+TEST_CASE("redis URLs: the bad ones say why, never with the password") {
+  for (auto const* bad :
+       {"foo://x", "127.0.0.1:6379", "redis://", "redis://h:0", "redis://h:99999", "redis://h:x",
+        "redis://a,b", "redis://h/abc", "redis://h/-1", "redis-sentinel://h:1",
+        "redis-cluster://h:1/x", "redis://[::1", "redis://::1:6379", "redis://u:%zz@h"}) {
+    CAPTURE(bad);
+    auto const r = redis::parse_redis_url(bad);
+    CHECK_FALSE(r.ok());
+    CHECK_FALSE(r.error.empty());
+  }
+  auto const r = redis::parse_redis_url("redis://user:hunter2@h:notaport");
+  CHECK_FALSE(r.ok());
+  CHECK(r.error.find("hunter2") == std::string::npos);
+}
+
+TEST_CASE("redact hides the password") {
+  auto const r = redis::parse_redis_url("redis://user:hunter2@h:6379/2");
+  REQUIRE(r.ok());
+  CHECK(redis::redact(r.url) == "redis://user:***@h:6379/2");
+}
+
+TEST_CASE("listen addresses") {
+  auto a = config::parse_listen_address("127.0.0.1:7400");
+  REQUIRE(a.ok());
+  CHECK(a.address.port == 7400);
+  CHECK(config::is_loopback(a.address));
+  a = config::parse_listen_address("[::1]:0");
+  REQUIRE(a.ok());
+  CHECK(config::is_loopback(a.address));
+  a = config::parse_listen_address("unix:/tmp/x.sock");
+  REQUIRE(a.ok());
+  CHECK(a.address.kind == config::ListenAddress::Kind::unix_socket);
+  a = config::parse_listen_address("0.0.0.0:7400");
+  REQUIRE(a.ok());
+  CHECK_FALSE(config::is_loopback(a.address));
+  for (auto const* bad :
+       {"nonsense", "1.2.3.4", "1.2.3.4:99999", "host:80", "unix:relative", "::1:80", ":80"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(config::parse_listen_address(bad).ok());
+  }
+}
+
+TEST_CASE("defaults") {
+  auto const r = parse({});
+  REQUIRE_FALSE(r.exit);
+  auto const& c = r.config;
+  REQUIRE(c.listen.size() == 1);
+  CHECK(c.listen[0].to_string() == "127.0.0.1:7400");
+  CHECK(c.admin_listen.to_string() == "0.0.0.0:9400");
+  CHECK(c.channel_prefix == "podrelay:");
+  CHECK(c.max_frame_bytes == 1024 * 1024);
+  CHECK(c.redis.endpoints[0].port == 6379);
+}
+
+TEST_CASE("flags, repeated --listen, and environment variables") {
+  ::setenv("PODRELAY_CHANNEL_PREFIX", "env:", 1);
+  auto const r = parse({"--listen", "127.0.0.1:1", "--listen", "unix:/tmp/p.sock", "--redis",
+                        "redis://10.0.0.1:7000", "--max-frame-bytes", "4096", "--log-format",
+                        "json", "--publish-buffer-timeout", "0.5"});
+  ::unsetenv("PODRELAY_CHANNEL_PREFIX");
+  REQUIRE_FALSE(r.exit);
+  CHECK(r.config.listen.size() == 2);
+  CHECK(r.config.channel_prefix == "env:");
+  CHECK(r.config.max_frame_bytes == 4096);
+  CHECK(r.config.log_format == config::LogFormat::json);
+  CHECK(r.config.publish_buffer_timeout.count() == 500);
+}
+
+TEST_CASE("bad flags exit 2 with one line") {
+  for (auto args : std::vector<std::vector<char const*>>{
+           {"--redis", "foo://x"},
+           {"--listen", "nonsense"},
+           {"--listen", "0.0.0.0:7400"},
+           {"--max-frame-bytes", "-1"},
+           {"--max-frame-bytes", "abc"},
+           {"--log-level", "loud"},
+           {"--no-such-flag"},
+           {"--admin-listen", "unix:/tmp/a"},
+           {"--auth-token-file", "/nonexistent/token"},
+           {"--max-queue-bytes", "1024", "--max-frame-bytes", "4096"},
+           {"--tls-cert-file", "/etc/hostname"}}) {
+    std::vector<char const*> argv{"podrelay"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto const r = config::parse_config(static_cast<int>(argv.size()), argv.data());
+    CAPTURE(args[0]);
+    CHECK(r.exit);
+    CHECK(r.exit_code == 2);
+    CHECK(r.output.rfind("podrelay: ", 0) == 0);
+    CHECK(r.output.find('\n') == std::string::npos);
+  }
+}
+
+TEST_CASE("--allow-remote permits a non-loopback listener") {
+  auto const r = parse({"--listen", "0.0.0.0:7400", "--allow-remote"});
+  CHECK_FALSE(r.exit);
+}
+
+TEST_CASE("secrets come from files, trailing newline dropped") {
+  char path[] = "/tmp/podrelay-test-XXXXXX";
+  int const fd = ::mkstemp(path);
+  REQUIRE(fd >= 0);
+  ::close(fd);
+  std::ofstream(path) << "s3cret\n";
+  auto const r = parse({"--auth-token-file", path, "--redis-password-file", path});
+  std::remove(path);
+  REQUIRE_FALSE(r.exit);
+  CHECK(r.config.auth_token == "s3cret");
+  CHECK(r.config.redis.password == "s3cret");
+}
+
+TEST_CASE("--help and --version exit 0") {
+  auto h = parse({"--help"});
+  CHECK(h.exit);
+  CHECK(h.exit_code == 0);
+  CHECK(h.output.find("--max-queue-bytes") != std::string::npos);
+  CHECK(h.output.find("PODRELAY_") != std::string::npos);
+  auto v = parse({"--version"});
+  CHECK(v.exit);
+  CHECK(v.exit_code == 0);
+  CHECK(v.output.find("podrelay") != std::string::npos);
+}

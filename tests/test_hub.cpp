@@ -1,0 +1,84 @@
+#include <doctest/doctest.h>
+
+#include <vector>
+
+#include "core/hub.hpp"
+
+using namespace podrelay::core;
+
+namespace {
+
+struct FakeSubscriber final : Subscriber {
+  std::vector<SharedFrame> got;
+  void deliver(SharedFrame const& frame) override { got.push_back(frame); }
+};
+
+SharedFrame frame(char const* s) { return std::make_shared<std::string const>(s); }
+
+}  // namespace
+
+TEST_CASE("the first subscriber of a name subscribes on Redis, the last one unsubscribes") {
+  Hub hub;
+  FakeSubscriber a, b;
+  CHECK(hub.subscribe(SubKind::channel, "news", &a));
+  CHECK_FALSE(hub.subscribe(SubKind::channel, "news", &b));
+  CHECK(hub.name_count(SubKind::channel) == 1);
+  CHECK(hub.subscription_count(SubKind::channel) == 2);
+  CHECK_FALSE(hub.unsubscribe(SubKind::channel, "news", &a));
+  CHECK(hub.unsubscribe(SubKind::channel, "news", &b));
+  CHECK(hub.name_count(SubKind::channel) == 0);
+  CHECK(hub.subscription_count(SubKind::channel) == 0);
+}
+
+TEST_CASE("channels and patterns are separate namespaces") {
+  Hub hub;
+  FakeSubscriber a;
+  CHECK(hub.subscribe(SubKind::channel, "n*", &a));
+  CHECK(hub.subscribe(SubKind::pattern, "n*", &a));
+  hub.deliver(SubKind::pattern, "n*", frame("p"));
+  REQUIRE(a.got.size() == 1);
+  CHECK(*a.got[0] == "p");
+}
+
+TEST_CASE("unknown unsubscribes are ignored") {
+  Hub hub;
+  FakeSubscriber a, b;
+  CHECK_FALSE(hub.unsubscribe(SubKind::channel, "x", &a));
+  hub.subscribe(SubKind::channel, "x", &a);
+  CHECK_FALSE(hub.unsubscribe(SubKind::channel, "x", &b));
+  CHECK(hub.subscriber_count(SubKind::channel, "x") == 1);
+}
+
+TEST_CASE("fan-out shares one buffer among all receivers") {
+  Hub hub;
+  std::vector<FakeSubscriber> subs(100);
+  for (auto& s : subs) hub.subscribe(SubKind::channel, "c", &s);
+  auto const f = frame("hello");
+  CHECK(hub.deliver(SubKind::channel, "c", f) == 100);
+  for (auto const& s : subs) {
+    REQUIRE(s.got.size() == 1);
+    CHECK(s.got[0].get() == f.get());  // the same object, not a copy
+  }
+  CHECK(f.use_count() == 101);
+  CHECK(hub.deliver(SubKind::channel, "other", f) == 0);
+}
+
+TEST_CASE("removal from the middle keeps the others") {
+  Hub hub;
+  FakeSubscriber a, b, c;
+  for (auto* s : {&a, &b, &c}) hub.subscribe(SubKind::channel, "c", s);
+  hub.unsubscribe(SubKind::channel, "c", &b);
+  hub.deliver(SubKind::channel, "c", frame("m"));
+  CHECK(a.got.size() == 1);
+  CHECK(b.got.empty());
+  CHECK(c.got.size() == 1);
+}
+
+TEST_CASE("binary names") {
+  Hub hub;
+  FakeSubscriber a;
+  std::string const name("a\0b", 3);
+  hub.subscribe(SubKind::channel, name, &a);
+  CHECK(hub.subscriber_count(SubKind::channel, std::string("a")) == 0);
+  CHECK(hub.subscriber_count(SubKind::channel, name) == 1);
+}
