@@ -74,6 +74,10 @@ def free_port() -> int:
     raise RuntimeError("could not find a free port")
 
 
+class ProcessExited(AssertionError):
+    """A process a wait depends on is gone: waiting longer cannot help."""
+
+
 def wait_for(pred: Callable[[], object], timeout: float, interval: float = 0.05,
              what: str = "condition"):
     """Poll ``pred`` until it returns a truthy value; AssertionError after ``timeout``."""
@@ -84,6 +88,8 @@ def wait_for(pred: Callable[[], object], timeout: float, interval: float = 0.05,
             v = pred()
             if v:
                 return v
+        except ProcessExited:
+            raise
         except Exception as e:  # noqa: BLE001 - retried until the deadline
             last_exc = e
         if time.monotonic() >= deadline:
@@ -204,7 +210,7 @@ class Redis:
 
     def _pong(self) -> bool:
         if self.proc is None or not self.proc.alive():
-            raise AssertionError(f"{self.name} exited: {self.proc and self.proc.stderr_text()}")
+            raise ProcessExited(f"{self.name} exited: {self.proc and self.proc.stderr_text()}")
         with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
             s.sendall(b"PING\r\n")
             return s.recv(64).startswith(b"+PONG")
@@ -292,7 +298,7 @@ class Sidecar:
     def _check_alive(self) -> None:
         if self.proc is None or not self.proc.alive():
             rc = self.proc.proc.returncode if self.proc else None
-            raise AssertionError(f"{self.name} exited (rc={rc}); stderr:\n"
+            raise ProcessExited(f"{self.name} exited (rc={rc}); stderr:\n"
                                  f"{self.proc.stderr_text() if self.proc else ''}")
 
     def get(self, path: str, timeout: float = 2.0) -> Tuple[int, str]:

@@ -342,6 +342,53 @@ class RedisRestartTest(IntegrationCase):
         self.expect_no_msg(sa, grace=0.3)
 
 
+    def test_every_acked_publish_answered_exactly_once_across_redis_kill(self):
+        redis = self.start_redis()
+        pod = self.start_sidecar("pod", redis, ["--publish-buffer-timeout", "5"])
+        c = pod.client()
+        n, batch = 20000, 250
+        sender = c.sock.dup()  # own timeout; the main thread reads on c
+        self.addCleanup(sender.close)
+        sender.settimeout(30)
+        errors = []
+
+        def send_all():
+            try:
+                for start in range(1, n + 1, batch):
+                    sender.sendall(b"".join(proto.encode_pub(i, "acc", b"p%d" % i)
+                                            for i in range(start, min(start + batch, n + 1))))
+                    time.sleep(0.002)
+            except Exception as e:  # noqa: BLE001
+                errors.append(e)
+        t = threading.Thread(target=send_all, daemon=True)
+        t.start()
+        replies = {}
+
+        def read_for(seconds):
+            end = time.monotonic() + seconds
+            while len(replies) < n:
+                f = c.recv_frame(timeout=max(0.0, end - time.monotonic()))
+                if f is None:
+                    return
+                self.assertIsInstance(f, (proto.Ok, proto.Err), f)
+                replies.setdefault(f.request_id, []).append(f)
+        read_for(0.1)
+        redis.kill()  # mid-stream
+        read_for(0.5)
+        redis.start()
+        read_for(40)
+        t.join(timeout=30)
+        self.assertEqual(errors, [])
+        missing = [i for i in range(1, n + 1) if i not in replies]
+        self.assertEqual(missing[:20], [], f"{len(missing)} publishes never answered")
+        dups = {i: v for i, v in replies.items() if len(v) > 1}
+        self.assertEqual(dups, {}, "answered more than once")
+        bad = {i: v[0] for i, v in replies.items()
+               if isinstance(v[0], proto.Err) and v[0].code // 100 != 3}
+        self.assertEqual(bad, {}, "nacks must be 3xx")
+        self.assertTrue(pod.proc.alive())
+
+
 class BadInputTest(IntegrationCase):
     """Malformed input gets ERR with the right code and a close; nobody else suffers."""
 

@@ -39,4 +39,7 @@ PODRELAY_REQUIRE_LIVE=1 clients/node/test.sh
 step "deployment checks (Dockerfile, k8s manifests, alerts)"
 k8s/test.sh
 
+step "fuzzing (libFuzzer + ASan/UBSan, bounded)"
+scripts/fuzz.sh "${PODRELAY_FUZZ_SECONDS:-60}"
+
 printf '\nall tests passed in %ss\n' "$((SECONDS - start))"

@@ -36,16 +36,8 @@ std::string make_node_id() {
 }
 
 std::string unsupported_redis_mode(config::Config const& cfg) {
-  if (cfg.redis.mode == redis::RedisUrl::Mode::sentinel) {
-    return "--redis: redis-sentinel:// is not supported yet by this build (see README, "
-           "\"Not done yet\")";
-  }
   if (cfg.redis.mode == redis::RedisUrl::Mode::cluster) {
     return "--redis: redis-cluster:// is not supported yet by this build (see README, "
-           "\"Not done yet\")";
-  }
-  if (cfg.redis.tls) {
-    return "--redis: rediss:// (TLS) is not supported yet by this build (see README, "
            "\"Not done yet\")";
   }
   return {};
@@ -74,7 +66,14 @@ int main(int argc, char** argv) {
 
   asio::io_context ioc(1);
   metrics::Metrics metrics;
-  server::Relay relay(ioc.get_executor(), cfg, metrics);
+  std::unique_ptr<server::Relay> relay_owner;
+  try {
+    relay_owner = std::make_unique<server::Relay>(ioc.get_executor(), cfg, metrics);
+  } catch (std::exception const& e) {  // TLS files that OpenSSL cannot use
+    std::cerr << "podrelay: " << e.what() << '\n';
+    return 2;
+  }
+  auto& relay = *relay_owner;
 
   std::vector<std::unique_ptr<server::Listener>> listeners;
   for (auto const& address : cfg.listen) {

@@ -184,3 +184,16 @@ TEST_CASE("error codes: names and consequences") {
   CHECK_FALSE(closes_connection(ErrorCode::invalid_argument));
   CHECK_FALSE(closes_connection(ErrorCode::publish_buffer_full));
 }
+
+TEST_CASE("WELCOME keeps its version through decode and encode (found by the fuzzer)") {
+  std::string f;
+  encode_welcome(f, "x", "n", 256, 512, 7);
+  Decoder d(1024);
+  d.feed(f);
+  auto r = d.next();
+  REQUIRE(r.status == Decoder::Status::frame);
+  CHECK(std::get<Welcome>(r.frame).version == 7);
+  std::string again;
+  encode(again, r.frame);
+  CHECK(again == f);
+}

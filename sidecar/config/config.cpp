@@ -76,6 +76,8 @@ ConfigResult parse_config(int argc, char const* const* argv) {
   std::string log_format = "text";
   std::int64_t max_frame = static_cast<std::int64_t>(c.max_frame_bytes);
   std::int64_t max_queue = static_cast<std::int64_t>(c.max_queue_bytes);
+  std::int64_t soft_queue = static_cast<std::int64_t>(c.soft_queue_bytes);
+  double soft_window = 10.0;
   std::int64_t pub_buffer = static_cast<std::int64_t>(c.publish_buffer_bytes);
   double pub_timeout = 10.0;
   std::int64_t max_conns = static_cast<std::int64_t>(c.max_connections);
@@ -129,6 +131,13 @@ ConfigResult parse_config(int argc, char const* const* argv) {
                  "Outbound bytes queued to one app connection before it is disconnected as a "
                  "slow consumer")
       ->envname(env("MAX_QUEUE_BYTES"));
+  app.add_option("--soft-queue-bytes", soft_queue,
+                 "Outbound bytes a connection may stay above for at most --soft-queue-seconds "
+                 "(Redis' client-output-buffer-limit soft limit)")
+      ->envname(env("SOFT_QUEUE_BYTES"));
+  app.add_option("--soft-queue-seconds", soft_window,
+                 "How long a connection may stay above --soft-queue-bytes")
+      ->envname(env("SOFT_QUEUE_SECONDS"));
   app.add_option("--publish-buffer-bytes", pub_buffer,
                  "Bytes of publishes held while Redis is unreachable; beyond: nack")
       ->envname(env("PUBLISH_BUFFER_BYTES"));
@@ -225,6 +234,8 @@ ConfigResult parse_config(int argc, char const* const* argv) {
   constexpr std::int64_t GiB = 1024LL * 1024 * 1024;
   if (!in_range(max_frame, "--max-frame-bytes", 64, 64 * 1024 * 1024, c.max_frame_bytes, err) ||
       !in_range(max_queue, "--max-queue-bytes", 1024, 4 * GiB - 1, c.max_queue_bytes, err) ||
+      !in_range(soft_queue, "--soft-queue-bytes", 0, 4 * GiB - 1, c.soft_queue_bytes, err) ||
+      !to_millis(soft_window, "--soft-queue-seconds", 0.001, 3600, c.soft_queue_window, err) ||
       !in_range(pub_buffer, "--publish-buffer-bytes", 1024, 64 * GiB, c.publish_buffer_bytes,
                 err) ||
       !in_range(max_conns, "--max-connections", 1, 1'000'000, c.max_connections, err) ||
@@ -243,6 +254,9 @@ ConfigResult parse_config(int argc, char const* const* argv) {
         "--max-queue-bytes must be larger than --max-frame-bytes (a queue must hold one frame)");
   }
 
+  if (c.soft_queue_bytes > c.max_queue_bytes) {
+    return fail("--soft-queue-bytes must not exceed --max-queue-bytes");
+  }
   if (!password_file.empty()) {
     if (!read_secret(password_file, "--redis-password-file", c.redis.password, err))
       return fail(err);

@@ -166,9 +166,10 @@ void encode_ping(std::string& out, std::uint32_t request_id) {
 }
 
 void encode_welcome(std::string& out, std::string_view server_version, std::string_view node_id,
-                    std::uint32_t max_frame_bytes, std::uint32_t max_queue_bytes) {
+                    std::uint32_t max_frame_bytes, std::uint32_t max_queue_bytes,
+                    std::uint16_t version) {
   auto const at = start(out, FrameType::welcome, 14 + server_version.size() + node_id.size());
-  put_u16(out, protocol_version);
+  put_u16(out, version);
   put_str(out, server_version);
   put_str(out, node_id);
   put_u32(out, max_frame_bytes);
@@ -227,7 +228,8 @@ void encode(std::string& out, Frame const& frame) {
     }
     void operator()(Ping const& f) const { encode_ping(out, f.request_id); }
     void operator()(Welcome const& f) const {
-      encode_welcome(out, f.server_version, f.node_id, f.max_frame_bytes, f.max_queue_bytes);
+      encode_welcome(out, f.server_version, f.node_id, f.max_frame_bytes, f.max_queue_bytes,
+                     f.version);
     }
     void operator()(Msg const& f) const { encode_msg(out, f.channel, f.pattern, f.payload); }
     void operator()(Ok const& f) const { encode_ok(out, f.request_id); }

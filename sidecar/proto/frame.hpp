@@ -104,7 +104,8 @@ void encode_name_list(std::string& out, FrameType type, std::uint32_t request_id
                       std::span<std::string_view const> names);
 void encode_ping(std::string& out, std::uint32_t request_id);
 void encode_welcome(std::string& out, std::string_view server_version, std::string_view node_id,
-                    std::uint32_t max_frame_bytes, std::uint32_t max_queue_bytes);
+                    std::uint32_t max_frame_bytes, std::uint32_t max_queue_bytes,
+                    std::uint16_t version = protocol_version);
 void encode_msg(std::string& out, std::string_view channel, std::string_view pattern,
                 std::string_view payload);
 void encode_ok(std::string& out, std::uint32_t request_id);

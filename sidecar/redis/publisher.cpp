@@ -19,14 +19,22 @@ std::string ms_text(std::chrono::milliseconds d) { return std::to_string(d.count
 
 }  // namespace
 
-Publisher::Publisher(asio::any_io_executor ex, config::Config const& cfg, Events& events)
+Publisher::Publisher(asio::any_io_executor ex, config::Config const& cfg, MasterLocator& locator,
+                     Events& events)
     : cfg_(cfg),
+      locator_(locator),
       events_(events),
       conn_(ex),
       queue_(cfg.publish_buffer_bytes, cfg.publish_buffer_timeout),
       wake_(ex),
       expiry_timer_(ex),
       retry_(ex) {}
+
+void Publisher::reconnect() {
+  conn_.close();
+  wake_.cancel();
+  retry_.cancel();  // a pending backoff must not delay the move to the new master
+}
 
 void Publisher::start() {
   auto ex = wake_.get_executor();
@@ -44,27 +52,13 @@ bool Publisher::publish(std::string_view redis_channel, std::string_view payload
 
 asio::awaitable<void> Publisher::run() {
   static log::RateLimit limit(std::chrono::seconds(5));
-  ConnectOptions opts;
-  opts.url = &cfg_.redis;
+  ConnectOptions opts = locator_.master_options();
   opts.client_name = "podrelay-pub-" + cfg_.node_id;
-  opts.timeout = cfg_.redis_connect_timeout;
-  opts.user_timeout = cfg_.redis_ping_timeout;
   while (!stopped_) {
-    std::string why;
-    auto const ec = co_await conn_.open(cfg_.redis.endpoints.front(), opts, why);
-    if (stopped_) break;
-    if (ec) {
-      std::size_t suppressed = 0;
-      if (limit.allow(suppressed)) {
-        log::warn(
-            "redis unreachable, retrying",
-            {{"role", "publisher"}, {"reason", why}, {"suppressed", std::to_string(suppressed)}});
-      }
-      retry_.expires_after(backoff_.next());
-      co_await retry_.async_wait(use_tuple);
-      continue;
+    if (!co_await connect_with_retry(conn_, locator_, opts, backoff_, retry_, "publisher", stopped_,
+                                     limit)) {
+      break;
     }
-    backoff_.reset();
     connected_ = true;
     last_reply_ = Clock::now();
     events_.on_publisher_state(true);

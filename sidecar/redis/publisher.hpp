@@ -17,6 +17,7 @@
 #include "config/config.hpp"
 #include "core/publish_queue.hpp"
 #include "proto/error_code.hpp"
+#include "redis/master_locator.hpp"
 #include "redis/redis_connection.hpp"
 
 namespace podrelay::redis {
@@ -50,7 +51,10 @@ class Publisher {
     ~Events() = default;
   };
 
-  Publisher(asio::any_io_executor ex, config::Config const& cfg, Events& events);
+  Publisher(asio::any_io_executor ex, config::Config const& cfg, MasterLocator& locator,
+            Events& events);
+  // Drops the connection so the next one goes to the current master (after a failover).
+  void reconnect();
 
   void start();
   // Queues a PUBLISH. False when the buffer is full (nothing queued; caller nacks).
@@ -74,6 +78,7 @@ class Publisher {
   void wake_writer() { wake_.cancel(); }
 
   config::Config const& cfg_;
+  MasterLocator& locator_;
   Events& events_;
   RedisConnection conn_;
   core::PublishQueue<PublishTag> queue_;

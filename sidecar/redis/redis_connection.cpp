@@ -8,8 +8,10 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <stdexcept>
 
 namespace podrelay::redis {
 namespace {
@@ -32,13 +34,47 @@ void set_keepalive(asio::ip::tcp::socket& s, std::chrono::milliseconds user_time
 
 }  // namespace
 
+std::shared_ptr<asio::ssl::context> make_tls_context(config::TlsFiles const& files) {
+  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                   asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                   asio::ssl::context::no_tlsv1_1);
+  error_code ec;
+  if (files.ca_file.empty()) {
+    ctx->set_default_verify_paths(ec);
+  } else {
+    ctx->load_verify_file(files.ca_file, ec);
+  }
+  if (ec) throw std::runtime_error("cannot load TLS CA '" + files.ca_file + "': " + ec.message());
+  if (!files.cert_file.empty()) {
+    ctx->use_certificate_chain_file(files.cert_file, ec);
+    if (ec) {
+      throw std::runtime_error("cannot load TLS certificate '" + files.cert_file +
+                               "': " + ec.message());
+    }
+    ctx->use_private_key_file(files.key_file, asio::ssl::context::pem, ec);
+    if (ec) {
+      throw std::runtime_error("cannot load TLS key '" + files.key_file + "': " + ec.message());
+    }
+  }
+  ctx->set_verify_mode(files.insecure_skip_verify ? asio::ssl::verify_none
+                                                  : asio::ssl::verify_peer);
+  return ctx;
+}
+
 RedisConnection::RedisConnection(asio::any_io_executor ex)
-    : socket_(ex), deadline_(ex), reader_(std::make_unique<ReplyReader>()) {}
+    : ex_(ex), socket_(ex), deadline_(ex), reader_(std::make_unique<ReplyReader>()) {}
 
 asio::awaitable<error_code> RedisConnection::open(Endpoint const& endpoint,
                                                   ConnectOptions const& options, std::string& why) {
   close();
   reader_ = std::make_unique<ReplyReader>();
+  if (options.tls) {
+    tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket>>(ex_, *options.tls);
+  } else {
+    tls_.reset();
+    socket_ = asio::ip::tcp::socket(ex_);
+  }
   peer_ = endpoint.host + ":" + std::to_string(endpoint.port);
 
   // The deadline closes the socket, which fails whatever step is pending. The flag is
@@ -62,7 +98,7 @@ asio::awaitable<error_code> RedisConnection::open(Endpoint const& endpoint,
   } disarm{deadline_, armed};
   bool const& timed_out = *expired;
 
-  asio::ip::tcp::resolver resolver(socket_.get_executor());
+  asio::ip::tcp::resolver resolver(ex_);
   auto [rec, results] =
       co_await resolver.async_resolve(endpoint.host, std::to_string(endpoint.port), use_tuple);
   if (rec) {
@@ -73,20 +109,37 @@ asio::awaitable<error_code> RedisConnection::open(Endpoint const& endpoint,
     why = "timed out resolving " + endpoint.host;
     co_return asio::error::timed_out;
   }
-  auto [cec, ep] = co_await asio::async_connect(socket_, results, use_tuple);
+  auto [cec, ep] = co_await asio::async_connect(tcp(), results, use_tuple);
   if (cec || timed_out) {
     why = "cannot connect to " + peer_ + ": " +
           (timed_out ? std::string("timed out") : cec.message());
     close();
     co_return timed_out ? error_code(asio::error::timed_out) : cec;
   }
-  socket_.set_option(asio::ip::tcp::no_delay(true));
-  set_keepalive(socket_, options.user_timeout);
+  tcp().set_option(asio::ip::tcp::no_delay(true));
+  set_keepalive(tcp(), options.user_timeout);
+
+  if (tls_) {
+    auto const& name = options.tls_server_name.empty() ? endpoint.host : options.tls_server_name;
+    error_code ignored;
+    asio::ip::make_address(name, ignored);
+    if (ignored) {  // SNI carries host names only, never IP addresses (RFC 6066)
+      SSL_set_tlsext_host_name(tls_->native_handle(), name.c_str());
+    }
+    tls_->set_verify_callback(asio::ssl::host_name_verification(name));
+    auto [hec] = co_await tls_->async_handshake(asio::ssl::stream_base::client, use_tuple);
+    if (hec || timed_out) {
+      why = "TLS handshake with " + peer_ +
+            " failed: " + (timed_out ? std::string("timed out") : hec.message());
+      close();
+      co_return timed_out ? error_code(asio::error::timed_out) : hec;
+    }
+  }
 
   std::string hs;
   std::vector<std::string> what;
   auto const& url = *options.url;
-  if (!url.password.empty()) {
+  if (options.authenticate && !url.password.empty()) {
     if (url.username.empty()) {
       append_command(hs, {"AUTH", url.password});
     } else {
@@ -101,6 +154,10 @@ asio::awaitable<error_code> RedisConnection::open(Endpoint const& endpoint,
   if (!options.client_name.empty()) {
     append_command(hs, {"CLIENT", "SETNAME", options.client_name});
     what.emplace_back("CLIENT SETNAME");
+  }
+  if (options.require_master) {
+    append_command(hs, {"ROLE"});
+    what.emplace_back("ROLE");
   }
   if (what.empty()) co_return error_code{};
 
@@ -132,28 +189,61 @@ asio::awaitable<error_code> RedisConnection::open(Endpoint const& endpoint,
       close();
       co_return asio::error::access_denied;
     }
+    if (step == "ROLE") {
+      bool const master = reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+                          reply->element[0]->type == REDIS_REPLY_STRING &&
+                          reply_string(*reply->element[0]) == "master";
+      if (!master) {
+        why = peer_ + " is not a master (ROLE); the sentinels' view is stale";
+        close();
+        co_return asio::error::connection_refused;
+      }
+    }
   }
   co_return error_code{};
 }
 
 asio::awaitable<error_code> RedisConnection::write(std::string const& bytes) {
-  auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(bytes), use_tuple);
+  auto [ec, n] = tls_ ? co_await asio::async_write(*tls_, asio::buffer(bytes), use_tuple)
+                      : co_await asio::async_write(socket_, asio::buffer(bytes), use_tuple);
   (void)n;
   co_return ec;
 }
 
 asio::awaitable<error_code> RedisConnection::read_some() {
   if (read_buf_.empty()) read_buf_.resize(64 * 1024);
-  auto [ec, n] = co_await socket_.async_read_some(asio::buffer(read_buf_), use_tuple);
+  auto [ec, n] = tls_ ? co_await tls_->async_read_some(asio::buffer(read_buf_), use_tuple)
+                      : co_await socket_.async_read_some(asio::buffer(read_buf_), use_tuple);
   if (!ec) reader_->feed(read_buf_.data(), n);
   co_return ec;
 }
 
+asio::awaitable<error_code> RedisConnection::request(std::string const& command, ReplyPtr& reply,
+                                                     std::string& why) {
+  if (auto ec = co_await write(command)) {
+    why = "write to " + peer_ + " failed: " + ec.message();
+    co_return ec;
+  }
+  for (;;) {
+    auto const st = reader_->next(reply);
+    if (st == ReplyReader::Status::reply) co_return error_code{};
+    if (st == ReplyReader::Status::error) {
+      why = "protocol error from " + peer_ + ": " + std::string(reader_->error_text());
+      co_return asio::error::invalid_argument;
+    }
+    if (auto ec = co_await read_some()) {
+      why = "read from " + peer_ + " failed: " + ec.message();
+      co_return ec;
+    }
+  }
+}
+
 void RedisConnection::close() {
   error_code ignored;
-  if (socket_.is_open()) {
-    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-    socket_.close(ignored);
+  auto& s = tcp();
+  if (s.is_open()) {
+    s.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    s.close(ignored);
   }
 }
 

@@ -1,16 +1,21 @@
-// One TCP connection to Redis on Asio, with hiredis' reader: connect with a deadline,
-// TCP keepalive, the handshake (AUTH, SELECT, CLIENT SETNAME), then raw reads and writes
-// for the role that owns it (publisher or subscriber). Single-threaded; owned by its role.
+// One connection to a Redis server on Asio, plain TCP or TLS (asio::ssl), with hiredis'
+// reader: connect with a deadline, TCP keepalive, the handshake (AUTH, SELECT, CLIENT
+// SETNAME, and ROLE where the server must be a master), then raw reads and writes for the
+// role that owns it. Single-threaded; owned by its role.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "config/config.hpp"
 #include "redis/redis_url.hpp"
 #include "redis/resp.hpp"
 
@@ -21,32 +26,48 @@ using boost::system::error_code;
 
 struct ConnectOptions {
   RedisUrl const* url = nullptr;
-  std::string client_name;  // CLIENT SETNAME
-  bool select_db = true;    // SELECT is meaningless for pub/sub, harmless elsewhere
+  std::shared_ptr<asio::ssl::context> tls;  // null: plain TCP
+  std::string tls_server_name;              // SNI and verification; endpoint host when empty
+  std::string client_name;                  // CLIENT SETNAME
+  bool authenticate = true;                 // AUTH with the URL's credentials
+  bool select_db = true;                    // SELECT is meaningless for pub/sub, harmless elsewhere
+  bool require_master = false;              // ROLE must say "master" (Sentinel mode)
   std::chrono::milliseconds timeout{3000};
   std::chrono::milliseconds user_timeout{3000};  // TCP_USER_TIMEOUT: unacked data limit
 };
+
+// The TLS context for --redis rediss://..., from the --tls-* files. Throws
+// std::runtime_error with a one-line reason when a file cannot be used.
+std::shared_ptr<asio::ssl::context> make_tls_context(config::TlsFiles const& files);
 
 class RedisConnection {
  public:
   explicit RedisConnection(asio::any_io_executor ex);
 
-  // Resolves, connects and authenticates within options.timeout. On failure returns an
-  // error and sets `why` to one line fit for logs (no secrets).
+  // Resolves, connects, (TLS handshake,) authenticates within options.timeout. On failure
+  // returns an error and sets `why` to one line fit for logs (no secrets).
   asio::awaitable<error_code> open(Endpoint const& endpoint, ConnectOptions const& options,
                                    std::string& why);
 
   asio::awaitable<error_code> write(std::string const& bytes);
   // Reads whatever arrived and feeds it to reader().
   asio::awaitable<error_code> read_some();
+  // Sends one command and waits for its reply (handshakes and Sentinel queries only).
+  asio::awaitable<error_code> request(std::string const& command, ReplyPtr& reply,
+                                      std::string& why);
   ReplyReader& reader() { return *reader_; }
 
   void close();
-  bool is_open() const { return socket_.is_open(); }
+  bool is_open() const { return tcp().is_open(); }
   std::string const& peer() const { return peer_; }
 
  private:
+  asio::ip::tcp::socket& tcp() { return tls_ ? tls_->next_layer() : socket_; }
+  asio::ip::tcp::socket const& tcp() const { return tls_ ? tls_->next_layer() : socket_; }
+
+  asio::any_io_executor ex_;
   asio::ip::tcp::socket socket_;
+  std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket>> tls_;
   asio::steady_timer deadline_;
   std::unique_ptr<ReplyReader> reader_;
   std::vector<char> read_buf_;

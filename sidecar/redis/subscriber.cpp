@@ -19,8 +19,15 @@ constexpr std::size_t names_per_command = 512;
 
 }  // namespace
 
-Subscriber::Subscriber(asio::any_io_executor ex, config::Config const& cfg, Events& events)
-    : cfg_(cfg), events_(events), conn_(ex), wake_(ex), retry_(ex) {}
+Subscriber::Subscriber(asio::any_io_executor ex, config::Config const& cfg, MasterLocator& locator,
+                       Events& events)
+    : cfg_(cfg), locator_(locator), events_(events), conn_(ex), wake_(ex), retry_(ex) {}
+
+void Subscriber::reconnect() {
+  conn_.close();
+  wake_.cancel();
+  retry_.cancel();  // a pending backoff must not delay the move to the new master
+}
 
 void Subscriber::start() { asio::co_spawn(wake_.get_executor(), run(), asio::detached); }
 
@@ -50,28 +57,14 @@ void Subscriber::send(core::SubKind kind, bool subscribe, std::vector<std::strin
 
 asio::awaitable<void> Subscriber::run() {
   static log::RateLimit limit(std::chrono::seconds(5));
-  ConnectOptions opts;
-  opts.url = &cfg_.redis;
+  ConnectOptions opts = locator_.master_options();
   opts.client_name = "podrelay-sub-" + cfg_.node_id;
   opts.select_db = false;
-  opts.timeout = cfg_.redis_connect_timeout;
-  opts.user_timeout = cfg_.redis_ping_timeout;
   while (!stopped_) {
-    std::string why;
-    auto const ec = co_await conn_.open(cfg_.redis.endpoints.front(), opts, why);
-    if (stopped_) break;
-    if (ec) {
-      std::size_t suppressed = 0;
-      if (limit.allow(suppressed)) {
-        log::warn(
-            "redis unreachable, retrying",
-            {{"role", "subscriber"}, {"reason", why}, {"suppressed", std::to_string(suppressed)}});
-      }
-      retry_.expires_after(backoff_.next());
-      co_await retry_.async_wait(use_tuple);
-      continue;
+    if (!co_await connect_with_retry(conn_, locator_, opts, backoff_, retry_, "subscriber",
+                                     stopped_, limit)) {
+      break;
     }
-    backoff_.reset();
     out_.clear();
     pings_in_flight_.clear();
     connected_ = true;

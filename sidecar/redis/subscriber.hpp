@@ -14,6 +14,7 @@
 
 #include "config/config.hpp"
 #include "core/hub.hpp"
+#include "redis/master_locator.hpp"
 #include "redis/redis_connection.hpp"
 
 namespace podrelay::redis {
@@ -30,7 +31,10 @@ class Subscriber {
     ~Events() = default;
   };
 
-  Subscriber(asio::any_io_executor ex, config::Config const& cfg, Events& events);
+  Subscriber(asio::any_io_executor ex, config::Config const& cfg, MasterLocator& locator,
+             Events& events);
+  // Drops the connection so the next one goes to the current master (after a failover).
+  void reconnect();
 
   void start();
   void stop();
@@ -46,6 +50,7 @@ class Subscriber {
   asio::awaitable<void> health();
 
   config::Config const& cfg_;
+  MasterLocator& locator_;
   Events& events_;
   RedisConnection conn_;
   asio::steady_timer wake_;

@@ -22,8 +22,9 @@ Relay::Relay(asio::any_io_executor ex, config::Config const& cfg, metrics::Metri
       cfg_(cfg),
       metrics_(metrics),
       names_(cfg.channel_prefix),
-      publisher_(ex, cfg, *this),
-      subscriber_(ex, cfg, *this),
+      locator_(ex, cfg),
+      publisher_(ex, cfg, locator_, *this),
+      subscriber_(ex, cfg, locator_, *this),
       published_(&metrics.messages_published),
       received_(&metrics.messages_received),
       delivered_(&metrics.messages_delivered) {}
@@ -31,6 +32,12 @@ Relay::Relay(asio::any_io_executor ex, config::Config const& cfg, metrics::Metri
 void Relay::start() {
   publisher_.start();
   subscriber_.start();
+  // After a failover both connections move to the new master; acked publishes in flight
+  // on the old one are answered OUTCOME_UNKNOWN, subscriptions are re-made.
+  locator_.start_watch([this] {
+    publisher_.reconnect();
+    subscriber_.reconnect();
+  });
 }
 
 bool Relay::admit_session() { return !draining_ && open_sockets_ < cfg_.max_connections; }
@@ -329,6 +336,7 @@ asio::awaitable<void> Relay::drain() {
   }
   publisher_.stop();
   subscriber_.stop();
+  locator_.stop();
   for (auto const& s : live) s->close();
   log::info("drained", {{"unflushed_connections", std::to_string(open_sockets_)}});
 }

@@ -18,6 +18,7 @@
 #include "core/hub.hpp"
 #include "core/subscription_tracker.hpp"
 #include "metrics/metrics.hpp"
+#include "redis/master_locator.hpp"
 #include "redis/publisher.hpp"
 #include "redis/subscriber.hpp"
 
@@ -87,6 +88,7 @@ class Relay final : public redis::Publisher::Events, public redis::Subscriber::E
   core::ChannelNames names_;
   core::Hub hub_;
   core::SubscriptionTracker tracker_;
+  redis::MasterLocator locator_;  // before the connections that use it
   redis::Publisher publisher_;
   redis::Subscriber subscriber_;
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions_;

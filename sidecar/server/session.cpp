@@ -242,11 +242,30 @@ std::string& Session::owned_tail() {
 void Session::queued(std::size_t n) {
   queued_bytes_ += n;
   wake_writer();
-  if (queued_bytes_ <= relay_.config().max_queue_bytes || over_limit_posted_ || closing_) return;
-  // Called from inside a fan-out: the hub is iterating, so the disconnect waits for the
-  // next turn of the event loop. Until then nothing more is queued here.
+  if (over_limit_posted_ || closing_) return;
+  auto const& cfg = relay_.config();
+  if (queued_bytes_ > cfg.max_queue_bytes) {
+    slow_consumer("outbound queue exceeded max_queue_bytes (" +
+                  std::to_string(cfg.max_queue_bytes) + "); read faster or subscribe to less");
+    return;
+  }
+  if (queued_bytes_ <= cfg.soft_queue_bytes) return;
+  // Over the soft limit: tolerated for a window, as Redis' client-output-buffer-limit does.
+  auto const now = Clock::now();
+  if (over_soft_since_ == Clock::time_point{}) {
+    over_soft_since_ = now;
+  } else if (now - over_soft_since_ > cfg.soft_queue_window) {
+    slow_consumer("outbound queue stayed above soft_queue_bytes (" +
+                  std::to_string(cfg.soft_queue_bytes) + ") for longer than " +
+                  std::to_string(cfg.soft_queue_window.count()) + " ms; read faster");
+  }
+}
+
+void Session::slow_consumer(std::string reason) {
+  // Usually called from inside a fan-out: the hub is iterating, so the disconnect waits for
+  // the next turn of the event loop. Until then nothing more is queued here.
   over_limit_posted_ = true;
-  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+  asio::post(socket_.get_executor(), [self = shared_from_this(), reason = std::move(reason)] {
     self->relay_.metrics().slow_consumer_disconnects.Increment();
     static log::RateLimit limit;
     std::size_t suppressed = 0;
@@ -255,12 +274,10 @@ void Session::queued(std::size_t n) {
                 {{"conn", std::to_string(self->id_)},
                  {"client", self->client_name_},
                  {"queued_bytes", std::to_string(self->queued_bytes_)},
+                 {"reason", reason},
                  {"suppressed", std::to_string(suppressed)}});
     }
-    self->goaway(proto::ErrorCode::slow_consumer,
-                 "outbound queue exceeded max_queue_bytes (" +
-                     std::to_string(self->relay_.config().max_queue_bytes) +
-                     "); read faster or subscribe to less");
+    self->goaway(proto::ErrorCode::slow_consumer, reason);
   });
 }
 
@@ -315,6 +332,7 @@ asio::awaitable<void> Session::writer() {
     for (std::size_t i = 0; i < writing_; ++i) queue_.pop_front();
     writing_ = 0;
     queued_bytes_ -= bytes;
+    if (queued_bytes_ <= relay_.config().soft_queue_bytes) over_soft_since_ = {};
     if (ec) {
       close();
       co_return;

@@ -75,7 +75,7 @@ class Session final : public std::enable_shared_from_this<Session>,
   std::string& owned_tail();
   void queued(std::size_t n);
   void wake_writer();
-  void maybe_finish_goaway();
+  void slow_consumer(std::string reason);
 
   Socket socket_;
   Relay& relay_;
@@ -96,6 +96,7 @@ class Session final : public std::enable_shared_from_this<Session>,
   bool wait_for_acks_ = false;
   bool closed_ = false;
   bool over_limit_posted_ = false;
+  std::chrono::steady_clock::time_point over_soft_since_{};  // epoch: not over the soft limit
 };
 
 }  // namespace podrelay::server

@@ -1,0 +1,66 @@
+// The processes under test: one redis-server and podrelay sidecars, each on free loopback
+// ports, started and awaited (Redis answers PING, the sidecar's /readyz says 200), and
+// stopped in reverse order. Child output goes to log files in `log_dir`.
+// Not thread-safe.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "child_processes.hpp"
+#include "options.hpp"
+
+namespace bench {
+
+struct Sidecar {
+  std::string name;
+  std::uint16_t port = 0;
+  std::uint16_t admin_port = 0;
+  std::unique_ptr<ChildProcess> process;
+  pid_t pid() const { return process ? process->pid() : -1; }
+};
+
+class Environment {
+ public:
+  Environment(Options const& options, std::string log_dir);
+  ~Environment();
+
+  void start_redis();
+  // Starts a sidecar connected to our Redis and waits for /readyz.
+  Sidecar& start_sidecar(std::string const& name);
+  void stop_sidecar(std::string const& name);
+  Sidecar& sidecar(std::string const& name);
+
+  std::uint16_t redis_port() const noexcept { return redis_port_; }
+  pid_t redis_pid() const { return redis_ ? redis_->pid() : -1; }
+  std::string const& log_dir() const noexcept { return log_dir_; }
+  // Throws if any child died (with the tail of its log in the message).
+  void check_alive();
+
+  // The value of an unlabelled sample, or the sum over all label sets, of a metric on a
+  // sidecar's /metrics; -1 when absent or unreachable.
+  double sidecar_metric(std::string const& name, std::string const& metric);
+  // INFO field of Redis (e.g. "used_memory"), or empty.
+  std::string redis_info(std::string const& field);
+
+ private:
+  std::uint16_t free_port();
+
+  Options const& options_;
+  std::string log_dir_;
+  std::uint16_t redis_port_ = 0;
+  std::unique_ptr<ChildProcess> redis_;
+  std::map<std::string, Sidecar> sidecars_;
+  std::vector<std::uint16_t> used_ports_;
+};
+
+// One blocking HTTP/1.0 GET on 127.0.0.1:port; returns {status, body} ({0, ""} on error).
+std::pair<int, std::string> http_get(std::uint16_t port, std::string const& path);
+
+}  // namespace bench

@@ -1,0 +1,49 @@
+// Latency at fixed rates: a paced publisher stamps each payload with its send time; the
+// subscriber (same process, same clock) records now - stamp.
+#include <iostream>
+
+#include "sections.hpp"
+#include "stats.hpp"
+
+namespace bench {
+
+void latency_section(SectionContext& ctx) {
+  double const seconds = ctx.scaled(3, 0.3);
+  double const warmup = ctx.scaled(0.5, 0.05);
+  for (std::size_t const payload : {std::size_t{64}, std::size_t{1024}}) {
+    for (double const rate : {10'000.0, 50'000.0}) {
+      Percentiles p[2];
+      for (Path const path : {Path::direct, Path::podrelay}) {
+        RunSpec spec;
+        spec.path = path;
+        spec.payload_bytes = payload;
+        spec.rate = rate;
+        spec.warmup_messages = static_cast<std::uint64_t>(rate * warmup);
+        spec.messages = static_cast<std::uint64_t>(rate * (seconds + warmup));
+        spec.record_latency = true;
+        spec.time_limit_s = seconds + warmup + 10;
+        auto const r = run_pubsub(ctx.env, spec);
+        std::cerr << "  latency @" << rate << "/s: " << describe(spec, r) << '\n';
+        ctx.report.add_run("latency", spec, r);
+        p[path == Path::podrelay] = percentiles(r.latencies_ns);
+        for (auto const& problem : r.problems) {
+          ctx.report.note("latency", std::string(path_name(path)) + " " + size_label(payload) +
+                                         " @" + std::to_string(int(rate)) + "/s: " + problem);
+        }
+      }
+      auto const label = size_label(payload) + " @" + std::to_string(int(rate / 1000)) + "k/s";
+      ctx.report.add({"latency", "p50 " + label, "us", p[0].p50_us, p[1].p50_us});
+      ctx.report.add({"latency", "p90 " + label, "us", p[0].p90_us, p[1].p90_us});
+      ctx.report.add({"latency", "p99 " + label, "us", p[0].p99_us, p[1].p99_us});
+      ctx.report.add({"latency", "p99.9 " + label, "us", p[0].p999_us, p[1].p999_us});
+    }
+  }
+  ctx.report.note("latency",
+                  "publish-to-delivery latency; paced sender, " + std::to_string(seconds) +
+                      " s per run after " + std::to_string(warmup) +
+                      " s warm-up; podrelay PUBs fire and forget (request id 0), direct "
+                      "PUBLISH replies read and discarded; timestamp taken just before each "
+                      "write (max send lag behind schedule is in the JSON runs)");
+}
+
+}  // namespace bench

@@ -1,0 +1,65 @@
+#include "redis_client.hpp"
+
+namespace bench {
+namespace {
+
+namespace redis = podrelay::redis;
+
+}  // namespace
+
+RedisClient::RedisClient(EventLoop& loop, std::uint16_t port) : PubSubClient(loop, port) {
+  ready_ = true;
+}
+
+void RedisClient::subscribe(std::string_view channel) {
+  command_.clear();
+  redis::append_command(command_, {"SUBSCRIBE", channel});
+  send(command_);
+}
+
+void RedisClient::publish(std::string_view channel, std::string_view payload, bool /*acked*/,
+                          bool defer) {
+  command_.clear();
+  redis::append_command(command_, {"PUBLISH", channel, payload});
+  send(command_, defer);
+}
+
+void RedisClient::ping() {
+  command_.clear();
+  redis::append_command(command_, {"PING"});
+  send(command_);
+}
+
+void RedisClient::on_bytes(char const* data, std::size_t n) {
+  reader_.feed(data, n);
+  for (;;) {
+    redis::ReplyPtr reply;
+    auto const st = reader_.next(reply);
+    if (st == redis::ReplyReader::Status::need_more) return;
+    if (st == redis::ReplyReader::Status::error) {
+      fail("RESP protocol error: " + std::string(reader_.error_text()));
+      return;
+    }
+    switch (reply->type) {
+      case REDIS_REPLY_INTEGER:  // PUBLISH
+      case REDIS_REPLY_STATUS:   // PONG
+        ++acks_;
+        continue;
+      case REDIS_REPLY_ERROR:
+        ++nacks_;
+        server_error_ = std::string(redis::reply_string(*reply));
+        continue;
+      default: break;
+    }
+    auto const ev = redis::classify_pubsub(*reply);
+    using Kind = redis::PubSubEvent::Kind;
+    if (ev.kind == Kind::message) {
+      ++messages_;
+      if (sink_ != nullptr) sink_->on_message(ev.payload);
+    } else if (ev.kind == Kind::subscribed) {
+      subscribed_ = true;
+    }
+  }
+}
+
+}  // namespace bench

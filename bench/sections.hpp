@@ -1,0 +1,41 @@
+// The measured sections. Each adds rows (direct vs podrelay), notes and raw runs to the
+// report; each throws on a failure that makes its figures meaningless.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+#include "environment.hpp"
+#include "options.hpp"
+#include "report.hpp"
+
+namespace bench {
+
+struct SectionContext {
+  Environment& env;
+  Report& report;
+  Options const& options;
+
+  // A count or duration for a full run, scaled; `quick_value` in --quick mode.
+  double scaled(double full_value, double quick_value) const {
+    return options.quick ? quick_value : full_value * options.duration_scale;
+  }
+  std::uint64_t count(double full_value, double quick_value) const {
+    return static_cast<std::uint64_t>(std::max(1.0, std::round(scaled(full_value, quick_value))));
+  }
+};
+
+void throughput_section(SectionContext& ctx);
+void latency_section(SectionContext& ctx);
+void fanout_section(SectionContext& ctx);
+void cpu_section(SectionContext& ctx);
+void memory_section(SectionContext& ctx);
+
+// "64 B" or "1 KiB".
+inline std::string size_label(std::size_t bytes) {
+  return bytes % 1024 == 0 ? std::to_string(bytes / 1024) + " KiB" : std::to_string(bytes) + " B";
+}
+
+}  // namespace bench
