@@ -189,16 +189,15 @@ double Environment::sidecar_metric(std::string const& name, std::string const& m
   if (status != 200) return -1;
   std::istringstream in(body);
   double sum = 0;
-  bool found = false;
   for (std::string line; std::getline(in, line);) {
     if (line.rfind(metric, 0) != 0) continue;
     auto const rest = line.substr(metric.size());
     if (!rest.empty() && rest[0] != ' ' && rest[0] != '{') continue;
     auto const sp = line.rfind(' ');
     sum += std::strtod(line.c_str() + sp + 1, nullptr);
-    found = true;
   }
-  return found ? sum : -1;
+  // A labelled family nothing was counted in yet has no sample at all: zero.
+  return sum;
 }
 
 std::string Environment::redis_info(std::string const& field) {

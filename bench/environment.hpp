@@ -43,8 +43,8 @@ class Environment {
   // Throws if any child died (with the tail of its log in the message).
   void check_alive();
 
-  // The value of an unlabelled sample, or the sum over all label sets, of a metric on a
-  // sidecar's /metrics; -1 when absent or unreachable.
+  // The sum over all samples (label sets) of a metric on a sidecar's /metrics; 0 when it
+  // has no sample, -1 when the sidecar is unknown or /metrics unreachable.
   double sidecar_metric(std::string const& name, std::string const& metric);
   // INFO field of Redis (e.g. "used_memory"), or empty.
   std::string redis_info(std::string const& field);

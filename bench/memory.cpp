@@ -29,8 +29,8 @@ struct Reading {
 
 // Opens `n` connections with `make` (which sends the greeting), in batches, each batch
 // answered before the next; then lets the process settle and reads its RSS.
-template <class Make>
-Reading measure(pid_t pid, std::size_t n, Make make) {
+template <class Make, class Loaded>
+Reading measure(pid_t pid, std::size_t n, Make make, Loaded loaded) {
   Reading r;
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   r.idle_kib = rss_kib(pid);
@@ -61,6 +61,7 @@ Reading measure(pid_t pid, std::size_t n, Make make) {
   while (Clock::now() < settle) loop.poll(std::chrono::milliseconds(50));
   r.loaded_kib = rss_kib(pid);
   r.connections = conns.size();
+  loaded();
   return r;
 }
 
@@ -69,17 +70,21 @@ Reading measure(pid_t pid, std::size_t n, Make make) {
 void memory_section(SectionContext& ctx) {
   std::size_t const n = ctx.options.quick ? 200 : 10'000;
   auto& m = ctx.env.start_sidecar("m");
-  auto const relay = measure(m.pid(), n, [&](EventLoop& loop) -> std::unique_ptr<PubSubClient> {
-    return std::make_unique<RelayClient>(loop, m.port);
-  });
-  double const open = ctx.env.sidecar_metric("m", "podrelay_app_connections");
+  double open = NAN;
+  auto const relay = measure(
+      m.pid(), n,
+      [&](EventLoop& loop) -> std::unique_ptr<PubSubClient> {
+        return std::make_unique<RelayClient>(loop, m.port);
+      },
+      [&] { open = ctx.env.sidecar_metric("m", "podrelay_app_connections"); });
   ctx.env.stop_sidecar("m");
   auto const direct =
       measure(ctx.env.redis_pid(), n, [&](EventLoop& loop) -> std::unique_ptr<PubSubClient> {
         auto c = std::make_unique<RedisClient>(loop, ctx.env.redis_port());
         c->ping();
         return c;
-      });
+      },
+      [] {});
   ctx.env.check_alive();
 
   auto const k = std::to_string(n / 1000) + "k";

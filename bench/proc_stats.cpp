@@ -33,6 +33,16 @@ long rss_kib(pid_t pid) {
   return -1;
 }
 
+double machine_busy_seconds() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  unsigned long long v[8] = {};
+  if (!(in >> cpu) || cpu != "cpu") return -1;
+  for (auto& x : v) in >> x;
+  unsigned long long const busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];  // not idle, iowait
+  return static_cast<double>(busy) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
 double self_cpu_seconds() {
   rusage ru{};
   ::getrusage(RUSAGE_SELF, &ru);

@@ -124,6 +124,7 @@ RunResult run_pubsub(Environment& env, RunSpec const& spec) {
   std::map<std::string, double> cpu_before;
   for (auto const& p : probes) cpu_before[p.name] = cpu_seconds(p.pid);
   double const bench_before = self_cpu_seconds();
+  double const machine_before = machine_busy_seconds();
 
   std::string payload(spec.payload_bytes, 'x');
   std::uint64_t seq = 0;
@@ -190,6 +191,11 @@ RunResult run_pubsub(Environment& env, RunSpec const& spec) {
     result.cpu_s[p.name] = after >= 0 && cpu_before[p.name] >= 0 ? after - cpu_before[p.name] : -1;
   }
   result.cpu_s["bench"] = self_cpu_seconds() - bench_before;
+  // Busy CPU time of the machine not spent by the bench, Redis or the sidecars: other
+  // users' load, which the figures of this run competed with.
+  double ours = 0;
+  for (auto const& [name, secs] : result.cpu_s) ours += std::max(0.0, secs);
+  result.cpu_s["others"] = std::max(0.0, machine_busy_seconds() - machine_before - ours);
   result.published = seq;
   result.acks = pub->acks();
   result.nacks = pub->nacks();
@@ -226,6 +232,11 @@ std::string describe(RunSpec const& spec, RunResult const& r) {
   std::ostringstream s;
   s << path_name(spec.path) << ' ' << spec.payload_bytes << "B x" << spec.subscribers << ": "
     << r.delivered << '/' << r.expected << " deliveries in " << r.elapsed_s << " s";
+  if (r.elapsed_s > 0) {
+    s << " (cpu/wall:";
+    for (auto const& [name, secs] : r.cpu_s) s << ' ' << name << '=' << secs / r.elapsed_s;
+    s << ')';
+  }
   for (auto const& p : r.problems) s << "; " << p;
   return s.str();
 }

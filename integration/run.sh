@@ -8,6 +8,13 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 export PYTHONDONTWRITEBYTECODE=1
 
+for tool in redis-server redis-cli; do
+  if ! command -v "$tool" >/dev/null; then
+    echo "integration/run.sh: $tool not found (apt-get install redis-server redis-tools)" >&2
+    exit 1
+  fi
+done
+
 status=0
 echo "== client codec tests (clients/python/tests)"
 python3 -m unittest discover -s clients/python/tests -p 'test_*.py' -v || status=1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import struct
 import threading
 import time
 
@@ -92,6 +93,24 @@ class SemanticsTest(IntegrationCase):
         self.assertFalse(t.is_alive(), "publisher thread stuck")
         self.assertEqual(errors, [])
         self.redis.wait_numsub(PREFIX + "flood", 0, timeout=5)
+
+    def test_replies_of_one_kind_come_in_request_order(self):
+        # PROTOCOL.md: "Replies to requests come back in the order the requests were sent
+        # for requests of the same kind". A SUB of a new channel waits for Redis; a SUB of a
+        # channel this pod already has could be answered at once, but not before the first.
+        other = self.a.client()
+        other.subscribe("known")
+        other.psubscribe("known*")
+        c = self.a.client()
+        c.send_raw(proto.encode_sub(1, ["fresh"]) + proto.encode_sub(2, ["known"]))
+        got = [c.recv_frame(timeout=5), c.recv_frame(timeout=5)]
+        self.assertEqual(got, [proto.Ok(1), proto.Ok(2)], "SUB replies out of order")
+        c.send_raw(proto.encode_psub(3, ["fresh*"]) + proto.encode_psub(4, ["known*"]))
+        got = [c.recv_frame(timeout=5), c.recv_frame(timeout=5)]
+        self.assertEqual(got, [proto.Ok(3), proto.Ok(4)], "PSUB replies out of order")
+        c.send_raw(b"".join(proto.encode_pub(i, "ordered", b"x") for i in range(5, 105)))
+        got = [c.recv_frame(timeout=5) for _ in range(100)]
+        self.assertEqual(got, [proto.Ok(i) for i in range(5, 105)], "PUB replies out of order")
 
     def test_admin_endpoints(self):
         status, body = self.a.get("/healthz")
@@ -224,6 +243,19 @@ class LimitsTest(IntegrationCase):
                                                 "--max-frame-bytes", "4096"])
         pod.client().ping()
 
+    def test_max_frame_bytes_flag_is_announced_and_enforced(self):
+        redis = self.start_redis()
+        pod = self.start_sidecar("pod", redis, ["--max-frame-bytes", "4096"])
+        c = pod.client()
+        self.assertEqual(c.welcome.max_frame_bytes, 4096)
+        c.subscribe("lim")
+        c.publish("lim", b"y" * (4096 - 1 - 4 - 2 - 3))  # length exactly 4096
+        self.assertEqual(len(self.expect_msgs(c, 1)[0].payload), 4096 - 10)
+        c.send_raw(struct.pack(">I", 4097) + b"\x02")
+        frames = c.read_until_closed(timeout=5)
+        self.assertEqual([(type(f), getattr(f, "code", None)) for f in frames],
+                         [(proto.Err, proto.FRAME_TOO_LARGE)], frames)
+
     def test_max_subscriptions(self):
         redis = self.start_redis()
         pod = self.start_sidecar("pod", redis, ["--max-subscriptions", "2"])
@@ -301,3 +333,42 @@ class ShutdownTest(IntegrationCase):
 
     def test_drain_shorter_than_publish_timeout(self):
         self.check(["--publish-buffer-timeout", "30", "--drain-timeout", "1"])
+
+
+class RestartTest(IntegrationCase):
+
+    def test_stale_unix_socket_is_replaced_but_a_live_one_is_not_stolen(self):
+        from harness import PODRELAY_BIN, free_port
+        redis = self.start_redis()
+        path = os.path.join(self.tmpdir, "p.sock")
+        first = self.start_sidecar("first", redis, listen=[f"unix:{path}"])
+        first.proc.kill()  # SIGKILL leaves the socket file behind, as a crash would
+        self.assertTrue(os.path.exists(path))
+        self.start_sidecar("second", redis, listen=[f"unix:{path}"])
+        self.track_client(Client(f"unix:{path}")).ping()
+        r = self.run_cli("--listen", f"unix:{path}", "--redis", redis.url,
+                         "--admin-listen", f"127.0.0.1:{free_port()}",
+                         binary=PODRELAY_BIN, timeout=10)
+        self.assertNotEqual(r.returncode, 0, "a second daemon took over a live socket")
+        self.assertTrue(r.stderr.strip())
+        self.track_client(Client(f"unix:{path}")).ping()
+
+    def test_thousands_of_subscriptions_come_back_after_redis_restart(self):
+        redis = self.start_redis()
+        pod = self.start_sidecar("pod", redis)
+        c = pod.client()
+        c.subscribe(*["c%d" % i for i in range(3000)])
+        c.psubscribe(*["p%d.*" % i for i in range(500)])
+        self.assertEqual(len(redis.channels("podrelay:c*")), 3000)
+        redis.kill()
+        pod.wait_readyz(503)
+        redis.start()
+        pod.wait_ready(timeout=20)
+        wait_for(lambda: len(redis.channels("podrelay:c*")) == 3000, 10,
+                 what="3000 channels resubscribed")
+        redis.wait_numpat(500, timeout=10)
+        self.a_pub = pod.client()
+        self.a_pub.publish("c2999", b"back")
+        self.a_pub.publish("p499.x", b"pat back")
+        got = sorted(msg_tuple(m) for m in self.expect_msgs(c, 2))
+        self.assertEqual(got, [(b"c2999", b"", b"back"), (b"p499.x", b"p499.*", b"pat back")])

@@ -166,6 +166,12 @@ class RelayTest(ThreePods):
         out = self.redis.cli("PUBLISH", PREFIX + "C", "hi").strip()
         self.assertEqual(out, "1", "one Redis subscriber (pod A) expected")
         self.assertEqual(msg_tuple(self.expect_msgs(app, 1)[0]), (b"C", b"", b"hi"))
+        # channels outside the prefix never reach apps, not even an app's "*" pattern
+        app.psubscribe("*")
+        self.assertEqual(self.redis.cli("PUBLISH", "C", "unprefixed").strip(), "0")
+        self.redis.cli("PUBLISH", "other:C", "foreign")
+        self.expect_no_msg(app, grace=0.3)
+        app.punsubscribe()
 
         lines: "queue.Queue[bytes]" = queue.Queue()
         cli = subprocess.Popen([REDIS_CLI, "-h", "127.0.0.1", "-p", str(self.redis.port),
@@ -574,6 +580,14 @@ class CliTest(IntegrationCase):
         r = self.run_cli("-c", self.a.addr, "ping")
         self.assertEqual(r.returncode, 0, r.stderr)
 
+    def test_cli_usage_errors(self):
+        for args in ((), ("bogus-command",), ("-c", "nonsense", "ping"), ("sub",)):
+            with self.subTest(args=args):
+                r = self.run_cli(*args, timeout=10)
+                self.assertNotEqual(r.returncode, 0)
+                lines = [l for l in r.stderr.decode(errors="replace").splitlines() if l.strip()]
+                self.assertGreaterEqual(len(lines), 1, "should say what is wrong on stderr")
+
     def test_cli_closed_port(self):
         port = free_port()  # nothing listens there
         for args in (("ping",), ("pub", "x", "y"), ("sub", "x", "-n", "1", "--timeout", "2")):
@@ -633,6 +647,26 @@ class DaemonProcessTest(IntegrationCase):
         r = self.podrelay("--help")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn(b"--listen", r.stdout)
+
+    def test_json_log_format(self):
+        import json
+        redis = self.start_redis()
+        pod = self.start_sidecar("jsonpod", redis, ["--log-format", "json"])
+        c = pod.client()
+        c.subscribe("j")
+        c.publish("j", b"x")
+        self.expect_msgs(c, 1)
+        c.close()
+        self.assertEqual(pod.stop(), 0)
+        lines = [l for l in pod.proc.stderr_text().splitlines()
+                 if l.strip() and not l.startswith("=== start:")]
+        self.assertTrue(lines, "no log lines")
+        for l in lines:
+            try:
+                obj = json.loads(l)
+            except ValueError:
+                self.fail(f"not a JSON line: {l!r}")
+            self.assertIsInstance(obj, dict, l)
 
     def test_unix_socket_listener(self):
         redis = self.start_redis()

@@ -16,7 +16,7 @@ build_pkgs=(
   clang clang-format libclang-rt-14-dev
   redis-server redis-sentinel redis-tools
   python3 iproute2 procps curl
-  yamllint prometheus
+  yamllint prometheus chromium
 )
 
 mode=${1:-build}

@@ -36,6 +36,9 @@ PODRELAY_BIN=$root/build-asan/bin/podrelay PODRELAY_CLI_BIN=$root/build-asan/bin
 step "Node client tests (real sidecars)"
 PODRELAY_REQUIRE_LIVE=1 clients/node/test.sh
 
+step "cross-pod chat demo in a real browser (Chromium via playwright-core)"
+examples/chat/test.sh
+
 step "deployment checks (Dockerfile, k8s manifests, alerts)"
 k8s/test.sh
 

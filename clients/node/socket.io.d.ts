@@ -2,7 +2,14 @@
 
 /// <reference types="node" />
 
-import type { ClusterAdapterOptions, ClusterAdapterWithHeartbeat } from 'socket.io-adapter';
+import type {
+  ClusterAdapterOptions,
+  ClusterAdapterWithHeartbeat,
+  ClusterMessage,
+  ClusterResponse,
+  Offset,
+  ServerId,
+} from 'socket.io-adapter';
 import type { Client, ConnectOptions } from './index.js';
 
 export interface PodrelayAdapterOptions extends ClusterAdapterOptions {
@@ -60,6 +67,8 @@ export declare class PodrelayAdapter extends ClusterAdapterWithHeartbeat {
   close(): Promise<void> | void;
   /** Resolves once the channels of newly created rooms are subscribed. */
   addAll(id: string, rooms: Set<string>): Promise<void> | void;
+  protected doPublish(message: ClusterMessage): Promise<Offset>;
+  protected doPublishResponse(requesterUid: ServerId, response: ClusterResponse): Promise<void>;
   on(event: 'error', listener: (err: Error) => void): this;
   on(event: string | symbol, listener: (...args: any[]) => void): this;
 }
@@ -84,6 +93,6 @@ export interface DecodedMessage {
 /** Encodes an inter-server message (see README, "Wire format"). */
 export declare function encodeMessage(uid: string, message: { type: number; data?: unknown }, copyId?: number): Buffer;
 /** Decodes an inter-server message; throws when malformed. */
-export declare function decodeMessage(payload: Uint8Array): DecodedMessage;
+export declare function decodeMessage(payload: Buffer): DecodedMessage;
 /** Reads only the header; null when the payload is not an adapter message. */
-export declare function decodeHeader(payload: Uint8Array): { uid: string; copyId: number; bodyOffset: number } | null;
+export declare function decodeHeader(payload: Buffer): { uid: string; copyId: number; bodyOffset: number } | null;

@@ -115,7 +115,9 @@ asio::awaitable<void> Publisher::writer() {
   while (conn_.is_open()) {
     if (!queue_.has_unwritten()) {
       wake_.expires_at(Clock::time_point::max());
+      writer_waiting_ = true;
       co_await wake_.async_wait(use_tuple);
+      writer_waiting_ = false;
       continue;
     }
     queue_.take_unwritten(write_buf_, Clock::now());

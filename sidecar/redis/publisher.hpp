@@ -75,7 +75,12 @@ class Publisher {
   asio::awaitable<void> expiry();
   void fail_items(std::vector<core::PublishQueue<PublishTag>::Item> items, proto::ErrorCode code,
                   std::string_view text);
-  void wake_writer() { wake_.cancel(); }
+  void wake_writer() {
+    if (writer_waiting_) {  // a timer cancel per publish would cost more than the publish
+      writer_waiting_ = false;
+      wake_.cancel();
+    }
+  }
 
   config::Config const& cfg_;
   MasterLocator& locator_;
@@ -90,6 +95,7 @@ class Publisher {
   std::string write_buf_;
   bool connected_ = false;
   bool stopped_ = false;
+  bool writer_waiting_ = false;
   bool ever_connected_ = false;
   std::chrono::steady_clock::time_point last_reply_{};
 };

@@ -52,7 +52,7 @@ void Subscriber::send(core::SubKind kind, bool subscribe, std::vector<std::strin
     }
     append_command(out_, args);
   }
-  wake_.cancel();
+  wake_writer();
 }
 
 asio::awaitable<void> Subscriber::run() {
@@ -110,7 +110,9 @@ asio::awaitable<void> Subscriber::writer() {
   while (conn_.is_open()) {
     if (out_.empty()) {
       wake_.expires_at(Clock::time_point::max());
+      writer_waiting_ = true;
       co_await wake_.async_wait(use_tuple);
+      writer_waiting_ = false;
       continue;
     }
     write_buf_.clear();
@@ -139,7 +141,7 @@ asio::awaitable<void> Subscriber::health() {
     }
     out_ += ping;
     pings_in_flight_.push_back(now);
-    wake_.cancel();
+    wake_writer();
   }
 }
 

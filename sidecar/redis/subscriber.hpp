@@ -48,6 +48,12 @@ class Subscriber {
   asio::awaitable<void> reader();
   asio::awaitable<void> writer();
   asio::awaitable<void> health();
+  void wake_writer() {
+    if (writer_waiting_) {
+      writer_waiting_ = false;
+      wake_.cancel();
+    }
+  }
 
   config::Config const& cfg_;
   MasterLocator& locator_;
@@ -61,6 +67,7 @@ class Subscriber {
   std::deque<std::chrono::steady_clock::time_point> pings_in_flight_;
   bool connected_ = false;
   bool stopped_ = false;
+  bool writer_waiting_ = false;
 };
 
 }  // namespace podrelay::redis

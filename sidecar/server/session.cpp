@@ -281,7 +281,14 @@ void Session::slow_consumer(std::string reason) {
   });
 }
 
-void Session::wake_writer() { wake_.cancel(); }
+void Session::wake_writer() {
+  // Cancelling a timer costs a trip through the timer queue; a fan-out to thousands of
+  // sessions must only pay it for writers that are actually asleep.
+  if (writer_waiting_) {
+    writer_waiting_ = false;
+    wake_.cancel();
+  }
+}
 
 void Session::goaway(proto::ErrorCode code, std::string_view text, bool wait_for_acks) {
   if (closing_) return;
@@ -317,7 +324,9 @@ asio::awaitable<void> Session::writer() {
     if (queue_.empty()) {
       if (closing_ && (!wait_for_acks_ || pending_acks_ == 0)) break;
       wake_.expires_at(Clock::time_point::max());
+      writer_waiting_ = true;
       co_await wake_.async_wait(use_tuple);
+      writer_waiting_ = false;
       continue;
     }
     bufs.clear();

@@ -96,6 +96,7 @@ class Session final : public std::enable_shared_from_this<Session>,
   bool wait_for_acks_ = false;
   bool closed_ = false;
   bool over_limit_posted_ = false;
+  bool writer_waiting_ = false;
   std::chrono::steady_clock::time_point over_soft_since_{};  // epoch: not over the soft limit
 };
 

@@ -206,6 +206,12 @@ export class PodrelayAdapter extends ClusterAdapterWithHeartbeat {
     return waits ? Promise.all(waits).then(() => undefined) : undefined;
   }
 
+  // Connection state recovery needs a replayable log of messages with offsets (the Redis
+  // Streams adapter has one); pub/sub has none. ClusterAdapter would append our (absent)
+  // offset to every event as an extra argument when the option is on: don't. Sessions are
+  // then simply not recovered, as with @socket.io/redis-adapter.
+  addOffsetIfNecessary() {}
+
   _subscribeRoom(room) {
     if (this._closed || this._isPrivateRoom(room)) return;
     const p = this.client.subscribe(this.channels.room(room), this._onRoomMessage).then(
@@ -262,7 +268,13 @@ export class PodrelayAdapter extends ClusterAdapterWithHeartbeat {
       sent.catch((err) => this._report(err));
       return Promise.resolve(undefined);
     }
-    return sent.then(() => undefined);
+    return sent.then(
+      () => undefined,
+      (err) => {
+        this._report(err);
+        throw err; // ClusterAdapter logs it and carries on with the local part
+      },
+    );
   }
 
   doPublishResponse(requesterUid, response) {
@@ -273,7 +285,10 @@ export class PodrelayAdapter extends ClusterAdapterWithHeartbeat {
       this._report(err);
       return Promise.reject(err);
     }
-    return this.client.publish(this.channels.server(requesterUid), payload);
+    return this.client.publish(this.channels.server(requesterUid), payload).catch((err) => {
+      this._report(err);
+      throw err;
+    });
   }
 
   _onPayload(payload, isResponse) {

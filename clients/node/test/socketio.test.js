@@ -194,9 +194,9 @@ describe('live: socket.io adapter over three sidecars', { skip }, () => {
   }
 
   // A Socket.IO server whose adapter talks to sidecar `sidecarName`.
-  async function startServer(name, sidecarName) {
+  async function startServer(name, sidecarName, serverOpts = {}) {
     const httpServer = http.createServer();
-    const io = new Server(httpServer);
+    const io = new Server(httpServer, serverOpts);
     const errors = [];
     io.adapter(
       createAdapter({
@@ -240,8 +240,8 @@ describe('live: socket.io adapter over three sidecars', { skip }, () => {
 
   // A socket.io-client client connected to `server`; records every event it receives and
   // answers 'ask' acks with `<name>:<arg>`.
-  async function client(server, name) {
-    const socket = ioc(`http://127.0.0.1:${server.port}`, {
+  async function client(server, name, nsp = '/') {
+    const socket = ioc(`http://127.0.0.1:${server.port}${nsp}`, {
       transports: ['websocket'],
       reconnection: false,
       forceNew: true,
@@ -608,9 +608,53 @@ describe('live: socket.io adapter over three sidecars', { skip }, () => {
     }
   });
 
+  live('namespaces share the connection but not the channels', async () => {
+    const { A, B, C } = env.servers;
+    const chats = [A, B, C].map((s) => s.io.of('/chat'));
+    assert.equal(chats[0].adapter.client, A.adapter().client, 'one podrelay connection per server');
+    await Promise.all(chats.map((n) => withTimeout(n.adapter.ready, 5000, 'chat adapter ready')));
+    await until(async () => (await Promise.all(chats.map((n) => n.adapter.serverCount()))).every((c) => c === 3), {
+      what: 'serverCount() == 3 in /chat',
+    });
+    assert.equal(await numsub(channelsOf('socket.io', '/chat').namespace), 3);
+    const chatB = await client(B, 'chat-b', '/chat');
+    const rootB = await client(B, 'root-b');
+    chats[0].emit('in-chat', 1);
+    A.io.emit('in-root', 1);
+    await waitEvent(chatB, 'in-chat');
+    await waitEvent(rootB, 'in-root');
+    await settle(A, [rootB]);
+    assert.equal(events(chatB, 'in-root').length, 0);
+    assert.equal(events(rootB, 'in-chat').length, 0);
+  });
+
+  live('with connectionStateRecovery on, events carry no extra offset argument', async () => {
+    const { A, B, C } = env.servers;
+    const D = await startServer('D', 'A', { connectionStateRecovery: {} });
+    try {
+      await waitServerCount([A, B, C, D], 4);
+      const d1 = await client(D, 'csr-d1');
+      B.io.emit('csr', 'x', 1);
+      D.io.emit('csr', 'local', 2);
+      await waitEvent(d1, 'csr', 2);
+      assert.deepEqual(sorted(events(d1, 'csr').map((m) => JSON.stringify(m.args))), ['["local",2]', '["x",1]']);
+      assert.deepEqual(D.errors, []);
+    } finally {
+      await closeServer(D);
+      delete env.servers.D;
+    }
+    await waitServerCount([A, B, C], 3);
+  });
+
+  live('no adapter reported an error so far', () => {
+    for (const s of Object.values(env.servers)) assert.deepEqual(s.errors.map((e) => e.message), [], `server ${s.name}`);
+  });
+
   live('a server that vanishes drops out of serverCount after the heartbeat timeout, and comes back', async () => {
     const { A, B, C } = env.servers;
     await waitServerCount([A, B, C], 3);
+    const stay = await client(C, 'stay-c1');
+    await joinRoom(stay, 'persist');
     // Cut server C off: kill its sidecar. C's adapter keeps trying; A and B stop hearing it.
     const killedAt = Date.now();
     await stop(env.sidecars.C.proc, 'SIGKILL');
@@ -630,6 +674,10 @@ describe('live: socket.io adapter over three sidecars', { skip }, () => {
     await joinRoom(c1, 'back');
     A.io.to('back').emit('welcome-back');
     await waitEvent(c1, 'welcome-back');
+    // The room channel subscribed before the kill was re-established by the reconnect.
+    await until(async () => (await numsub(roomChannel('persist'))) === 1, { what: 'sidecar C to resubscribe persist' });
+    B.io.to('persist').emit('still-here');
+    await waitEvent(stay, 'still-here');
   });
 
   live('a server that closes says so: the others drop it at once', async () => {

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Smoke test of podrelay-bench: a --quick run (a few seconds) must exit 0 and write JSON
+# holding every section with rows. No timing assertions: the figures of a quick run mean
+# nothing. Usage: bench/smoke.sh [BUILD_DIR]   (default build/)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build_dir=${1:-build}
+json=/tmp/x.json
+rm -f "$json"
+timeout 120 "$build_dir/bin/podrelay-bench" --quick --json "$json" >/dev/null
+python3 - "$json" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+want = ["throughput", "latency", "fanout", "cpu", "memory"]
+sections = doc.get("sections", {})
+missing = [s for s in want if s not in sections]
+if missing:
+    sys.exit(f"smoke: sections missing from JSON: {missing}")
+for name in want:
+    s = sections[name]
+    if not s.get("rows"):
+        sys.exit(f"smoke: section {name} has no rows")
+    if s.get("errors"):
+        sys.exit(f"smoke: section {name} reported errors: {s['errors']}")
+    for row in s["rows"]:
+        for key in ("metric", "unit", "direct", "podrelay", "ratio"):
+            if key not in row:
+                sys.exit(f"smoke: {name} row lacks {key}: {row}")
+        if row["podrelay"] is None:
+            sys.exit(f"smoke: {name} row without a podrelay figure: {row}")
+if not doc.get("ok"):
+    sys.exit("smoke: bench reported ok=false")
+print("smoke: ok (" + ", ".join(f"{n}: {len(sections[n]['rows'])} rows" for n in want) + ")")
+PY
