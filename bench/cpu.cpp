@@ -35,20 +35,20 @@ void cpu_section(SectionContext& ctx) {
     auto const& p = results[1];
     auto const label = size_label(payload) + " @20k/s";
     double const sidecars = per_m(p, "sidecar_a") + per_m(p, "sidecar_b");
-    ctx.report.add({"cpu", "sidecars a+b vs redis, " + label, "cpu s / 1M msgs",
-                    per_m(d, "redis"), sidecars});
+    ctx.report.add(
+        {"cpu", "sidecars a+b vs redis, " + label, "cpu s / 1M msgs", per_m(d, "redis"), sidecars});
     ctx.report.add({"cpu", "sidecar a (publish side), " + label, "cpu s / 1M msgs", NAN,
                     per_m(p, "sidecar_a")});
     ctx.report.add({"cpu", "sidecar b (subscribe side), " + label, "cpu s / 1M msgs", NAN,
                     per_m(p, "sidecar_b")});
-    ctx.report.add({"cpu", "redis-server, " + label, "cpu s / 1M msgs", per_m(d, "redis"),
-                    per_m(p, "redis")});
-    ctx.report.add({"cpu", "all server processes, " + label, "cpu s / 1M msgs",
-                    per_m(d, "redis"), per_m(p, "redis") + sidecars});
-    ctx.report.add({"cpu", "bench client, " + label, "cpu s / 1M msgs", per_m(d, "bench"),
-                    per_m(p, "bench")});
+    ctx.report.add(
+        {"cpu", "redis-server, " + label, "cpu s / 1M msgs", per_m(d, "redis"), per_m(p, "redis")});
+    ctx.report.add({"cpu", "all server processes, " + label, "cpu s / 1M msgs", per_m(d, "redis"),
+                    per_m(p, "redis") + sidecars});
+    ctx.report.add(
+        {"cpu", "bench client, " + label, "cpu s / 1M msgs", per_m(d, "bench"), per_m(p, "bench")});
   }
-  ctx.report.note("cpu", "paced 20k msgs/s, " + std::to_string(seconds) +
+  ctx.report.note("cpu", "paced 20k msgs/s, " + num(seconds) +
                              " s per run, 1 publisher and 1 subscriber; /proc tick resolution "
                              "10 ms. 'sidecars a+b vs redis' compares what podrelay adds "
                              "with what Redis itself spends on the same messages directly.");

@@ -109,8 +109,7 @@ void Environment::start_redis() {
   redis_ = std::make_unique<ChildProcess>(
       std::vector<std::string>{options_.redis_server, "--port", std::to_string(redis_port_),
                                "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                               "--maxclients", "15000", "--dir", log_dir_, "--loglevel",
-                               "warning"},
+                               "--maxclients", "15000", "--dir", log_dir_, "--loglevel", "warning"},
       log_dir_ + "/redis.log");
   auto const deadline = SteadyClock::now() + std::chrono::seconds(10);
   while (SteadyClock::now() < deadline) {
@@ -134,11 +133,10 @@ Sidecar& Environment::start_sidecar(std::string const& name) {
   s.port = free_port();
   s.admin_port = free_port();
   s.process = std::make_unique<ChildProcess>(
-      std::vector<std::string>{
-          options_.podrelay, "--listen", "127.0.0.1:" + std::to_string(s.port), "--redis",
-          "redis://127.0.0.1:" + std::to_string(redis_port_), "--admin-listen",
-          "127.0.0.1:" + std::to_string(s.admin_port), "--max-queue-bytes", "67108864",
-          "--log-level", "warn"},
+      std::vector<std::string>{options_.podrelay, "--listen", "127.0.0.1:" + std::to_string(s.port),
+                               "--redis", "redis://127.0.0.1:" + std::to_string(redis_port_),
+                               "--admin-listen", "127.0.0.1:" + std::to_string(s.admin_port),
+                               "--max-queue-bytes", "67108864", "--log-level", "warn"},
       log_dir_ + "/podrelay-" + name + ".log");
   auto const deadline = SteadyClock::now() + std::chrono::seconds(15);
   for (;;) {
@@ -148,8 +146,8 @@ Sidecar& Environment::start_sidecar(std::string const& name) {
     }
     if (http_get(s.admin_port, "/readyz").first == 200) break;
     if (SteadyClock::now() > deadline) {
-      throw std::runtime_error("podrelay " + name + " not ready within 15 s; log: " +
-                               s.process->log_path());
+      throw std::runtime_error("podrelay " + name +
+                               " not ready within 15 s; log: " + s.process->log_path());
     }
     std::this_thread::sleep_for(milliseconds(20));
   }

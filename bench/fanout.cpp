@@ -15,8 +15,8 @@ void fanout_section(SectionContext& ctx) {
       double const per_window = double(n) * double(payload + 64);
       auto const window =
           static_cast<std::size_t>(std::clamp(256.0 * 1024 * 1024 / per_window, 64.0, 4096.0));
-      Row row{"fanout", "deliveries/s, 1 pub -> " + std::to_string(n) + " subs, " +
-                            size_label(payload),
+      Row row{"fanout",
+              "deliveries/s, 1 pub -> " + std::to_string(n) + " subs, " + size_label(payload),
               "deliveries/s"};
       for (Path const path : {Path::direct, Path::podrelay}) {
         RunSpec spec;
@@ -32,8 +32,8 @@ void fanout_section(SectionContext& ctx) {
         ctx.report.add_run("fanout", spec, r);
         (path == Path::direct ? row.direct : row.podrelay) = r.deliveries_per_s();
         for (auto const& p : r.problems) {
-          ctx.report.note("fanout", std::string(path_name(path)) + " x" + std::to_string(n) +
-                                        " " + size_label(payload) + ": " + p);
+          ctx.report.note("fanout", std::string(path_name(path)) + " x" + std::to_string(n) + " " +
+                                        size_label(payload) + ": " + p);
         }
       }
       ctx.report.add(row);

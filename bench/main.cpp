@@ -74,8 +74,8 @@ int main(int argc, char** argv) {
   report.meta("cpus", std::to_string(std::thread::hardware_concurrency()));
   report.meta("loadavg_before", read_first_line("/proc/loadavg"));
   report.meta("kernel", read_first_line("/proc/sys/kernel/osrelease"));
-  report.meta("podrelay", opt.podrelay + " (" + command_output("'" + opt.podrelay +
-                                                               "' --version 2>&1") + ")");
+  report.meta("podrelay",
+              opt.podrelay + " (" + command_output("'" + opt.podrelay + "' --version 2>&1") + ")");
   report.meta("redis", command_output(opt.redis_server + " --version 2>&1"));
   report.meta("mode", opt.quick ? "quick (smoke test; figures not meaningful)"
                                 : "full, duration scale " + std::to_string(opt.duration_scale));
@@ -105,8 +105,10 @@ int main(int argc, char** argv) {
       return 1;
     }
     std::vector<std::pair<std::string, std::function<void(SectionContext&)>>> const sections{
-        {"throughput", throughput_section}, {"latency", latency_section},
-        {"fanout", fanout_section},         {"cpu", cpu_section},
+        {"throughput", throughput_section},
+        {"latency", latency_section},
+        {"fanout", fanout_section},
+        {"cpu", cpu_section},
         {"memory", memory_section}};
     for (auto const& [name, run] : sections) {
       if (!opt.wants(name)) continue;

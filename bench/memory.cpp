@@ -45,9 +45,9 @@ Reading measure(pid_t pid, std::size_t n, Make make, Loaded loaded) {
       bool all = true;
       for (auto i = first; i < conns.size(); ++i) {
         if (conns[i]->closed()) {
-          throw std::runtime_error("idle connection " + std::to_string(i) + " closed: " +
-                                   (conns[i]->server_error().empty() ? conns[i]->error()
-                                                                     : conns[i]->server_error()));
+          throw std::runtime_error(
+              "idle connection " + std::to_string(i) + " closed: " +
+              (conns[i]->server_error().empty() ? conns[i]->error() : conns[i]->server_error()));
         }
         all = all && conns[i]->ready() && conns[i]->acks() + conns[i]->bytes_received() > 0;
       }
@@ -78,8 +78,9 @@ void memory_section(SectionContext& ctx) {
       },
       [&] { open = ctx.env.sidecar_metric("m", "podrelay_app_connections"); });
   ctx.env.stop_sidecar("m");
-  auto const direct =
-      measure(ctx.env.redis_pid(), n, [&](EventLoop& loop) -> std::unique_ptr<PubSubClient> {
+  auto const direct = measure(
+      ctx.env.redis_pid(), n,
+      [&](EventLoop& loop) -> std::unique_ptr<PubSubClient> {
         auto c = std::make_unique<RedisClient>(loop, ctx.env.redis_port());
         c->ping();
         return c;
@@ -91,21 +92,22 @@ void memory_section(SectionContext& ctx) {
   ctx.report.add({"memory", "RSS idle", "KiB", double(direct.idle_kib), double(relay.idle_kib)});
   ctx.report.add({"memory", "RSS with " + (n >= 1000 ? k : std::to_string(n)) + " idle conns",
                   "KiB", double(direct.loaded_kib), double(relay.loaded_kib)});
-  ctx.report.add({"memory", "RSS per idle connection", "KiB", direct.per_conn_kib(),
-                  relay.per_conn_kib()});
+  ctx.report.add(
+      {"memory", "RSS per idle connection", "KiB", direct.per_conn_kib(), relay.per_conn_kib()});
   std::ostringstream raw;
   raw << "{\"connections\":" << n << ",\"podrelay_idle_kib\":" << relay.idle_kib
       << ",\"podrelay_loaded_kib\":" << relay.loaded_kib
       << ",\"podrelay_app_connections_metric\":" << json_number(open)
-      << ",\"redis_idle_kib\":" << direct.idle_kib
-      << ",\"redis_loaded_kib\":" << direct.loaded_kib << "}";
+      << ",\"redis_idle_kib\":" << direct.idle_kib << ",\"redis_loaded_kib\":" << direct.loaded_kib
+      << "}";
   ctx.report.add_raw("memory", raw.str());
   ctx.report.note("memory",
                   "podrelay: a fresh sidecar (not the one used by the other sections), each "
                   "connection sent HELLO and received WELCOME; direct: the shared redis-server "
                   "(after the other sections), each connection sent PING. RSS from "
                   "/proc/<pid>/status VmRSS, 1 s after the last answer. The sidecar's "
-                  "podrelay_app_connections gauge read " + json_number(open) + ".");
+                  "podrelay_app_connections gauge read " +
+                      json_number(open) + ".");
 }
 
 }  // namespace bench

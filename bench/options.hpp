@@ -15,13 +15,13 @@ inline std::vector<std::string> const& all_sections() {
 }
 
 struct Options {
-  std::string podrelay;                    // sidecar binary
+  std::string podrelay;  // sidecar binary
   std::string redis_server = "redis-server";
-  std::string json_path;                   // empty: no JSON file
-  std::vector<std::string> only;           // empty: every section
-  bool quick = false;                      // tiny counts, a smoke test of a few seconds
-  double duration_scale = 1.0;             // multiplies every count and duration
-  bool keep_logs = false;                  // keep child logs even on success
+  std::string json_path;          // empty: no JSON file
+  std::vector<std::string> only;  // empty: every section
+  bool quick = false;             // tiny counts, a smoke test of a few seconds
+  double duration_scale = 1.0;    // multiplies every count and duration
+  bool keep_logs = false;         // keep child logs even on success
   bool help = false;
 
   bool wants(std::string const& section) const;

@@ -201,14 +201,12 @@ RunResult run_pubsub(Environment& env, RunSpec const& spec) {
   result.nacks = pub->nacks();
   result.expected = seq * n_subs;
   result.complete = result.delivered >= result.expected && seq == total;
-  result.elapsed_s =
-      seconds_between(start, result.complete && sink.last_delivery > start ? sink.last_delivery
-                                                                           : end);
+  result.elapsed_s = seconds_between(
+      start, result.complete && sink.last_delivery > start ? sink.last_delivery : end);
   if (!result.complete) {
     std::ostringstream s;
-    s << "incomplete: published " << seq << " of " << total << ", delivered "
-      << result.delivered << " of " << result.expected << " within " << spec.time_limit_s
-      << " s";
+    s << "incomplete: published " << seq << " of " << total << ", delivered " << result.delivered
+      << " of " << result.expected << " within " << spec.time_limit_s << " s";
     result.problems.push_back(s.str());
   }
   if (result.nacks > 0) result.problems.push_back(std::to_string(result.nacks) + " publish nacks");

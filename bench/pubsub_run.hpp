@@ -44,7 +44,7 @@ struct RunResult {
   double setup_s = 0;          // connecting and subscribing
   bool complete = false;
   std::vector<std::int64_t> latencies_ns;
-  double max_send_lag_s = 0;  // paced mode: worst delay of a send behind its schedule
+  double max_send_lag_s = 0;            // paced mode: worst delay of a send behind its schedule
   std::map<std::string, double> cpu_s;  // "sidecar_a", "sidecar_b", "redis", "bench"
   std::vector<std::string> problems;    // disconnects, errors, incompleteness
 

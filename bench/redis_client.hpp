@@ -13,8 +13,7 @@ class RedisClient final : public PubSubClient {
   RedisClient(EventLoop& loop, std::uint16_t port);
 
   void subscribe(std::string_view channel) override;
-  void publish(std::string_view channel, std::string_view payload, bool acked,
-               bool defer) override;
+  void publish(std::string_view channel, std::string_view payload, bool acked, bool defer) override;
   // Sends PING; acks() counts the PONG (used by the idle-connection memory test).
   void ping();
 

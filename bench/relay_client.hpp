@@ -13,8 +13,7 @@ class RelayClient final : public PubSubClient {
   RelayClient(EventLoop& loop, std::uint16_t port, std::string_view client_name = "bench");
 
   void subscribe(std::string_view channel) override;
-  void publish(std::string_view channel, std::string_view payload, bool acked,
-               bool defer) override;
+  void publish(std::string_view channel, std::string_view payload, bool acked, bool defer) override;
   // Frees the decoder's buffer when no partial frame is held (idle connections).
   void trim() { decoder_.shrink_if_idle(0); }
 

@@ -16,8 +16,8 @@ struct Row {
   std::string section;
   std::string metric;
   std::string unit;
-  double direct = NAN;    // NAN: no baseline figure
-  double podrelay = NAN;  // NAN: not measured
+  double direct = NAN;                                // NAN: no baseline figure
+  double podrelay = NAN;                              // NAN: not measured
   double ratio() const { return podrelay / direct; }  // NAN when either is missing
 };
 

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <string>
+#include <vector>
 
 #include "environment.hpp"
 #include "options.hpp"
@@ -32,6 +34,21 @@ void latency_section(SectionContext& ctx);
 void fanout_section(SectionContext& ctx);
 void cpu_section(SectionContext& ctx);
 void memory_section(SectionContext& ctx);
+
+// Median of a few repetitions (the machine is shared; one noisy run should not decide).
+inline double median(std::vector<double> v) {
+  if (v.empty()) return NAN;
+  std::sort(v.begin(), v.end());
+  auto const n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+// Short text of a number: 2, 0.5, 1e+06.
+inline std::string num(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
 
 // "64 B" or "1 KiB".
 inline std::string size_label(std::size_t bytes) {

@@ -16,7 +16,7 @@ import time
 import unittest
 
 from harness import (PODRELAY_BIN, PODRELAY_CLI_BIN, REDIS_CLI, Client, ConnectionClosed,
-                     IntegrationCase, Proc, Redis, ServerError, free_port, proto, wait_for)
+                     IntegrationCase, Proc, Redis, ServerError, free_port, proto)
 
 PREFIX = "podrelay:"
 

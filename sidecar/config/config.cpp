@@ -1,6 +1,7 @@
 #include "config/config.hpp"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
@@ -131,10 +132,12 @@ ConfigResult parse_config(int argc, char const* const* argv) {
                  "Outbound bytes queued to one app connection before it is disconnected as a "
                  "slow consumer")
       ->envname(env("MAX_QUEUE_BYTES"));
-  app.add_option("--soft-queue-bytes", soft_queue,
-                 "Outbound bytes a connection may stay above for at most --soft-queue-seconds "
-                 "(Redis' client-output-buffer-limit soft limit)")
-      ->envname(env("SOFT_QUEUE_BYTES"));
+  auto* soft_queue_opt =
+      app.add_option("--soft-queue-bytes", soft_queue,
+                     "Outbound bytes a connection may stay above for at most --soft-queue-seconds "
+                     "(Redis' client-output-buffer-limit soft limit; default: the smaller of "
+                     "2 MiB and --max-queue-bytes / 4)")
+          ->envname(env("SOFT_QUEUE_BYTES"));
   app.add_option("--soft-queue-seconds", soft_window,
                  "How long a connection may stay above --soft-queue-bytes")
       ->envname(env("SOFT_QUEUE_SECONDS"));
@@ -254,6 +257,9 @@ ConfigResult parse_config(int argc, char const* const* argv) {
         "--max-queue-bytes must be larger than --max-frame-bytes (a queue must hold one frame)");
   }
 
+  if (soft_queue_opt->count() == 0) {
+    c.soft_queue_bytes = std::min<std::size_t>(c.soft_queue_bytes, c.max_queue_bytes / 4);
+  }
   if (c.soft_queue_bytes > c.max_queue_bytes) {
     return fail("--soft-queue-bytes must not exceed --max-queue-bytes");
   }

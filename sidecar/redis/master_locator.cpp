@@ -48,7 +48,13 @@ MasterLocator::MasterLocator(asio::any_io_executor ex, config::Config const& cfg
   sentinel_options_.client_name = "podrelay-sentinel-" + cfg.node_id;
 }
 
+MasterLocator::MasterLocator(asio::any_io_executor ex, config::Config const& cfg, Endpoint fixed)
+    : MasterLocator(ex, cfg) {
+  fixed_ = std::move(fixed);
+}
+
 asio::awaitable<std::optional<Endpoint>> MasterLocator::locate(std::string& why) {
+  if (fixed_) co_return *fixed_;
   if (!sentinel_mode()) co_return cfg_.redis.endpoints.front();
   auto const& sentinels = cfg_.redis.endpoints;
   RedisConnection conn(ex_);

@@ -21,6 +21,8 @@ namespace podrelay::redis {
 class MasterLocator {
  public:
   MasterLocator(asio::any_io_executor ex, config::Config const& cfg);
+  // Always this endpoint: one shard of a Redis Cluster.
+  MasterLocator(asio::any_io_executor ex, config::Config const& cfg, Endpoint fixed);
 
   // Options every connection to the master starts from (TLS, timeouts, ROLE check).
   ConnectOptions const& master_options() const noexcept { return master_options_; }
@@ -43,6 +45,7 @@ class MasterLocator {
   ConnectOptions master_options_;
   ConnectOptions sentinel_options_;
   std::optional<Endpoint> current_;
+  std::optional<Endpoint> fixed_;
   std::size_t preferred_ = 0;  // the sentinel that answered last
   std::function<void()> on_switch_;
   RedisConnection watch_conn_;

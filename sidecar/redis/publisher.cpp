@@ -44,8 +44,24 @@ void Publisher::start() {
 
 bool Publisher::publish(std::string_view redis_channel, std::string_view payload, PublishTag tag) {
   scratch_.clear();
-  append_command(scratch_, {"PUBLISH", redis_channel, payload});
+  append_command(scratch_, {sharded_ ? "SPUBLISH" : "PUBLISH", redis_channel, payload});
+  if (sharded_) tag.command = std::make_shared<std::string const>(scratch_);
   if (!queue_.push(scratch_, std::move(tag), Clock::now())) return false;
+  if (connected_) wake_writer();
+  return true;
+}
+
+bool Publisher::publish_encoded(std::string const& command, PublishTag tag, bool asking) {
+  if (queue_.bytes() + command.size() + 32 > queue_.max_bytes()) return false;
+  auto const now = Clock::now();
+  if (asking) {
+    std::string cmd;
+    append_command(cmd, {"ASKING"});
+    PublishTag skip;
+    skip.health_ping = true;
+    queue_.push(cmd, std::move(skip), now);
+  }
+  queue_.push(command, std::move(tag), now);
   if (connected_) wake_writer();
   return true;
 }

@@ -35,7 +35,11 @@ class PublishOrigin {
 struct PublishTag {
   std::weak_ptr<PublishOrigin> origin;  // empty for fire-and-forget
   std::uint32_t request_id = 0;
-  bool health_ping = false;
+  bool health_ping = false;  // also: any reply nobody waits for (ASKING)
+  // Cluster mode only: the encoded command, to send again after a MOVED/ASK redirect
+  // (Redis did not execute it, so a retry cannot duplicate it).
+  std::shared_ptr<std::string const> command;
+  std::uint8_t redirects = 0;
 };
 
 class Publisher {
@@ -59,6 +63,10 @@ class Publisher {
   void start();
   // Queues a PUBLISH. False when the buffer is full (nothing queued; caller nacks).
   bool publish(std::string_view redis_channel, std::string_view payload, PublishTag tag);
+  // Queues an already encoded command (a redirected SPUBLISH); `asking` sends ASKING first.
+  bool publish_encoded(std::string const& command, PublishTag tag, bool asking);
+  // "SPUBLISH" on Redis Cluster (sharded pub/sub), "PUBLISH" otherwise.
+  void set_sharded(bool sharded) { sharded_ = sharded; }
   // Completes when nothing waits for Redis any more, or at `deadline`.
   asio::awaitable<void> flush(std::chrono::steady_clock::time_point deadline);
   // Stops for good: closes the connection and reports everything pending as failed.
@@ -96,6 +104,7 @@ class Publisher {
   bool connected_ = false;
   bool stopped_ = false;
   bool writer_waiting_ = false;
+  bool sharded_ = false;
   bool ever_connected_ = false;
   std::chrono::steady_clock::time_point last_reply_{};
 };

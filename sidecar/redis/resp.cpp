@@ -70,7 +70,8 @@ PubSubEvent classify_pubsub(redisReply const& reply) noexcept {
     out = reply_string(*reply.element[i]);
     return true;
   };
-  if (type == "message" && reply.elements == 3) {
+  // Sharded pub/sub (Redis Cluster) uses the "s" variants with the same shapes.
+  if ((type == "message" || type == "smessage") && reply.elements == 3) {
     if (str_at(1, ev.name) && str_at(2, ev.payload)) {
       ev.channel = ev.name;
       ev.kind = Kind::message;

@@ -6,6 +6,9 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <map>
+
+#include "redis/cluster_slots.hpp"
 #include "util/log.hpp"
 
 namespace podrelay::redis {
@@ -40,6 +43,19 @@ void Subscriber::stop() {
 
 void Subscriber::send(core::SubKind kind, bool subscribe, std::vector<std::string> const& names) {
   if (!connected_ || names.empty()) return;
+  if (sharded_ && kind == core::SubKind::channel) {
+    // Redis refuses an SSUBSCRIBE whose channels span slots (CROSSSLOT): group by slot.
+    std::map<std::uint16_t, std::vector<std::string_view>> by_slot;
+    for (auto const& n : names) by_slot[key_slot(n)].push_back(n);
+    std::vector<std::string_view> args;
+    for (auto const& [slot, group] : by_slot) {
+      args.assign({subscribe ? "SSUBSCRIBE" : "SUNSUBSCRIBE"});
+      args.insert(args.end(), group.begin(), group.end());
+      append_command(out_, args);
+    }
+    wake_writer();
+    return;
+  }
   std::string_view const verb = kind == core::SubKind::channel
                                     ? (subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE")
                                     : (subscribe ? "PSUBSCRIBE" : "PUNSUBSCRIBE");

@@ -42,6 +42,8 @@ class Subscriber {
   // disconnected: the tracker re-derives everything on connect.
   void send(core::SubKind kind, bool subscribe, std::vector<std::string> const& names);
   bool connected() const noexcept { return connected_; }
+  // SSUBSCRIBE / SUNSUBSCRIBE (Redis Cluster sharded pub/sub), one command per slot.
+  void set_sharded(bool sharded) { sharded_ = sharded; }
 
  private:
   asio::awaitable<void> run();
@@ -68,6 +70,7 @@ class Subscriber {
   bool connected_ = false;
   bool stopped_ = false;
   bool writer_waiting_ = false;
+  bool sharded_ = false;
 };
 
 }  // namespace podrelay::redis

@@ -121,24 +121,25 @@ void Relay::on_publish_outcome(redis::PublishTag const& tag, std::optional<Error
 
 void Relay::subscribe(Session& session, SubKind kind, std::uint32_t request_id,
                       std::span<std::string_view const> names) {
+  session.expect_control_reply(request_id);
   if (draining_) {
-    session.send_err(request_id, ErrorCode::draining, "the sidecar is shutting down");
+    session.control_reply(request_id, ErrorCode::draining, "the sidecar is shutting down");
     return;
   }
   if (names.empty()) {
-    session.send_err(request_id, ErrorCode::invalid_argument, "empty list of names");
+    session.control_reply(request_id, ErrorCode::invalid_argument, "empty list of names");
     return;
   }
   for (auto const n : names) {
     if (kind == SubKind::pattern && n.empty()) {
-      session.send_err(request_id, ErrorCode::invalid_argument, "empty pattern");
+      session.control_reply(request_id, ErrorCode::invalid_argument, "empty pattern");
       return;
     }
   }
   if (session.subscription_count() + names.size() > cfg_.max_subscriptions) {
-    session.send_err(request_id, ErrorCode::too_many_subscriptions,
-                     "more than --max-subscriptions (" + std::to_string(cfg_.max_subscriptions) +
-                         ") on one connection");
+    session.control_reply(request_id, ErrorCode::too_many_subscriptions,
+                          "more than --max-subscriptions (" +
+                              std::to_string(cfg_.max_subscriptions) + ") on one connection");
     return;
   }
   auto& mine = session.names(kind);
@@ -158,7 +159,7 @@ void Relay::subscribe(Session& session, SubKind kind, std::uint32_t request_id,
   }
   subscriber_.send(kind, true, to_send);
   if (pending.remaining == 0) {
-    session.send_ok(request_id);
+    session.control_reply(request_id);
   } else {
     pending_.emplace(waiter, std::move(pending));
   }
@@ -166,6 +167,7 @@ void Relay::subscribe(Session& session, SubKind kind, std::uint32_t request_id,
 
 void Relay::unsubscribe(Session& session, SubKind kind, std::uint32_t request_id,
                         std::span<std::string_view const> names) {
+  session.expect_control_reply(request_id);
   auto& mine = session.names(kind);
   std::vector<std::string> to_send;
   if (names.empty()) {
@@ -180,7 +182,7 @@ void Relay::unsubscribe(Session& session, SubKind kind, std::uint32_t request_id
     }
   }
   subscriber_.send(kind, false, to_send);
-  session.send_ok(request_id);
+  session.control_reply(request_id);
 }
 
 void Relay::release(Session& session, SubKind kind, std::string const& name,
@@ -198,7 +200,7 @@ void Relay::release_waiters(std::vector<core::SubscriptionTracker::WaiterId> con
     auto const it = pending_.find(id);
     if (it == pending_.end()) continue;
     if (--it->second.remaining > 0) continue;
-    if (auto session = it->second.session.lock()) session->send_ok(it->second.request_id);
+    if (auto session = it->second.session.lock()) session->control_reply(it->second.request_id);
     pending_.erase(it);
   }
 }
@@ -334,9 +336,16 @@ asio::awaitable<void> Relay::drain() {
     timer.expires_after(std::chrono::milliseconds(5));
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
   }
+  // Whatever Redis did not answer in time is answered now (OUTCOME_UNKNOWN or DRAINING);
+  // the sessions get a moment to write those last replies before they are closed.
   publisher_.stop();
   subscriber_.stop();
   locator_.stop();
+  auto const last_words = Clock::now() + std::chrono::seconds(1);
+  while (open_sockets_ > 0 && Clock::now() < last_words) {
+    timer.expires_after(std::chrono::milliseconds(5));
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
   for (auto const& s : live) s->close();
   log::info("drained", {{"unflushed_connections", std::to_string(open_sockets_)}});
 }

@@ -222,6 +222,31 @@ void Session::send_ok(std::uint32_t request_id) {
   queued(out.size() - before);
 }
 
+void Session::expect_control_reply(std::uint32_t request_id) {
+  control_.push_back(ControlReply{request_id, false, {}, {}});
+}
+
+void Session::control_reply(std::uint32_t request_id, std::optional<proto::ErrorCode> error,
+                            std::string_view text) {
+  for (auto& r : control_) {
+    if (r.request_id == request_id && !r.ready) {
+      r.ready = true;
+      r.error = error;
+      r.text = std::string(text);
+      break;
+    }
+  }
+  while (!control_.empty() && control_.front().ready) {
+    auto const& r = control_.front();
+    if (r.error) {
+      send_err(r.request_id, *r.error, r.text);
+    } else {
+      send_ok(r.request_id);
+    }
+    control_.pop_front();
+  }
+}
+
 void Session::send_err(std::uint32_t request_id, proto::ErrorCode code, std::string_view text) {
   if (closed_) return;
   auto& out = owned_tail();

@@ -42,6 +42,11 @@ class Session final : public std::enable_shared_from_this<Session>,
                           std::string_view text) override;
 
   void send_ok(std::uint32_t request_id);
+  // Replies to SUB/UNSUB/PSUB/PUNSUB leave in request order even when an earlier request
+  // waits for Redis and a later one does not: announce each request, then complete it.
+  void expect_control_reply(std::uint32_t request_id);
+  void control_reply(std::uint32_t request_id, std::optional<proto::ErrorCode> error = {},
+                     std::string_view text = {});
   void send_err(std::uint32_t request_id, proto::ErrorCode code, std::string_view text);
   // Sends GOAWAY and closes once queued replies are written (bounded by a deadline).
   // With `wait_for_acks`, publishes still waiting for Redis are answered first (drain).
@@ -59,6 +64,12 @@ class Session final : public std::enable_shared_from_this<Session>,
   bool closing() const noexcept { return closing_; }
 
  private:
+  struct ControlReply {
+    std::uint32_t request_id = 0;
+    bool ready = false;
+    std::optional<proto::ErrorCode> error;
+    std::string text;
+  };
   struct Chunk {
     core::SharedFrame shared;  // fan-out frames, shared by every receiver
     std::string owned;         // this connection's replies, coalesced
@@ -84,6 +95,7 @@ class Session final : public std::enable_shared_from_this<Session>,
   std::string client_name_;
   proto::Decoder decoder_;
   std::deque<Chunk> queue_;
+  std::deque<ControlReply> control_;
   std::size_t writing_ = 0;  // chunks at the front of queue_ being written now
   std::size_t queued_bytes_ = 0;
   std::size_t pending_acks_ = 0;

@@ -1,0 +1,74 @@
+#include <doctest/doctest.h>
+
+#include "redis/cluster_slots.hpp"
+#include "redis/resp.hpp"
+
+using namespace podrelay::redis;
+
+TEST_CASE("CRC16 and key slots match Redis") {
+  CHECK(crc16_xmodem("123456789") == 0x31C3);  // the reference check value of CRC16/XMODEM
+  CHECK(key_slot("foo") == 12182);             // CLUSTER KEYSLOT foo
+  CHECK(key_slot("bar") == 5061);              // CLUSTER KEYSLOT bar
+  CHECK(key_slot("{user1000}.following") == key_slot("{user1000}.followers"));
+  CHECK(key_slot("{user1000}.following") == key_slot("user1000"));
+  CHECK(key_slot("foo{}{bar}") == key_slot("foo{}{bar}"));  // empty tag: whole key
+  CHECK(key_slot("foo{}{bar}") != key_slot("bar"));
+  CHECK(key_slot("foo{{bar}}zap") == key_slot("{bar"));
+  CHECK(key_slot("") == 0);
+}
+
+TEST_CASE("CLUSTER SLOTS replies become a slot map") {
+  std::string const bytes =
+      "*2\r\n"
+      "*3\r\n:0\r\n:8191\r\n*3\r\n$9\r\n127.0.0.1\r\n:7000\r\n$2\r\nid\r\n"
+      "*4\r\n:8192\r\n:16383\r\n*3\r\n$9\r\n127.0.0.1\r\n:7001\r\n$2\r\nid\r\n"
+      "*3\r\n$9\r\n127.0.0.1\r\n:7004\r\n$2\r\nid\r\n";
+  ReplyReader r;
+  r.feed(bytes.data(), bytes.size());
+  ReplyPtr reply;
+  REQUIRE(r.next(reply) == ReplyReader::Status::reply);
+  SlotMap map;
+  std::string error;
+  REQUIRE(SlotMap::parse(*reply, map, error));
+  CHECK(map.covers_all_slots());
+  CHECK(map.owner(0)->port == 7000);
+  CHECK(map.owner(8191)->port == 7000);
+  CHECK(map.owner(8192)->port == 7001);
+  CHECK(map.owner(16383)->port == 7001);
+  CHECK(map.masters().size() == 2);
+}
+
+TEST_CASE("gaps and garbage in CLUSTER SLOTS") {
+  std::string const gap = "*1\r\n*3\r\n:0\r\n:100\r\n*2\r\n$1\r\nh\r\n:1\r\n";
+  ReplyReader r;
+  r.feed(gap.data(), gap.size());
+  ReplyPtr reply;
+  REQUIRE(r.next(reply) == ReplyReader::Status::reply);
+  SlotMap map;
+  std::string error;
+  REQUIRE(SlotMap::parse(*reply, map, error));
+  CHECK_FALSE(map.covers_all_slots());
+  CHECK_FALSE(map.owner(101).has_value());
+
+  std::string const bad = "*1\r\n*3\r\n:5\r\n:1\r\n*2\r\n$1\r\nh\r\n:1\r\n";  // last < first
+  ReplyReader r2;
+  r2.feed(bad.data(), bad.size());
+  REQUIRE(r2.next(reply) == ReplyReader::Status::reply);
+  CHECK_FALSE(SlotMap::parse(*reply, map, error));
+  CHECK_FALSE(error.empty());
+}
+
+TEST_CASE("MOVED and ASK redirects") {
+  auto m = parse_redirect("MOVED 3999 127.0.0.1:6381");
+  REQUIRE(m);
+  CHECK_FALSE(m->ask);
+  CHECK(m->slot == 3999);
+  CHECK(m->target.port == 6381);
+  auto a = parse_redirect("ASK 1 [::1]:7000");
+  REQUIRE(a);
+  CHECK(a->ask);
+  CHECK(a->target.host == "::1");
+  CHECK_FALSE(parse_redirect("ERR nope"));
+  CHECK_FALSE(parse_redirect("MOVED x h:1"));
+  CHECK_FALSE(parse_redirect("MOVED 99999 h:1"));
+}
