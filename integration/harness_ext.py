@@ -188,7 +188,8 @@ class AckedPublisher:
         return self
 
     def _send_loop(self) -> None:
-        t0 = time.monotonic()
+        t0 = last = time.monotonic()
+        credit = 1.0
         seq = 0
         wsock = self.sock.dup()
         try:
@@ -197,7 +198,10 @@ class AckedPublisher:
                 now = time.monotonic()
                 if now - t0 > self.max_seconds:
                     break
-                due = min(self.max_count, int((now - t0) * self.rate) + 1)
+                credit = min(credit + (now - last) * self.rate, max(1.0, self.rate))
+                last = now
+                due = min(self.max_count, seq + int(credit))
+                credit -= due - seq
                 if due > seq:
                     buf = []
                     with self.lock:

@@ -35,14 +35,6 @@ std::string make_node_id() {
   return std::string(host) + "-" + suffix;
 }
 
-std::string unsupported_redis_mode(config::Config const& cfg) {
-  if (cfg.redis.mode == redis::RedisUrl::Mode::cluster) {
-    return "--redis: redis-cluster:// is not supported yet by this build (see README, "
-           "\"Not done yet\")";
-  }
-  return {};
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -56,10 +48,6 @@ int main(int argc, char** argv) {
     return parsed.exit_code;
   }
   auto& cfg = parsed.config;
-  if (auto const why = unsupported_redis_mode(cfg); !why.empty()) {
-    std::cerr << "podrelay: " << why << '\n';
-    return 2;
-  }
   if (cfg.node_id.empty()) cfg.node_id = make_node_id();
   log::configure(cfg.log_level, cfg.log_format);
   ::signal(SIGPIPE, SIG_IGN);

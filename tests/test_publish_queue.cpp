@@ -79,3 +79,17 @@ TEST_CASE("drain_all returns everything and empties the queue") {
   CHECK(q.empty());
   CHECK(q.bytes() == 0);
 }
+
+TEST_CASE("unwritten commands can be taken out to move them elsewhere") {
+  Q q(100, 1s);
+  auto const t0 = Q::Clock::now();
+  q.push("A", 1, t0);
+  std::string out;
+  q.take_unwritten(out, t0);
+  q.push("BB", 2, t0);
+  auto const moved = q.take_unwritten_items();
+  REQUIRE(moved.size() == 1);
+  CHECK(moved[0].tag == 2);
+  CHECK(q.bytes() == 1);  // only the one in flight
+  CHECK_FALSE(q.has_unwritten());
+}

@@ -85,3 +85,24 @@ TEST_CASE("confirmations for unknown names are ignored") {
   CHECK(t.on_confirmed(SubKind::channel, "zzz", true).empty());
   CHECK(t.confirmed_count(SubKind::channel) == 0);
 }
+
+TEST_CASE("a subscription Redis dropped on its own is orphaned until subscribed again") {
+  SubscriptionTracker t;
+  t.on_connected();
+  t.want(SubKind::channel, "a");
+  t.on_confirmed(SubKind::channel, "a", true);
+  CHECK_FALSE(t.orphaned(SubKind::channel, "a"));
+  t.on_confirmed(SubKind::channel, "a", false);  // server-sent sunsubscribe
+  CHECK(t.orphaned(SubKind::channel, "a"));
+  CHECK(t.want(SubKind::channel, "a"));
+  CHECK_FALSE(t.orphaned(SubKind::channel, "a"));
+  CHECK(t.wanted_names(SubKind::channel) == std::vector<std::string>{"a"});
+}
+
+TEST_CASE("waiters move with a name") {
+  SubscriptionTracker t;
+  t.want(SubKind::channel, "a");
+  t.add_waiter(SubKind::channel, "a", 4);
+  CHECK(t.take_waiters(SubKind::channel, "a") == std::vector<W>{4});
+  CHECK(t.unwant(SubKind::channel, "a").released.empty());
+}

@@ -86,6 +86,16 @@ class PublishQueue {
     return expired;
   }
 
+  // The unwritten commands, removed from the queue (to move them to another connection).
+  std::vector<Item> take_unwritten_items() {
+    std::vector<Item> out(std::make_move_iterator(unwritten_items_.begin()),
+                          std::make_move_iterator(unwritten_items_.end()));
+    for (auto const& item : out) bytes_ -= item.bytes;
+    unwritten_items_.clear();
+    unwritten_.clear();
+    return out;
+  }
+
   // Everything left, unwritten first-come first, for shutdown.
   std::vector<Item> drain_all() {
     auto out = on_disconnect();

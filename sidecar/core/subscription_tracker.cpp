@@ -79,6 +79,30 @@ void SubscriptionTracker::on_disconnected() {
   }
 }
 
+std::vector<SubscriptionTracker::WaiterId> SubscriptionTracker::take_waiters(
+    SubKind kind, std::string const& name) {
+  std::vector<WaiterId> out;
+  auto const it = entries_.find(Key{kind, name});
+  if (it != entries_.end()) out.swap(it->second.waiters);
+  return out;
+}
+
+bool SubscriptionTracker::orphaned(SubKind kind, std::string const& name) const {
+  auto const it = entries_.find(Key{kind, name});
+  if (it == entries_.end()) return false;
+  auto const& e = it->second;
+  return connected_ && e.wanted && !e.confirmed && e.subscribes_in_flight == 0 &&
+         e.unsubscribes_in_flight == 0;
+}
+
+std::vector<std::string> SubscriptionTracker::wanted_names(SubKind kind) const {
+  std::vector<std::string> out;
+  for (auto const& [key, e] : entries_) {
+    if (key.first == kind && e.wanted) out.push_back(key.second);
+  }
+  return out;
+}
+
 std::size_t SubscriptionTracker::wanted_count(SubKind kind) const {
   std::size_t n = 0;
   for (auto const& [key, e] : entries_) n += (key.first == kind && e.wanted) ? 1 : 0;

@@ -37,6 +37,14 @@ class SubscriptionTracker {
   // `waiter` is released by the confirmation that makes `name` active.
   void add_waiter(SubKind kind, std::string const& name, WaiterId waiter);
 
+  // Moves the waiters of `name` out (when the name moves to another connection).
+  std::vector<WaiterId> take_waiters(SubKind kind, std::string const& name);
+  // Wanted, but Redis dropped it on its own (a cluster slot moved away) and nothing is in
+  // flight: it must be subscribed again, possibly elsewhere.
+  bool orphaned(SubKind kind, std::string const& name) const;
+  // Every wanted name of one kind.
+  std::vector<std::string> wanted_names(SubKind kind) const;
+
   // Redis confirmed a (p)subscribe (`subscribed`) or a (p)unsubscribe of `name`.
   std::vector<WaiterId> on_confirmed(SubKind kind, std::string_view name, bool subscribed);
 

@@ -200,6 +200,13 @@ asio::awaitable<void> Publisher::flush(std::chrono::steady_clock::time_point dea
   }
 }
 
+std::vector<core::PublishQueue<PublishTag>::Item> Publisher::retire() {
+  auto unwritten = queue_.take_unwritten_items();
+  std::erase_if(unwritten, [](auto const& item) { return item.tag.health_ping; });
+  stop();
+  return unwritten;
+}
+
 void Publisher::stop() {
   if (stopped_) return;
   stopped_ = true;

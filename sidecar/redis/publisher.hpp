@@ -40,6 +40,7 @@ struct PublishTag {
   // (Redis did not execute it, so a retry cannot duplicate it).
   std::shared_ptr<std::string const> command;
   std::uint8_t redirects = 0;
+  std::uint16_t slot = 0;
 };
 
 class Publisher {
@@ -71,6 +72,9 @@ class Publisher {
   asio::awaitable<void> flush(std::chrono::steady_clock::time_point deadline);
   // Stops for good: closes the connection and reports everything pending as failed.
   void stop();
+  // Stops for good, like stop(), but hands back the publishes that were never written so
+  // they can go to another connection (a Redis Cluster shard that moved).
+  std::vector<core::PublishQueue<PublishTag>::Item> retire();
 
   bool connected() const noexcept { return connected_; }
   std::size_t buffered_bytes() const noexcept { return queue_.bytes(); }

@@ -1,8 +1,10 @@
 #include "server/relay.hpp"
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <tuple>
 
 #include "server/session.hpp"
 #include "util/log.hpp"
@@ -14,6 +16,12 @@ namespace asio = boost::asio;
 using core::SubKind;
 using proto::ErrorCode;
 using Clock = std::chrono::steady_clock;
+constexpr std::uint8_t max_redirects = 5;
+constexpr std::chrono::seconds cluster_refresh_interval{5};
+
+std::string endpoint_text(redis::Endpoint const& ep) {
+  return ep.host + ":" + std::to_string(ep.port);
+}
 
 }  // namespace
 
@@ -22,22 +30,63 @@ Relay::Relay(asio::any_io_executor ex, config::Config const& cfg, metrics::Metri
       cfg_(cfg),
       metrics_(metrics),
       names_(cfg.channel_prefix),
-      locator_(ex, cfg),
-      publisher_(ex, cfg, locator_, *this),
-      subscriber_(ex, cfg, locator_, *this),
       published_(&metrics.messages_published),
       received_(&metrics.messages_received),
-      delivered_(&metrics.messages_delivered) {}
+      delivered_(&metrics.messages_delivered) {
+  if (cfg.redis.mode == redis::RedisUrl::Mode::cluster) {
+    // The first seed serves until the slot map is known; MOVED replies correct it.
+    auto& seed = shard_at(cfg.redis.endpoints.front());
+    topology_ = std::make_unique<redis::ClusterTopology>(
+        ex, cfg.redis.endpoints, seed.locator.master_options(), cluster_refresh_interval,
+        [this](redis::SlotMap const& map) { on_topology(map); });
+  } else {
+    shards_.push_back(std::make_unique<Shard>(ex, cfg, *this, std::nullopt));
+  }
+}
 
 void Relay::start() {
-  publisher_.start();
-  subscriber_.start();
-  // After a failover both connections move to the new master; acked publishes in flight
-  // on the old one are answered OUTCOME_UNKNOWN, subscriptions are re-made.
-  locator_.start_watch([this] {
-    publisher_.reconnect();
-    subscriber_.reconnect();
-  });
+  for (auto& s : shards_) s->start();
+  if (topology_) topology_->start();
+}
+
+Shard& Relay::shard_at(redis::Endpoint const& node) {
+  for (auto& s : shards_) {
+    if (s->node && *s->node == node && !s->retired()) return *s;
+  }
+  shards_.push_back(std::make_unique<Shard>(ex_, cfg_, *this, node));
+  auto& shard = *shards_.back();
+  // Shards made before start() are started by it; later ones (new masters) at once.
+  if (listening_ || topology_) shard.start();
+  return shard;
+}
+
+Shard& Relay::route(std::string_view redis_name) {
+  if (!cluster()) return *shards_.front();
+  if (auto owner = slots_.owner(redis::key_slot(redis_name))) return shard_at(*owner);
+  return shard_at(cfg_.redis.endpoints.front());
+}
+
+Shard& Relay::holder(SubKind kind, std::string const& redis_name) {
+  if (!cluster() || kind == SubKind::pattern) return *shards_.front();
+  auto const it = placement_.find(redis_name);
+  return it != placement_.end() ? *it->second : route(redis_name);
+}
+
+std::vector<Shard*> Relay::active_shards() const {
+  std::vector<Shard*> out;
+  for (auto const& s : shards_) {
+    if (s->retired()) continue;
+    if (cluster()) {
+      auto const masters = slots_.masters();
+      if (std::find(masters.begin(), masters.end(), *s->node) == masters.end()) continue;
+    }
+    out.push_back(s.get());
+  }
+  return out;
+}
+
+std::string Relay::redis_name(SubKind kind, std::string_view app_name) const {
+  return kind == SubKind::channel ? names_.redis_channel(app_name) : names_.redis_pattern(app_name);
 }
 
 bool Relay::admit_session() { return !draining_ && open_sockets_ < cfg_.max_connections; }
@@ -49,18 +98,27 @@ void Relay::add_session(std::shared_ptr<Session> const& session) {
 
 void Relay::remove_session(Session& session) {
   if (sessions_.erase(&session) == 0) return;
-  std::vector<std::string> channels;
-  std::vector<std::string> patterns;
-  for (auto const& name : session.names(SubKind::channel)) {
-    release(session, SubKind::channel, name, channels);
+  std::vector<std::pair<Shard*, std::string>> unsubscribe_now;
+  for (auto const kind : {SubKind::channel, SubKind::pattern}) {
+    for (auto const& name : session.names(kind)) release(session, kind, name, unsubscribe_now);
+    session.names(kind).clear();
   }
-  for (auto const& name : session.names(SubKind::pattern)) {
-    release(session, SubKind::pattern, name, patterns);
+  send_unsubscribes(unsubscribe_now);
+}
+
+void Relay::send_unsubscribes(std::vector<std::pair<Shard*, std::string>> const& tagged) {
+  // One command per shard and kind, not one per name: a session leaving with thousands of
+  // channels must not cost thousands of round trips.
+  std::vector<std::tuple<Shard*, SubKind, std::vector<std::string>>> batches;
+  for (auto const& [shard, name] : tagged) {
+    auto const kind = name.front() == 'c' ? SubKind::channel : SubKind::pattern;
+    auto it = std::find_if(batches.begin(), batches.end(), [&](auto const& b) {
+      return std::get<0>(b) == shard && std::get<1>(b) == kind;
+    });
+    if (it == batches.end()) it = batches.insert(batches.end(), {shard, kind, {}});
+    std::get<2>(*it).push_back(name.substr(1));
   }
-  session.names(SubKind::channel).clear();
-  session.names(SubKind::pattern).clear();
-  subscriber_.send(SubKind::channel, false, channels);
-  subscriber_.send(SubKind::pattern, false, patterns);
+  for (auto const& [shard, kind, names] : batches) shard->subscriber.send(kind, false, names);
 }
 
 void Relay::publish(Session& session, std::uint32_t request_id, std::string_view channel,
@@ -79,13 +137,14 @@ void Relay::publish(Session& session, std::uint32_t request_id, std::string_view
     tag.origin = std::weak_ptr<redis::PublishOrigin>(session.shared_from_this());
     tag.request_id = request_id;
   }
-  if (!publisher_.publish(names_.redis_channel(channel), payload, std::move(tag))) {
+  auto const rname = names_.redis_channel(channel);
+  if (cluster()) tag.slot = redis::key_slot(rname);
+  if (!route(rname).publisher.publish(rname, payload, std::move(tag))) {
     static log::RateLimit limit;
     std::size_t suppressed = 0;
     if (limit.allow(suppressed)) {
       log::warn("publish buffer full, refusing publishes",
                 {{"buffer_bytes", std::to_string(cfg_.publish_buffer_bytes)},
-                 {"redis_connected", publisher_.connected() ? "true" : "false"},
                  {"suppressed", std::to_string(suppressed)}});
     }
     if (request_id != 0) {
@@ -101,8 +160,23 @@ void Relay::publish(Session& session, std::uint32_t request_id, std::string_view
   if (request_id != 0) session.add_pending_ack();
 }
 
-void Relay::on_publish_outcome(redis::PublishTag const& tag, std::optional<ErrorCode> error,
+bool Relay::redirect(redis::PublishTag const& tag, std::string_view error_text) {
+  // On Redis Cluster a MOVED/ASK answer means the command was not executed, so sending it
+  // to the node named cannot publish twice.
+  if (!cluster() || !tag.command || tag.redirects >= max_redirects) return false;
+  auto const r = redis::parse_redirect(error_text);
+  if (!r) return false;
+  topology_->refresh_soon();
+  auto next = tag;
+  ++next.redirects;
+  auto& target = shard_at(r->target);
+  if (!target.publisher.publish_encoded(*tag.command, std::move(next), r->ask)) return false;
+  return true;
+}
+
+void Relay::on_publish_outcome(Shard&, redis::PublishTag const& tag, std::optional<ErrorCode> error,
                                std::string_view text, std::chrono::nanoseconds latency) {
+  if (error == ErrorCode::redis_error && redirect(tag, text)) return;
   if (!error) {
     published_->Increment();
     metrics_.redis_publish_latency.Observe(std::chrono::duration<double>(latency).count());
@@ -130,6 +204,12 @@ void Relay::subscribe(Session& session, SubKind kind, std::uint32_t request_id,
     session.control_reply(request_id, ErrorCode::invalid_argument, "empty list of names");
     return;
   }
+  if (kind == SubKind::pattern && cluster()) {
+    session.control_reply(request_id, ErrorCode::not_supported,
+                          "pattern subscriptions are not available on Redis Cluster (sharded "
+                          "pub/sub has no PSUBSCRIBE)");
+    return;
+  }
   for (auto const n : names) {
     if (kind == SubKind::pattern && n.empty()) {
       session.control_reply(request_id, ErrorCode::invalid_argument, "empty pattern");
@@ -145,19 +225,28 @@ void Relay::subscribe(Session& session, SubKind kind, std::uint32_t request_id,
   auto& mine = session.names(kind);
   auto const waiter = next_waiter_++;
   PendingSubscribe pending{std::weak_ptr<Session>(session.shared_from_this()), request_id, 0};
-  std::vector<std::string> to_send;
+  std::vector<std::pair<Shard*, std::vector<std::string>>> to_send;
   for (auto const name : names) {
     if (!mine.emplace(name).second) continue;
     bool const first = hub_.subscribe(kind, name, &session);
-    auto redis_name =
-        kind == SubKind::channel ? names_.redis_channel(name) : names_.redis_pattern(name);
-    if (first && tracker_.want(kind, redis_name)) to_send.push_back(redis_name);
-    if (!tracker_.active(kind, redis_name)) {
-      tracker_.add_waiter(kind, redis_name, waiter);
+    auto rname = redis_name(kind, name);
+    auto& shard =
+        first ? (kind == SubKind::channel ? route(rname) : *shards_.front()) : holder(kind, rname);
+    if (first) {
+      if (cluster()) placement_[rname] = &shard;
+      if (shard.tracker.want(kind, rname)) {
+        auto it = std::find_if(to_send.begin(), to_send.end(),
+                               [&](auto const& p) { return p.first == &shard; });
+        if (it == to_send.end()) it = to_send.insert(to_send.end(), {&shard, {}});
+        it->second.push_back(rname);
+      }
+    }
+    if (!shard.tracker.active(kind, rname)) {
+      shard.tracker.add_waiter(kind, rname, waiter);
       ++pending.remaining;
     }
   }
-  subscriber_.send(kind, true, to_send);
+  for (auto& [shard, batch] : to_send) shard->subscriber.send(kind, true, batch);
   if (pending.remaining == 0) {
     session.control_reply(request_id);
   } else {
@@ -169,29 +258,33 @@ void Relay::unsubscribe(Session& session, SubKind kind, std::uint32_t request_id
                         std::span<std::string_view const> names) {
   session.expect_control_reply(request_id);
   auto& mine = session.names(kind);
-  std::vector<std::string> to_send;
+  std::vector<std::pair<Shard*, std::string>> unsubscribe_now;
   if (names.empty()) {
-    for (auto const& name : mine) release(session, kind, name, to_send);
+    for (auto const& name : mine) release(session, kind, name, unsubscribe_now);
     mine.clear();
   } else {
     for (auto const name : names) {
       auto const it = mine.find(std::string(name));
       if (it == mine.end()) continue;
-      release(session, kind, *it, to_send);
+      release(session, kind, *it, unsubscribe_now);
       mine.erase(it);
     }
   }
-  subscriber_.send(kind, false, to_send);
+  send_unsubscribes(unsubscribe_now);
   session.control_reply(request_id);
 }
 
+// `unsubscribe_now` gets (shard, kind tag + Redis name): 'c' channel, 'p' pattern.
 void Relay::release(Session& session, SubKind kind, std::string const& name,
-                    std::vector<std::string>& unsubscribe_now) {
+                    std::vector<std::pair<Shard*, std::string>>& unsubscribe_now) {
   if (!hub_.unsubscribe(kind, name, &session)) return;
-  auto redis_name =
-      kind == SubKind::channel ? names_.redis_channel(name) : names_.redis_pattern(name);
-  auto unwanted = tracker_.unwant(kind, redis_name);
-  if (unwanted.send_unsubscribe) unsubscribe_now.push_back(std::move(redis_name));
+  auto rname = redis_name(kind, name);
+  auto& shard = holder(kind, rname);
+  auto unwanted = shard.tracker.unwant(kind, rname);
+  if (cluster()) placement_.erase(rname);
+  if (unwanted.send_unsubscribe) {
+    unsubscribe_now.emplace_back(&shard, (kind == SubKind::channel ? "c" : "p") + rname);
+  }
   release_waiters(unwanted.released);
 }
 
@@ -205,40 +298,55 @@ void Relay::release_waiters(std::vector<core::SubscriptionTracker::WaiterId> con
   }
 }
 
-void Relay::on_publisher_state(bool connected) {
-  metrics_.redis_publisher_connected.Set(connected ? 1 : 0);
+void Relay::update_connected_gauges() {
+  bool pub = true;
+  bool sub = true;
+  for (auto* s : active_shards()) {
+    pub = pub && s->publisher.connected();
+    sub = sub && s->subscriber.connected();
+  }
+  metrics_.redis_publisher_connected.Set(pub ? 1 : 0);
+  metrics_.redis_subscriber_connected.Set(sub ? 1 : 0);
+}
+
+void Relay::on_publisher_state(Shard& shard, bool connected) {
+  update_connected_gauges();
+  auto const where = shard.node ? endpoint_text(*shard.node) : redis::redact(cfg_.redis);
   if (connected) {
     if (publisher_seen_up_) metrics_.redis_publisher_reconnects.Increment();
     publisher_seen_up_ = true;
-    log::info("redis connected", {{"role", "publisher"}, {"redis", redis::redact(cfg_.redis)}});
+    log::info("redis connected", {{"role", "publisher"}, {"redis", where}});
   } else {
-    log::warn("redis disconnected", {{"role", "publisher"}});
+    log::warn("redis disconnected", {{"role", "publisher"}, {"redis", where}});
+    if (topology_ && !shard.retired()) topology_->refresh_soon();
   }
 }
 
-void Relay::on_subscriber_state(bool connected) {
-  metrics_.redis_subscriber_connected.Set(connected ? 1 : 0);
+void Relay::on_subscriber_state(Shard& shard, bool connected) {
+  update_connected_gauges();
+  auto const where = shard.node ? endpoint_text(*shard.node) : redis::redact(cfg_.redis);
   if (!connected) {
-    tracker_.on_disconnected();
-    log::warn("redis disconnected", {{"role", "subscriber"}});
+    shard.tracker.on_disconnected();
+    log::warn("redis disconnected", {{"role", "subscriber"}, {"redis", where}});
+    if (topology_ && !shard.retired()) topology_->refresh_soon();
     return;
   }
   if (subscriber_seen_up_) metrics_.redis_subscriber_reconnects.Increment();
   subscriber_seen_up_ = true;
   std::vector<std::string> channels;
   std::vector<std::string> patterns;
-  for (auto& cmd : tracker_.on_connected()) {
+  for (auto& cmd : shard.tracker.on_connected()) {
     (cmd.kind == SubKind::channel ? channels : patterns).push_back(std::move(cmd.name));
   }
   log::info("redis connected",
             {{"role", "subscriber"},
-             {"redis", redis::redact(cfg_.redis)},
+             {"redis", where},
              {"resubscribing", std::to_string(channels.size() + patterns.size())}});
-  subscriber_.send(SubKind::channel, true, channels);
-  subscriber_.send(SubKind::pattern, true, patterns);
+  shard.subscriber.send(SubKind::channel, true, channels);
+  shard.subscriber.send(SubKind::pattern, true, patterns);
 }
 
-void Relay::on_pubsub_event(redis::PubSubEvent const& ev) {
+void Relay::on_pubsub_event(Shard& shard, redis::PubSubEvent const& ev) {
   using Kind = redis::PubSubEvent::Kind;
   switch (ev.kind) {
     case Kind::message: {
@@ -253,18 +361,27 @@ void Relay::on_pubsub_event(redis::PubSubEvent const& ev) {
       break;
     }
     case Kind::subscribed:
-      release_waiters(tracker_.on_confirmed(SubKind::channel, ev.name, true));
+      release_waiters(shard.tracker.on_confirmed(SubKind::channel, ev.name, true));
       break;
     case Kind::psubscribed:
-      release_waiters(tracker_.on_confirmed(SubKind::pattern, ev.name, true));
+      release_waiters(shard.tracker.on_confirmed(SubKind::pattern, ev.name, true));
       break;
-    case Kind::unsubscribed:
-      release_waiters(tracker_.on_confirmed(SubKind::channel, ev.name, false));
+    case Kind::unsubscribed: {
+      release_waiters(shard.tracker.on_confirmed(SubKind::channel, ev.name, false));
+      // Redis Cluster drops sharded subscriptions of a slot that moved away.
+      if (topology_ && shard.tracker.orphaned(SubKind::channel, std::string(ev.name))) {
+        topology_->refresh_soon();
+      }
       break;
+    }
     case Kind::punsubscribed:
-      release_waiters(tracker_.on_confirmed(SubKind::pattern, ev.name, false));
+      release_waiters(shard.tracker.on_confirmed(SubKind::pattern, ev.name, false));
       break;
     case Kind::error: {
+      if (topology_ && redis::parse_redirect(ev.payload)) {
+        topology_->refresh_soon();  // a SSUBSCRIBE reached a node that no longer owns the slot
+        break;
+      }
       static log::RateLimit limit;
       std::size_t suppressed = 0;
       if (limit.allow(suppressed)) {
@@ -276,6 +393,65 @@ void Relay::on_pubsub_event(redis::PubSubEvent const& ev) {
     case Kind::pong:
     case Kind::unexpected: break;
   }
+}
+
+void Relay::move_channel(std::string const& rname, Shard& from, Shard& to) {
+  auto waiters = from.tracker.take_waiters(SubKind::channel, rname);
+  if (from.tracker.unwant(SubKind::channel, rname).send_unsubscribe) {
+    from.subscriber.send(SubKind::channel, false, {rname});
+  }
+  if (to.tracker.want(SubKind::channel, rname)) to.subscriber.send(SubKind::channel, true, {rname});
+  for (auto const w : waiters) to.tracker.add_waiter(SubKind::channel, rname, w);
+  placement_[rname] = &to;
+}
+
+void Relay::on_topology(redis::SlotMap const& map) {
+  bool const first = slots_.empty();
+  slots_ = map;
+  if (first || !map.covers_all_slots()) {
+    log::info("redis cluster topology",
+              {{"masters", std::to_string(map.masters().size())},
+               {"all_slots_covered", map.covers_all_slots() ? "true" : "false"}});
+  }
+  for (auto const& m : map.masters()) shard_at(m);
+  // Channels whose slot now lives elsewhere follow it; those Redis dropped are re-made.
+  std::vector<std::pair<std::string, Shard*>> moves;
+  for (auto const& [rname, shard] : placement_) {
+    auto const owner = map.owner(redis::key_slot(rname));
+    if (!owner) continue;
+    if (!(*owner == *shard->node)) {
+      moves.emplace_back(rname, &shard_at(*owner));
+    } else if (shard->tracker.orphaned(SubKind::channel, rname) &&
+               shard->tracker.want(SubKind::channel, rname)) {
+      shard->subscriber.send(SubKind::channel, true, {rname});
+    }
+  }
+  for (auto& [rname, to] : moves) move_channel(rname, *placement_.at(rname), *to);
+  // Shards of nodes that are no longer masters retire; their unwritten publishes go to the
+  // current owner of each message's slot.
+  auto const masters = map.masters();
+  for (std::size_t i = 0; i < shards_.size(); ++i) {
+    auto* s = shards_[i].get();
+    if (s->retired() || std::find(masters.begin(), masters.end(), *s->node) != masters.end()) {
+      continue;
+    }
+    if (s->tracker.wanted_count(SubKind::channel) > 0) continue;  // still moving away
+    log::info("redis cluster node retired", {{"node", endpoint_text(*s->node)}});
+    s->mark_retired();
+    auto leftovers = s->publisher.retire();
+    s->stop();
+    for (auto& item : leftovers) {
+      auto owner = map.owner(item.tag.slot);
+      bool const moved =
+          owner && item.tag.command &&
+          shard_at(*owner).publisher.publish_encoded(*item.tag.command, item.tag, false);
+      if (!moved) {
+        on_publish_outcome(*s, item.tag, ErrorCode::publish_buffer_full,
+                           "the cluster node went away and the message could not be moved", {});
+      }
+    }
+  }
+  update_connected_gauges();
 }
 
 void Relay::fan_out(SubKind kind, std::string_view key, std::string_view channel,
@@ -295,8 +471,12 @@ void Relay::fan_out(SubKind kind, std::string_view key, std::string_view channel
 std::string Relay::not_ready_reason() const {
   if (draining_) return "draining: the sidecar is shutting down";
   if (!listening_) return "not listening yet";
-  if (!publisher_.connected()) return "redis publisher connection is down";
-  if (!subscriber_.connected()) return "redis subscriber connection is down";
+  if (cluster() && !slots_.covers_all_slots()) return "redis cluster slot map incomplete";
+  for (auto* s : active_shards()) {
+    auto const where = s->node ? " (" + endpoint_text(*s->node) + ")" : std::string();
+    if (!s->publisher.connected()) return "redis publisher connection is down" + where;
+    if (!s->subscriber.connected()) return "redis subscriber connection is down" + where;
+  }
   return {};
 }
 
@@ -306,14 +486,21 @@ void Relay::update_gauges() {
       static_cast<double>(hub_.subscription_count(SubKind::channel)));
   metrics_.local_pattern_subscriptions.Set(
       static_cast<double>(hub_.subscription_count(SubKind::pattern)));
-  metrics_.redis_channel_subscriptions.Set(
-      static_cast<double>(tracker_.confirmed_count(SubKind::channel)));
-  metrics_.redis_pattern_subscriptions.Set(
-      static_cast<double>(tracker_.confirmed_count(SubKind::pattern)));
+  std::size_t channels = 0;
+  std::size_t patterns = 0;
+  std::size_t buffered = 0;
+  for (auto const& s : shards_) {
+    channels += s->tracker.confirmed_count(SubKind::channel);
+    patterns += s->tracker.confirmed_count(SubKind::pattern);
+    buffered += s->publisher.buffered_bytes();
+  }
+  metrics_.redis_channel_subscriptions.Set(static_cast<double>(channels));
+  metrics_.redis_pattern_subscriptions.Set(static_cast<double>(patterns));
+  metrics_.publish_buffer_bytes.Set(static_cast<double>(buffered));
   std::size_t queued = 0;
   for (auto const& [ptr, weak] : sessions_) queued += ptr->queued_bytes();
   metrics_.outbound_queue_bytes.Set(static_cast<double>(queued));
-  metrics_.publish_buffer_bytes.Set(static_cast<double>(publisher_.buffered_bytes()));
+  update_connected_gauges();
 }
 
 asio::awaitable<void> Relay::drain() {
@@ -329,7 +516,9 @@ asio::awaitable<void> Relay::drain() {
   for (auto const& s : live) {
     s->goaway(ErrorCode::shutting_down, "the sidecar is shutting down; reconnect", true);
   }
-  co_await publisher_.flush(deadline);
+  for (auto const& s : shards_) {
+    if (!s->retired()) co_await s->publisher.flush(deadline);
+  }
   // Let sessions write the last acks and close.
   asio::steady_timer timer(ex_);
   while (open_sockets_ > 0 && Clock::now() < deadline) {
@@ -338,9 +527,8 @@ asio::awaitable<void> Relay::drain() {
   }
   // Whatever Redis did not answer in time is answered now (OUTCOME_UNKNOWN or DRAINING);
   // the sessions get a moment to write those last replies before they are closed.
-  publisher_.stop();
-  subscriber_.stop();
-  locator_.stop();
+  if (topology_) topology_->stop();
+  for (auto const& s : shards_) s->stop();
   auto const last_words = Clock::now() + std::chrono::seconds(1);
   while (open_sockets_ > 0 && Clock::now() < last_words) {
     timer.expires_after(std::chrono::milliseconds(5));

@@ -1,7 +1,8 @@
-// The relay wires the parts together: sessions hand it their requests; it keeps the hub
-// and the subscription tracker, drives the Redis publisher and subscriber, answers
-// requests, fans messages out, and keeps the metrics. It owns the process' state and is
-// used only from the io_context thread (no locks anywhere on the data path).
+// The relay wires the parts together: sessions hand it their requests; it keeps the hub,
+// routes every Redis name to its shard (one for a single Redis or a Sentinel master, one
+// per master on Redis Cluster), answers requests, fans messages out, and keeps the
+// metrics. It owns the process' state and is used only from the io_context thread (no
+// locks anywhere on the data path).
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -12,21 +13,21 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "config/config.hpp"
 #include "core/channel_names.hpp"
 #include "core/hub.hpp"
-#include "core/subscription_tracker.hpp"
 #include "metrics/metrics.hpp"
-#include "redis/master_locator.hpp"
-#include "redis/publisher.hpp"
-#include "redis/subscriber.hpp"
+#include "redis/cluster_slots.hpp"
+#include "redis/cluster_topology.hpp"
+#include "server/shard.hpp"
 
 namespace podrelay::server {
 
 class Session;
 
-class Relay final : public redis::Publisher::Events, public redis::Subscriber::Events {
+class Relay {
  public:
   Relay(boost::asio::any_io_executor ex, config::Config const& cfg, metrics::Metrics& metrics);
 
@@ -47,6 +48,14 @@ class Relay final : public redis::Publisher::Events, public redis::Subscriber::E
   void unsubscribe(Session& session, core::SubKind kind, std::uint32_t request_id,
                    std::span<std::string_view const> names);
 
+  // Events, from the shards' connections.
+  void on_publish_outcome(Shard& shard, redis::PublishTag const& tag,
+                          std::optional<proto::ErrorCode> error, std::string_view text,
+                          std::chrono::nanoseconds latency);
+  void on_publisher_state(Shard& shard, bool connected);
+  void on_subscriber_state(Shard& shard, bool connected);
+  void on_pubsub_event(Shard& shard, redis::PubSubEvent const& event);
+
   // Readiness: empty when ready, else the reason.
   std::string not_ready_reason() const;
   void set_listening(bool listening) { listening_ = listening; }
@@ -61,19 +70,25 @@ class Relay final : public redis::Publisher::Events, public redis::Subscriber::E
   std::size_t session_count() const noexcept { return sessions_.size(); }
 
  private:
-  // Publisher::Events
-  void on_publish_outcome(redis::PublishTag const& tag, std::optional<proto::ErrorCode> error,
-                          std::string_view text, std::chrono::nanoseconds latency) override;
-  void on_publisher_state(bool connected) override;
-  // Subscriber::Events
-  void on_subscriber_state(bool connected) override;
-  void on_pubsub_event(redis::PubSubEvent const& event) override;
+  bool cluster() const noexcept { return topology_ != nullptr; }
+  std::vector<Shard*> active_shards() const;
+  // The shard that owns `redis_name` now (cluster: by slot; unknown slot: the first seed).
+  Shard& route(std::string_view redis_name);
+  Shard& shard_at(redis::Endpoint const& node);
+  // The shard holding `redis_name`'s subscription (where it was wanted).
+  Shard& holder(core::SubKind kind, std::string const& redis_name);
+  std::string redis_name(core::SubKind kind, std::string_view app_name) const;
 
   void release(Session& session, core::SubKind kind, std::string const& name,
-               std::vector<std::string>& unsubscribe_now);
+               std::vector<std::pair<Shard*, std::string>>& unsubscribe_now);
+  void send_unsubscribes(std::vector<std::pair<Shard*, std::string>> const& tagged);
   void release_waiters(std::vector<core::SubscriptionTracker::WaiterId> const& ids);
   void fan_out(core::SubKind kind, std::string_view key, std::string_view channel,
                std::string_view pattern, std::string_view payload);
+  void on_topology(redis::SlotMap const& map);
+  void move_channel(std::string const& redis_name, Shard& from, Shard& to);
+  bool redirect(redis::PublishTag const& tag, std::string_view error_text);
+  void update_connected_gauges();
 
   // A SUB/PSUB waiting for Redis to confirm some of its names.
   struct PendingSubscribe {
@@ -87,10 +102,11 @@ class Relay final : public redis::Publisher::Events, public redis::Subscriber::E
   metrics::Metrics& metrics_;
   core::ChannelNames names_;
   core::Hub hub_;
-  core::SubscriptionTracker tracker_;
-  redis::MasterLocator locator_;  // before the connections that use it
-  redis::Publisher publisher_;
-  redis::Subscriber subscriber_;
+  std::vector<std::unique_ptr<Shard>> shards_;  // never shrinks: retired shards stay
+  std::unique_ptr<redis::ClusterTopology> topology_;
+  redis::SlotMap slots_;
+  // Cluster mode: which shard holds each subscribed Redis channel.
+  std::unordered_map<std::string, Shard*> placement_;
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions_;
   std::unordered_map<core::SubscriptionTracker::WaiterId, PendingSubscribe> pending_;
   core::SubscriptionTracker::WaiterId next_waiter_ = 1;

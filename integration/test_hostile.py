@@ -1,0 +1,278 @@
+"""Hostile input: every malformed vector, handshake violations, a connection flood with
+garbage, and the connection limit. The daemon must answer each with the named error, stay
+up, keep serving a normal subscriber, and give its memory back."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import struct
+import threading
+import time
+import unittest
+
+from harness import REPO_ROOT, IntegrationCase, proto
+from harness_ext import (AckedPublisher, Collector, ensure_nofile, figure, metric,
+                         raw_exchange, read_frames_until_close, rss_kib, sidecar_metrics)
+
+VECTORS = os.path.join(REPO_ROOT, "proto", "vectors", "frames.json")
+
+
+def load_vectors():
+    with open(VECTORS) as f:
+        return json.load(f)
+
+
+class MalformedVectorsTest(IntegrationCase):
+
+    def setUp(self):
+        super().setUp()
+        self.vectors = load_vectors()
+        self.redis = self.start_redis()
+        # the vectors are written for a frame limit of max_frame_bytes (1024)
+        self.pod = self.start_sidecar("pod", self.redis,
+                                      ["--max-frame-bytes", str(self.vectors["max_frame_bytes"])])
+
+    def assert_err_close(self, frames, end, trailing, code, what):
+        self.assertEqual([(type(f).__name__, getattr(f, "request_id", None),
+                           getattr(f, "code", None)) for f in frames],
+                         [("Err", 0, code)], f"{what}: {frames}")
+        self.assertIn(end, ("eof", "reset"), f"{what}: connection not closed ({end})")
+        self.assertEqual(trailing, 0, what)
+
+    def test_every_malformed_vector_after_and_before_hello(self):
+        hello = proto.encode_hello(b"hostile")
+        results = {}
+        for v in self.vectors["malformed"]:
+            data = bytes.fromhex(v["hex"])
+            for phase in ("after_hello", "before_hello"):
+                with self.subTest(vector=v["name"], phase=phase):
+                    if phase == "after_hello":
+                        with socket.create_connection(("127.0.0.1", self.pod.port), 5) as s:
+                            s.sendall(hello)
+                            dec = proto.Decoder()
+                            got = []
+                            while not got:
+                                chunk = s.recv(4096)
+                                self.assertTrue(chunk, "closed before WELCOME")
+                                got += dec.feed(chunk)
+                            self.assertIsInstance(got[0], proto.Welcome)
+                            s.sendall(data)
+                            frames, end, trailing = read_frames_until_close(s, 5)
+                        frames = got[1:] + frames
+                    else:
+                        frames, end, trailing = raw_exchange(self.pod.port, data)
+                    codes = [getattr(f, "code", None) for f in frames]
+                    results[(v["name"], phase)] = codes
+                    self.assert_err_close(frames, end, trailing, v["code"],
+                                          f"{v['name']} {phase}")
+        self.assertTrue(self.pod.proc.alive())
+        self.pod.client().ping()
+        m = sidecar_metrics(self.pod)
+        n_err = int(metric(m, "podrelay_protocol_errors_total"))
+        figure("hostile.vectors", vectors=len(self.vectors["malformed"]),
+               connections=len(results), protocol_errors_metric=n_err)
+        self.assertEqual(n_err, 2 * len(self.vectors["malformed"]))
+
+    def test_valid_frames_before_hello_get_103(self):
+        frames_before = {
+            "PUB": proto.encode_pub(1, "c", b"x"),
+            "PUB_ff": proto.encode_pub(0, "c", b"x"),
+            "SUB": proto.encode_sub(1, ["c"]),
+            "UNSUB": proto.encode_unsub(1, []),
+            "PSUB": proto.encode_psub(1, ["c*"]),
+            "PUNSUB": proto.encode_punsub(1, []),
+            "PING": proto.encode_ping(1),
+            "OK(sidecar type)": proto.encode_ok(1),
+            "WELCOME(sidecar type)": proto.encode_welcome(b"v", b"n"),
+        }
+        sub = self.pod.client()
+        sub.subscribe("c")
+        for name, data in frames_before.items():
+            with self.subTest(frame=name):
+                # the frame plus a valid HELLO after it: the HELLO must not rescue anything
+                frames, end, trailing = raw_exchange(self.pod.port,
+                                                     data + proto.encode_hello(b"late"))
+                self.assert_err_close(frames, end, trailing, proto.HANDSHAKE_REQUIRED, name)
+        self.expect_no_msg(sub, grace=0.3)  # the PUBs before HELLO published nothing
+
+    def test_hello_version_2_and_0_get_104(self):
+        for version in (2, 0, 0xFFFF):
+            with self.subTest(version=version):
+                frames, end, trailing = raw_exchange(
+                    self.pod.port, proto.encode_hello(b"v", b"", version) + proto.encode_ping(7))
+                self.assert_err_close(frames, end, trailing, proto.UNSUPPORTED_VERSION,
+                                      f"version {version}")
+
+    def test_second_hello_gets_106(self):
+        c = self.pod.client(hello=False)
+        c.send_raw(proto.encode_hello(b"a") + proto.encode_hello(b"b"))
+        frames = c.read_until_closed(timeout=5)
+        self.assertIsInstance(frames[0], proto.Welcome)
+        self.assertEqual([(type(f), f.code) for f in frames[1:]],
+                         [(proto.Err, proto.UNEXPECTED_FRAME)], frames)
+
+
+class FloodTest(IntegrationCase):
+
+    N = 3000
+
+    def test_connection_flood_with_garbage(self):
+        nofile = ensure_nofile(self.N + 1000)
+        if nofile < self.N + 200:
+            self.skipTest(f"RLIMIT_NOFILE {nofile} too low for {self.N} connections")
+        redis = self.start_redis()
+        pod = self.start_sidecar("pod", redis, ["--max-connections", "5000"])
+        other = self.start_sidecar("other", redis)
+        steady = Collector.connect(pod.port, ["tick"], name="steady")
+        self.addCleanup(steady.close)
+        redis.wait_numsub("podrelay:tick", 1)
+        ticker = AckedPublisher.connect(other.port, "tick", "T", 20, 2000, 90, name="ticker")
+        self.addCleanup(ticker.close)
+        ticker.start()
+        time.sleep(1.5)
+        warm = pod.client()  # warm the code paths once
+        warm.ping()
+        warm.close()
+        baseline = rss_kib(pod.proc.pid)
+        peak = [baseline]
+        stop = threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                try:
+                    peak[0] = max(peak[0], rss_kib(pod.proc.pid))
+                except Exception:  # noqa: BLE001
+                    return
+                time.sleep(0.05)
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        self.addCleanup(stop.set)
+
+        rng = random.Random(7)
+        garbage_kinds = [
+            lambda: b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            lambda: os.urandom(rng.randint(1, 300)),
+            lambda: struct.pack(">I", 0xFFFFFFF0) + b"\x02",
+            lambda: b"\x00\x00\x00\x00",
+            lambda: proto.encode_pub(1, "tick", b"before hello"),
+            lambda: proto.encode_hello(b"x", b"", 9),
+            lambda: proto.encode_hello(b"x") + b"\x00\x00\x00\x05\x99junk",
+        ]
+
+        def flood_round():
+            socks = []
+            refused = 0
+            t_start = time.monotonic()
+            try:
+                for i in range(self.N):
+                    try:
+                        s = socket.create_connection(("127.0.0.1", pod.port), timeout=5)
+                    except OSError:
+                        refused += 1
+                        continue
+                    socks.append(s)
+                    if i % 3 == 0:
+                        data = garbage_kinds[i % len(garbage_kinds)]()
+                    else:
+                        data = (proto.encode_hello(b"flood%d" % i) +
+                                proto.encode_sub(1, [b"flood%d" % (i % 50)]))
+                    try:
+                        s.sendall(data)
+                    except OSError:
+                        pass
+                t_open = time.monotonic() - t_start
+                time.sleep(2.0)
+                open_now = metric(sidecar_metrics(pod), "podrelay_app_connections")
+                mid_rss = rss_kib(pod.proc.pid)
+            finally:
+                for s in socks:
+                    try:
+                        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                     struct.pack("ii", 1, 0))
+                    except OSError:
+                        pass
+                    s.close()
+            # the daemon sees every close
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                if metric(sidecar_metrics(pod), "podrelay_app_connections") <= 1:
+                    break
+                time.sleep(0.1)
+            time.sleep(2.0)
+            return len(socks), refused, t_open, open_now, mid_rss, rss_kib(pod.proc.pid)
+
+        t0 = time.monotonic()
+        n1, refused1, t_open, open_now, mid_rss, after1 = flood_round()
+        n2, refused2, _, _, _, after = flood_round()
+        t_closed = time.monotonic()
+        refused = refused1 + refused2
+        stop.set()
+        sampler.join(2)
+        ticker.stop_sending()
+        self.assertEqual(ticker.wait_answered(10), [])
+        steady.wait_for(lambda c: len(c.msgs) >= ticker.counts()["ok"], 5)
+        self.assertTrue(pod.proc.alive(), "daemon died during the flood")
+        m = sidecar_metrics(pod)
+        self.assertLessEqual(metric(m, "podrelay_app_connections"), 1)
+        c = ticker.counts()
+        self.assertEqual(c["ok"], c["sent"], c)
+        want = [ticker.payload(s) for s in sorted(ticker.sent)]
+        self.assertEqual(steady.payloads(), want, "the steady subscriber lost messages")
+        times = [t for _, _, t in steady.msgs]
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        max_gap = max(gaps)
+        window = [b - a for a, b, in zip(times, times[1:]) if t0 <= a <= t_closed + 1]
+        self.assertLess(max_gap, 1.0, f"steady subscriber stalled for {max_gap:.2f}s")
+        self.assertEqual(redis.numsub("podrelay:flood0"), 0, "flood subscriptions leaked")
+        redis.wait_numsub("podrelay:tick", 1)
+        errors = metric(m, "podrelay_protocol_errors_total")
+        figure("hostile.flood", rounds=2, connections_per_round=n1, connect_refused=refused,
+               open_seconds=t_open, app_connections_gauge_during=int(open_now),
+               protocol_errors=int(errors), rss_baseline_kib=baseline, rss_during_kib=mid_rss,
+               rss_peak_kib=peak[0], rss_after_round1_kib=after1, rss_after_round2_kib=after,
+               ticks=len(want),
+               max_gap_s=max_gap, max_gap_during_flood_s=max(window) if window else None)
+        self.assertEqual(refused, 0)
+        self.assertGreaterEqual(errors, 2 * (self.N // 3) - 40)
+        self.assertLess(after, after1 + 2 * 1024, "RSS grows with every flood: a leak")
+        self.assertLess(after, baseline + 8 * 1024,
+                        f"RSS after the flood {after} KiB vs baseline {baseline} KiB")
+
+
+class MaxConnectionsTest(IntegrationCase):
+
+    def test_eleventh_connection_refused_with_402(self):
+        redis = self.start_redis()
+        pod = self.start_sidecar("pod", redis, ["--max-connections", "10"])
+        clients = [pod.client() for _ in range(10)]
+        s = socket.create_connection(("127.0.0.1", pod.port), timeout=5)
+        self.addCleanup(s.close)
+        s.sendall(proto.encode_hello(b"eleventh"))
+        frames, end, trailing = read_frames_until_close(s, 5)
+        self.assertEqual([(type(f), getattr(f, "code", None)) for f in frames],
+                         [(proto.Goaway, proto.TOO_MANY_CONNECTIONS)], frames)
+        self.assertIn(end, ("eof", "reset"))
+        m = sidecar_metrics(pod)
+        self.assertEqual(metric(m, "podrelay_app_connections_refused_total"), 1)
+        self.assertEqual(metric(m, "podrelay_app_connections_refused_total",
+                                reason="too_many_connections"), 1)
+        for c in clients:
+            c.ping()
+        clients[0].close()
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                pod.client(timeout=2).ping()
+                break
+            except Exception:  # noqa: BLE001
+                self.assertLess(time.monotonic(), deadline, "no slot freed after a close")
+                time.sleep(0.1)
+        figure("hostile.max_connections", limit=10,
+               refused_metric=metric(m, "podrelay_app_connections_refused_total"))
+
+
+if __name__ == "__main__":
+    unittest.main()

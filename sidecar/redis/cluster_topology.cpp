@@ -1,0 +1,102 @@
+#include "redis/cluster_topology.hpp"
+
+#include <algorithm>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "util/log.hpp"
+
+namespace podrelay::redis {
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+using Clock = std::chrono::steady_clock;
+// Refreshes closer together than this add load without adding information.
+constexpr std::chrono::milliseconds min_spacing{200};
+
+}  // namespace
+
+ClusterTopology::ClusterTopology(asio::any_io_executor ex, std::vector<Endpoint> seeds,
+                                 ConnectOptions options, std::chrono::milliseconds interval,
+                                 Callback on_update)
+    : ex_(ex),
+      seeds_(std::move(seeds)),
+      candidates_(seeds_),
+      options_(std::move(options)),
+      interval_(interval),
+      on_update_(std::move(on_update)),
+      timer_(ex) {
+  options_.select_db = false;
+  options_.require_master = false;
+}
+
+void ClusterTopology::start() { asio::co_spawn(ex_, run(), asio::detached); }
+
+void ClusterTopology::stop() {
+  stopped_ = true;
+  timer_.cancel();
+}
+
+void ClusterTopology::refresh_soon() {
+  if (stopped_ || !waiting_) return;  // a fetch is under way already
+  waiting_ = false;
+  timer_.cancel();
+}
+
+asio::awaitable<void> ClusterTopology::run() {
+  log::RateLimit limit(std::chrono::seconds(5));
+  while (!stopped_) {
+    last_fetch_ = Clock::now();
+    bool const ok = co_await fetch();
+    if (stopped_) break;
+    if (!ok) {
+      std::size_t suppressed = 0;
+      if (limit.allow(suppressed)) {
+        log::warn("cannot read the cluster topology from any node; retrying",
+                  {{"suppressed", std::to_string(suppressed)}});
+      }
+    }
+    // Poll faster while the map is unknown; otherwise every interval, or sooner on demand.
+    timer_.expires_after(ok ? interval_ : std::chrono::milliseconds(500));
+    waiting_ = true;
+    co_await timer_.async_wait(use_tuple);
+    waiting_ = false;
+    if (stopped_) break;
+    auto const earliest = last_fetch_ + min_spacing;
+    if (Clock::now() < earliest) {
+      timer_.expires_at(earliest);
+      co_await timer_.async_wait(use_tuple);
+    }
+  }
+}
+
+asio::awaitable<bool> ClusterTopology::fetch() {
+  std::string cmd;
+  append_command(cmd, {"CLUSTER", "SLOTS"});
+  for (auto const& node : candidates_) {
+    RedisConnection conn(ex_);
+    std::string why;
+    if (co_await conn.open(node, options_, why)) continue;
+    ReplyPtr reply;
+    if (co_await conn.request(cmd, reply, why)) {
+      conn.close();
+      continue;
+    }
+    conn.close();
+    SlotMap map;
+    if (!SlotMap::parse(*reply, map, why) || map.empty()) continue;
+    candidates_ = map.masters();
+    for (auto const& s : seeds_) {
+      if (std::find(candidates_.begin(), candidates_.end(), s) == candidates_.end()) {
+        candidates_.push_back(s);
+      }
+    }
+    on_update_(map);
+    co_return true;
+  }
+  co_return false;
+}
+
+}  // namespace podrelay::redis
