@@ -616,3 +616,119 @@ def restart_redis_paused(case, redis, pause_ms: int, timeout: float = 10.0):
 
 def redis_unpause(redis) -> None:
     redis.cli("CLIENT", "UNPAUSE")
+
+
+# --- Redis with TLS / passwords / extra flags -------------------------------------------
+import ssl  # noqa: E402
+import subprocess  # noqa: E402
+
+from harness import REDIS_CLI, REDIS_SERVER, Proc, Redis, wait_for  # noqa: E402
+
+
+class RedisExt(Redis):
+    """``harness.Redis`` plus extra server flags, TLS (``tls`` = dict of ca/cert/key file
+    paths for the server and, with ``client_auth``, the client) and a password."""
+
+    def __init__(self, case, name: str = "redis", port: Optional[int] = None,
+                 extra_args: Sequence[str] = (), tls: Optional[dict] = None,
+                 client_auth: bool = False, password: Optional[str] = None,
+                 user: Optional[str] = None):
+        super().__init__(case, name, port)
+        self.extra_args = list(extra_args)
+        self.tls = tls
+        self.client_auth = client_auth
+        self.password = password
+        self.user = user
+
+    @property
+    def url(self) -> str:
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}"
+
+    def argv(self) -> List[str]:
+        argv = [REDIS_SERVER, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--dir", self.dir]
+        if self.tls:
+            argv += ["--port", "0", "--tls-port", str(self.port),
+                     "--tls-cert-file", self.tls["server_cert"],
+                     "--tls-key-file", self.tls["server_key"],
+                     "--tls-ca-cert-file", self.tls["ca"],
+                     "--tls-auth-clients", "yes" if self.client_auth else "no"]
+        else:
+            argv += ["--port", str(self.port)]
+        return argv + self.extra_args
+
+    def start(self, timeout: float = 10.0) -> "RedisExt":
+        self.proc = self.case.track(Proc(self.name, self.argv(), self.case.tmpdir, cwd=self.dir))
+        wait_for(self._pong, timeout, what=f"{self.name} on port {self.port} to answer")
+        return self
+
+    def _connect(self):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=2)
+        if not self.tls:
+            return s
+        ctx = ssl.create_default_context(cafile=self.tls["ca"])
+        if self.client_auth:
+            ctx.load_cert_chain(self.tls["client_cert"], self.tls["client_key"])
+        return ctx.wrap_socket(s, server_hostname="localhost")
+
+    def _pong(self) -> bool:
+        if self.proc is None or not self.proc.alive():
+            from harness import ProcessExited
+            raise ProcessExited(f"{self.name} exited: {self.proc and self.proc.stderr_text()}")
+        with self._connect() as s:
+            s.sendall(b"PING\r\n")
+            r = s.recv(64)
+            return r.startswith(b"+PONG") or r.startswith(b"-NOAUTH")
+
+    def cli(self, *args: str, timeout: float = 10.0) -> str:
+        extra = []
+        if self.tls:
+            extra += ["--tls", "--cacert", self.tls["ca"]]
+            if self.client_auth:
+                extra += ["--cert", self.tls["client_cert"], "--key", self.tls["client_key"]]
+        if self.user:
+            extra += ["--user", self.user]
+        if self.password:
+            extra += ["--pass", self.password, "--no-auth-warning"]
+        r = subprocess.run([REDIS_CLI, "-h", "127.0.0.1", "-p", str(self.port), *extra, *args],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+        if r.returncode != 0:
+            raise AssertionError(f"redis-cli {' '.join(args)} failed rc={r.returncode}: "
+                                 f"{r.stderr.decode(errors='replace')}")
+        return r.stdout.decode("utf-8", "replace")
+
+
+def daemon_output(proc) -> str:
+    """A process's stderr+stdout as written by the process itself (without the harness'
+    '=== start: argv' lines, which hold the command line)."""
+    text = proc.stderr_text() + proc.stdout_text()
+    return "\n".join(l for l in text.splitlines() if not l.startswith("=== start:"))
+
+
+def make_test_pki(dirpath: str, run=None) -> dict:
+    """A CA, a server certificate (SAN IP:127.0.0.1, DNS:localhost), a client certificate
+    and a second, unrelated CA. EC P-256 keys (fast). Returns the file paths."""
+    def sh(*argv):
+        r = subprocess.run(argv, cwd=dirpath, capture_output=True, timeout=30)
+        if r.returncode != 0:
+            raise AssertionError(f"{' '.join(argv)}: {r.stderr.decode(errors='replace')}")
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for ca in ("ca", "other-ca"):
+        sh("openssl", "req", "-x509", *key, "-keyout", f"{ca}.key", "-out", f"{ca}.crt",
+           "-days", "2", "-subj", f"/CN=podrelay test {ca}")
+    exts = {
+        "server": "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+                  "extendedKeyUsage=serverAuth\n",
+        "client": "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    }
+    for who, ext in exts.items():
+        with open(os.path.join(dirpath, f"{who}.ext"), "w") as f:
+            f.write(ext)
+        sh("openssl", "req", *key, "-keyout", f"{who}.key", "-out", f"{who}.csr",
+           "-subj", f"/CN=podrelay-{who}")
+        sh("openssl", "x509", "-req", "-in", f"{who}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+           "-CAcreateserial", "-out", f"{who}.crt", "-days", "2", "-extfile", f"{who}.ext")
+    p = lambda n: os.path.join(dirpath, n)  # noqa: E731
+    return {"ca": p("ca.crt"), "other_ca": p("other-ca.crt"),
+            "server_cert": p("server.crt"), "server_key": p("server.key"),
+            "client_cert": p("client.crt"), "client_key": p("client.key")}

@@ -78,3 +78,19 @@ TEST_CASE("incremental feeding and protocol errors") {
   CHECK(bad.next(reply) == ReplyReader::Status::error);
   CHECK_FALSE(bad.error_text().empty());
 }
+
+TEST_CASE("the hand-written PUBLISH encoder matches hiredis byte for byte") {
+  std::string payload;
+  for (std::size_t n : {0, 1, 9, 10, 99, 100, 12345}) {
+    payload.assign(n, 'x');
+    if (n > 0) payload[0] = '\0';
+    for (std::string_view verb : {"PUBLISH", "SPUBLISH"}) {
+      std::string ours;
+      append_publish(ours, verb, "podrelay:", "chan\r\n", payload);
+      std::string theirs;
+      append_command(theirs, {verb, "podrelay:chan\r\n", payload});
+      CHECK(ours == theirs);
+      CHECK(ours.size() == publish_size(verb, 15, n));
+    }
+  }
+}

@@ -6,7 +6,12 @@
 // socket.io-adapter pinned by bench/node/package-lock.json, and that bench/node needs no
 // `npm install` in clients/node.
 
-const CLIENT_SRC = new URL('../../clients/node/src/', import.meta.url).href;
+let CLIENT_SRC = new URL('../../clients/node/src/', import.meta.url).href;
+
+// worker.mjs passes the client source directory it uses (run.mjs --client-src).
+export async function initialize(data) {
+  if (data && data.clientSrc) CLIENT_SRC = data.clientSrc.endsWith('/') ? data.clientSrc : `${data.clientSrc}/`;
+}
 
 export async function resolve(specifier, context, nextResolve) {
   if (

@@ -24,20 +24,22 @@ const WORKER = path.join(HERE, 'worker.mjs');
 const USAGE = `usage: node run.mjs [options]
   --quick               a few-seconds smoke run (1 rep, small counts; figures mean little)
   --json FILE           also write the results as JSON
-  --reps N              measured repetitions per variant, interleaved (default 3; quick 1)
+  --reps N              measured repetitions per variant, interleaved (default 5; quick 1)
   --only SECTION        socketio or direct (default: both)
   --clients N           socket.io clients connected to server 2 (default 4)
-  --sio-n N             broadcasts per Socket.IO throughput run (default 40000)
+  --sio-n N             broadcasts per Socket.IO throughput run (default 100000)
   --sio-rate R          broadcasts/s of the Socket.IO latency runs (default 1000)
-  --direct-n N          messages per direct pub/sub throughput run (default 150000)
+  --direct-n N          messages per direct pub/sub throughput run (default 400000)
   --direct-rate R       messages/s of the direct latency runs (default 2000)
-  --lat-seconds S       duration of each latency run (default 3)
+  --lat-seconds S       duration of each latency run (default 2)
   --payload BYTES       payload size: direct message bytes / Socket.IO padding string (default 100)
   --sio-window N        broadcasts in flight, end to end (default 1000)
   --direct-window N     messages in flight, end to end (default 4000)
   --phase-timeout S     give up on a run after S seconds (default 30; quick 10)
   --cpu-prof DIR        run every Node child with --cpu-prof, profiles into DIR
                         (slows everything; summarise with: node cpuprof-top.mjs DIR/*/*.cpuprofile)
+  --client-src DIR      podrelay Node client sources to test (default ../../clients/node/src);
+                        a patched copy elsewhere A/Bs a change against the same baseline
   --podrelay-bin PATH   sidecar binary (default $PODRELAY_BIN, else build/bin/podrelay)
   --redis-server PATH   (default $REDIS_SERVER, else redis-server)`;
 
@@ -58,6 +60,7 @@ function parseArgs(argv) {
     directWindow: 4000,
     phaseTimeout: null,
     cpuProf: null,
+    clientSrc: path.join(REPO, 'clients/node/src'),
     podrelayBin: process.env.PODRELAY_BIN || path.join(REPO, 'build/bin/podrelay'),
     redisServer: process.env.REDIS_SERVER || 'redis-server',
   };
@@ -88,6 +91,7 @@ function parseArgs(argv) {
       case '--direct-window': o.directWindow = Math.round(num(a, val())); break;
       case '--phase-timeout': o.phaseTimeout = num(a, val()); break;
       case '--cpu-prof': o.cpuProf = path.resolve(val()); break;
+      case '--client-src': o.clientSrc = path.resolve(val()); break;
       case '--podrelay-bin': o.podrelayBin = val(); break;
       case '--redis-server': o.redisServer = val(); break;
       case '-h': case '--help': console.log(USAGE); process.exit(0); break;
@@ -95,10 +99,10 @@ function parseArgs(argv) {
     }
   }
   if (o.only && !['socketio', 'direct'].includes(o.only)) throw new Error('--only takes socketio or direct');
-  o.reps ??= o.quick ? 1 : 3;
-  o.sioN ??= o.quick ? 3000 : 40000;
-  o.directN ??= o.quick ? 10000 : 150000;
-  o.latSeconds ??= o.quick ? 0.5 : 3;
+  o.reps ??= o.quick ? 1 : 5;
+  o.sioN ??= o.quick ? 3000 : 100000;
+  o.directN ??= o.quick ? 10000 : 400000;
+  o.latSeconds ??= o.quick ? 0.5 : 2;
   o.phaseTimeout ??= o.quick ? 10 : 30;
   o.warmupN = { sio: o.quick ? 500 : 5000, direct: o.quick ? 2000 : 20000 };
   return o;
@@ -269,7 +273,7 @@ class Worker {
     const execArgv = [];
     // One directory per child: a child with a module hook thread writes two profiles.
     if (opts.cpuProf) execArgv.push('--cpu-prof', '--cpu-prof-dir', path.join(opts.cpuProf, name));
-    this.proc = track(fork(WORKER, [role, JSON.stringify({ ...cfg, name })], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+    this.proc = track(fork(WORKER, [role, JSON.stringify({ ...cfg, name, clientSrc: opts.clientSrc })], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
     this.listeners = new Set();
     this.exited = false;
     this.proc.on('message', (m) => {

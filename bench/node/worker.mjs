@@ -22,6 +22,7 @@
 
 import { register } from 'node:module';
 import http from 'node:http';
+import { pathToFileURL } from 'node:url';
 
 const role = process.argv[2];
 const cfg = JSON.parse(process.argv[3] || '{}');
@@ -247,13 +248,17 @@ function makePayload(size) {
   };
 }
 
+// The podrelay client under test: clients/node/src, or another copy (run.mjs --client-src)
+// to A/B a change against the same baseline.
+const clientSrc = cfg.clientSrc ? `${pathToFileURL(cfg.clientSrc).href}/` : new URL('../../clients/node/src/', import.meta.url).href;
+
 async function loadRelay() {
-  return import('../../clients/node/src/index.js');
+  return import(new URL('index.js', clientSrc).href);
 }
 
 async function loadRelayAdapter() {
-  register('./adapter-hook.mjs', import.meta.url);
-  return import('../../clients/node/src/socket.io.js');
+  register('./adapter-hook.mjs', import.meta.url, { data: { clientSrc } });
+  return import(new URL('socket.io.js', clientSrc).href);
 }
 
 async function loadIoredis() {

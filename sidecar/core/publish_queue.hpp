@@ -39,6 +39,17 @@ class PublishQueue {
     return true;
   }
 
+  // Like push(), but `write(buffer)` appends exactly `size` bytes itself: the command is
+  // encoded straight into the write buffer, with no copy in between.
+  template <class Write>
+  bool push_with(std::size_t size, Tag tag, Clock::time_point now, Write&& write) {
+    if (bytes_ + size > max_bytes_) return false;
+    write(unwritten_);
+    unwritten_items_.push_back(Item{std::move(tag), size, now, {}});
+    bytes_ += size;
+    return true;
+  }
+
   bool has_unwritten() const noexcept { return !unwritten_items_.empty(); }
 
   // Moves every unwritten command into `out` (swapped, so the caller's buffer is reused)

@@ -89,14 +89,12 @@ Metrics::Metrics()
       redis_subscriber_connected(redis_connected_.Add({{"role", "subscriber"}})),
       redis_publisher_reconnects(redis_reconnects_.Add({{"role", "publisher"}})),
       redis_subscriber_reconnects(redis_reconnects_.Add({{"role", "subscriber"}})),
-      redis_publish_latency(
-          BuildHistogram()
-              .Name("podrelay_redis_publish_latency_seconds")
-              .Help("Time from writing a PUBLISH to Redis until its reply.")
-              .Register(*registry_)
-              .Add({}, prometheus::Histogram::BucketBoundaries{0.0001, 0.00025, 0.0005, 0.001,
-                                                               0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                               0.1, 0.25, 0.5, 1, 2.5})),
+      redis_publish_latency(BuildHistogram()
+                                .Name("podrelay_redis_publish_latency_seconds")
+                                .Help("Time from writing a PUBLISH to Redis until its reply.")
+                                .Register(*registry_)
+                                .Add({}, prometheus::Histogram::BucketBoundaries(
+                                             latency_bounds.begin(), latency_bounds.end()))),
       slow_consumer_disconnects(counter(*registry_, "podrelay_slow_consumer_disconnects_total",
                                         "App connections closed for not reading fast enough.")),
       draining(
@@ -123,9 +121,6 @@ std::string_view Metrics::reason_label(proto::ErrorCode code) {
   }
 }
 
-prometheus::Counter& Metrics::frames_received(proto::FrameType type) {
-  return frames_received_.Add({{"type", std::string(proto::frame_type_name(type))}});
-}
 prometheus::Counter& Metrics::protocol_error(proto::ErrorCode code) {
   return protocol_errors_.Add({{"code", std::string(proto::error_name(code))}});
 }
@@ -139,7 +134,43 @@ prometheus::Counter& Metrics::connection_refused(proto::ErrorCode code) {
   return connections_refused_.Add({{"reason", std::string(reason_label(code))}});
 }
 
-std::string Metrics::serialize() const {
+void Metrics::Hot::observe_latency(double seconds) noexcept {
+  std::size_t i = 0;
+  while (i < latency_bounds.size() && seconds > latency_bounds[i]) ++i;
+  ++latency_buckets[i];
+  latency_sum += seconds;
+}
+
+void Metrics::fold_hot() {
+  auto const add = [](prometheus::Counter& c, std::uint64_t now, std::uint64_t& before) {
+    if (now > before) c.Increment(static_cast<double>(now - before));
+    before = now;
+  };
+  add(messages_published, hot.published, exported_.published);
+  add(messages_received, hot.received, exported_.received);
+  add(messages_delivered, hot.delivered, exported_.delivered);
+  add(publish_acks, hot.acks, exported_.acks);
+  for (std::size_t t = 0; t < hot.frames.size(); ++t) {
+    if (hot.frames[t] == exported_.frames[t]) continue;
+    auto const type = static_cast<proto::FrameType>(t);
+    auto& c = frames_received_.Add({{"type", std::string(proto::frame_type_name(type))}});
+    add(c, hot.frames[t], exported_.frames[t]);
+  }
+  std::vector<double> increments(hot.latency_buckets.size());
+  bool any = false;
+  for (std::size_t i = 0; i < increments.size(); ++i) {
+    increments[i] = static_cast<double>(hot.latency_buckets[i] - exported_.latency_buckets[i]);
+    any = any || increments[i] > 0;
+  }
+  if (any) {
+    redis_publish_latency.ObserveMultiple(increments, hot.latency_sum - exported_.latency_sum);
+    exported_.latency_buckets = hot.latency_buckets;
+    exported_.latency_sum = hot.latency_sum;
+  }
+}
+
+std::string Metrics::serialize() {
+  fold_hot();
   std::string out = prometheus::TextSerializer().Serialize(registry_->Collect());
   append_process_metrics(out);
   return out;

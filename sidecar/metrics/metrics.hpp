@@ -10,6 +10,8 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <array>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -40,13 +42,30 @@ class Metrics {
   // Why a message or publish did not make it, as a label value.
   static std::string_view reason_label(proto::ErrorCode code);
 
-  prometheus::Counter& frames_received(proto::FrameType type);
   prometheus::Counter& protocol_error(proto::ErrorCode code);
   prometheus::Counter& publish_nack(proto::ErrorCode code);     // acked publish refused
   prometheus::Counter& message_dropped(proto::ErrorCode code);  // fire-and-forget lost
   prometheus::Counter& connection_refused(proto::ErrorCode code);
 
-  std::string serialize() const;  // Prometheus text format, podrelay_* and process_*
+  // Prometheus text format, podrelay_* and process_*. Folds the hot counters in first.
+  std::string serialize();
+
+  // Counters bumped once or more per message live here as plain integers (the data path
+  // is single-threaded, so an atomic or a registry lookup per message would be pure cost).
+  // serialize() adds what accumulated since the last scrape to the prometheus metrics.
+  struct Hot {
+    std::uint64_t published = 0;
+    std::uint64_t received = 0;
+    std::uint64_t delivered = 0;
+    std::uint64_t acks = 0;
+    std::array<std::uint64_t, 256> frames{};          // by frame type byte
+    std::array<std::uint64_t, 15> latency_buckets{};  // latency_bounds, then +Inf
+    double latency_sum = 0;
+    void observe_latency(double seconds) noexcept;
+  };
+  Hot hot;
+  static constexpr std::array<double, 14> latency_bounds{
+      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
 
   prometheus::Gauge& app_connections;
   prometheus::Counter& app_connections_accepted;
@@ -67,6 +86,12 @@ class Metrics {
   prometheus::Counter& redis_subscriber_reconnects;
   prometheus::Histogram& redis_publish_latency;
   prometheus::Counter& slow_consumer_disconnects;
+
+ private:
+  void fold_hot();
+  Hot exported_;  // what fold_hot() already added to the prometheus metrics
+
+ public:
   prometheus::Gauge& draining;
 };
 

@@ -42,13 +42,24 @@ void Publisher::start() {
   asio::co_spawn(ex, expiry(), asio::detached);
 }
 
-bool Publisher::publish(std::string_view redis_channel, std::string_view payload, PublishTag tag) {
-  scratch_.clear();
-  append_command(scratch_, {sharded_ ? "SPUBLISH" : "PUBLISH", redis_channel, payload});
-  if (sharded_) tag.command = std::make_shared<std::string const>(scratch_);
-  if (!queue_.push(scratch_, std::move(tag), Clock::now())) return false;
-  if (connected_) wake_writer();
-  return true;
+bool Publisher::publish(std::string_view prefix, std::string_view channel, std::string_view payload,
+                        PublishTag tag) {
+  auto const verb = sharded_ ? std::string_view("SPUBLISH") : std::string_view("PUBLISH");
+  bool queued = false;
+  if (sharded_) {
+    // Kept for a retry after MOVED/ASK, so encoded once into its own buffer.
+    scratch_.clear();
+    append_publish(scratch_, verb, prefix, channel, payload);
+    tag.command = std::make_shared<std::string const>(scratch_);
+    queued = queue_.push(scratch_, std::move(tag), Clock::now());
+  } else {
+    auto const size = publish_size(verb, prefix.size() + channel.size(), payload.size());
+    queued = queue_.push_with(size, std::move(tag), Clock::now(), [&](std::string& buf) {
+      append_publish(buf, verb, prefix, channel, payload);
+    });
+  }
+  if (queued && connected_) wake_writer();
+  return queued;
 }
 
 bool Publisher::publish_encoded(std::string const& command, PublishTag tag, bool asking) {

@@ -62,8 +62,10 @@ class Publisher {
   void reconnect();
 
   void start();
-  // Queues a PUBLISH. False when the buffer is full (nothing queued; caller nacks).
-  bool publish(std::string_view redis_channel, std::string_view payload, PublishTag tag);
+  // Queues a PUBLISH of <prefix><channel>. False when the buffer is full (nothing queued;
+  // the caller nacks).
+  bool publish(std::string_view prefix, std::string_view channel, std::string_view payload,
+               PublishTag tag);
   // Queues an already encoded command (a redirected SPUBLISH); `asking` sends ASKING first.
   bool publish_encoded(std::string const& command, PublishTag tag, bool asking);
   // "SPUBLISH" on Redis Cluster (sharded pub/sub), "PUBLISH" otherwise.

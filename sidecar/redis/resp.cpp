@@ -1,5 +1,6 @@
 #include "redis/resp.hpp"
 
+#include <charconv>
 #include <cstdlib>
 #include <new>
 #include <vector>
@@ -44,6 +45,47 @@ void append_command(std::string& out, std::span<std::string_view const> args) {
 
 void append_command(std::string& out, std::initializer_list<std::string_view> args) {
   append_command(out, std::span<std::string_view const>(args.begin(), args.size()));
+}
+
+namespace {
+
+std::size_t decimal_digits(std::size_t n) noexcept {
+  std::size_t d = 1;
+  while (n >= 10) {
+    n /= 10;
+    ++d;
+  }
+  return d;
+}
+
+void append_bulk_header(std::string& out, std::size_t n) {
+  char buf[24];
+  buf[0] = '$';
+  auto const [end, ec] = std::to_chars(buf + 1, buf + sizeof buf - 2, n);
+  (void)ec;
+  end[0] = '\r';
+  end[1] = '\n';
+  out.append(buf, static_cast<std::size_t>(end + 2 - buf));
+}
+
+}  // namespace
+
+std::size_t publish_size(std::string_view verb, std::size_t channel_bytes,
+                         std::size_t payload_bytes) noexcept {
+  auto const bulk = [](std::size_t n) { return 1 + decimal_digits(n) + 2 + n + 2; };
+  return 4 + bulk(verb.size()) + bulk(channel_bytes) + bulk(payload_bytes);
+}
+
+void append_publish(std::string& out, std::string_view verb, std::string_view prefix,
+                    std::string_view channel, std::string_view payload) {
+  out.reserve(out.size() + publish_size(verb, prefix.size() + channel.size(), payload.size()));
+  out.append("*3\r\n", 4);
+  append_bulk_header(out, verb.size());
+  out.append(verb).append("\r\n", 2);
+  append_bulk_header(out, prefix.size() + channel.size());
+  out.append(prefix).append(channel).append("\r\n", 2);
+  append_bulk_header(out, payload.size());
+  out.append(payload).append("\r\n", 2);
 }
 
 PubSubEvent classify_pubsub(redisReply const& reply) noexcept {

@@ -26,13 +26,7 @@ std::string endpoint_text(redis::Endpoint const& ep) {
 }  // namespace
 
 Relay::Relay(asio::any_io_executor ex, config::Config const& cfg, metrics::Metrics& metrics)
-    : ex_(ex),
-      cfg_(cfg),
-      metrics_(metrics),
-      names_(cfg.channel_prefix),
-      published_(&metrics.messages_published),
-      received_(&metrics.messages_received),
-      delivered_(&metrics.messages_delivered) {
+    : ex_(ex), cfg_(cfg), metrics_(metrics), names_(cfg.channel_prefix) {
   if (cfg.redis.mode == redis::RedisUrl::Mode::cluster) {
     // The first seed serves until the slot map is known; MOVED replies correct it.
     auto& seed = shard_at(cfg.redis.endpoints.front());
@@ -137,9 +131,14 @@ void Relay::publish(Session& session, std::uint32_t request_id, std::string_view
     tag.origin = std::weak_ptr<redis::PublishOrigin>(session.shared_from_this());
     tag.request_id = request_id;
   }
-  auto const rname = names_.redis_channel(channel);
-  if (cluster()) tag.slot = redis::key_slot(rname);
-  if (!route(rname).publisher.publish(rname, payload, std::move(tag))) {
+  // Single Redis: no per-message string for the prefixed name; the encoder joins them.
+  Shard* shard = shards_.front().get();
+  if (cluster()) {
+    auto const rname = names_.redis_channel(channel);
+    tag.slot = redis::key_slot(rname);
+    shard = &route(rname);
+  }
+  if (!shard->publisher.publish(names_.prefix(), channel, payload, std::move(tag))) {
     static log::RateLimit limit;
     std::size_t suppressed = 0;
     if (limit.allow(suppressed)) {
@@ -178,8 +177,8 @@ void Relay::on_publish_outcome(Shard&, redis::PublishTag const& tag, std::option
                                std::string_view text, std::chrono::nanoseconds latency) {
   if (error == ErrorCode::redis_error && redirect(tag, text)) return;
   if (!error) {
-    published_->Increment();
-    metrics_.redis_publish_latency.Observe(std::chrono::duration<double>(latency).count());
+    ++metrics_.hot.published;
+    metrics_.hot.observe_latency(std::chrono::duration<double>(latency).count());
   }
   if (tag.request_id == 0) {
     if (error) metrics_.message_dropped(*error).Increment();
@@ -188,7 +187,7 @@ void Relay::on_publish_outcome(Shard&, redis::PublishTag const& tag, std::option
   if (error) {
     metrics_.publish_nack(*error).Increment();
   } else {
-    metrics_.publish_acks.Increment();
+    ++metrics_.hot.acks;
   }
   if (auto origin = tag.origin.lock()) origin->on_publish_outcome(tag.request_id, error, text);
 }
@@ -456,7 +455,7 @@ void Relay::on_topology(redis::SlotMap const& map) {
 
 void Relay::fan_out(SubKind kind, std::string_view key, std::string_view channel,
                     std::string_view pattern, std::string_view payload) {
-  received_->Increment();
+  ++metrics_.hot.received;
   if (hub_.subscriber_count(kind, key) == 0 || !proto::fits_str(channel)) {
     metrics_.messages_unrouted.Increment();
     return;
@@ -465,7 +464,7 @@ void Relay::fan_out(SubKind kind, std::string_view key, std::string_view channel
   frame->reserve(proto::msg_frame_size(channel.size(), pattern.size(), payload.size()));
   proto::encode_msg(*frame, channel, pattern, payload);
   core::SharedFrame const shared = std::move(frame);
-  delivered_->Increment(static_cast<double>(hub_.deliver(kind, key, shared)));
+  metrics_.hot.delivered += hub_.deliver(kind, key, shared);
 }
 
 std::string Relay::not_ready_reason() const {

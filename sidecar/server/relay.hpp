@@ -115,9 +115,6 @@ class Relay {
   bool draining_ = false;
   bool publisher_seen_up_ = false;
   bool subscriber_seen_up_ = false;
-  prometheus::Counter* published_ = nullptr;
-  prometheus::Counter* received_ = nullptr;
-  prometheus::Counter* delivered_ = nullptr;
 };
 
 }  // namespace podrelay::server

@@ -70,7 +70,7 @@ asio::awaitable<void> Session::reader() {
   while (!closing_) {
     if (decoder_.buffered() == 0) {
       // An idle connection holds no read buffer: wait for readability first.
-      decoder_.shrink_if_idle(read_chunk);
+      decoder_.shrink_if_idle(0);
       auto [wec] = co_await socket_.async_wait(Socket::wait_read, use_tuple);
       if (wec || closing_) break;
     }
@@ -95,7 +95,7 @@ asio::awaitable<void> Session::reader() {
         protocol_error(r.error, text);
         co_return;
       }
-      relay_.metrics().frames_received(proto::type_of(r.frame)).Increment();
+      ++relay_.metrics().hot.frames[static_cast<std::uint8_t>(proto::type_of(r.frame))];
       if (!handle(r.frame) || closing_) co_return;
     }
   }

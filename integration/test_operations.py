@@ -1,0 +1,376 @@
+"""Operations: /metrics (promtool-clean, counters that move), /healthz, /readyz, JSON logs,
+PODRELAY_<FLAG> environment variables, configuration errors, graceful drain on SIGTERM and
+the second SIGTERM that ends a long drain at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+import unittest
+
+from harness import (PODRELAY_BIN, IntegrationCase, Proc, Sidecar, free_port, http_get, proto,
+                     wait_for)
+from harness_ext import (AckedPublisher, Collector, check_accounting, daemon_output, figure,
+                         metric, parse_metrics, read_frames_until_close, sidecar_metrics)
+
+PREFIX = "podrelay:"
+
+
+class MetricsTest(IntegrationCase):
+
+    def test_metrics_promtool_and_counters(self):
+        redis = self.start_redis()
+        a = self.start_sidecar("podA", redis)
+        b = self.start_sidecar("podB", redis)
+        sub_b = b.client()
+        sub_b.subscribe("m")
+        sub_a = a.client()
+        sub_a.subscribe("m")
+        sub_a.psubscribe("m*")
+        before_a, before_b = sidecar_metrics(a), sidecar_metrics(b)
+        pub = a.client()
+        n = 50
+        for i in range(n):
+            pub.publish("m", b"%d" % i)
+        pub.ping()
+        self.expect_msgs(sub_b, n)
+        self.expect_msgs(sub_a, 2 * n)
+        pub.publish("m", b"ff", ack=False)
+        self.expect_msgs(sub_b, 1)
+        self.expect_msgs(sub_a, 2)
+        after_a, after_b = sidecar_metrics(a), sidecar_metrics(b)
+
+        def delta(after, before, name, **labels):
+            return metric(after, name, **labels) - metric(before, name, **labels)
+        self.assertEqual(delta(after_a, before_a, "podrelay_messages_published_total"), n + 1)
+        self.assertEqual(delta(after_a, before_a, "podrelay_publish_acks_total"), n)
+        self.assertEqual(delta(after_a, before_a, "podrelay_frames_received_total",
+                               type="PUB"), n + 1)
+        self.assertEqual(delta(after_a, before_a, "podrelay_frames_received_total",
+                               type="PING"), 1)
+        self.assertEqual(delta(after_a, before_a, "podrelay_frames_received_total",
+                               type="HELLO"), 1)
+        self.assertGreaterEqual(metric(after_a, "podrelay_frames_received_total", type="SUB"), 1)
+        self.assertGreaterEqual(metric(after_a, "podrelay_frames_received_total", type="PSUB"), 1)
+        self.assertEqual(delta(after_b, before_b, "podrelay_messages_received_total"), n + 1)
+        self.assertEqual(delta(after_b, before_b, "podrelay_messages_delivered_total"), n + 1)
+        self.assertEqual(delta(after_a, before_a, "podrelay_messages_delivered_total"),
+                         2 * (n + 1))
+        self.assertEqual(delta(after_a, before_a,
+                               "podrelay_redis_publish_latency_seconds_count"), n + 1)
+        self.assertEqual(metric(after_a, "podrelay_redis_connected", role="publisher"), 1)
+        self.assertEqual(metric(after_a, "podrelay_redis_connected", role="subscriber"), 1)
+        self.assertEqual(metric(after_a, "podrelay_app_connections"), 2)
+        self.assertEqual(metric(after_a, "podrelay_redis_subscriptions", kind="channel"), 1)
+        self.assertEqual(metric(after_a, "podrelay_redis_subscriptions", kind="pattern"), 1)
+        for name in ("process_resident_memory_bytes", "process_cpu_seconds_total",
+                     "process_open_fds", "process_start_time_seconds"):
+            self.assertIn(name, {k[0] for k in after_a}, f"{name} missing")
+        status, body = a.get("/metrics")
+        self.assertEqual(status, 200)
+        promtool = shutil.which("promtool")
+        if promtool is None:
+            self.fail("promtool not installed (Debian package prometheus)")
+        r = subprocess.run([promtool, "check", "metrics"], input=body.encode(),
+                           capture_output=True, timeout=30)
+        self.assertEqual(r.returncode, 0,
+                         f"promtool: {r.stdout.decode()} {r.stderr.decode()}")
+        names = sorted({k[0] for k in after_a})
+        figure("operations.metrics", series=len(after_a), names=len(names),
+               promtool="ok" if r.returncode == 0 else r.stdout.decode().strip())
+
+
+class HealthTest(IntegrationCase):
+
+    def test_healthz_and_readyz(self):
+        redis = self.start_redis()
+        a = self.start_sidecar("podA", redis)
+        self.assertEqual(a.get("/healthz")[0], 200)
+        self.assertEqual(a.get("/readyz"), (200, "ready\n"))
+        self.assertEqual(a.get("/nope")[0], 404)
+        redis.kill()
+        a.wait_readyz(503, timeout=10)
+        status, body = a.get("/readyz")
+        self.assertEqual(status, 503)
+        self.assertEqual(len(body.strip().splitlines()), 1, body)
+        self.assertIn("redis", body)
+        self.assertEqual(a.get("/healthz")[0], 200, "healthz must not depend on Redis")
+        redis.start()
+        a.wait_ready(timeout=15)
+        figure("operations.readyz", reason_when_redis_down=body.strip())
+
+
+class JsonLogTest(IntegrationCase):
+
+    def test_every_stderr_line_is_json(self):
+        redis = self.start_redis()
+        a = self.start_sidecar("podA", redis, ["--log-format", "json"])
+        c = a.client(client_name='quote " backslash \\ newline \n tab \t end')
+        c.subscribe("j")
+        c.publish("j", b"x")
+        self.expect_msgs(c, 1)
+        raw_bad = socket.create_connection(("127.0.0.1", a.port), timeout=5)
+        raw_bad.sendall(b"\x00\x00\x00\x00")
+        read_frames_until_close(raw_bad, 5)
+        raw_bad.close()
+        redis.kill()
+        a.wait_readyz(503)
+        redis.start()
+        a.wait_ready(timeout=15)
+        self.assertEqual(a.stop(), 0)
+        lines = daemon_output(a.proc).splitlines()
+        self.assertGreater(len(lines), 8)
+        levels = set()
+        for line in lines:
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                self.fail(f"not JSON: {line!r}")
+            self.assertIsInstance(obj, dict, line)
+            levels.add(obj.get("level"))
+            self.assertIn("msg", obj, line)
+        figure("operations.json_logs", lines=len(lines), levels=sorted(map(str, levels)))
+
+
+class EnvironmentTest(IntegrationCase):
+
+    def test_flags_from_environment(self):
+        redis = self.start_redis()
+        token_file = os.path.join(self.tmpdir, "token")
+        with open(token_file, "w") as f:
+            f.write("env-token\n")
+        pod = Sidecar(self, "envpod", "unused")
+        env = dict(os.environ,
+                   PODRELAY_REDIS=redis.url,
+                   PODRELAY_LISTEN=f"127.0.0.1:{pod.port}",
+                   PODRELAY_ADMIN_LISTEN=f"127.0.0.1:{pod.admin_port}",
+                   PODRELAY_CHANNEL_PREFIX="envp:",
+                   PODRELAY_NODE_ID="env-node-1",
+                   PODRELAY_MAX_FRAME_BYTES="4096",
+                   PODRELAY_MAX_QUEUE_BYTES="65536",
+                   PODRELAY_SOFT_QUEUE_BYTES="32768",
+                   PODRELAY_MAX_CONNECTIONS="3",
+                   PODRELAY_MAX_SUBSCRIPTIONS="2",
+                   PODRELAY_AUTH_TOKEN_FILE=token_file,
+                   PODRELAY_LOG_FORMAT="json",
+                   PODRELAY_LOG_LEVEL="debug",
+                   PODRELAY_DRAIN_TIMEOUT="2")
+        pod.proc = self.track(Proc("envpod", [PODRELAY_BIN], self.tmpdir, env=env))
+        pod.wait_ready()
+        c = pod.client(auth_token=b"env-token")
+        w = c.welcome
+        self.assertEqual((w.node_id, w.max_frame_bytes, w.max_queue_bytes),
+                         (b"env-node-1", 4096, 65536))
+        c.subscribe("E")
+        self.assertEqual(redis.numsub("envp:E"), 1)
+        c.send_raw(proto.encode_sub(77, ["F", "G"]))
+        f = c.recv_frame(timeout=5)
+        self.assertEqual((type(f), getattr(f, "code", None)),
+                         (proto.Err, proto.TOO_MANY_SUBSCRIPTIONS))
+        s = socket.create_connection(("127.0.0.1", pod.port), timeout=5)
+        s.sendall(proto.encode_hello(b"x", b"wrong"))
+        frames, end, _ = read_frames_until_close(s, 5)
+        s.close()
+        self.assertEqual([getattr(f, "code", None) for f in frames], [proto.AUTH_FAILED])
+        c2, c3 = pod.client(auth_token=b"env-token"), pod.client(auth_token=b"env-token")
+        s = socket.create_connection(("127.0.0.1", pod.port), timeout=5)
+        frames, end, _ = read_frames_until_close(s, 5)
+        s.close()
+        self.assertEqual([getattr(f, "code", None) for f in frames],
+                         [proto.TOO_MANY_CONNECTIONS])
+        for line in daemon_output(pod.proc).splitlines():
+            json.loads(line)
+        # a flag on the command line wins over the environment
+        pod2 = Sidecar(self, "envpod2", "unused")
+        env2 = dict(env, PODRELAY_LISTEN=f"127.0.0.1:{pod2.port}",
+                    PODRELAY_ADMIN_LISTEN=f"127.0.0.1:{pod2.admin_port}")
+        pod2.proc = self.track(Proc("envpod2", [PODRELAY_BIN, "--node-id", "cli-node"],
+                                    self.tmpdir, env=env2))
+        pod2.wait_ready()
+        self.assertEqual(pod2.client(auth_token=b"env-token").welcome.node_id, b"cli-node")
+        figure("operations.env", checked="REDIS LISTEN ADMIN_LISTEN CHANNEL_PREFIX NODE_ID "
+               "MAX_FRAME_BYTES MAX_QUEUE_BYTES SOFT_QUEUE_BYTES MAX_CONNECTIONS "
+               "MAX_SUBSCRIPTIONS AUTH_TOKEN_FILE LOG_FORMAT LOG_LEVEL")
+
+
+class ConfigErrorTest(IntegrationCase):
+
+    def test_invalid_configuration_exits_2_with_one_line(self):
+        base = ["--listen", f"127.0.0.1:{free_port()}", "--admin-listen",
+                f"127.0.0.1:{free_port()}", "--redis", "redis://127.0.0.1:1"]
+        cases = {
+            "max_frame_zero": (["--max-frame-bytes", "0"], {}),
+            "max_frame_text": (["--max-frame-bytes", "lots"], {}),
+            "log_level": (["--log-level", "loud"], {}),
+            "log_format": (["--log-format", "xml"], {}),
+            "redis_scheme": (["--redis", "ftp://127.0.0.1:1"], {}),
+            "redis_port": (["--redis", "redis://127.0.0.1:99999"], {}),
+            "listen_garbage": (["--listen", "nonsense"], {}),
+            "unknown_flag": (["--frobnicate"], {}),
+            "soft_above_hard": (["--soft-queue-bytes", "9000000"], {}),
+            "negative_timeout": (["--publish-buffer-timeout", "-1"], {}),
+            "drain_nan": (["--drain-timeout", "nan"], {}),
+            "token_file_missing": (["--auth-token-file", "/nonexistent/token"], {}),
+            "tls_ca_missing": (["--redis", "rediss://127.0.0.1:1", "--tls-ca-file",
+                                "/nonexistent/ca.crt"], {}),
+            "env_max_connections": ([], {"PODRELAY_MAX_CONNECTIONS": "many"}),
+            "env_log_format": ([], {"PODRELAY_LOG_FORMAT": "yaml"}),
+        }
+        results = {}
+        for name, (args, envs) in cases.items():
+            with self.subTest(name):
+                argv = [PODRELAY_BIN, *base, *args]
+                env = dict(os.environ, **envs)
+                r = subprocess.run(argv, capture_output=True, timeout=10, env=env,
+                                   stdin=subprocess.DEVNULL)
+                self._log_run(argv, r.returncode, r.stdout, r.stderr)
+                lines = r.stderr.decode(errors="replace").strip().splitlines()
+                results[name] = (r.returncode, lines[:1])
+                self.assertEqual(r.returncode, 2, f"{name}: rc={r.returncode} {lines}")
+                self.assertEqual(len(lines), 1, f"{name}: {lines}")
+                self.assertTrue(lines[0].startswith("podrelay: "), f"{name}: {lines}")
+                self.assertEqual(r.stdout, b"")
+        figure("operations.config_errors", cases=len(cases))
+
+
+class DrainTest(IntegrationCase):
+
+    def test_sigterm_drains_under_acked_load(self):
+        redis = self.start_redis()
+        a = self.start_sidecar("podA", redis, ["--drain-timeout", "5"])
+        b = self.start_sidecar("podB", redis)
+        c = self.start_sidecar("podC", redis)
+        cols = {}
+        for name, pod in (("B", b), ("C", c)):
+            cols[name] = Collector.connect(pod.port, ["drain"], name=f"col-{name}")
+            self.addCleanup(cols[name].close)
+        redis.wait_numsub(PREFIX + "drain", 2)
+        pubs = [AckedPublisher.connect(a.port, "drain", f"D{i}", 300, 20000, 60, name=f"D{i}")
+                for i in (1, 2)]
+        for p in pubs:
+            self.addCleanup(p.close)
+            p.start()
+        time.sleep(1.5)
+        polls = []
+        stop = threading.Event()
+
+        def poll():
+            while not stop.is_set():
+                t = time.monotonic()
+                try:
+                    st = http_get(a.admin_port, "/readyz", timeout=1)[0]
+                except OSError as e:
+                    st = type(e).__name__
+                polls.append((t, st))
+                time.sleep(0.005)
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+        self.addCleanup(stop.set)
+        time.sleep(0.1)
+        t_term = time.monotonic()
+        a.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.05)
+        try:
+            s = socket.create_connection(("127.0.0.1", a.port), timeout=2)
+            s.sendall(proto.encode_hello(b"late"))
+            frames, end, _ = read_frames_until_close(s, 5)
+            s.close()
+            new_conn = f"accepted:{[type(f).__name__ for f in frames]}"
+            self.assertFalse(any(isinstance(f, proto.Welcome) for f in frames),
+                             f"a new connection was welcomed during the drain: {frames}")
+        except ConnectionRefusedError:
+            new_conn = "refused"
+        rc = a.proc.wait(timeout=10)
+        t_exit = time.monotonic() - t_term
+        stop.set()
+        poller.join(2)
+        for p in pubs:
+            p.stop_sending()
+            p.wait_answered(2)
+        self.assertEqual(rc, 0)
+        self.assertLess(t_exit, 5.0 + 1.0, "exit not within --drain-timeout")
+        late = [st for t, st in polls if t > t_term + 0.05]
+        self.assertNotIn(200, late, "/readyz answered 200 after SIGTERM")
+        for p in pubs:
+            self.assertIsNotNone(p.goaway, f"{p.tag}: no GOAWAY")
+            self.assertEqual(p.goaway[0], proto.SHUTTING_DOWN)
+            self.assertIsNotNone(p.end, f"{p.tag}: connection not closed")
+        # answered = a prefix of what each app sent; the rest was never read by the sidecar
+        figs = {}
+        for p in pubs:
+            with p.lock:
+                answered = sorted(p.replies)
+                unanswered = sorted(s for s in p.sent if s not in p.replies)
+                multi = [s for s, r in p.replies.items() if len(r) > 1]
+                codes = {}
+                for r in p.replies.values():
+                    codes[r[0][1]] = codes.get(r[0][1], 0) + 1
+                after_goaway = [s for s, r in p.replies.items() if r[0][2] > p.goaway[2]]
+            self.assertEqual(multi, [], f"{p.tag}: answered twice")
+            self.assertEqual(answered, list(range(1, len(answered) + 1)),
+                             f"{p.tag}: answers are not a prefix of the requests")
+            if unanswered:
+                first = p.sent[unanswered[0]]
+                self.assertGreater(first, t_term - 0.25,
+                                   f"{p.tag}: PUB sent {t_term - first:.3f}s before SIGTERM "
+                                   f"never answered")
+            bad = {k: v for k, v in codes.items() if k not in (0, 300, 301, 302, 203)}
+            self.assertEqual(bad, {}, f"{p.tag}: unexpected answer codes")
+            figs[f"{p.tag.decode()}_answers"] = codes
+            figs[f"{p.tag.decode()}_unanswered_sent_after_goaway"] = len(unanswered)
+            figs[f"{p.tag.decode()}_answers_after_goaway"] = len(after_goaway)
+        acked = {p.payload(s) for p in pubs for s in p.replies if p.outcome(s) == ("OK", 0)}
+        for name, col in cols.items():
+            col.wait_for(lambda c_: acked <= set(c_.payloads()), 10)
+            got = col.payloads()
+            self.assertEqual(len(got), len(set(got)), f"{name}: duplicates")
+            missing = acked - set(got)
+            self.assertEqual(len(missing), 0, f"{name}: {len(missing)} acked not delivered")
+            figs[f"delivered_{name}"] = len(got)
+        statuses = sorted({str(st) for st in late})
+        figure("operations.drain", exit_rc=rc, exit_after_s=t_exit, new_connection=new_conn,
+               readyz_after_sigterm=statuses, acked=len(acked), **figs)
+
+    def test_second_sigterm_ends_a_long_drain_at_once(self):
+        redis = self.start_redis()
+        a = self.start_sidecar("podA", redis, ["--drain-timeout", "30",
+                                               "--publish-buffer-timeout", "60"])
+        c = a.client()
+        redis.proc.send_signal(signal.SIGSTOP)
+        self.addCleanup(lambda: redis.proc.send_signal(signal.SIGCONT))
+        ids = [c.next_request_id() for _ in range(3)]
+        c.send_raw(b"".join(proto.encode_pub(i, "long", b"x") for i in ids))
+        time.sleep(0.3)
+        t_term = time.monotonic()
+        a.proc.send_signal(signal.SIGTERM)
+        f = c.recv_frame(timeout=5)
+        self.assertIsInstance(f, proto.Goaway, f)
+        self.assertEqual(f.code, proto.SHUTTING_DOWN)
+        status, body = a.get("/readyz")
+        self.assertEqual(status, 503)
+        self.assertIn("draining", body)
+        self.assertEqual(len(body.strip().splitlines()), 1)
+        with self.assertRaises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", a.port), timeout=2).close()
+        time.sleep(1.0)
+        self.assertTrue(a.proc.alive(), "the drain did not wait for the pending publishes")
+        t2 = time.monotonic()
+        a.proc.send_signal(signal.SIGTERM)
+        rc = a.proc.wait(timeout=5)
+        t_exit2 = time.monotonic() - t2
+        self.assertNotEqual(rc, 0)
+        self.assertLess(t_exit2, 1.0)
+        out = daemon_output(a.proc)
+        self.assertIn("second signal", out)
+        figure("operations.second_sigterm", exit_rc=rc, exit_after_second_signal_s=t_exit2,
+               drain_reason=body.strip(), first_to_second_s=t2 - t_term)
+
+
+if __name__ == "__main__":
+    unittest.main()
