@@ -139,7 +139,21 @@ class Cluster:
                                  f"{r.stdout.decode(errors='replace')[-2000:]}"
                                  f"{r.stderr.decode(errors='replace')[-2000:]}")
         self.wait_ok(timeout)
+        wait_for(self._replicas_synced, timeout, interval=0.1,
+                 what="every replica known everywhere and its link to its master up")
         return self
+
+    def _replicas_synced(self) -> bool:
+        want = self.masters_wanted * self.replicas
+        for n in self.live_nodes():
+            slaves = [i for i in self.nodes_view(n) if "slave" in i.flags]
+            if len(slaves) != want:
+                return False
+        for n in self.live_nodes():
+            info = n.cli("INFO", "replication", timeout=3)
+            if "role:slave" in info and "master_link_status:up" not in info:
+                return False
+        return True
 
     def live_nodes(self) -> List[ClusterNode]:
         return [n for n in self.nodes if n.alive()]

@@ -40,23 +40,48 @@ def report(text: str) -> None:
 
 
 class ClusterCase(IntegrationCase):
+    SUB_REPLY_TIMEOUT = 3.0
+
     def setUp(self):
         super().setUp()
         self.cluster = Cluster(self).start()
         self.collectors = []
+        # Protocol violations that do not stop the scenario: the test goes on (so every
+        # later step is exercised and reported) and fails at the end with all of them.
+        self.problems = []
         self.addCleanup(self._stop_collectors)
 
     def _stop_collectors(self):
         for c in self.collectors:
             c.stop()
 
+    def problem(self, text: str) -> None:
+        report("PROBLEM: " + text)
+        self.problems.append(text)
+
+    def assert_no_problems(self):
+        if self.problems:
+            self.fail("protocol violations seen:\n  - " + "\n  - ".join(self.problems))
+
     def sidecar(self, name: str, seeds, extra=()) -> Sidecar:
         s = Sidecar(self, name, self.cluster.url(seeds), list(extra))
         return s.start(wait_ready=True)
 
     def collect(self, sidecar: Sidecar, channels, name: str) -> Collector:
+        """A subscriber connection on ``sidecar`` for ``channels``, read on a thread. The SUB
+        must be answered OK (PROTOCOL.md: once Redis confirmed every channel); if it is not,
+        that is recorded as a problem and the test goes on once the subscriptions are seen
+        on Redis (the caller checks PUBSUB SHARDCHANNELS)."""
         c = sidecar.client(client_name=f"sub-{name}")
-        c.subscribe(*channels, timeout=15)
+        rid = c.next_request_id()
+        c.send_raw(proto.encode_sub(rid, list(channels)))
+        f = c._take(lambda f: isinstance(f, (proto.Ok, proto.Err)) and f.request_id == rid,
+                    time.monotonic() + self.SUB_REPLY_TIMEOUT)
+        if f is None:
+            self.problem(f"{sidecar.name}: SUB of {len(channels)} channels not answered "
+                         f"within {self.SUB_REPLY_TIMEOUT}s (no OK, no ERR)")
+        elif isinstance(f, proto.Err):
+            self.fail(f"{sidecar.name}: SUB refused: {f.code} {f.message!r}")
         col = Collector(c, name).start()
         self.collectors.append(col)
         return col
@@ -68,21 +93,23 @@ class ClusterCase(IntegrationCase):
             out[self.cluster.owner(slot)].append(ch)
         return out
 
+    def shardchannels_match(self, channels, last=None) -> bool:
+        by_master = self.channels_by_master(channels)
+        ok = True
+        for m, chans in by_master.items():
+            got = set(m.shardchannels())
+            if last is not None:
+                last[m.name] = (len(got), len(chans))
+            ok = ok and got == {PREFIX + c for c in chans}
+        return ok
+
     def wait_shardchannels(self, channels, timeout=15.0):
         """Every master lists exactly the subscribed channels its slots own (PUBSUB
         SHARDCHANNELS), i.e. the sidecars' SSUBSCRIBEs sit on the right shards."""
         last = {}
-
-        def check():
-            by_master = self.channels_by_master(channels)
-            ok = True
-            for m, chans in by_master.items():
-                got = set(m.shardchannels())
-                last[m.name] = (len(got), len(chans))
-                ok = ok and got == {PREFIX + c for c in chans}
-            return ok
         try:
-            wait_for(check, timeout, interval=0.1, what="PUBSUB SHARDCHANNELS on every master")
+            wait_for(lambda: self.shardchannels_match(channels, last), timeout, interval=0.1,
+                     what="PUBSUB SHARDCHANNELS on every master")
         except AssertionError as e:
             raise AssertionError(f"{e}; (listed, expected) per master: {last}") from None
         return self.channels_by_master(channels)
@@ -151,6 +178,224 @@ class TestClusterDelivery(ClusterCase):
         for n in cl.live_nodes():
             self.assertEqual(n.numpat(), 0, n.name)
         check_alive(a, b, c)
+        self.assert_no_problems()
+
+
+def delivered_index(col: Collector):
+    """payload -> list of (channel, time) it was delivered with."""
+    out = {}
+    for ch, p, t in col.snapshot():
+        out.setdefault(p, []).append((ch, t))
+    return out
+
+
+class TestClusterFailover(ClusterCase):
+    def test_master_sigkill_under_acked_load(self):
+        cl = self.cluster
+        m0, m1, m2 = cl.masters()
+        victim = m1
+        heir = cl.replica_of(victim)
+        # a: the publishing pod, two seeds (one of them the victim); b: the subscribing pod.
+        a = self.sidecar("a", [m0, m1], ["--publish-buffer-timeout", "8"])
+        b = self.sidecar("b", [m2])
+        channels = spread_channels(cl, 30, stem="fo")
+        by_master = self.channels_by_master(channels)
+        self.assertTrue(all(len(v) >= 3 for v in by_master.values()),
+                        {m.name: len(v) for m, v in by_master.items()})
+        victim_channels = set(by_master[victim])
+        col = self.collect(b, list(channels), "b")
+        self.wait_shardchannels(channels)
+
+        pub = AckedPublisher(a.client(client_name="pub-a"), list(channels), rate=300, window=64)
+        pub.run_for(3.0)
+        t_kill = time.monotonic()
+        victim.sigkill()
+        report(f"SIGKILL {victim.name} (port {victim.port}, {len(victim_channels)} of the "
+               f"30 channels); heir {heir.name} (port {heir.port})")
+
+        marks = {}
+        readyz_seen = {a.name: set(), b.name: set()}
+        deadline = t_kill + FAILOVER_TIMEOUT + FOLLOW_TIMEOUT
+        while time.monotonic() < deadline and "restored" not in marks:
+            pub.run_for(0.25)
+            check_alive(a, b)
+            now = time.monotonic()
+            for s in (a, b):
+                try:
+                    readyz_seen[s.name].add(s.readyz())
+                except OSError:
+                    readyz_seen[s.name].add(0)
+            if "promoted" not in marks and heir.info_field("cluster_state") == "ok" and \
+                    heir in cl.masters():
+                marks["promoted"] = now
+            if "promoted" in marks and "ready" not in marks and \
+                    a.readyz() == 200 and b.readyz() == 200:
+                marks["ready"] = now
+            if "ready" in marks and self.shardchannels_match(channels):
+                marks["restored"] = time.monotonic()  # after the check completed
+        self.assertIn("promoted", marks, f"{heir.name} not promoted within "
+                      f"{FAILOVER_TIMEOUT + FOLLOW_TIMEOUT}s")
+        self.assertIn("ready", marks, f"sidecars not ready again; readyz seen {readyz_seen}")
+        self.assertIn("restored", marks, "subscriptions not restored on the new master")
+        t_restored = marks["restored"]
+        pub.run_for(3.0)  # load after the subscriptions were restored
+        sent_total = pub.seq
+        answered = pub.drain(20.0)
+
+        # Later messages flow on every channel: one acked message per channel.
+        final = set()
+        p2 = a.client(client_name="pub-a-final")
+        for ch in channels:
+            p2.publish(ch, f"final:{ch}", timeout=10)
+            final.add((ch, f"final:{ch}"))
+        self.wait_delivered(col, final, 10, "one message on every channel after the failover")
+
+        acked = pub.acked()
+        must = {rid for rid, t_ack in acked.items()
+                if t_ack > t_restored or t_ack < t_kill - 0.2}
+        wait_for(lambda: all(pub.sent[r][1] in delivered_index(col) for r in must), 10,
+                 interval=0.1, what="acked messages delivered")
+        time.sleep(0.5)  # a late duplicate would show up here
+        idx = delivered_index(col)
+        sent_by_payload = {p: ch for ch, p, _ in pub.sent.values()}
+        dupes = [p for p, v in idx.items() if len(v) > 1]
+        strays = [p for p, v in idx.items()
+                  if not p.startswith("final:") and sent_by_payload.get(p) != v[0][0]]
+        lost_window = [r for r, t in acked.items() if t_kill - 0.2 <= t <= t_restored and
+                       pub.sent[r][1] not in idx]
+        first_after = [t for ch, p, t in col.snapshot() if ch in victim_channels and
+                       p.startswith("m") and pub.sent[int(p[1:]) + 1][2] > t_kill]
+        t_first = min(first_after) - t_kill if first_after else float("nan")
+        delivered_load = sum(1 for p in idx if p.startswith("m"))
+        report(f"sent {sent_total}, acked {len(acked)}, nacked by code "
+               f"{pub.nacks_by_code()}, unanswered {pub.outstanding()}, extra replies "
+               f"{len(pub.extra_replies)}, delivered {delivered_load} (+{len(final)} final), "
+               f"duplicates {len(dupes)}, acked-but-lost between kill and restore "
+               f"{len(lost_window)}")
+        report(f"kill -> promoted {marks['promoted'] - t_kill:.2f}s, -> both /readyz 200 "
+               f"{marks['ready'] - t_kill:.2f}s, -> subscriptions restored "
+               f"{t_restored - t_kill:.2f}s, -> first delivery on the failed shard's channels "
+               f"{t_first:.2f}s; /readyz seen a={sorted(readyz_seen[a.name])} "
+               f"b={sorted(readyz_seen[b.name])}")
+
+        self.assertTrue(answered, f"{pub.outstanding()} publishes never answered")
+        self.assertEqual(pub.extra_replies, [], "replies to unknown or already answered ids")
+        self.assertEqual(dupes, [], "messages delivered more than once")
+        self.assertEqual(strays, [], "messages delivered that were never sent on that channel")
+        missing = sorted(r for r in must if pub.sent[r][1] not in idx)
+        self.assertEqual(missing, [], "acked messages (before the kill or after the "
+                                      "subscriptions were restored) not delivered")
+        after = [r for r in acked if r in must and acked[r] > t_restored]
+        self.assertGreater(len(after), 100, "too few messages acked after the restore")
+        self.assertTrue(victim_channels & {pub.sent[r][0] for r in after})
+        check_alive(a, b)
+        self.assert_no_problems()
+
+
+class TestClusterSlotMigration(ClusterCase):
+    def converge(self, pub: AckedPublisher, col: Collector, channel: str, t_moved: float,
+                 others) -> float:
+        """Keeps publishing on every channel until a message on ``channel`` published after
+        ``t_moved`` is delivered; returns the seconds from ``t_moved``."""
+        deadline = t_moved + CONVERGE_TIMEOUT
+        while time.monotonic() < deadline:
+            pub.run_for(0.2)
+            for ch, p, t in col.snapshot():
+                if ch == channel and p.startswith("m") and pub.sent[int(p[1:]) + 1][2] > t_moved:
+                    return t - t_moved
+        self.fail(f"no message on {channel} delivered within {CONVERGE_TIMEOUT}s of the "
+                  f"slot move")
+
+    def check_flowing(self, pub: AckedPublisher, col: Collector, channel: str,
+                      seconds: float = 2.0):
+        """Every message acked on ``channel`` from now on is delivered."""
+        first = pub.seq + 1
+        pub.run_for(seconds)
+        self.assertTrue(pub.drain(10))
+        acked = [r for r, t in pub.acked().items() if r >= first and pub.sent[r][0] == channel]
+        self.assertGreater(len(acked), 5)
+        want = {(channel, pub.sent[r][1]) for r in acked}
+        self.wait_delivered(col, want, 10, f"{len(want)} acked messages on {channel}")
+
+    def test_slot_of_subscribed_channel_moves(self):
+        cl = self.cluster
+        m0, m1, m2 = cl.masters()
+        a = self.sidecar("a", [m0])
+        b = self.sidecar("b", [m1, m2])
+        channels = spread_channels(cl, 12, stem="mv")
+        by_master = self.channels_by_master(channels)
+        self.assertTrue(all(by_master.values()), {m.name: len(v) for m, v in by_master.items()})
+        col = self.collect(b, list(channels), "b")
+        self.wait_shardchannels(channels)
+        pub = AckedPublisher(a.client(client_name="pub-a"), list(channels), rate=200, window=64)
+        pub.run_for(1.0)
+
+        # 1. Exactly one slot, CLUSTER SETSLOT procedure: the slot of X from m0 to m1.
+        x = by_master[m0][0]
+        slot_x = cl.keyslot(PREFIX + x)
+        self.assertEqual(slot_x, channels[x])
+        t_moved = None
+        t0 = time.monotonic()
+        cl.migrate_slot(slot_x, m0, m1)
+        t_moved = time.monotonic()
+        report(f"slot {slot_x} of {x} moved {m0.name} -> {m1.name} in {t_moved - t0:.2f}s")
+        conv = self.converge(pub, col, x, t_moved, channels)
+        report(f"{x}: first delivery of a message published after the move "
+               f"{conv:.2f}s after it")
+        self.wait_shardchannels(channels, CONVERGE_TIMEOUT)
+        self.assertIn(PREFIX + x, m1.shardchannels())
+        self.assertNotIn(PREFIX + x, m0.shardchannels())
+        self.check_flowing(pub, col, x)
+
+        # 2. redis-cli --cluster reshard of a range that includes the slot of Y (on m2):
+        # reshard takes the source's lowest slots, so move as many as reach Y's slot.
+        infos = {i.node_id: i for i in cl.nodes_view()}
+        ranges = sorted(infos[m2.node_id].slots)
+        y = min(by_master[m2], key=lambda ch: channels[ch])
+        slot_y = channels[y]
+        offset = 0
+        for lo, hi in ranges:
+            if lo <= slot_y <= hi:
+                offset += slot_y - lo
+                break
+            offset += hi - lo + 1
+        n_slots = offset + 1
+        argv = [REDIS_CLI, "--cluster", "reshard", m0.addr, "--cluster-from", m2.node_id,
+                "--cluster-to", m0.node_id, "--cluster-slots", str(n_slots), "--cluster-yes"]
+        t0 = time.monotonic()
+        r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
+        self._log_run(argv, r.returncode, r.stdout, r.stderr)
+        self.assertEqual(r.returncode, 0, r.stdout.decode(errors="replace")[-2000:])
+        wait_for(lambda: all(cl.owner_seen_by(n, slot_y) == m0.node_id for n in cl.live_nodes()),
+                 20, interval=0.1, what=f"slot {slot_y} on {m0.name} everywhere")
+        t_moved = time.monotonic()
+        report(f"reshard of {n_slots} slots {m2.name} -> {m0.name} (incl. slot {slot_y} of "
+               f"{y}) took {t_moved - t0:.2f}s")
+        conv = self.converge(pub, col, y, t_moved, channels)
+        report(f"{y}: first delivery of a message published after the reshard "
+               f"{conv:.2f}s after it")
+        self.wait_shardchannels(channels, CONVERGE_TIMEOUT)
+        self.check_flowing(pub, col, y)
+        # Every channel still flows after both moves.
+        first = pub.seq + 1
+        pub.run_for(1.0)
+        self.assertTrue(pub.drain(10))
+        want = {(pub.sent[r][0], pub.sent[r][1]) for r in pub.acked() if r >= first}
+        self.assertEqual({ch for ch, _ in want}, set(channels))
+        self.wait_delivered(col, want, 10, "messages on every channel after both moves")
+
+        # Accounting over the whole run.
+        self.assertTrue(pub.drain(15), f"{pub.outstanding()} publishes never answered")
+        self.assertEqual(pub.extra_replies, [])
+        idx = delivered_index(col)
+        self.assertEqual([p for p, v in idx.items() if len(v) > 1], [], "duplicates")
+        acked = pub.acked()
+        lost = [r for r in acked if pub.sent[r][1] not in idx]
+        report(f"sent {pub.seq}, acked {len(acked)}, nacked by code {pub.nacks_by_code()}, "
+               f"delivered {len(idx)}, acked-but-not-delivered {len(lost)} "
+               f"(on {sorted({pub.sent[r][0] for r in lost})})")
+        check_alive(a, b)
+        self.assert_no_problems()
 
 
 if __name__ == "__main__":

@@ -42,6 +42,10 @@ examples/chat/test.sh
 step "deployment checks (Dockerfile, k8s manifests, alerts)"
 k8s/test.sh
 
+step "benchmark smoke runs (tiny counts; no timing assertions)"
+bench/smoke.sh
+bench/node/smoke.sh
+
 step "fuzzing (libFuzzer + ASan/UBSan, bounded)"
 scripts/fuzz.sh "${PODRELAY_FUZZ_SECONDS:-60}"
 

@@ -59,7 +59,9 @@ asio::awaitable<void> ClusterTopology::run() {
       }
     }
     // Poll faster while the map is unknown; otherwise every interval, or sooner on demand.
-    timer_.expires_after(ok ? interval_ : std::chrono::milliseconds(500));
+    auto wait = ok ? interval_ : std::chrono::milliseconds(500);
+    if (ok && degraded_ && degraded_()) wait = std::chrono::milliseconds(1000);
+    timer_.expires_after(wait);
     waiting_ = true;
     co_await timer_.async_wait(use_tuple);
     waiting_ = false;

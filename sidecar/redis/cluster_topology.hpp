@@ -23,6 +23,9 @@ class ClusterTopology {
   void start();
   void stop();
   void refresh_soon();
+  // While this answers true (a shard is unreachable), the map is re-read every second:
+  // a failover shows up there within the cluster's node timeout.
+  void set_degraded_check(std::function<bool()> degraded) { degraded_ = std::move(degraded); }
 
  private:
   asio::awaitable<void> run();
@@ -34,6 +37,7 @@ class ClusterTopology {
   ConnectOptions options_;
   std::chrono::milliseconds interval_;
   Callback on_update_;
+  std::function<bool()> degraded_;
   asio::steady_timer timer_;
   std::chrono::steady_clock::time_point last_fetch_{};
   bool stopped_ = false;

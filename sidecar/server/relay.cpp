@@ -33,6 +33,12 @@ Relay::Relay(asio::any_io_executor ex, config::Config const& cfg, metrics::Metri
     topology_ = std::make_unique<redis::ClusterTopology>(
         ex, cfg.redis.endpoints, seed.locator.master_options(), cluster_refresh_interval,
         [this](redis::SlotMap const& map) { on_topology(map); });
+    topology_->set_degraded_check([this] {
+      for (auto* s : active_shards()) {
+        if (!s->publisher.connected() || !s->subscriber.connected()) return true;
+      }
+      return false;
+    });
   } else {
     shards_.push_back(std::make_unique<Shard>(ex, cfg, *this, std::nullopt));
   }

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Smoke test of the Node benchmark: a --quick run (a few seconds) must exit 0 and write
+# JSON holding both sections, each with its rows, both variants' runs and no errors.
+# No timing assertions: the figures of a quick run mean nothing.
+# Usage: bench/node/smoke.sh   (needs build/bin/podrelay or $PODRELAY_BIN, and redis-server)
+set -euo pipefail
+cd "$(dirname "$0")"
+if [ ! -d node_modules ]; then
+  npm ci --no-audit --no-fund
+fi
+json=$(mktemp /tmp/podrelay-bench-node-smoke.XXXXXX)
+trap 'rm -f "$json"' EXIT
+timeout 180 node run.mjs --quick --json "$json" >/dev/null
+node - "$json" <<'JS'
+const fs = require('node:fs');
+const doc = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+const fail = (msg) => {
+  console.error(`smoke: ${msg}`);
+  process.exit(1);
+};
+const want = ['socketio', 'direct'];
+const sections = doc.sections || {};
+const missing = want.filter((s) => !(s in sections));
+if (missing.length) fail(`sections missing from JSON: ${missing.join(', ')}`);
+for (const name of want) {
+  const s = sections[name];
+  if (!Array.isArray(s.rows) || s.rows.length === 0) fail(`section ${name} has no rows`);
+  if (s.errors && s.errors.length) fail(`section ${name} reported errors: ${s.errors.join('; ')}`);
+  for (const row of s.rows) {
+    for (const key of ['metric', 'unit', 'better', 'baseline', 'podrelay', 'ratio']) {
+      if (!(key in row)) fail(`${name} row lacks ${key}: ${JSON.stringify(row)}`);
+    }
+    if (typeof row.podrelay !== 'number') fail(`${name} row without a podrelay figure: ${row.metric}`);
+    if (typeof row.baseline !== 'number' && !row.metric.startsWith('sidecar')) fail(`${name} row without a baseline figure: ${row.metric}`);
+  }
+  for (const variant of ['baseline', 'podrelay']) {
+    const reps = s.reps && s.reps[variant];
+    if (!reps || !reps.tput.length || !reps.lat.length) fail(`${name}: no ${variant} runs`);
+    for (const r of [...reps.tput, ...reps.lat]) {
+      if (r.incomplete) fail(`${name} ${variant} run incomplete: ${r.incomplete}`);
+    }
+    if (!reps.lat.every((r) => r.lat && r.lat.count > 0)) fail(`${name} ${variant}: latency runs without samples`);
+  }
+}
+if (doc.ok !== true) fail('run.mjs reported ok=false');
+console.log(`smoke: ok (${want.map((n) => `${n}: ${sections[n].rows.length} rows`).join(', ')})`);
+JS
