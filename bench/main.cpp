@@ -95,7 +95,7 @@ int main(int argc, char** argv) {
       std::cerr << "starting redis-server and sidecars (logs in " << log_dir << ")\n";
       env.start_redis();
       bool const need_pair = opt.wants("throughput") || opt.wants("latency") ||
-                             opt.wants("fanout") || opt.wants("cpu");
+                             opt.wants("fanout") || opt.wants("cpu") || opt.wants("cluster");
       if (need_pair) {
         env.start_sidecar("a");
         env.start_sidecar("b");
@@ -105,11 +105,10 @@ int main(int argc, char** argv) {
       return 1;
     }
     std::vector<std::pair<std::string, std::function<void(SectionContext&)>>> const sections{
-        {"throughput", throughput_section},
-        {"latency", latency_section},
-        {"fanout", fanout_section},
-        {"cpu", cpu_section},
-        {"memory", memory_section}};
+        {"throughput", throughput_section}, {"latency", latency_section},
+        {"fanout", fanout_section},         {"cpu", cpu_section},
+        {"memory", memory_section},         {"cluster", cluster_section},
+    };
     for (auto const& [name, run] : sections) {
       if (!opt.wants(name)) continue;
       std::cerr << "section " << name << '\n';

@@ -15,13 +15,14 @@ void append_bulk(std::string& out, std::string_view arg) {
 
 }  // namespace
 
-RedisClient::RedisClient(EventLoop& loop, std::uint16_t port) : PubSubClient(loop, port) {
+RedisClient::RedisClient(EventLoop& loop, std::uint16_t port, bool sharded)
+    : PubSubClient(loop, port), sharded_(sharded) {
   ready_ = true;
 }
 
 void RedisClient::subscribe(std::string_view channel) {
   command_.clear();
-  redis::append_command(command_, {"SUBSCRIBE", channel});
+  redis::append_command(command_, {sharded_ ? "SSUBSCRIBE" : "SUBSCRIBE", channel});
   send(command_);
 }
 
@@ -31,7 +32,7 @@ void RedisClient::publish(std::string_view channel, std::string_view payload, bo
   // redisFormatCommandArgv, which profiled as the bench's own bottleneck in the direct
   // throughput runs. The bytes are the same.
   command_.clear();
-  command_ += "*3\r\n$7\r\nPUBLISH\r\n";
+  command_ += sharded_ ? "*3\r\n$8\r\nSPUBLISH\r\n" : "*3\r\n$7\r\nPUBLISH\r\n";
   append_bulk(command_, channel);
   append_bulk(command_, payload);
   send(command_, defer);
@@ -64,12 +65,21 @@ void RedisClient::on_bytes(char const* data, std::size_t n) {
         continue;
       default: break;
     }
+    // classify_pubsub knows "smessage" but not the "ssubscribe" confirmation: count it here.
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
+        reply->element[0]->type == REDIS_REPLY_STRING &&
+        redis::reply_string(*reply->element[0]) == "ssubscribe") {
+      ++confirmed_;
+      subscribed_ = true;
+      continue;
+    }
     auto const ev = redis::classify_pubsub(*reply);
     using Kind = redis::PubSubEvent::Kind;
     if (ev.kind == Kind::message) {
       ++messages_;
       if (sink_ != nullptr) sink_->on_message(ev.payload);
     } else if (ev.kind == Kind::subscribed) {
+      ++confirmed_;
       subscribed_ = true;
     }
   }

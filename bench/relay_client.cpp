@@ -2,6 +2,7 @@
 
 #include <array>
 #include <variant>
+#include <vector>
 
 namespace bench {
 namespace {
@@ -27,6 +28,14 @@ std::uint32_t RelayClient::next_request_id() {
 void RelayClient::subscribe(std::string_view channel) {
   sub_request_id_ = next_request_id();
   std::array<std::string_view, 1> const names{channel};
+  frame_.clear();
+  proto::encode_name_list(frame_, proto::FrameType::sub, sub_request_id_, names);
+  send(frame_);
+}
+
+void RelayClient::subscribe_all(std::span<std::string const> channels) {
+  sub_request_id_ = next_request_id();
+  std::vector<std::string_view> const names(channels.begin(), channels.end());
   frame_.clear();
   proto::encode_name_list(frame_, proto::FrameType::sub, sub_request_id_, names);
   send(frame_);

@@ -3,6 +3,9 @@
 // (proto::Decoder). Not thread-safe.
 #pragma once
 
+#include <span>
+#include <string>
+
 #include "proto/frame.hpp"
 #include "pubsub_client.hpp"
 
@@ -13,6 +16,8 @@ class RelayClient final : public PubSubClient {
   RelayClient(EventLoop& loop, std::uint16_t port, std::string_view client_name = "bench");
 
   void subscribe(std::string_view channel) override;
+  // One SUB frame for all `channels`; subscribed() turns true on its OK.
+  void subscribe_all(std::span<std::string const> channels);
   void publish(std::string_view channel, std::string_view payload, bool acked, bool defer) override;
   // Frees the decoder's buffer when no partial frame is held (idle connections).
   void trim() { decoder_.shrink_if_idle(0); }

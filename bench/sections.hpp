@@ -34,6 +34,7 @@ void latency_section(SectionContext& ctx);
 void fanout_section(SectionContext& ctx);
 void cpu_section(SectionContext& ctx);
 void memory_section(SectionContext& ctx);
+void cluster_section(SectionContext& ctx);
 
 // Median of a few repetitions (the machine is shared; one noisy run should not decide).
 inline double median(std::vector<double> v) {

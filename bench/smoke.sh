@@ -11,7 +11,7 @@ timeout 120 "$build_dir/bin/podrelay-bench" --quick --json "$json" >/dev/null
 python3 - "$json" <<'PY'
 import json, sys
 doc = json.load(open(sys.argv[1]))
-want = ["throughput", "latency", "fanout", "cpu", "memory"]
+want = ["throughput", "latency", "fanout", "cpu", "memory", "cluster"]
 sections = doc.get("sections", {})
 missing = [s for s in want if s not in sections]
 if missing:

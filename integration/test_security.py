@@ -21,7 +21,10 @@ SECRETS = (TOKEN, PASSWORD, WRONG_PASSWORD)
 
 class SecurityCase(IntegrationCase):
 
-    def sidecar(self, name, url, extra=(), wait_ready=True, json_logs=True):
+    def sidecar(self, name, url, extra=(), wait_ready=True, json_logs=None):
+        # debug logs everywhere (harness); JSON on all pods but podB, which logs text
+        if json_logs is None:
+            json_logs = name != "podB"
         extra = list(extra) + (["--log-format", "json"] if json_logs else [])
         return Sidecar(self, name, url, extra).start(wait_ready)
 

@@ -22,7 +22,7 @@ step "unit tests"
 build/bin/podrelay-tests
 
 step "ASan/UBSan build"
-BUILD_DIR=build-asan scripts/build.sh -DPODRELAY_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+BUILD_DIR=build-asan scripts/build.sh -DPODRELAY_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DPODRELAY_BENCH=OFF
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 

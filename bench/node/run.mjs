@@ -136,6 +136,12 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   });
 }
 
+/** A child died on its own: nothing measured from here on would mean anything. */
+function abort(why) {
+  console.error(`run.mjs: aborting: ${why}`);
+  process.exit(1); // the 'exit' handler kills every other child
+}
+
 function track(child) {
   children.add(child);
   child.on('exit', () => children.delete(child));
@@ -279,10 +285,12 @@ class Worker {
     this.proc.on('message', (m) => {
       for (const l of [...this.listeners]) l(m);
     });
+    this.stopping = false;
     this.proc.on('exit', (code, signal) => {
       this.exited = true;
       const err = new Error(`${name} exited (code ${code}, signal ${signal})`);
       for (const l of [...this.listeners]) l({ ev: '__exit', err });
+      if (!this.stopping) abort(err.message);
     });
     this.cpuSeq = 0;
     // Every child announces {ev: 'ready'} once; catch it from the start.
@@ -298,6 +306,7 @@ class Worker {
   }
   /** Resolves with the next message `ev` that satisfies `pred`. */
   once(ev, pred = () => true, timeout = 30000) {
+    if (this.exited) return Promise.reject(new Error(`${this.name} has exited`));
     let off;
     const p = new Promise((resolve, reject) => {
       off = this.on((m) => {
@@ -316,6 +325,7 @@ class Worker {
     return p;
   }
   async stop(timeout = 3000) {
+    this.stopping = true;
     if (this.exited) return;
     const gone = new Promise((r) => this.proc.once('exit', r));
     this.send({ cmd: 'exit' });
@@ -729,24 +739,19 @@ async function main() {
   const sidecars = await Promise.all([startSidecar(o, 'sidecar1', redis.port), startSidecar(o, 'sidecar2', redis.port)]);
   const infra = { redis, sidecars };
   // A native child dying mid-run is fatal.
-  let nativeDeath = null;
+  let stoppingNatives = false;
   for (const c of [redis.child, ...sidecars.map((s) => s.child)]) {
     c.on('exit', (code, sig) => {
-      nativeDeath = `${c.benchName} exited (code ${code}, signal ${sig})\n${c.log.join('').slice(-2000)}`;
+      if (!stoppingNatives) abort(`${c.benchName} exited (code ${code}, signal ${sig})\n${c.log.join('').slice(-2000)}`);
     });
   }
 
   const sections = {};
-  const check = () => {
-    if (nativeDeath) throw new Error(nativeDeath);
-  };
   if (!o.only || o.only === 'socketio') {
     sections.socketio = await socketioSection(o, infra, log);
-    check();
   }
   if (!o.only || o.only === 'direct') {
     sections.direct = await directSection(o, infra, log);
-    check();
   }
 
   meta.loadavgEnd = os.loadavg();
@@ -774,7 +779,7 @@ async function main() {
     log(`JSON written to ${o.json}`);
   }
 
-  for (const c of [...sidecars.map((s) => s.child), redis.child]) c.removeAllListeners('exit');
+  stoppingNatives = true;
   for (const c of [...sidecars.map((s) => s.child), redis.child]) c.kill('SIGTERM');
   await sleep(200);
   log('done');

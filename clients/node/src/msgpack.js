@@ -16,7 +16,6 @@
 // Stateless and synchronous; safe to share.
 
 const MAX_DEPTH = 512;
-const textDecoder = new TextDecoder('utf-8');
 
 class Writer {
   constructor(size) {
@@ -265,9 +264,23 @@ class Reader {
   }
 }
 
+// Short pure-ASCII strings (map keys, event names: most strings of an adapter message) are
+// built byte by byte: a Buffer#toString call per string cost more than the decoding itself
+// (bench/node profile). Anything else, or a non-ASCII byte, goes through the UTF-8 decoder.
+function asciiString(b, start, end) {
+  let s = '';
+  for (let i = start; i < end; i++) {
+    const c = b[i];
+    if (c > 0x7f) return null;
+    s += String.fromCharCode(c);
+  }
+  return s;
+}
+
 function readString(r, n) {
   r.need(n);
-  const s = n < 64 ? r.buf.toString('utf8', r.pos, r.pos + n) : textDecoder.decode(r.buf.subarray(r.pos, r.pos + n));
+  let s = n <= 16 ? asciiString(r.buf, r.pos, r.pos + n) : null;
+  if (s === null) s = r.buf.toString('utf8', r.pos, r.pos + n);
   r.pos += n;
   return s;
 }
