@@ -365,6 +365,7 @@ std::span<char> Decoder::prepare(std::size_t min_bytes) {
 }
 
 void Decoder::feed(std::string_view data) {
+  if (data.empty()) return;  // memcpy from an empty view's null data() is undefined
   auto const space = prepare(data.size());
   std::memcpy(space.data(), data.data(), data.size());
   commit(data.size());
