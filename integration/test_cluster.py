@@ -293,8 +293,8 @@ class TestClusterFailover(ClusterCase):
 
 
 class TestClusterSlotMigration(ClusterCase):
-    def converge(self, pub: AckedPublisher, col: Collector, channel: str, t_moved: float,
-                 others) -> float:
+    def converge(self, pub: AckedPublisher, col: Collector, channel: str,
+                 t_moved: float) -> float:
         """Keeps publishing on every channel until a message on ``channel`` published after
         ``t_moved`` is delivered; returns the seconds from ``t_moved``."""
         deadline = t_moved + CONVERGE_TIMEOUT
@@ -334,12 +334,11 @@ class TestClusterSlotMigration(ClusterCase):
         x = by_master[m0][0]
         slot_x = cl.keyslot(PREFIX + x)
         self.assertEqual(slot_x, channels[x])
-        t_moved = None
         t0 = time.monotonic()
         cl.migrate_slot(slot_x, m0, m1)
         t_moved = time.monotonic()
         report(f"slot {slot_x} of {x} moved {m0.name} -> {m1.name} in {t_moved - t0:.2f}s")
-        conv = self.converge(pub, col, x, t_moved, channels)
+        conv = self.converge(pub, col, x, t_moved)
         report(f"{x}: first delivery of a message published after the move "
                f"{conv:.2f}s after it")
         self.wait_shardchannels(channels, CONVERGE_TIMEOUT)
@@ -371,7 +370,7 @@ class TestClusterSlotMigration(ClusterCase):
         t_moved = time.monotonic()
         report(f"reshard of {n_slots} slots {m2.name} -> {m0.name} (incl. slot {slot_y} of "
                f"{y}) took {t_moved - t0:.2f}s")
-        conv = self.converge(pub, col, y, t_moved, channels)
+        conv = self.converge(pub, col, y, t_moved)
         report(f"{y}: first delivery of a message published after the reshard "
                f"{conv:.2f}s after it")
         self.wait_shardchannels(channels, CONVERGE_TIMEOUT)

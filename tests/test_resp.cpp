@@ -39,6 +39,12 @@ TEST_CASE("pub/sub replies are classified") {
 
   ev = parse_one("*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n", keep);
   CHECK(ev.kind == PubSubEvent::Kind::subscribed);
+  ev = parse_one("*3\r\n$10\r\nssubscribe\r\n$1\r\na\r\n:1\r\n", keep);
+  CHECK(ev.kind == PubSubEvent::Kind::subscribed);
+  ev = parse_one("*3\r\n$12\r\nsunsubscribe\r\n$1\r\na\r\n:0\r\n", keep);
+  CHECK(ev.kind == PubSubEvent::Kind::unsubscribed);
+  ev = parse_one("*3\r\n$8\r\nsmessage\r\n$1\r\na\r\n$1\r\nx\r\n", keep);
+  CHECK(ev.kind == PubSubEvent::Kind::message);
   ev = parse_one("*3\r\n$12\r\npunsubscribe\r\n$2\r\na*\r\n:0\r\n", keep);
   CHECK(ev.kind == PubSubEvent::Kind::punsubscribed);
   CHECK(ev.name == "a*");

@@ -126,9 +126,10 @@ PubSubEvent classify_pubsub(redisReply const& reply) noexcept {
     ev.kind = Kind::pong;
   } else if (reply.elements == 3) {
     if (!str_at(1, ev.name)) return ev;
-    if (type == "subscribe")
+    // Sharded pub/sub (Redis Cluster) confirms with "ssubscribe" / "sunsubscribe".
+    if (type == "subscribe" || type == "ssubscribe")
       ev.kind = Kind::subscribed;
-    else if (type == "unsubscribe")
+    else if (type == "unsubscribe" || type == "sunsubscribe")
       ev.kind = Kind::unsubscribed;
     else if (type == "psubscribe")
       ev.kind = Kind::psubscribed;
