@@ -36,7 +36,9 @@ export const KNOWN_SETTINGS = new Set(
     "listen", "redis", "admin-listen", "channel-prefix", "log-level", "log-format",
     "max-frame-bytes", "max-queue-bytes", "publish-buffer-bytes", "publish-buffer-timeout",
     "max-connections", "drain-timeout", "redis-password-file", "auth-token-file",
-    "tls-ca-file", "tls-cert-file", "tls-key-file",
+    "tls-ca-file", "tls-cert-file", "tls-key-file", "tls-server-name", "allow-remote",
+    "max-subscriptions", "node-id", "redis-connect-timeout", "redis-ping-interval",
+    "redis-ping-timeout", "soft-queue-bytes", "soft-queue-seconds",
   ].map((f) => `PODRELAY_${f.toUpperCase().replaceAll("-", "_")}`),
 );
 const DEFAULT_DRAIN_TIMEOUT = 10;
