@@ -237,8 +237,18 @@ class FloodTest(IntegrationCase):
                max_gap_s=max_gap, max_gap_during_flood_s=max(window) if window else None)
         self.assertEqual(refused, 0)
         self.assertGreaterEqual(errors, 2 * (self.N // 3) - 40)
+        if os.environ.get("PODRELAY_SANITIZED") == "1":
+            # ASan keeps freed memory in its quarantine, so RSS says nothing about leaks
+            # here; scripts/test.sh runs this file again against the release build.
+            print("    RSS checks skipped: sanitized build (PODRELAY_SANITIZED=1)")
+            return
+        # The leak check: a second flood of the same size must reuse what the first left.
         self.assertLess(after, after1 + 2 * 1024, "RSS grows with every flood: a leak")
-        self.assertLess(after, baseline + 8 * 1024,
+        # Measured: about 8 MiB of the ~13 MiB the flood took stays with the process (about
+        # 2.7 KiB per peak connection; malloc_trim cannot return it, so pages stay pinned by
+        # live allocations). It is reused by later connections, as the check above shows.
+        # This bound catches anything per-connection that is not released at all.
+        self.assertLess(after, baseline + 12 * 1024,
                         f"RSS after the flood {after} KiB vs baseline {baseline} KiB")
 
 

@@ -14,10 +14,9 @@ import threading
 import time
 import unittest
 
-from harness import (PODRELAY_BIN, IntegrationCase, Proc, Sidecar, free_port, http_get, proto,
-                     wait_for)
-from harness_ext import (AckedPublisher, Collector, check_accounting, daemon_output, figure,
-                         metric, parse_metrics, read_frames_until_close, sidecar_metrics)
+from harness import PODRELAY_BIN, IntegrationCase, Proc, Sidecar, free_port, http_get, proto
+from harness_ext import (AckedPublisher, Collector, daemon_output, figure, metric,
+                         read_frames_until_close, sidecar_metrics)
 
 PREFIX = "podrelay:"
 

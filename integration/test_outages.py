@@ -17,7 +17,7 @@ import signal
 import time
 import unittest
 
-from harness import IntegrationCase, Redis, proto, wait_for
+from harness import IntegrationCase, proto, wait_for
 from harness_ext import (AckedPublisher, Collector, check_accounting, figure, metric,
                          redis_unpause, restart_redis_paused, sidecar_metrics)
 
@@ -76,7 +76,7 @@ class RedisKillLoopTest(OutageCase):
         for p in pubs:
             p.start()
         windows = [[t_setup, None]]  # [subscriptions confirmed, next kill]
-        downs, resub = [], []
+        downs, resub, outages = [], [], []
         for k in range(5):
             time.sleep(1.2)
             down = rng.uniform(1.0, 2.0)
@@ -85,6 +85,7 @@ class RedisKillLoopTest(OutageCase):
             windows[-1][1] = t_kill
             time.sleep(down)
             redis.start()
+            outages.append((t_kill, time.monotonic()))
             redis.wait_numsub(PREFIX + "load", 3, timeout=20)
             t_back = time.monotonic()
             windows.append([t_back, None])
@@ -111,11 +112,28 @@ class RedisKillLoopTest(OutageCase):
             col.wait_for(lambda c_: want <= set(c_.payloads()),
                          max(0.1, deadline - time.monotonic()))
         time.sleep(0.5)  # late duplicates would show up now
+        # the raw counts first, so that a failing run still shows them
+        figure("outages.kill_loop.raw", down_s=downs, resubscribed_after_restart_s=resub,
+               **{f"{p.tag.decode()}": p.counts() for p in pubs},
+               **{f"delivered_{n}": len(c.msgs) for n, c in cols.items()})
         figs = check_accounting(self, pubs, cols, required)
         n_required = sum(1 for p in pubs for s in p.sent
                          if p.outcome(s) == ("OK", 0) and required(p, s))
         oks, codes = self.check_nack_metrics(pods["A"], pubs)
         self.assertGreater(n_required, 1000, "too few messages in the checked windows")
+        # outages of at most 2 s plus reconnect backoff are far below the 10 s buffer
+        # timeout and the 16 MiB buffer: a 300/301 here means a publisher that did not
+        # come back (seen once, not reproduced since; see the figures)
+        self.assertEqual({k: v for k, v in codes.items() if k in (300, 301)}, {},
+                         "publishes refused/expired although Redis was back within 2 s")
+        # Not asserted (Redis pub/sub semantics), but worth knowing: publishes buffered
+        # while Redis was down, acked after the restart, and how many pods still got them
+        # (the publisher may flush before the subscribers, even its own pod's, resubscribe).
+        buffered = {p.payload(s) for p in pubs for s, t in p.sent.items()
+                    if p.outcome(s) == ("OK", 0) and any(a <= t <= b for a, b in outages)}
+        for n, col in cols.items():
+            figs[f"buffered_acked_delivered_{n}"] = len(buffered & set(col.payloads()))
+        figs["buffered_acked"] = len(buffered)
         for pod in pods.values():
             self.assertTrue(pod.proc.alive())
         figure("outages.kill_loop", seconds=t_end - t_setup, kills=5, down_s=downs,

@@ -10,8 +10,7 @@ import time
 import unittest
 
 from harness import PODRELAY_BIN, REPO_ROOT, IntegrationCase, Proc, Sidecar, free_port, proto
-from harness_ext import (Collector, RedisExt, daemon_output, figure, make_test_pki,
-                         read_frames_until_close, raw_exchange)
+from harness_ext import Collector, RedisExt, daemon_output, figure, make_test_pki, raw_exchange
 
 TOKEN = "tok-9fJ3kLw2-app-secret"
 PASSWORD = "pw-Zq8xR2mS-redis-secret"

@@ -30,8 +30,11 @@ step "unit tests under ASan/UBSan"
 build-asan/bin/podrelay-tests
 
 step "integration tests (real redis-server, sanitized podrelay processes)"
-PODRELAY_BIN=$root/build-asan/bin/podrelay PODRELAY_CLI_BIN=$root/build-asan/bin/podrelay-cli \
-  integration/run.sh
+PODRELAY_SANITIZED=1 PODRELAY_BIN=$root/build-asan/bin/podrelay \
+  PODRELAY_CLI_BIN=$root/build-asan/bin/podrelay-cli integration/run.sh
+
+step "memory after a connection flood (release build: ASan's quarantine hides RSS)"
+(cd integration && python3 -m unittest -v test_hostile.FloodTest)
 
 step "Node client tests (real sidecars)"
 PODRELAY_REQUIRE_LIVE=1 clients/node/test.sh

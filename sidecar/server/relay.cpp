@@ -1,5 +1,7 @@
 #include "server/relay.hpp"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -26,7 +28,7 @@ std::string endpoint_text(redis::Endpoint const& ep) {
 }  // namespace
 
 Relay::Relay(asio::any_io_executor ex, config::Config const& cfg, metrics::Metrics& metrics)
-    : ex_(ex), cfg_(cfg), metrics_(metrics), names_(cfg.channel_prefix) {
+    : ex_(ex), cfg_(cfg), metrics_(metrics), names_(cfg.channel_prefix), trim_timer_(ex) {
   if (cfg.redis.mode == redis::RedisUrl::Mode::cluster) {
     // The first seed serves until the slot map is known; MOVED replies correct it.
     auto& seed = shard_at(cfg.redis.endpoints.front());
@@ -87,6 +89,27 @@ std::vector<Shard*> Relay::active_shards() const {
 
 std::string Relay::redis_name(SubKind kind, std::string_view app_name) const {
   return kind == SubKind::channel ? names_.redis_channel(app_name) : names_.redis_pattern(app_name);
+}
+
+void Relay::session_opened() noexcept {
+  ++open_sockets_;
+  peak_sockets_ = std::max(peak_sockets_, open_sockets_);
+}
+
+void Relay::session_closed() {
+  --open_sockets_;
+  // After a burst of connections (a flood, an app rollout) glibc keeps the freed memory in
+  // its heap; once the count has halved, give it back to the kernel (a second later, so a
+  // mass close finishes first).
+  if (trim_armed_ || peak_sockets_ < 256 || open_sockets_ > peak_sockets_ / 2) return;
+  trim_armed_ = true;
+  trim_timer_.expires_after(std::chrono::seconds(1));
+  trim_timer_.async_wait([this](boost::system::error_code ec) {
+    trim_armed_ = false;
+    if (ec) return;
+    ::malloc_trim(0);
+    peak_sockets_ = open_sockets_;
+  });
 }
 
 bool Relay::admit_session() { return !draining_ && open_sockets_ < cfg_.max_connections; }

@@ -7,6 +7,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -37,8 +38,8 @@ class Relay {
   bool admit_session();  // false when --max-connections is reached or the relay drains
   void add_session(std::shared_ptr<Session> const& session);
   void remove_session(Session& session);  // releases its subscriptions; idempotent
-  void session_opened() noexcept { ++open_sockets_; }
-  void session_closed() noexcept { --open_sockets_; }
+  void session_opened() noexcept;
+  void session_closed();
 
   // Requests, from sessions.
   void publish(Session& session, std::uint32_t request_id, std::string_view channel,
@@ -111,6 +112,9 @@ class Relay {
   std::unordered_map<core::SubscriptionTracker::WaiterId, PendingSubscribe> pending_;
   core::SubscriptionTracker::WaiterId next_waiter_ = 1;
   std::size_t open_sockets_ = 0;
+  std::size_t peak_sockets_ = 0;  // since the last heap trim
+  boost::asio::steady_timer trim_timer_;
+  bool trim_armed_ = false;
   bool listening_ = false;
   bool draining_ = false;
   bool publisher_seen_up_ = false;
