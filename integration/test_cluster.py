@@ -144,6 +144,14 @@ class TestClusterDelivery(ClusterCase):
             for ch in listed[m][:3]:
                 self.assertEqual(m.shardnumsub(PREFIX + ch), 2, (m.name, ch))
 
+        # One connection-state series per master and role, all up.
+        status, text = a.get("/metrics")
+        self.assertEqual(status, 200)
+        shard_lines = [l for l in text.splitlines()
+                       if l.startswith("podrelay_redis_shard_connected{")]
+        self.assertEqual(len(shard_lines), 6, shard_lines)
+        self.assertTrue(all(l.endswith(" 1") for l in shard_lines), shard_lines)
+
         pub_a = a.client(client_name="pub-a")
         pub_c = c.client(client_name="pub-c")
         want_from_a = set()

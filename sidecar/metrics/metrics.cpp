@@ -62,6 +62,11 @@ Metrics::Metrics()
                             .Name("podrelay_redis_reconnects_total")
                             .Help("Redis connections re-established after a loss.")
                             .Register(*registry_)),
+      shard_connected_(BuildGauge()
+                           .Name("podrelay_redis_shard_connected")
+                           .Help("Redis Cluster: 1 when this pod's connection of the role to the "
+                                 "shard's master is up.")
+                           .Register(*registry_)),
       app_connections(gauge(*registry_, "podrelay_app_connections", "App connections open now.")),
       app_connections_accepted(counter(*registry_, "podrelay_app_connections_accepted_total",
                                        "App connections accepted.")),
@@ -166,6 +171,16 @@ void Metrics::fold_hot() {
     redis_publish_latency.ObserveMultiple(increments, hot.latency_sum - exported_.latency_sum);
     exported_.latency_buckets = hot.latency_buckets;
     exported_.latency_sum = hot.latency_sum;
+  }
+}
+
+prometheus::Gauge& Metrics::shard_connected(std::string const& shard, std::string_view role) {
+  return shard_connected_.Add({{"shard", shard}, {"role", std::string(role)}});
+}
+
+void Metrics::remove_shard(std::string const& shard) {
+  for (auto const* role : {"publisher", "subscriber"}) {
+    shard_connected_.Remove(&shard_connected_.Add({{"shard", shard}, {"role", role}}));
   }
 }
 

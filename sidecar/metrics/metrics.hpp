@@ -35,6 +35,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& redis_subscriptions_;
   prometheus::Family<prometheus::Gauge>& redis_connected_;
   prometheus::Family<prometheus::Counter>& redis_reconnects_;
+  prometheus::Family<prometheus::Gauge>& shard_connected_;
 
  public:
   Metrics();
@@ -46,6 +47,10 @@ class Metrics {
   prometheus::Counter& publish_nack(proto::ErrorCode code);     // acked publish refused
   prometheus::Counter& message_dropped(proto::ErrorCode code);  // fire-and-forget lost
   prometheus::Counter& connection_refused(proto::ErrorCode code);
+  // Redis Cluster: per-shard connection state, labelled with the master's host:port (a
+  // handful of series, one per master, not per connection).
+  prometheus::Gauge& shard_connected(std::string const& shard, std::string_view role);
+  void remove_shard(std::string const& shard);
 
   // Prometheus text format, podrelay_* and process_*. Folds the hot counters in first.
   std::string serialize();

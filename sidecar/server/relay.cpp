@@ -332,6 +332,11 @@ void Relay::update_connected_gauges() {
   for (auto* s : active_shards()) {
     pub = pub && s->publisher.connected();
     sub = sub && s->subscriber.connected();
+    if (s->node) {
+      auto const shard = endpoint_text(*s->node);
+      metrics_.shard_connected(shard, "publisher").Set(s->publisher.connected() ? 1 : 0);
+      metrics_.shard_connected(shard, "subscriber").Set(s->subscriber.connected() ? 1 : 0);
+    }
   }
   metrics_.redis_publisher_connected.Set(pub ? 1 : 0);
   metrics_.redis_subscriber_connected.Set(sub ? 1 : 0);
@@ -466,6 +471,7 @@ void Relay::on_topology(redis::SlotMap const& map) {
     if (s->tracker.wanted_count(SubKind::channel) > 0) continue;  // still moving away
     log::info("redis cluster node retired", {{"node", endpoint_text(*s->node)}});
     s->mark_retired();
+    metrics_.remove_shard(endpoint_text(*s->node));
     auto leftovers = s->publisher.retire();
     s->stop();
     for (auto& item : leftovers) {
