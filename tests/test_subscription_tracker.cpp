@@ -106,3 +106,16 @@ TEST_CASE("waiters move with a name") {
   CHECK(t.take_waiters(SubKind::channel, "a") == std::vector<W>{4});
   CHECK(t.unwant(SubKind::channel, "a").released.empty());
 }
+
+TEST_CASE("settled: connected and every wanted name confirmed") {
+  SubscriptionTracker t;
+  CHECK_FALSE(t.settled());  // not connected
+  t.on_connected();
+  CHECK(t.settled());  // nothing wanted
+  t.want(SubKind::channel, "a");
+  CHECK_FALSE(t.settled());
+  t.on_confirmed(SubKind::channel, "a", true);
+  CHECK(t.settled());
+  t.on_disconnected();
+  CHECK_FALSE(t.settled());
+}

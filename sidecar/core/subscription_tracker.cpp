@@ -103,6 +103,14 @@ std::vector<std::string> SubscriptionTracker::wanted_names(SubKind kind) const {
   return out;
 }
 
+bool SubscriptionTracker::settled() const {
+  if (!connected_) return false;
+  for (auto const& [key, e] : entries_) {
+    if (e.wanted && !e.is_active()) return false;
+  }
+  return true;
+}
+
 std::size_t SubscriptionTracker::wanted_count(SubKind kind) const {
   std::size_t n = 0;
   for (auto const& [key, e] : entries_) n += (key.first == kind && e.wanted) ? 1 : 0;

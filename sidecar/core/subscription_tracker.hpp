@@ -53,6 +53,8 @@ class SubscriptionTracker {
   void on_disconnected();
 
   bool connected() const noexcept { return connected_; }
+  // Connected, and every wanted name confirmed with nothing in flight.
+  bool settled() const;
   std::size_t wanted_count(SubKind kind) const;
   std::size_t confirmed_count(SubKind kind) const;
 

@@ -139,7 +139,22 @@ asio::awaitable<void> Publisher::reader() {
 }
 
 asio::awaitable<void> Publisher::writer() {
+  // Right after (re)connecting, what waited in the buffer is held back while this pod's
+  // subscriber connection is still re-subscribing, so the pod's own subscribers receive it
+  // too; bounded by the ping timeout so a subscriber that cannot come back holds nothing
+  // for long.
+  auto const hold_until = Clock::now() + cfg_.redis_ping_timeout;
+  bool holding = static_cast<bool>(hold_);
+  asio::steady_timer pause(co_await asio::this_coro::executor);
   while (conn_.is_open()) {
+    if (holding && queue_.has_unwritten()) {
+      holding = hold_() && Clock::now() < hold_until;
+      if (holding) {
+        pause.expires_after(std::chrono::milliseconds(2));
+        co_await pause.async_wait(use_tuple);
+        continue;
+      }
+    }
     if (!queue_.has_unwritten()) {
       wake_.expires_at(Clock::time_point::max());
       writer_waiting_ = true;

@@ -9,6 +9,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -68,6 +69,9 @@ class Publisher {
                PublishTag tag);
   // Queues an already encoded command (a redirected SPUBLISH); `asking` sends ASKING first.
   bool publish_encoded(std::string const& command, PublishTag tag, bool asking);
+  // While `hold` answers true right after a (re)connect, buffered publishes wait (at most
+  // the ping timeout): the relay holds them until this pod has re-subscribed.
+  void set_hold(std::function<bool()> hold) { hold_ = std::move(hold); }
   // "SPUBLISH" on Redis Cluster (sharded pub/sub), "PUBLISH" otherwise.
   void set_sharded(bool sharded) { sharded_ = sharded; }
   // Completes when nothing waits for Redis any more, or at `deadline`.
@@ -111,6 +115,7 @@ class Publisher {
   bool stopped_ = false;
   bool writer_waiting_ = false;
   bool sharded_ = false;
+  std::function<bool()> hold_;
   bool ever_connected_ = false;
   std::chrono::steady_clock::time_point last_reply_{};
 };

@@ -248,8 +248,11 @@ void RedisConnection::close() {
 }
 
 std::chrono::milliseconds Backoff::next() {
-  auto const cap = std::chrono::milliseconds(5000);
-  auto base = std::chrono::milliseconds(100) * (1 << std::min(attempt_, 6));
+  // Capped at 1 s: while Redis is away, messages published elsewhere do not reach this pod,
+  // so coming back quickly matters more than sparing a restarted Redis one connection
+  // attempt per second per pod (the jitter spreads them).
+  auto const cap = std::chrono::milliseconds(1000);
+  auto base = std::chrono::milliseconds(50) * (1 << std::min(attempt_, 6));
   if (base > cap) base = cap;
   ++attempt_;
   std::uniform_int_distribution<long> dist(base.count() / 2, base.count());

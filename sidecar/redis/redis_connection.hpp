@@ -74,7 +74,7 @@ class RedisConnection {
   std::string peer_;
 };
 
-// Exponential backoff with jitter for reconnects: 100 ms doubling up to 5 s, each delay
+// Exponential backoff with jitter for reconnects: 50 ms doubling up to 1 s, each delay
 // drawn from [d/2, d] so a fleet of sidecars does not reconnect in lockstep.
 class Backoff {
  public:

@@ -20,6 +20,7 @@ Shard::Shard(boost::asio::any_io_executor ex, config::Config const& cfg, Relay& 
       relay_(relay) {
   publisher.set_sharded(node.has_value());
   subscriber.set_sharded(node.has_value());
+  publisher.set_hold([this] { return !tracker.settled(); });
 }
 
 void Shard::start() {
