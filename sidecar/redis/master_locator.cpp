@@ -139,21 +139,15 @@ asio::awaitable<void> MasterLocator::watch() {
       master_changed(*found, "sentinel query");
       if (!(co_await watch_conn_.write(sub))) {
         backoff.reset();
-        for (;;) {
-          ReplyPtr reply;
-          auto const st = watch_conn_.reader().next(reply);
-          if (st == ReplyReader::Status::error) break;
-          if (st == ReplyReader::Status::reply) {
-            auto const ev = classify_pubsub(*reply);
-            if (ev.kind == PubSubEvent::Kind::message && ev.name == "+switch-master") {
-              if (auto ep = parse_switch(ev.payload, cfg_.redis.master_name)) {
-                master_changed(*ep, "+switch-master");
-              }
+        co_await watch_conn_.read_replies("sentinel", stopped_, [this](redisReply const& r) {
+          auto const ev = classify_pubsub(r);
+          if (ev.kind == PubSubEvent::Kind::message && ev.name == "+switch-master") {
+            if (auto ep = parse_switch(ev.payload, cfg_.redis.master_name)) {
+              master_changed(*ep, "+switch-master");
             }
-            continue;
           }
-          if (co_await watch_conn_.read_some()) break;
-        }
+          return true;
+        });
         why = "connection to sentinel " + endpoint_text(sentinel) + " lost";
       }
     }

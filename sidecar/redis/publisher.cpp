@@ -100,42 +100,24 @@ asio::awaitable<void> Publisher::run() {
 }
 
 asio::awaitable<void> Publisher::reader() {
-  for (;;) {
-    ReplyPtr reply;
-    for (;;) {
-      auto const st = conn_.reader().next(reply);
-      if (st == ReplyReader::Status::need_more) break;
-      if (st == ReplyReader::Status::error) {
-        log::error("redis protocol error",
-                   {{"role", "publisher"}, {"error", conn_.reader().error_text()}});
-        conn_.close();
-        co_return;
-      }
-      auto const now = Clock::now();
-      last_reply_ = now;
-      core::PublishQueue<PublishTag>::Item item;
-      if (!queue_.on_reply(item)) {
-        log::error("redis sent a reply nobody asked for; reconnecting", {{"role", "publisher"}});
-        conn_.close();
-        co_return;
-      }
-      if (item.tag.health_ping) continue;
-      auto const latency = now - item.written;
-      if (reply->type == REDIS_REPLY_ERROR) {
-        events_.on_publish_outcome(item.tag, proto::ErrorCode::redis_error, reply_string(*reply),
-                                   latency);
-      } else {
-        events_.on_publish_outcome(item.tag, std::nullopt, {}, latency);
-      }
+  co_await conn_.read_replies("publisher", stopped_, [this](redisReply const& reply) {
+    auto const now = Clock::now();
+    last_reply_ = now;
+    core::PublishQueue<PublishTag>::Item item;
+    if (!queue_.on_reply(item)) {
+      log::error("redis sent a reply nobody asked for; reconnecting", {{"role", "publisher"}});
+      return false;
     }
-    if (auto const ec = co_await conn_.read_some()) {
-      if (!stopped_ && conn_.is_open()) {
-        log::warn("redis connection lost", {{"role", "publisher"}, {"error", ec.message()}});
-      }
-      conn_.close();
-      co_return;
+    if (item.tag.health_ping) return true;
+    auto const latency = now - item.written;
+    if (reply.type == REDIS_REPLY_ERROR) {
+      events_.on_publish_outcome(item.tag, proto::ErrorCode::redis_error, reply_string(reply),
+                                 latency);
+    } else {
+      events_.on_publish_outcome(item.tag, std::nullopt, {}, latency);
     }
-  }
+    return true;
+  });
 }
 
 asio::awaitable<void> Publisher::writer() {

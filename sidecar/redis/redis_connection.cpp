@@ -13,6 +13,8 @@
 #include <boost/asio/write.hpp>
 #include <stdexcept>
 
+#include "util/log.hpp"
+
 namespace podrelay::redis {
 namespace {
 
@@ -234,6 +236,34 @@ asio::awaitable<error_code> RedisConnection::request(std::string const& command,
     if (auto ec = co_await read_some()) {
       why = "read from " + peer_ + " failed: " + ec.message();
       co_return ec;
+    }
+  }
+}
+
+asio::awaitable<void> RedisConnection::read_replies(
+    std::string_view role, bool const& stopped,
+    std::function<bool(redisReply const&)> const& on_reply) {
+  for (;;) {
+    ReplyPtr reply;
+    for (;;) {
+      auto const st = reader_->next(reply);
+      if (st == ReplyReader::Status::need_more) break;
+      if (st == ReplyReader::Status::error) {
+        log::error("redis protocol error", {{"role", role}, {"error", reader_->error_text()}});
+        close();
+        co_return;
+      }
+      if (!on_reply(*reply)) {
+        close();
+        co_return;
+      }
+    }
+    if (auto const ec = co_await read_some()) {
+      if (!stopped && is_open()) {
+        log::warn("redis connection lost", {{"role", role}, {"error", ec.message()}});
+      }
+      close();
+      co_return;
     }
   }
 }

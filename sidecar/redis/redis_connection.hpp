@@ -10,6 +10,7 @@
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -56,6 +57,10 @@ class RedisConnection {
   asio::awaitable<error_code> request(std::string const& command, ReplyPtr& reply,
                                       std::string& why);
   ReplyReader& reader() { return *reader_; }
+  // Hands every reply to `on_reply` until it returns false, the stream is not RESP, or the
+  // connection fails; then closes the connection. `role` names it in the log lines.
+  asio::awaitable<void> read_replies(std::string_view role, bool const& stopped,
+                                     std::function<bool(redisReply const&)> const& on_reply);
 
   void close();
   bool is_open() const { return tcp().is_open(); }

@@ -94,32 +94,15 @@ asio::awaitable<void> Subscriber::run() {
 }
 
 asio::awaitable<void> Subscriber::reader() {
-  for (;;) {
-    ReplyPtr reply;
-    for (;;) {
-      auto const st = conn_.reader().next(reply);
-      if (st == ReplyReader::Status::need_more) break;
-      if (st == ReplyReader::Status::error) {
-        log::error("redis protocol error",
-                   {{"role", "subscriber"}, {"error", conn_.reader().error_text()}});
-        conn_.close();
-        co_return;
-      }
-      auto const ev = classify_pubsub(*reply);
-      if (ev.kind == PubSubEvent::Kind::pong) {
-        if (!pings_in_flight_.empty()) pings_in_flight_.pop_front();
-        continue;
-      }
+  co_await conn_.read_replies("subscriber", stopped_, [this](redisReply const& reply) {
+    auto const ev = classify_pubsub(reply);
+    if (ev.kind == PubSubEvent::Kind::pong) {
+      if (!pings_in_flight_.empty()) pings_in_flight_.pop_front();
+    } else {
       events_.on_pubsub_event(ev);
     }
-    if (auto const ec = co_await conn_.read_some()) {
-      if (!stopped_ && conn_.is_open()) {
-        log::warn("redis connection lost", {{"role", "subscriber"}, {"error", ec.message()}});
-      }
-      conn_.close();
-      co_return;
-    }
-  }
+    return true;
+  });
 }
 
 asio::awaitable<void> Subscriber::writer() {
