@@ -33,21 +33,25 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --d
 pids+=($!)
 for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
-start_pod() {  # name -> prints "app_port admin_port"
-  local app admin
-  app=$(free_port)
-  admin=$(free_port)
-  build/bin/podrelay --listen "127.0.0.1:$app" --admin-listen "127.0.0.1:$admin" \
+# Starts one sidecar; sets pod_app and pod_admin. Runs in this shell (not a subshell) so the
+# cleanup trap knows the pid.
+start_pod() {
+  pod_app=$(free_port)
+  pod_admin=$(free_port)
+  build/bin/podrelay --listen "127.0.0.1:$pod_app" --admin-listen "127.0.0.1:$pod_admin" \
     --redis "redis://127.0.0.1:$redis_port" --node-id "$1" 2>"$work/$1.log" &
   pids+=($!)
   for _ in $(seq 100); do
-    [[ $(curl -s -o /dev/null -w '%{http_code}' "127.0.0.1:$admin/readyz") == 200 ]] && break
+    [[ $(curl -s -o /dev/null -w '%{http_code}' "127.0.0.1:$pod_admin/readyz") == 200 ]] && return
     sleep 0.1
   done
-  echo "$app $admin"
+  echo "demo: $1 did not become ready; its log: $work/$1.log" >&2
+  exit 1
 }
-read -r a_port a_admin < <(start_pod pod-a)
-read -r b_port b_admin < <(start_pod pod-b)
+start_pod pod-a
+a_port=$pod_app a_admin=$pod_admin
+start_pod pod-b
+b_port=$pod_app b_admin=$pod_admin
 cat <<TEXT
 demo: redis-server on 127.0.0.1:$redis_port
 demo: pod-a sidecar: app port 127.0.0.1:$a_port, admin http://127.0.0.1:$a_admin/metrics
@@ -57,14 +61,18 @@ TEXT
 echo "demo: on pod-b:  podrelay-cli -c 127.0.0.1:$b_port sub chat -n 1 --timeout 10"
 build/bin/podrelay-cli -c "127.0.0.1:$b_port" sub chat -n 1 --timeout 10 >"$work/received" &
 sub=$!
-sleep 0.5  # the subscription is confirmed by Redis well within this
+# Wait until pod-b's subscription is on Redis (one subscriber of podrelay:chat).
+for _ in $(seq 100); do
+  [[ $(redis-cli -p "$redis_port" PUBSUB NUMSUB podrelay:chat | tail -n 1) == 1 ]] && break
+  sleep 0.1
+done
 echo "demo: on pod-a:  podrelay-cli -c 127.0.0.1:$a_port pub chat 'hello from pod-a'"
 build/bin/podrelay-cli -c "127.0.0.1:$a_port" pub chat "hello from pod-a"
 if wait "$sub"; then
   echo "demo: pod-b received: $(cat "$work/received")"
 else
-  echo "demo: FAILED: pod-b did not receive the message; logs in $work" >&2
-  trap - EXIT
+  echo "demo: FAILED: pod-b did not receive the message; the sidecars' logs:" >&2
+  tail -n 20 "$work"/pod-*.log >&2
   exit 1
 fi
 echo "demo: pod-b metrics: $(curl -s "127.0.0.1:$b_admin/metrics" | grep '^podrelay_messages_delivered_total')"
