@@ -23,7 +23,9 @@ for group in ("valid", "malformed"):
             f.write(b"\x07" + bytes.fromhex(v["hex"]))
 PY
 cp fuzz/seeds/redis_reply/* "$corpus/redis_reply/"
-cp fuzz/regressions/* "$corpus/frame_decoder/"  # inputs that once crashed a target
+# Inputs that once crashed a target stay in its corpus.
+cp fuzz/regressions/frame_decoder/* "$corpus/frame_decoder/"
+cp fuzz/regressions/redis_reply/* "$corpus/redis_reply/"
 
 for t in frame_decoder redis_reply; do
   echo "fuzz: $t for ${seconds}s"

@@ -100,3 +100,17 @@ TEST_CASE("the hand-written PUBLISH encoder matches hiredis byte for byte") {
     }
   }
 }
+
+TEST_CASE(
+    "an array header asking for millions of elements is a protocol error, not an allocation") {
+  ReplyReader r;
+  ReplyPtr reply;
+  std::string const huge = "*555555553\r\n";  // found by fuzz/fuzz_redis_reply
+  r.feed(huge.data(), huge.size());
+  CHECK(r.next(reply) == ReplyReader::Status::error);
+  ReplyReader ok;
+  std::string const fine = "*2\r\n:1\r\n:2\r\n";
+  ok.feed(fine.data(), fine.size());
+  REQUIRE(ok.next(reply) == ReplyReader::Status::reply);
+  CHECK(reply->elements == 2);
+}

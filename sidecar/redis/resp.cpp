@@ -7,7 +7,44 @@
 
 namespace podrelay::redis {
 
-ReplyReader::ReplyReader() : reader_(redisReaderCreate()) {
+namespace {
+
+// hiredis 0.14 allocates an array reply's element table as soon as it reads the header, so
+// "*555555553\r\n" from a broken or hostile server would ask for gigabytes (found by
+// fuzz/fuzz_redis_reply). Newer hiredis has a maxelements limit; here the reader's own
+// object functions are wrapped and larger arrays fail as a protocol error (the connection
+// is dropped). Nothing podrelay asks for comes near the limit: pub/sub pushes have at most
+// 4 elements, CLUSTER SLOTS at most one per slot range.
+constexpr int max_array_elements = 1 << 20;
+
+redisReplyObjectFunctions const* default_functions() {
+  static redisReplyObjectFunctions const fns = [] {
+    redisReader* r = redisReaderCreate();
+    if (r == nullptr) throw std::bad_alloc();
+    auto copy = *r->fn;
+    redisReaderFree(r);
+    return copy;
+  }();
+  return &fns;
+}
+
+void* create_bounded_array(redisReadTask const* task, int elements) {
+  if (elements > max_array_elements) return nullptr;  // the reader reports an error
+  return default_functions()->createArray(task, elements);
+}
+
+redisReplyObjectFunctions* bounded_functions() {
+  static redisReplyObjectFunctions fns = [] {
+    auto copy = *default_functions();
+    copy.createArray = create_bounded_array;
+    return copy;
+  }();
+  return &fns;
+}
+
+}  // namespace
+
+ReplyReader::ReplyReader() : reader_(redisReaderCreateWithFunctions(bounded_functions())) {
   if (!reader_) throw std::bad_alloc();
 }
 
