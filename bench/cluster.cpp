@@ -20,6 +20,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "environment.hpp"
 #include "proc_stats.hpp"
 #include "redis/cluster_slots.hpp"
 #include "redis/resp.hpp"
@@ -39,26 +40,9 @@ constexpr char const* prefix = "podrelay:";  // the sidecars' default --channel-
 
 // --- blocking RESP for set-up and checks ---------------------------------------------
 
-int connect_port(std::uint16_t port, int timeout_ms) {
-  int const fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr const*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 // One command, one reply (nullptr when Redis cannot be reached or the reply is broken).
 redis::ReplyPtr call(std::uint16_t port, std::vector<std::string> const& args) {
-  int const fd = connect_port(port, 2000);
+  int const fd = connect_blocking(port, 2000);
   if (fd < 0) return nullptr;
   std::vector<std::string_view> const views(args.begin(), args.end());
   std::string out;

@@ -63,4 +63,7 @@ class Environment {
 // One blocking HTTP/1.0 GET on 127.0.0.1:port; returns {status, body} ({0, ""} on error).
 std::pair<int, std::string> http_get(std::uint16_t port, std::string const& path);
 
+// A blocking TCP connection to 127.0.0.1:port with send/receive timeouts; -1 on failure.
+int connect_blocking(std::uint16_t port, int timeout_ms);
+
 }  // namespace bench
