@@ -119,7 +119,8 @@ std::string_view Metrics::reason_label(proto::ErrorCode code) {
     case ErrorCode::publish_timeout: return "timeout";
     case ErrorCode::outcome_unknown: return "outcome_unknown";
     case ErrorCode::redis_error: return "redis_error";
-    case ErrorCode::draining: return "draining";
+    case ErrorCode::draining:
+    case ErrorCode::shutting_down: return "draining";
     case ErrorCode::slow_consumer: return "slow_consumer";
     case ErrorCode::too_many_connections: return "too_many_connections";
     default: return "other";
