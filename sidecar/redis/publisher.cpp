@@ -199,10 +199,7 @@ void Publisher::fail_items(std::vector<core::PublishQueue<PublishTag>::Item> ite
 asio::awaitable<void> Publisher::flush(std::chrono::steady_clock::time_point deadline) {
   asio::steady_timer timer(co_await asio::this_coro::executor);
   while (Clock::now() < deadline) {
-    bool pending = false;
-    // Health pings do not hold the drain back.
-    pending = queue_.unwritten_count() + queue_.in_flight_count() > 0;
-    if (!pending) co_return;
+    if (queue_.empty()) co_return;
     timer.expires_after(std::chrono::milliseconds(5));
     co_await timer.async_wait(use_tuple);
   }

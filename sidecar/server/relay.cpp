@@ -6,7 +6,6 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <tuple>
 
 #include "server/session.hpp"
 #include "util/log.hpp"
@@ -121,7 +120,7 @@ void Relay::add_session(std::shared_ptr<Session> const& session) {
 
 void Relay::remove_session(Session& session) {
   if (sessions_.erase(&session) == 0) return;
-  std::vector<std::pair<Shard*, std::string>> unsubscribe_now;
+  Unsubscribes unsubscribe_now;
   for (auto const kind : {SubKind::channel, SubKind::pattern}) {
     for (auto const& name : session.names(kind)) release(session, kind, name, unsubscribe_now);
     session.names(kind).clear();
@@ -129,19 +128,8 @@ void Relay::remove_session(Session& session) {
   send_unsubscribes(unsubscribe_now);
 }
 
-void Relay::send_unsubscribes(std::vector<std::pair<Shard*, std::string>> const& tagged) {
-  // One command per shard and kind, not one per name: a session leaving with thousands of
-  // channels must not cost thousands of round trips.
-  std::vector<std::tuple<Shard*, SubKind, std::vector<std::string>>> batches;
-  for (auto const& [shard, name] : tagged) {
-    auto const kind = name.front() == 'c' ? SubKind::channel : SubKind::pattern;
-    auto it = std::find_if(batches.begin(), batches.end(), [&](auto const& b) {
-      return std::get<0>(b) == shard && std::get<1>(b) == kind;
-    });
-    if (it == batches.end()) it = batches.insert(batches.end(), {shard, kind, {}});
-    std::get<2>(*it).push_back(name.substr(1));
-  }
-  for (auto const& [shard, kind, names] : batches) shard->subscriber.send(kind, false, names);
+void Relay::send_unsubscribes(Unsubscribes const& batches) {
+  for (auto const& b : batches) b.shard->subscriber.send(b.kind, false, b.names);
 }
 
 void Relay::publish(Session& session, std::uint32_t request_id, std::string_view channel,
@@ -286,7 +274,7 @@ void Relay::unsubscribe(Session& session, SubKind kind, std::uint32_t request_id
                         std::span<std::string_view const> names) {
   session.expect_control_reply(request_id);
   auto& mine = session.names(kind);
-  std::vector<std::pair<Shard*, std::string>> unsubscribe_now;
+  Unsubscribes unsubscribe_now;
   if (names.empty()) {
     for (auto const& name : mine) release(session, kind, name, unsubscribe_now);
     mine.clear();
@@ -302,16 +290,20 @@ void Relay::unsubscribe(Session& session, SubKind kind, std::uint32_t request_id
   session.control_reply(request_id);
 }
 
-// `unsubscribe_now` gets (shard, kind tag + Redis name): 'c' channel, 'p' pattern.
 void Relay::release(Session& session, SubKind kind, std::string const& name,
-                    std::vector<std::pair<Shard*, std::string>>& unsubscribe_now) {
+                    Unsubscribes& unsubscribe_now) {
   if (!hub_.unsubscribe(kind, name, &session)) return;
   auto rname = redis_name(kind, name);
   auto& shard = holder(kind, rname);
   auto unwanted = shard.tracker.unwant(kind, rname);
   if (cluster()) placement_.erase(rname);
   if (unwanted.send_unsubscribe) {
-    unsubscribe_now.emplace_back(&shard, (kind == SubKind::channel ? "c" : "p") + rname);
+    auto it = std::find_if(unsubscribe_now.begin(), unsubscribe_now.end(),
+                           [&](auto const& b) { return b.shard == &shard && b.kind == kind; });
+    if (it == unsubscribe_now.end()) {
+      it = unsubscribe_now.insert(unsubscribe_now.end(), UnsubscribeBatch{&shard, kind, {}});
+    }
+    it->names.push_back(std::move(rname));
   }
   release_waiters(unwanted.released);
 }

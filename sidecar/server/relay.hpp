@@ -71,6 +71,15 @@ class Relay {
   std::size_t session_count() const noexcept { return sessions_.size(); }
 
  private:
+  // (P)UNSUBSCRIBEs to send, one batch per shard and kind: a session leaving with
+  // thousands of channels must not cost thousands of commands.
+  struct UnsubscribeBatch {
+    Shard* shard = nullptr;
+    core::SubKind kind = core::SubKind::channel;
+    std::vector<std::string> names;
+  };
+  using Unsubscribes = std::vector<UnsubscribeBatch>;
+
   bool cluster() const noexcept { return topology_ != nullptr; }
   std::vector<Shard*> active_shards() const;
   // The shard that owns `redis_name` now (cluster: by slot; unknown slot: the first seed).
@@ -81,8 +90,8 @@ class Relay {
   std::string redis_name(core::SubKind kind, std::string_view app_name) const;
 
   void release(Session& session, core::SubKind kind, std::string const& name,
-               std::vector<std::pair<Shard*, std::string>>& unsubscribe_now);
-  void send_unsubscribes(std::vector<std::pair<Shard*, std::string>> const& tagged);
+               Unsubscribes& unsubscribe_now);
+  void send_unsubscribes(Unsubscribes const& batches);
   void release_waiters(std::vector<core::SubscriptionTracker::WaiterId> const& ids);
   void fan_out(core::SubKind kind, std::string_view key, std::string_view channel,
                std::string_view pattern, std::string_view payload);

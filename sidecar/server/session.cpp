@@ -131,10 +131,7 @@ bool Session::handle(proto::Frame& frame) {
     return true;
   }
   if (auto* ping = std::get_if<proto::Ping>(&frame)) {
-    auto& out = owned_tail();
-    auto const before = out.size();
-    proto::encode_pong(out, ping->request_id);
-    queued(out.size() - before);
+    append_reply([&](std::string& out) { proto::encode_pong(out, ping->request_id); });
     return true;
   }
   if (std::holds_alternative<proto::Hello>(frame)) {
@@ -163,12 +160,11 @@ bool Session::handshake(proto::Hello const& hello) {
   log::debug("app connected",
              {{"conn", std::to_string(id_)}, {"client", client_name_}, {"listener", peer_}});
   auto const& cfg = relay_.config();
-  auto& out = owned_tail();
-  auto const before = out.size();
-  proto::encode_welcome(out, PODRELAY_VERSION, cfg.node_id,
-                        static_cast<std::uint32_t>(cfg.max_frame_bytes),
-                        static_cast<std::uint32_t>(cfg.max_queue_bytes));
-  queued(out.size() - before);
+  append_reply([&](std::string& out) {
+    proto::encode_welcome(out, PODRELAY_VERSION, cfg.node_id,
+                          static_cast<std::uint32_t>(cfg.max_frame_bytes),
+                          static_cast<std::uint32_t>(cfg.max_queue_bytes));
+  });
   return true;
 }
 
@@ -183,10 +179,7 @@ void Session::protocol_error(proto::ErrorCode code, std::string_view text) {
                {"suppressed", std::to_string(suppressed)}});
   }
   if (closing_) return;
-  auto& out = owned_tail();
-  auto const before = out.size();
-  proto::encode_err(out, 0, code, text);
-  queued(out.size() - before);
+  append_reply([&](std::string& out) { proto::encode_err(out, 0, code, text); });
   closing_ = true;
   relay_.remove_session(*this);
   close_deadline_.expires_after(std::chrono::seconds(2));
@@ -216,10 +209,7 @@ void Session::on_publish_outcome(std::uint32_t request_id, std::optional<proto::
 
 void Session::send_ok(std::uint32_t request_id) {
   if (closed_) return;
-  auto& out = owned_tail();
-  auto const before = out.size();
-  proto::encode_ok(out, request_id);
-  queued(out.size() - before);
+  append_reply([&](std::string& out) { proto::encode_ok(out, request_id); });
 }
 
 void Session::expect_control_reply(std::uint32_t request_id) {
@@ -249,10 +239,7 @@ void Session::control_reply(std::uint32_t request_id, std::optional<proto::Error
 
 void Session::send_err(std::uint32_t request_id, proto::ErrorCode code, std::string_view text) {
   if (closed_) return;
-  auto& out = owned_tail();
-  auto const before = out.size();
-  proto::encode_err(out, request_id, code, text);
-  queued(out.size() - before);
+  append_reply([&](std::string& out) { proto::encode_err(out, request_id, code, text); });
 }
 
 std::string& Session::owned_tail() {

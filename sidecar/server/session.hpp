@@ -84,6 +84,14 @@ class Session final : public std::enable_shared_from_this<Session>,
   bool handshake(proto::Hello const& hello);
   void protocol_error(proto::ErrorCode code, std::string_view text);
   std::string& owned_tail();
+  // Encodes one reply frame (`encode(out)` appends it) into the outbound queue.
+  template <class Encode>
+  void append_reply(Encode&& encode) {
+    auto& out = owned_tail();
+    auto const before = out.size();
+    encode(out);
+    queued(out.size() - before);
+  }
   void queued(std::size_t n);
   void wake_writer();
   void slow_consumer(std::string reason);
