@@ -8,12 +8,23 @@ using namespace podrelay::core;
 
 namespace {
 
-struct FakeSubscriber final : Subscriber {
+struct FakeSubscriber final : Receiver {
   std::vector<SharedFrame> got;
-  void deliver(SharedFrame const& frame) override { got.push_back(frame); }
+  bool deliver(Delivery& message) override {
+    got.push_back(message.framed());
+    return true;
+  }
+  void on_subscription_reply(std::uint32_t, std::optional<podrelay::proto::ErrorCode>,
+                             std::string_view) override {}
 };
 
-SharedFrame frame(char const* s) { return std::make_shared<std::string const>(s); }
+ChannelNames const no_prefix("");
+
+// A message on channel "c" carrying `payload`, as the hub hands it on.
+struct Message {
+  explicit Message(char const* payload) : delivery(no_prefix, 1 << 20, "c", "", payload) {}
+  Delivery delivery;
+};
 
 }  // namespace
 
@@ -35,9 +46,10 @@ TEST_CASE("channels and patterns are separate namespaces") {
   FakeSubscriber a;
   CHECK(hub.subscribe(SubKind::channel, "n*", &a));
   CHECK(hub.subscribe(SubKind::pattern, "n*", &a));
-  hub.deliver(SubKind::pattern, "n*", frame("p"));
+  Message m("p");
+  hub.deliver(SubKind::pattern, "n*", m.delivery);
   REQUIRE(a.got.size() == 1);
-  CHECK(*a.got[0] == "p");
+  CHECK(a.got[0]->ends_with("p"));
 }
 
 TEST_CASE("unknown unsubscribes are ignored") {
@@ -46,21 +58,22 @@ TEST_CASE("unknown unsubscribes are ignored") {
   CHECK_FALSE(hub.unsubscribe(SubKind::channel, "x", &a));
   hub.subscribe(SubKind::channel, "x", &a);
   CHECK_FALSE(hub.unsubscribe(SubKind::channel, "x", &b));
-  CHECK(hub.subscriber_count(SubKind::channel, "x") == 1);
+  CHECK(hub.receiver_count(SubKind::channel, "x") == 1);
 }
 
 TEST_CASE("fan-out shares one buffer among all receivers") {
   Hub hub;
   std::vector<FakeSubscriber> subs(100);
   for (auto& s : subs) hub.subscribe(SubKind::channel, "c", &s);
-  auto const f = frame("hello");
-  CHECK(hub.deliver(SubKind::channel, "c", f) == 100);
+  Message m("hello");
+  CHECK(hub.deliver(SubKind::channel, "c", m.delivery) == 100);
+  auto const& f = m.delivery.framed();
   for (auto const& s : subs) {
     REQUIRE(s.got.size() == 1);
     CHECK(s.got[0].get() == f.get());  // the same object, not a copy
   }
   CHECK(f.use_count() == 101);
-  CHECK(hub.deliver(SubKind::channel, "other", f) == 0);
+  CHECK(hub.deliver(SubKind::channel, "other", m.delivery) == 0);
 }
 
 TEST_CASE("removal from the middle keeps the others") {
@@ -68,7 +81,8 @@ TEST_CASE("removal from the middle keeps the others") {
   FakeSubscriber a, b, c;
   for (auto* s : {&a, &b, &c}) hub.subscribe(SubKind::channel, "c", s);
   hub.unsubscribe(SubKind::channel, "c", &b);
-  hub.deliver(SubKind::channel, "c", frame("m"));
+  Message m("m");
+  hub.deliver(SubKind::channel, "c", m.delivery);
   CHECK(a.got.size() == 1);
   CHECK(b.got.empty());
   CHECK(c.got.size() == 1);
@@ -79,6 +93,6 @@ TEST_CASE("binary names") {
   FakeSubscriber a;
   std::string const name("a\0b", 3);
   hub.subscribe(SubKind::channel, name, &a);
-  CHECK(hub.subscriber_count(SubKind::channel, std::string("a")) == 0);
-  CHECK(hub.subscriber_count(SubKind::channel, name) == 1);
+  CHECK(hub.receiver_count(SubKind::channel, std::string("a")) == 0);
+  CHECK(hub.receiver_count(SubKind::channel, name) == 1);
 }

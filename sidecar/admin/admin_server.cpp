@@ -10,6 +10,7 @@
 
 #include "server/relay.hpp"
 #include "util/log.hpp"
+#include "util/use_tuple.hpp"
 
 namespace podrelay::admin {
 namespace {
@@ -17,7 +18,6 @@ namespace {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 }  // namespace
 

@@ -84,6 +84,7 @@ ConfigResult parse_config(int argc, char const* const* argv) {
   std::int64_t max_conns = static_cast<std::int64_t>(c.max_connections);
   std::int64_t max_subs = static_cast<std::int64_t>(c.max_subscriptions);
   double drain_timeout = 10.0;
+  double hello_timeout = 5.0;
   double connect_timeout = 3.0;
   double ping_interval = 1.0;
   double ping_timeout = 3.0;
@@ -152,6 +153,9 @@ ConfigResult parse_config(int argc, char const* const* argv) {
   app.add_option("--max-subscriptions", max_subs,
                  "Channels plus patterns one app connection may subscribe to")
       ->envname(env("MAX_SUBSCRIPTIONS"));
+  app.add_option("--hello-timeout", hello_timeout,
+                 "Seconds a new app connection has to complete its HELLO before it is closed")
+      ->envname(env("HELLO_TIMEOUT"));
   app.add_option("--drain-timeout", drain_timeout,
                  "Seconds to flush pending publishes after SIGTERM before exiting")
       ->envname(env("DRAIN_TIMEOUT"));
@@ -246,6 +250,7 @@ ConfigResult parse_config(int argc, char const* const* argv) {
       !to_millis(pub_timeout, "--publish-buffer-timeout", 0.001, 3600, c.publish_buffer_timeout,
                  err) ||
       !to_millis(drain_timeout, "--drain-timeout", 0, 3600, c.drain_timeout, err) ||
+      !to_millis(hello_timeout, "--hello-timeout", 0.01, 3600, c.hello_timeout, err) ||
       !to_millis(connect_timeout, "--redis-connect-timeout", 0.01, 600, c.redis_connect_timeout,
                  err) ||
       !to_millis(ping_interval, "--redis-ping-interval", 0.01, 600, c.redis_ping_interval, err) ||
@@ -254,7 +259,8 @@ ConfigResult parse_config(int argc, char const* const* argv) {
   }
   if (c.max_queue_bytes < c.max_frame_bytes + 64) {
     return fail(
-        "--max-queue-bytes must be larger than --max-frame-bytes (a queue must hold one frame)");
+        "--max-queue-bytes must be at least --max-frame-bytes + 64 (a queue must hold one "
+        "largest frame)");
   }
 
   if (soft_queue_opt->count() == 0) {

@@ -41,6 +41,7 @@ struct Config {
   std::size_t max_connections = 10'000;
   std::size_t max_subscriptions = 10'000;  // per connection
   std::chrono::milliseconds drain_timeout{10'000};
+  std::chrono::milliseconds hello_timeout{5'000};  // a new connection's HELLO deadline
   std::chrono::milliseconds redis_connect_timeout{3'000};
   std::chrono::milliseconds redis_ping_interval{1'000};
   std::chrono::milliseconds redis_ping_timeout{3'000};

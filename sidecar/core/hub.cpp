@@ -4,17 +4,17 @@
 
 namespace podrelay::core {
 
-bool Hub::subscribe(SubKind kind, std::string_view name, Subscriber* sub) {
+bool Hub::subscribe(SubKind kind, std::string_view name, Receiver* sub) {
   auto& m = map(kind);
   auto it = m.find(name);
   bool const first = it == m.end();
-  if (first) it = m.emplace(std::string(name), std::vector<Subscriber*>{}).first;
+  if (first) it = m.emplace(std::string(name), std::vector<Receiver*>{}).first;
   it->second.push_back(sub);
   ++counter(kind);
   return first;
 }
 
-bool Hub::unsubscribe(SubKind kind, std::string_view name, Subscriber* sub) {
+bool Hub::unsubscribe(SubKind kind, std::string_view name, Receiver* sub) {
   auto& m = map(kind);
   auto const it = m.find(name);
   if (it == m.end()) return false;
@@ -31,15 +31,22 @@ bool Hub::unsubscribe(SubKind kind, std::string_view name, Subscriber* sub) {
   return true;
 }
 
-std::size_t Hub::deliver(SubKind kind, std::string_view name, SharedFrame const& frame) const {
+std::size_t Hub::deliver(SubKind kind, std::string_view name, Delivery& message) const {
   auto const& m = map(kind);
   auto const it = m.find(name);
   if (it == m.end()) return 0;
-  for (auto* sub : it->second) sub->deliver(frame);
-  return it->second.size();
+  std::size_t n = 0;
+  for (auto* r : it->second) n += r->deliver(message) ? 1 : 0;
+  return n;
 }
 
-std::size_t Hub::subscriber_count(SubKind kind, std::string_view name) const {
+std::vector<Receiver*> Hub::receivers(SubKind kind, std::string_view name) const {
+  auto const& m = map(kind);
+  auto const it = m.find(name);
+  return it == m.end() ? std::vector<Receiver*>{} : it->second;
+}
+
+std::size_t Hub::receiver_count(SubKind kind, std::string_view name) const {
   auto const& m = map(kind);
   auto const it = m.find(name);
   return it == m.end() ? 0 : it->second.size();

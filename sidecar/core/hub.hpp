@@ -1,35 +1,19 @@
-// The hub routes messages from Redis to the local sessions that subscribed to them.
-// It maps channel -> subscribers and pattern -> subscribers and keeps the reference counts
-// that decide when this pod subscribes to, or unsubscribes from, Redis.
-// Sans-I/O, single-threaded: owned by the relay and used only from its io_context thread.
+// The hub routes messages from Redis to the local receivers that subscribed to them. It
+// maps Redis channel -> receivers and Redis pattern -> receivers (Redis names, so receivers
+// of every protocol share one entry) and tells its owner when a name gains its first or
+// loses its last receiver. Sans-I/O, single-threaded: owned by the subscriptions core.
 #pragma once
 
 #include <cstddef>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "core/receiver.hpp"
+#include "core/sub_kind.hpp"
+
 namespace podrelay::core {
-
-// One encoded frame shared, immutable, by every receiver of a fan-out.
-using SharedFrame = std::shared_ptr<std::string const>;
-
-enum class SubKind { channel, pattern };
-
-// A local receiver of messages (a session). deliver() must not call back into the hub
-// (it may not subscribe or unsubscribe synchronously): the hub is iterating.
-class Subscriber {
- public:
-  virtual void deliver(SharedFrame const& frame) = 0;
-
- protected:
-  Subscriber() = default;
-  Subscriber(Subscriber const&) = default;
-  Subscriber& operator=(Subscriber const&) = default;
-  ~Subscriber() = default;
-};
 
 // Heterogeneous lookup so a string_view from a Redis reply finds its entry without a copy.
 struct StringHash {
@@ -41,29 +25,29 @@ struct StringHash {
 
 class Hub {
  public:
-  // Adds `sub` to `name`; the caller guarantees it was not already there (sessions keep
-  // their own set). Returns true when `sub` is the first local subscriber: time for the
-  // Redis SUBSCRIBE / PSUBSCRIBE.
-  bool subscribe(SubKind kind, std::string_view name, Subscriber* sub);
+  // Adds `r` to `name`; the caller guarantees it was not already there. Returns true when
+  // `r` is the first local receiver: time for the Redis SUBSCRIBE / PSUBSCRIBE.
+  bool subscribe(SubKind kind, std::string_view name, Receiver* r);
 
-  // Removes `sub` from `name`. Returns true when it was the last local subscriber: time for
-  // the Redis UNSUBSCRIBE / PUNSUBSCRIBE. Unknown pairs return false.
-  bool unsubscribe(SubKind kind, std::string_view name, Subscriber* sub);
+  // Removes `r` from `name`. Returns true when it was the last local receiver: time for the
+  // Redis UNSUBSCRIBE / PUNSUBSCRIBE. Unknown pairs return false.
+  bool unsubscribe(SubKind kind, std::string_view name, Receiver* r);
 
-  // Hands `frame` to every subscriber of `name`; returns how many received it.
-  std::size_t deliver(SubKind kind, std::string_view name, SharedFrame const& frame) const;
+  // Hands `message` to every receiver of `name`; returns how many queued it.
+  std::size_t deliver(SubKind kind, std::string_view name, Delivery& message) const;
 
-  std::size_t subscriber_count(SubKind kind, std::string_view name) const;
-  // Distinct names with at least one local subscriber (= Redis subscriptions wanted).
+  std::size_t receiver_count(SubKind kind, std::string_view name) const;
+  // The receivers of `name` (a copy: callers may unsubscribe while walking it).
+  std::vector<Receiver*> receivers(SubKind kind, std::string_view name) const;
+  // Distinct names with at least one local receiver (= Redis subscriptions wanted).
   std::size_t name_count(SubKind kind) const { return map(kind).size(); }
-  // Sum over names of their local subscribers.
+  // Sum over names of their local receivers.
   std::size_t subscription_count(SubKind kind) const {
     return kind == SubKind::channel ? channel_subs_ : pattern_subs_;
   }
 
  private:
-  using Map =
-      std::unordered_map<std::string, std::vector<Subscriber*>, StringHash, std::equal_to<>>;
+  using Map = std::unordered_map<std::string, std::vector<Receiver*>, StringHash, std::equal_to<>>;
   Map& map(SubKind kind) { return kind == SubKind::channel ? channels_ : patterns_; }
   Map const& map(SubKind kind) const { return kind == SubKind::channel ? channels_ : patterns_; }
   std::size_t& counter(SubKind kind) {

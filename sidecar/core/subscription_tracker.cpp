@@ -53,6 +53,28 @@ std::vector<SubscriptionTracker::WaiterId> SubscriptionTracker::on_confirmed(Sub
   return released;
 }
 
+std::vector<SubscriptionTracker::WaiterId> SubscriptionTracker::on_refused(
+    SubKind kind, std::string const& name) {
+  std::vector<WaiterId> waiters;
+  auto const it = entries_.find(Key{kind, name});
+  if (it == entries_.end()) return waiters;
+  auto& e = it->second;
+  if (e.subscribes_in_flight > 0) --e.subscribes_in_flight;
+  e.wanted = false;
+  e.confirmed = false;
+  waiters.swap(e.waiters);
+  erase_if_idle(it);
+  return waiters;
+}
+
+void SubscriptionTracker::on_not_executed(SubKind kind, std::string const& name, bool subscribe) {
+  auto const it = entries_.find(Key{kind, name});
+  if (it == entries_.end()) return;
+  auto& count = subscribe ? it->second.subscribes_in_flight : it->second.unsubscribes_in_flight;
+  if (count > 0) --count;
+  erase_if_idle(it);
+}
+
 std::vector<SubscriptionTracker::Command> SubscriptionTracker::on_connected() {
   connected_ = true;
   std::vector<Command> commands;

@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/hub.hpp"
+#include "core/sub_kind.hpp"
 
 namespace podrelay::core {
 
@@ -47,6 +47,12 @@ class SubscriptionTracker {
 
   // Redis confirmed a (p)subscribe (`subscribed`) or a (p)unsubscribe of `name`.
   std::vector<WaiterId> on_confirmed(SubKind kind, std::string_view name, bool subscribed);
+  // Redis refused the (p)subscribe of `name` (e.g. an ACL NOPERM): it is no longer wanted.
+  // Returns the waiters, whose requests fail.
+  std::vector<WaiterId> on_refused(SubKind kind, std::string const& name);
+  // A command for `name` was answered without effect (a cluster MOVED): nothing is in flight
+  // for it any more, so it is orphaned() until subscribed again.
+  void on_not_executed(SubKind kind, std::string const& name, bool subscribe);
 
   // The connection is up: every wanted name must be subscribed again.
   std::vector<Command> on_connected();

@@ -123,6 +123,7 @@ std::string_view Metrics::reason_label(proto::ErrorCode code) {
     case ErrorCode::shutting_down: return "draining";
     case ErrorCode::slow_consumer: return "slow_consumer";
     case ErrorCode::too_many_connections: return "too_many_connections";
+    case ErrorCode::frame_too_large: return "frame_too_large";
     default: return "other";
   }
 }

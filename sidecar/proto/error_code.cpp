@@ -6,7 +6,7 @@
 namespace podrelay::proto {
 namespace {
 
-constexpr std::array<std::pair<ErrorCode, std::string_view>, 18> names{{
+constexpr std::array<std::pair<ErrorCode, std::string_view>, 19> names{{
     {ErrorCode::malformed_frame, "MALFORMED_FRAME"},
     {ErrorCode::frame_too_large, "FRAME_TOO_LARGE"},
     {ErrorCode::unknown_type, "UNKNOWN_TYPE"},
@@ -18,6 +18,7 @@ constexpr std::array<std::pair<ErrorCode, std::string_view>, 18> names{{
     {ErrorCode::too_many_subscriptions, "TOO_MANY_SUBSCRIPTIONS"},
     {ErrorCode::not_supported, "NOT_SUPPORTED"},
     {ErrorCode::draining, "DRAINING"},
+    {ErrorCode::subscribe_refused, "SUBSCRIBE_REFUSED"},
     {ErrorCode::publish_buffer_full, "PUBLISH_BUFFER_FULL"},
     {ErrorCode::publish_timeout, "PUBLISH_TIMEOUT"},
     {ErrorCode::outcome_unknown, "OUTCOME_UNKNOWN"},

@@ -20,6 +20,7 @@ enum class ErrorCode : std::uint16_t {
   too_many_subscriptions = 201,
   not_supported = 202,
   draining = 203,
+  subscribe_refused = 204,
   publish_buffer_full = 300,
   publish_timeout = 301,
   outcome_unknown = 302,

@@ -7,11 +7,11 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "util/log.hpp"
+#include "util/use_tuple.hpp"
 
 namespace podrelay::redis {
 namespace {
 
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 using Clock = std::chrono::steady_clock;
 // Refreshes closer together than this add load without adding information.
 constexpr std::chrono::milliseconds min_spacing{200};
@@ -51,13 +51,7 @@ asio::awaitable<void> ClusterTopology::run() {
     last_fetch_ = Clock::now();
     bool const ok = co_await fetch();
     if (stopped_) break;
-    if (!ok) {
-      std::size_t suppressed = 0;
-      if (limit.allow(suppressed)) {
-        log::warn("cannot read the cluster topology from any node; retrying",
-                  {{"suppressed", std::to_string(suppressed)}});
-      }
-    }
+    if (!ok) log::warn_limited(limit, "cannot read the cluster topology from any node; retrying");
     // Poll faster while the map is unknown; otherwise every interval, or sooner on demand.
     auto wait = ok ? interval_ : std::chrono::milliseconds(500);
     if (ok && degraded_ && degraded_()) wait = std::chrono::milliseconds(1000);

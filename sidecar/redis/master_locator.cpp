@@ -1,4 +1,5 @@
 #include "redis/master_locator.hpp"
+#include "util/use_tuple.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -8,13 +9,6 @@
 
 namespace podrelay::redis {
 namespace {
-
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-
-std::string endpoint_text(Endpoint const& ep) {
-  return (ep.host.find(':') != std::string::npos ? "[" + ep.host + "]" : ep.host) + ":" +
-         std::to_string(ep.port);
-}
 
 // "+switch-master <name> <old-ip> <old-port> <new-ip> <new-port>"
 std::optional<Endpoint> parse_switch(std::string_view payload, std::string_view master) {
@@ -84,8 +78,8 @@ asio::awaitable<std::optional<Endpoint>> MasterLocator::ask(RedisConnection& con
   if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
       reply->element[0]->type != REDIS_REPLY_STRING ||
       reply->element[1]->type != REDIS_REPLY_STRING) {
-    why = "sentinel " + endpoint_text(sentinel) + " does not know master '" +
-          cfg_.redis.master_name + "'";
+    why = "sentinel " + sentinel.to_string() + " does not know master '" + cfg_.redis.master_name +
+          "'";
     co_return std::nullopt;
   }
   Endpoint ep;
@@ -93,7 +87,7 @@ asio::awaitable<std::optional<Endpoint>> MasterLocator::ask(RedisConnection& con
   unsigned port = 0;
   auto const [p, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
   if (ec != std::errc{} || port == 0 || port > 65535) {
-    why = "sentinel " + endpoint_text(sentinel) + " answered an invalid port";
+    why = "sentinel " + sentinel.to_string() + " answered an invalid port";
     co_return std::nullopt;
   }
   ep.host = std::string(reply_string(*reply->element[0]));
@@ -105,7 +99,7 @@ void MasterLocator::master_changed(Endpoint const& now, std::string_view how) {
   bool const moved = current_.has_value();
   if (moved && *current_ == now) return;
   log::info(moved ? "redis master moved" : "redis master located",
-            {{"master", endpoint_text(now)}, {"via", how}});
+            {{"master", now.to_string()}, {"via", how}});
   current_ = now;
   if (moved && on_switch_) on_switch_();
 }
@@ -148,16 +142,12 @@ asio::awaitable<void> MasterLocator::watch() {
           }
           return true;
         });
-        why = "connection to sentinel " + endpoint_text(sentinel) + " lost";
+        why = "connection to sentinel " + sentinel.to_string() + " lost";
       }
     }
     watch_conn_.close();
     if (stopped_) break;
-    std::size_t suppressed = 0;
-    if (limit.allow(suppressed)) {
-      log::warn("sentinel watch interrupted; retrying",
-                {{"reason", why}, {"suppressed", std::to_string(suppressed)}});
-    }
+    log::warn_limited(limit, "sentinel watch interrupted; retrying", {{"reason", why}});
     watch_retry_.expires_after(backoff.next());
     co_await watch_retry_.async_wait(use_tuple);
   }
@@ -178,11 +168,7 @@ asio::awaitable<bool> connect_with_retry(RedisConnection& conn, MasterLocator& l
       }
     }
     if (stopped) break;
-    std::size_t suppressed = 0;
-    if (limit.allow(suppressed)) {
-      log::warn("redis unreachable, retrying",
-                {{"role", role}, {"reason", why}, {"suppressed", std::to_string(suppressed)}});
-    }
+    log::warn_limited(limit, "redis unreachable, retrying", {{"role", role}, {"reason", why}});
     retry.expires_after(backoff.next());
     co_await retry.async_wait(use_tuple);
   }

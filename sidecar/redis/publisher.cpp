@@ -7,23 +7,24 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "util/log.hpp"
+#include "util/use_tuple.hpp"
 
 namespace podrelay::redis {
 namespace {
 
 using namespace boost::asio::experimental::awaitable_operators;
 using Clock = std::chrono::steady_clock;
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 std::string ms_text(std::chrono::milliseconds d) { return std::to_string(d.count()) + "ms"; }
 
 }  // namespace
 
 Publisher::Publisher(asio::any_io_executor ex, config::Config const& cfg, MasterLocator& locator,
-                     Events& events)
+                     Events& events, std::size_t link)
     : cfg_(cfg),
       locator_(locator),
       events_(events),
+      link_(link),
       conn_(ex),
       queue_(cfg.publish_buffer_bytes, cfg.publish_buffer_timeout),
       wake_(ex),
@@ -88,14 +89,14 @@ asio::awaitable<void> Publisher::run() {
     }
     connected_ = true;
     last_reply_ = Clock::now();
-    events_.on_publisher_state(true);
+    events_.on_publisher_state(link_, true);
     co_await (reader() || writer() || health());
     connected_ = false;
     conn_.close();
     fail_items(queue_.on_disconnect(), proto::ErrorCode::outcome_unknown,
                "the connection to Redis broke before it answered; the message may or may not "
                "have been published");
-    events_.on_publisher_state(false);
+    events_.on_publisher_state(link_, false);
   }
 }
 
@@ -111,10 +112,10 @@ asio::awaitable<void> Publisher::reader() {
     if (item.tag.health_ping) return true;
     auto const latency = now - item.written;
     if (reply.type == REDIS_REPLY_ERROR) {
-      events_.on_publish_outcome(item.tag, proto::ErrorCode::redis_error, reply_string(reply),
-                                 latency);
+      events_.on_publish_outcome(link_, item.tag, proto::ErrorCode::redis_error,
+                                 reply_string(reply), latency);
     } else {
-      events_.on_publish_outcome(item.tag, std::nullopt, {}, latency);
+      events_.on_publish_outcome(link_, item.tag, std::nullopt, {}, latency);
     }
     return true;
   });
@@ -192,7 +193,7 @@ void Publisher::fail_items(std::vector<core::PublishQueue<PublishTag>::Item> ite
                            proto::ErrorCode code, std::string_view text) {
   for (auto const& item : items) {
     if (item.tag.health_ping) continue;
-    events_.on_publish_outcome(item.tag, code, text, std::chrono::nanoseconds{0});
+    events_.on_publish_outcome(link_, item.tag, code, text, std::chrono::nanoseconds{0});
   }
 }
 

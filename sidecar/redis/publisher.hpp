@@ -48,17 +48,19 @@ class Publisher {
  public:
   class Events {
    public:
-    // Exactly once per accepted publish; `error` empty when Redis accepted it.
-    virtual void on_publish_outcome(PublishTag const& tag, std::optional<proto::ErrorCode> error,
-                                    std::string_view text, std::chrono::nanoseconds latency) = 0;
-    virtual void on_publisher_state(bool connected) = 0;
+    // `link` is the id given to the constructor. Exactly once per accepted publish; `error`
+    // empty when Redis accepted it.
+    virtual void on_publish_outcome(std::size_t link, PublishTag const& tag,
+                                    std::optional<proto::ErrorCode> error, std::string_view text,
+                                    std::chrono::nanoseconds latency) = 0;
+    virtual void on_publisher_state(std::size_t link, bool connected) = 0;
 
    protected:
     ~Events() = default;
   };
 
   Publisher(asio::any_io_executor ex, config::Config const& cfg, MasterLocator& locator,
-            Events& events);
+            Events& events, std::size_t link);
   // Drops the connection so the next one goes to the current master (after a failover).
   void reconnect();
 
@@ -103,6 +105,7 @@ class Publisher {
   config::Config const& cfg_;
   MasterLocator& locator_;
   Events& events_;
+  std::size_t link_;
   RedisConnection conn_;
   core::PublishQueue<PublishTag> queue_;
   asio::steady_timer wake_;

@@ -14,11 +14,10 @@
 #include <stdexcept>
 
 #include "util/log.hpp"
+#include "util/use_tuple.hpp"
 
 namespace podrelay::redis {
 namespace {
-
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 void set_keepalive(asio::ip::tcp::socket& s, std::chrono::milliseconds user_timeout) {
   // Keepalive probes find a silent peer after about 5 + 2 * 3 = 11 s of idleness; the

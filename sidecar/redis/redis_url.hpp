@@ -16,6 +16,11 @@ struct Endpoint {
   std::string host;
   std::uint16_t port = 6379;
   friend bool operator==(Endpoint const&, Endpoint const&) = default;
+  // "host:port", with an IPv6 host in brackets ("[::1]:6379") as URLs write it.
+  std::string to_string() const {
+    auto const h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+    return h + ":" + std::to_string(port);
+  }
 };
 
 struct RedisUrl {

@@ -10,21 +10,27 @@
 
 #include "redis/cluster_slots.hpp"
 #include "util/log.hpp"
+#include "util/use_tuple.hpp"
 
 namespace podrelay::redis {
 namespace {
 
 using namespace boost::asio::experimental::awaitable_operators;
 using Clock = std::chrono::steady_clock;
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 // Keeps one command's size reasonable when thousands of names are re-subscribed at once.
 constexpr std::size_t names_per_command = 512;
 
 }  // namespace
 
 Subscriber::Subscriber(asio::any_io_executor ex, config::Config const& cfg, MasterLocator& locator,
-                       Events& events)
-    : cfg_(cfg), locator_(locator), events_(events), conn_(ex), wake_(ex), retry_(ex) {}
+                       Events& events, std::size_t link)
+    : cfg_(cfg),
+      locator_(locator),
+      events_(events),
+      link_(link),
+      conn_(ex),
+      wake_(ex),
+      retry_(ex) {}
 
 void Subscriber::reconnect() {
   conn_.close();
@@ -51,7 +57,7 @@ void Subscriber::send(core::SubKind kind, bool subscribe, std::vector<std::strin
     for (auto const& [slot, group] : by_slot) {
       args.assign({subscribe ? "SSUBSCRIBE" : "SUNSUBSCRIBE"});
       args.insert(args.end(), group.begin(), group.end());
-      append_command(out_, args);
+      queue_command(kind, subscribe, args);
     }
     wake_writer();
     return;
@@ -66,9 +72,63 @@ void Subscriber::send(core::SubKind kind, bool subscribe, std::vector<std::strin
     for (std::size_t j = i; j < names.size() && j < i + names_per_command; ++j) {
       args.push_back(names[j]);
     }
-    append_command(out_, args);
+    queue_command(kind, subscribe, args);
   }
   wake_writer();
+}
+
+void Subscriber::queue_command(core::SubKind kind, bool subscribe,
+                               std::span<std::string_view const> args) {
+  append_command(out_, args);
+  InFlight cmd{false, kind, subscribe, {}, 0};
+  cmd.names.assign(args.begin() + 1, args.end());
+  in_flight_.push_back(std::move(cmd));
+}
+
+void Subscriber::on_reply(PubSubEvent const& ev) {
+  using Kind = PubSubEvent::Kind;
+  switch (ev.kind) {
+    case Kind::message:
+    case Kind::pmessage: events_.on_message(link_, ev); return;
+    case Kind::pong:
+      if (!pings_in_flight_.empty()) pings_in_flight_.pop_front();
+      if (!in_flight_.empty() && in_flight_.front().ping) in_flight_.pop_front();
+      return;
+    case Kind::subscribed:
+    case Kind::unsubscribed:
+    case Kind::psubscribed:
+    case Kind::punsubscribed: {
+      auto const kind = (ev.kind == Kind::subscribed || ev.kind == Kind::unsubscribed)
+                            ? core::SubKind::channel
+                            : core::SubKind::pattern;
+      bool const subscribed = ev.kind == Kind::subscribed || ev.kind == Kind::psubscribed;
+      if (!in_flight_.empty()) {
+        auto& head = in_flight_.front();
+        if (!head.ping && head.kind == kind && head.subscribe == subscribed &&
+            head.confirmed < head.names.size() && head.names[head.confirmed] == ev.name &&
+            ++head.confirmed == head.names.size()) {
+          in_flight_.pop_front();
+        }
+      }
+      events_.on_confirmed(link_, kind, ev.name, subscribed);
+      return;
+    }
+    case Kind::error: {
+      if (in_flight_.empty()) break;
+      auto head = std::move(in_flight_.front());
+      in_flight_.pop_front();
+      if (head.ping) {
+        if (!pings_in_flight_.empty()) pings_in_flight_.pop_front();
+        break;
+      }
+      events_.on_refused(link_, head.kind, head.subscribe, head.names, ev.payload);
+      return;
+    }
+    case Kind::unexpected: return;
+  }
+  static log::RateLimit limit;
+  log::error_limited(limit, "redis answered the subscriber connection with an unexpected error",
+                     {{"error", ev.payload}});
 }
 
 asio::awaitable<void> Subscriber::run() {
@@ -83,24 +143,21 @@ asio::awaitable<void> Subscriber::run() {
     }
     out_.clear();
     pings_in_flight_.clear();
+    in_flight_.clear();
     connected_ = true;
-    events_.on_subscriber_state(true);
+    events_.on_subscriber_state(link_, true);
     co_await (reader() || writer() || health());
     connected_ = false;
     conn_.close();
     out_.clear();
-    events_.on_subscriber_state(false);
+    in_flight_.clear();
+    events_.on_subscriber_state(link_, false);
   }
 }
 
 asio::awaitable<void> Subscriber::reader() {
   co_await conn_.read_replies("subscriber", stopped_, [this](redisReply const& reply) {
-    auto const ev = classify_pubsub(reply);
-    if (ev.kind == PubSubEvent::Kind::pong) {
-      if (!pings_in_flight_.empty()) pings_in_flight_.pop_front();
-    } else {
-      events_.on_pubsub_event(ev);
-    }
+    on_reply(classify_pubsub(reply));
     return true;
   });
 }
@@ -140,6 +197,7 @@ asio::awaitable<void> Subscriber::health() {
     }
     out_ += ping;
     pings_in_flight_.push_back(now);
+    in_flight_.push_back(InFlight{true, core::SubKind::channel, true, {}, 0});
     wake_writer();
   }
 }

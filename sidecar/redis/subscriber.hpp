@@ -1,19 +1,23 @@
 // The subscriber connection: one Redis connection in pub/sub mode carrying this pod's
 // SUBSCRIBE / PSUBSCRIBE commands and the messages they bring. It only moves bytes and
-// classifies replies; what to (re)subscribe is decided by the relay's SubscriptionTracker,
-// which it informs of every (re)connect and loss. A PING every interval proves the
-// connection alive. Single-threaded; lives as long as the relay.
+// attributes replies: each confirmation or error is matched, in order, to the command it
+// answers (an error refuses a whole command, and names none of its channels), while
+// unsolicited ones (Redis Cluster's sunsubscribe after a slot moved) pass through as
+// confirmations. What to (re)subscribe is decided by the subscriptions core, which it
+// informs of every (re)connect and loss. A PING every interval proves the connection
+// alive. Single-threaded; lives as long as the relay.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <deque>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "config/config.hpp"
-#include "core/hub.hpp"
+#include "core/sub_kind.hpp"
 #include "redis/master_locator.hpp"
 #include "redis/redis_connection.hpp"
 
@@ -23,16 +27,22 @@ class Subscriber {
  public:
   class Events {
    public:
-    // Called on connect before any read; the handler re-sends its subscriptions.
-    virtual void on_subscriber_state(bool connected) = 0;
-    virtual void on_pubsub_event(PubSubEvent const& event) = 0;
+    // `link` is the id given to the constructor. Called on connect before any read; the
+    // handler re-sends its subscriptions.
+    virtual void on_subscriber_state(std::size_t link, bool connected) = 0;
+    virtual void on_message(std::size_t link, PubSubEvent const& event) = 0;  // (p)message
+    virtual void on_confirmed(std::size_t link, core::SubKind kind, std::string_view name,
+                              bool subscribed) = 0;
+    // Redis answered one of our commands with an error (`text`): none of it took effect.
+    virtual void on_refused(std::size_t link, core::SubKind kind, bool subscribe,
+                            std::vector<std::string> const& names, std::string_view text) = 0;
 
    protected:
     ~Events() = default;
   };
 
   Subscriber(asio::any_io_executor ex, config::Config const& cfg, MasterLocator& locator,
-             Events& events);
+             Events& events, std::size_t link);
   // Drops the connection so the next one goes to the current master (after a failover).
   void reconnect();
 
@@ -57,10 +67,23 @@ class Subscriber {
     }
   }
 
+  // A command written and not fully answered yet; a PING has no names.
+  struct InFlight {
+    bool ping = false;
+    core::SubKind kind = core::SubKind::channel;
+    bool subscribe = true;
+    std::vector<std::string> names;
+    std::size_t confirmed = 0;
+  };
+  void queue_command(core::SubKind kind, bool subscribe, std::span<std::string_view const> args);
+  void on_reply(PubSubEvent const& ev);
+
   config::Config const& cfg_;
   MasterLocator& locator_;
   Events& events_;
+  std::size_t link_;
   RedisConnection conn_;
+  std::deque<InFlight> in_flight_;
   asio::steady_timer wake_;
   asio::steady_timer retry_;
   Backoff backoff_;

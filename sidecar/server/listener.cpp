@@ -16,13 +16,13 @@
 #include "server/relay.hpp"
 #include "server/session.hpp"
 #include "util/log.hpp"
+#include "util/use_tuple.hpp"
 
 namespace podrelay::server {
 namespace {
 
 namespace asio = boost::asio;
 using generic = asio::generic::stream_protocol;
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 std::uint64_t next_session_id() {
   static std::uint64_t id = 0;
@@ -113,17 +113,13 @@ asio::awaitable<void> Listener::accept_loop() {
     auto [ec, socket] = co_await acceptor_.async_accept(use_tuple);
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
-      std::size_t suppressed = 0;
-      if (limit.allow(suppressed)) {
-        log::warn("accept failed; backing off", {{"listener", name_},
-                                                 {"error", ec.message()},
-                                                 {"suppressed", std::to_string(suppressed)}});
-      }
+      log::warn_limited(limit, "accept failed; backing off",
+                        {{"listener", name_}, {"error", ec.message()}});
       backoff_.expires_after(std::chrono::milliseconds(100));
       co_await backoff_.async_wait(use_tuple);
       continue;
     }
-    if (!relay_.admit_session()) {
+    if (!relay_.admit()) {
       asio::co_spawn(acceptor_.get_executor(), refuse(std::move(socket)), asio::detached);
       continue;
     }
@@ -132,8 +128,6 @@ asio::awaitable<void> Listener::accept_loop() {
       socket.set_option(asio::ip::tcp::no_delay(true), ignored);
     }
     auto session = std::make_shared<Session>(std::move(socket), relay_, next_session_id(), name_);
-    relay_.session_opened();
-    relay_.add_session(session);
     session->start();
   }
 }
@@ -143,13 +137,9 @@ asio::awaitable<void> Listener::refuse(generic::socket socket) {
       relay_.draining() ? proto::ErrorCode::shutting_down : proto::ErrorCode::too_many_connections;
   relay_.metrics().connection_refused(code).Increment();
   static log::RateLimit limit;
-  std::size_t suppressed = 0;
-  if (limit.allow(suppressed)) {
-    log::warn("refusing app connection",
-              {{"reason", proto::error_name(code)},
-               {"max_connections", std::to_string(relay_.config().max_connections)},
-               {"suppressed", std::to_string(suppressed)}});
-  }
+  log::warn_limited(limit, "refusing app connection",
+                    {{"reason", proto::error_name(code)},
+                     {"max_connections", std::to_string(relay_.config().max_connections)}});
   std::string frame;
   proto::encode_goaway(frame, code,
                        code == proto::ErrorCode::too_many_connections

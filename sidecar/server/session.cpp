@@ -3,22 +3,24 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <sstream>
 #include <vector>
 
 #include "server/relay.hpp"
 #include "util/log.hpp"
+#include "util/use_tuple.hpp"
 
 namespace podrelay::server {
 namespace {
 
 namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t read_chunk = 4096;
 constexpr std::size_t max_gather = 64;
 constexpr std::size_t owned_chunk_limit = 16 * 1024;
@@ -46,12 +48,14 @@ Session::Session(Socket socket, Relay& relay, std::uint64_t id, std::string peer
       peer_(std::move(peer)),
       decoder_(relay.config().max_frame_bytes),
       wake_(socket_.get_executor()),
-      close_deadline_(socket_.get_executor()) {}
+      close_deadline_(socket_.get_executor()),
+      limit_timer_(socket_.get_executor()) {}
 
 Session::~Session() = default;
 
 void Session::start() {
   auto self = shared_from_this();
+  slot_ = relay_.attach(self);
   asio::co_spawn(socket_.get_executor(), reader(), [self](std::exception_ptr e) {
     if (e) {
       log::error("session reader failed", {{"conn", std::to_string(self->id_)}});
@@ -64,10 +68,21 @@ void Session::start() {
       self->close();
     }
   });
+  // A connection that never says HELLO must not hold a slot forever.
+  auto const timeout = relay_.config().hello_timeout;
+  limit_timer_.expires_after(timeout);
+  limit_timer_.async_wait([self, timeout](boost::system::error_code ec) {
+    if (ec || self->hello_done_ || self->closing_) return;
+    auto const ms = std::chrono::duration<double>(timeout).count();
+    std::ostringstream text;
+    text << "no HELLO within " << ms << " s";
+    self->protocol_error(proto::ErrorCode::handshake_required, text.str());
+  });
 }
 
 asio::awaitable<void> Session::reader() {
-  while (!closing_) {
+  bool stop = false;
+  while (!closing_ && !stop) {
     if (decoder_.buffered() == 0) {
       // An idle connection holds no read buffer: wait for readability first.
       decoder_.shrink_if_idle(0);
@@ -93,13 +108,32 @@ asio::awaitable<void> Session::reader() {
           default: text = "malformed frame"; break;
         }
         protocol_error(r.error, text);
-        co_return;
+        stop = true;
+        break;
       }
       ++relay_.metrics().hot.frames[static_cast<std::uint8_t>(proto::type_of(r.frame))];
-      if (!handle(r.frame) || closing_) co_return;
+      if (!handle(r.frame) || closing_) {
+        stop = true;
+        break;
+      }
     }
   }
-  if (!closing_) close();  // the app went away
+  if (!closing_) {
+    reader_done_ = true;
+    half_closed();  // the app sent EOF (or the connection broke)
+    co_return;
+  }
+  // Closing: whatever the client still sends is read and dropped, never answered. Closing
+  // with unread bytes would make the kernel reset the connection and destroy replies the
+  // client has not read yet, so the connection closes at the client's EOF (or the deadline).
+  decoder_.shrink_if_idle(0);
+  std::array<char, 4096> sink{};
+  while (!closed_) {
+    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(sink), use_tuple);
+    if (ec) break;
+  }
+  reader_done_ = true;
+  if (writer_done_) close();
 }
 
 bool Session::handle(proto::Frame& frame) {
@@ -110,10 +144,11 @@ bool Session::handle(proto::Frame& frame) {
     return false;
   }
   if (auto* pub = std::get_if<proto::Pub>(&frame)) {
-    relay_.publish(*this, pub->request_id, pub->channel, pub->payload);
+    publish(*pub);
     return true;
   }
   if (auto* list = std::get_if<proto::NameList>(&frame)) {
+    ++subscription_requests_;  // the reply may come back before the call returns
     switch (list->type) {
       case proto::FrameType::sub:
         relay_.subscribe(*this, core::SubKind::channel, list->request_id, list->names);
@@ -156,6 +191,7 @@ bool Session::handshake(proto::Hello const& hello) {
     return false;
   }
   hello_done_ = true;
+  limit_timer_.cancel();
   client_name_ = std::string(hello.client_name.substr(0, 128));
   log::debug("app connected",
              {{"conn", std::to_string(id_)}, {"client", client_name_}, {"listener", peer_}});
@@ -168,78 +204,94 @@ bool Session::handshake(proto::Hello const& hello) {
   return true;
 }
 
-void Session::protocol_error(proto::ErrorCode code, std::string_view text) {
-  relay_.metrics().protocol_error(code).Increment();
-  std::size_t suppressed = 0;
-  if (protocol_error_log().allow(suppressed)) {
-    log::warn("closing app connection after a protocol error",
-              {{"conn", std::to_string(id_)},
-               {"code", proto::error_name(code)},
-               {"detail", text},
-               {"suppressed", std::to_string(suppressed)}});
+void Session::publish(proto::Pub const& pub) {
+  auto nack = relay_.publish(*this, pub.request_id, pub.channel, pub.payload);
+  if (pub.request_id == 0) return;
+  if (!nack) {
+    acks_.push_back(PendingAck{pub.request_id, false, {}, {}});
+    return;
   }
-  if (closing_) return;
-  append_reply([&](std::string& out) { proto::encode_err(out, 0, code, text); });
-  closing_ = true;
-  relay_.remove_session(*this);
-  close_deadline_.expires_after(std::chrono::seconds(2));
-  close_deadline_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-    if (!ec) self->close();
-  });
-  wake_writer();
-}
-
-void Session::deliver(core::SharedFrame const& frame) {
-  if (closing_ || over_limit_posted_) return;
-  queue_.push_back(Chunk{frame, {}});
-  queued(frame->size());
+  if (nack->code == proto::ErrorCode::publish_buffer_full) {
+    // The one exception to request order: backpressure must reach the app at once, not
+    // after the publishes ahead of it time out.
+    append_reply(
+        [&](std::string& out) { proto::encode_err(out, pub.request_id, nack->code, nack->text); });
+    return;
+  }
+  acks_.push_back(PendingAck{pub.request_id, true, nack->code, std::move(nack->text)});
+  answer_acks();
 }
 
 void Session::on_publish_outcome(std::uint32_t request_id, std::optional<proto::ErrorCode> error,
                                  std::string_view text) {
-  if (pending_acks_ > 0) --pending_acks_;
-  if (closed_) return;
-  if (error) {
-    send_err(request_id, *error, text);
-  } else {
-    send_ok(request_id);
+  // Shards answer in their own order; the app gets the answers in request order.
+  for (auto& a : acks_) {
+    if (a.request_id == request_id && !a.ready) {
+      a.ready = true;
+      a.error = error;
+      a.text = std::string(text);
+      break;
+    }
+  }
+  answer_acks();
+}
+
+void Session::answer_acks() {
+  while (!acks_.empty() && acks_.front().ready) {
+    auto const& a = acks_.front();
+    if (a.error) {
+      append_reply(
+          [&](std::string& out) { proto::encode_err(out, a.request_id, *a.error, a.text); });
+    } else {
+      append_reply([&](std::string& out) { proto::encode_ok(out, a.request_id); });
+    }
+    acks_.pop_front();
   }
   if (closing_) wake_writer();
 }
 
-void Session::send_ok(std::uint32_t request_id) {
-  if (closed_) return;
-  append_reply([&](std::string& out) { proto::encode_ok(out, request_id); });
-}
-
-void Session::expect_control_reply(std::uint32_t request_id) {
-  control_.push_back(ControlReply{request_id, false, {}, {}});
-}
-
-void Session::control_reply(std::uint32_t request_id, std::optional<proto::ErrorCode> error,
-                            std::string_view text) {
-  for (auto& r : control_) {
-    if (r.request_id == request_id && !r.ready) {
-      r.ready = true;
-      r.error = error;
-      r.text = std::string(text);
-      break;
-    }
+void Session::on_subscription_reply(std::uint32_t request_id, std::optional<proto::ErrorCode> error,
+                                    std::string_view text) {
+  if (subscription_requests_ > 0) --subscription_requests_;
+  if (error) {
+    append_reply([&](std::string& out) { proto::encode_err(out, request_id, *error, text); });
+  } else {
+    append_reply([&](std::string& out) { proto::encode_ok(out, request_id); });
   }
-  while (!control_.empty() && control_.front().ready) {
-    auto const& r = control_.front();
-    if (r.error) {
-      send_err(r.request_id, *r.error, r.text);
-    } else {
-      send_ok(r.request_id);
-    }
-    control_.pop_front();
-  }
+  if (closing_) wake_writer();
 }
 
-void Session::send_err(std::uint32_t request_id, proto::ErrorCode code, std::string_view text) {
-  if (closed_) return;
-  append_reply([&](std::string& out) { proto::encode_err(out, request_id, code, text); });
+void Session::protocol_error(proto::ErrorCode code, std::string_view text) {
+  relay_.metrics().protocol_error(code).Increment();
+  log::warn_limited(
+      protocol_error_log(), "closing app connection after a protocol error",
+      {{"conn", std::to_string(id_)}, {"code", proto::error_name(code)}, {"detail", text}});
+  if (closing_) return;
+  append_reply([&](std::string& out) { proto::encode_err(out, 0, code, text); });
+  closing_ = true;
+  relay_.detach(*this);
+  subscription_requests_ = 0;  // detached: those answers will not come
+  close_after(std::chrono::seconds(2));
+  wake_writer();
+}
+
+void Session::half_closed() {
+  // A half-closed client still reads: it gets the answer to every request read before the
+  // EOF (for at most 5 s: a client that is gone entirely must not hold its slot long), and
+  // no more messages; then the connection closes.
+  closing_ = true;
+  wait_for_replies_ = true;
+  close_after(std::chrono::seconds(5));
+  wake_writer();
+}
+
+bool Session::deliver(core::Delivery& message) {
+  if (closing_ || over_limit_posted_) return false;
+  auto const& frame = message.framed();
+  if (!frame) return false;
+  queue_.push_back(Chunk{frame, {}});
+  queued(frame->size());
+  return true;
 }
 
 std::string& Session::owned_tail() {
@@ -261,16 +313,28 @@ void Session::queued(std::size_t n) {
                   std::to_string(cfg.max_queue_bytes) + "); read faster or subscribe to less");
     return;
   }
-  if (queued_bytes_ <= cfg.soft_queue_bytes) return;
-  // Over the soft limit: tolerated for a window, as Redis' client-output-buffer-limit does.
-  auto const now = Clock::now();
-  if (over_soft_since_ == Clock::time_point{}) {
-    over_soft_since_ = now;
-  } else if (now - over_soft_since_ > cfg.soft_queue_window) {
+  if (queued_bytes_ > cfg.soft_queue_bytes && over_soft_since_ == Clock::time_point{}) {
+    // Over the soft limit: tolerated for a window, as Redis' client-output-buffer-limit
+    // does; a timer enforces it even if nothing more is queued.
+    over_soft_since_ = Clock::now();
+    check_soft_limit();
+  }
+}
+
+void Session::check_soft_limit() {
+  if (over_limit_posted_ || closing_ || over_soft_since_ == Clock::time_point{}) return;
+  auto const& cfg = relay_.config();
+  auto const over_for = Clock::now() - over_soft_since_;
+  if (over_for >= cfg.soft_queue_window) {
     slow_consumer("outbound queue stayed above soft_queue_bytes (" +
                   std::to_string(cfg.soft_queue_bytes) + ") for longer than " +
                   std::to_string(cfg.soft_queue_window.count()) + " ms; read faster");
+    return;
   }
+  limit_timer_.expires_after(cfg.soft_queue_window - over_for);
+  limit_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (!ec) self->check_soft_limit();
+  });
 }
 
 void Session::slow_consumer(std::string reason) {
@@ -280,15 +344,11 @@ void Session::slow_consumer(std::string reason) {
   asio::post(socket_.get_executor(), [self = shared_from_this(), reason = std::move(reason)] {
     self->relay_.metrics().slow_consumer_disconnects.Increment();
     static log::RateLimit limit;
-    std::size_t suppressed = 0;
-    if (limit.allow(suppressed)) {
-      log::warn("disconnecting slow consumer",
-                {{"conn", std::to_string(self->id_)},
-                 {"client", self->client_name_},
-                 {"queued_bytes", std::to_string(self->queued_bytes_)},
-                 {"reason", reason},
-                 {"suppressed", std::to_string(suppressed)}});
-    }
+    log::warn_limited(limit, "disconnecting slow consumer",
+                      {{"conn", std::to_string(self->id_)},
+                       {"client", self->client_name_},
+                       {"queued_bytes", std::to_string(self->queued_bytes_)},
+                       {"reason", reason}});
     self->goaway(proto::ErrorCode::slow_consumer, reason);
   });
 }
@@ -302,11 +362,19 @@ void Session::wake_writer() {
   }
 }
 
+void Session::close_after(std::chrono::steady_clock::duration grace) {
+  close_deadline_.expires_after(grace);
+  close_deadline_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (!ec) self->close();
+  });
+}
+
 void Session::goaway(proto::ErrorCode code, std::string_view text, bool wait_for_acks) {
   if (closing_) return;
   closing_ = true;
-  wait_for_acks_ = wait_for_acks;
-  relay_.remove_session(*this);
+  wait_for_replies_ = wait_for_acks;
+  relay_.detach(*this);
+  subscription_requests_ = 0;  // detached: those answers will not come
   if (!wait_for_acks) {
     // Whatever is not on the wire yet will not be read in time anyway.
     while (queue_.size() > writing_) {
@@ -318,14 +386,8 @@ void Session::goaway(proto::ErrorCode code, std::string_view text, bool wait_for
   auto const before = out.size();
   proto::encode_goaway(out, code, text);
   queued_bytes_ += out.size() - before;
-  boost::system::error_code ignored;
-  socket_.shutdown(Socket::shutdown_receive, ignored);  // ends the reader
-  auto const grace = wait_for_acks ? relay_.config().drain_timeout + std::chrono::seconds(1)
-                                   : std::chrono::milliseconds(2000);
-  close_deadline_.expires_after(grace);
-  close_deadline_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-    if (!ec) self->close();
-  });
+  close_after(wait_for_acks ? relay_.config().drain_timeout + std::chrono::seconds(1)
+                            : std::chrono::milliseconds(2000));
   wake_writer();
 }
 
@@ -334,7 +396,7 @@ asio::awaitable<void> Session::writer() {
   bufs.reserve(max_gather);
   while (!closed_) {
     if (queue_.empty()) {
-      if (closing_ && (!wait_for_acks_ || pending_acks_ == 0)) break;
+      if (closing_ && (!wait_for_replies_ || !owes_replies())) break;
       wake_.expires_at(Clock::time_point::max());
       writer_waiting_ = true;
       co_await wake_.async_wait(use_tuple);
@@ -359,23 +421,24 @@ asio::awaitable<void> Session::writer() {
       co_return;
     }
   }
-  if (!closed_) {
-    boost::system::error_code ignored;
-    socket_.shutdown(Socket::shutdown_send, ignored);
-    close();
-  }
+  if (closed_) co_return;
+  writer_done_ = true;
+  boost::system::error_code ignored;
+  socket_.shutdown(Socket::shutdown_send, ignored);
+  if (reader_done_) close();  // else the reader closes at the client's EOF (or the deadline)
 }
 
 void Session::close() {
   if (closed_) return;
   closed_ = true;
   closing_ = true;
-  relay_.remove_session(*this);
-  relay_.session_closed();
+  relay_.detach(*this);
+  slot_.reset();
   boost::system::error_code ignored;
   socket_.close(ignored);
   wake_.cancel();
   close_deadline_.cancel();
+  limit_timer_.cancel();
 }
 
 }  // namespace podrelay::server

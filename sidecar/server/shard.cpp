@@ -1,7 +1,5 @@
 #include "server/shard.hpp"
 
-#include "server/relay.hpp"
-
 namespace podrelay::server {
 
 namespace {
@@ -11,16 +9,16 @@ redis::MasterLocator make_locator(boost::asio::any_io_executor ex, config::Confi
 }
 }  // namespace
 
-Shard::Shard(boost::asio::any_io_executor ex, config::Config const& cfg, Relay& relay,
-             std::optional<redis::Endpoint> node_)
-    : node(std::move(node_)),
+Shard::Shard(boost::asio::any_io_executor ex, config::Config const& cfg, Events events,
+             std::size_t id_, std::optional<redis::Endpoint> node_, std::function<bool()> hold)
+    : id(id_),
+      node(std::move(node_)),
       locator(make_locator(ex, cfg, node)),
-      publisher(ex, cfg, locator, *this),
-      subscriber(ex, cfg, locator, *this),
-      relay_(relay) {
+      publisher(ex, cfg, locator, events.first, id),
+      subscriber(ex, cfg, locator, events.second, id) {
   publisher.set_sharded(node.has_value());
   subscriber.set_sharded(node.has_value());
-  publisher.set_hold([this] { return !tracker.settled(); });
+  publisher.set_hold(std::move(hold));
 }
 
 void Shard::start() {
@@ -38,19 +36,6 @@ void Shard::stop() {
   publisher.stop();
   subscriber.stop();
   locator.stop();
-}
-
-void Shard::on_publish_outcome(redis::PublishTag const& tag, std::optional<proto::ErrorCode> error,
-                               std::string_view text, std::chrono::nanoseconds latency) {
-  relay_.on_publish_outcome(*this, tag, error, text, latency);
-}
-
-void Shard::on_publisher_state(bool connected) { relay_.on_publisher_state(*this, connected); }
-
-void Shard::on_subscriber_state(bool connected) { relay_.on_subscriber_state(*this, connected); }
-
-void Shard::on_pubsub_event(redis::PubSubEvent const& event) {
-  relay_.on_pubsub_event(*this, event);
 }
 
 }  // namespace podrelay::server

@@ -1,5 +1,7 @@
 #include "util/log.hpp"
 
+#include <vector>
+
 #include <cstdio>
 #include <ctime>
 
@@ -77,6 +79,10 @@ void configure(LogLevel level, config::LogFormat format) {
 bool enabled(LogLevel level) noexcept { return level >= g_level; }
 
 void write(LogLevel level, std::string_view msg, Fields fields) {
+  write(level, msg, std::span<Field const>(fields.begin(), fields.size()));
+}
+
+void write(LogLevel level, std::string_view msg, std::span<Field const> fields) {
   if (!enabled(level)) return;
   std::string line;
   line.reserve(128);
@@ -109,6 +115,15 @@ void write(LogLevel level, std::string_view msg, Fields fields) {
     line += '\n';
   }
   std::fwrite(line.data(), 1, line.size(), stderr);
+}
+
+void limited(RateLimit& limit, LogLevel level, std::string_view msg, Fields fields) {
+  std::size_t suppressed = 0;
+  if (!limit.allow(suppressed)) return;
+  std::vector<Field> all(fields.begin(), fields.end());
+  auto const count = std::to_string(suppressed);
+  all.emplace_back("suppressed", count);
+  write(level, msg, all);
 }
 
 bool RateLimit::allow(std::size_t& suppressed) {

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <initializer_list>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -19,6 +20,7 @@ using config::LogLevel;
 void configure(LogLevel level, config::LogFormat format);
 bool enabled(LogLevel level) noexcept;
 void write(LogLevel level, std::string_view msg, Fields fields = {});
+void write(LogLevel level, std::string_view msg, std::span<Field const> fields);
 
 inline void debug(std::string_view msg, Fields f = {}) {
   if (enabled(LogLevel::debug)) write(LogLevel::debug, msg, f);
@@ -41,5 +43,14 @@ class RateLimit {
   std::chrono::steady_clock::time_point last_{};
   std::size_t skipped_ = 0;
 };
+
+// Logs at most once per `limit`'s interval, with a "suppressed" field counting the skipped.
+void limited(RateLimit& limit, LogLevel level, std::string_view msg, Fields fields = {});
+inline void warn_limited(RateLimit& limit, std::string_view msg, Fields fields = {}) {
+  limited(limit, LogLevel::warn, msg, fields);
+}
+inline void error_limited(RateLimit& limit, std::string_view msg, Fields fields = {}) {
+  limited(limit, LogLevel::error, msg, fields);
+}
 
 }  // namespace podrelay::log

@@ -1,0 +1,31 @@
+#include "core/delivery.hpp"
+
+#include "proto/frame.hpp"
+
+namespace podrelay::core {
+
+SharedFrame const& Delivery::framed() {
+  if (framed_done_) return framed_;
+  framed_done_ = true;
+  auto const channel = names_.app_channel(channel_);
+  if (!channel || !proto::fits_str(*channel)) return framed_;
+  std::string_view pattern;
+  if (!pattern_.empty()) {
+    auto const p = names_.app_pattern(pattern_);
+    if (!p || !proto::fits_str(*p)) return framed_;
+    pattern = *p;
+  }
+  auto const size = proto::msg_frame_size(channel->size(), pattern.size(), payload_.size());
+  // The length prefix is not part of the frame length the peer's limit applies to.
+  if (size - proto::header_bytes > max_frame_bytes_) {
+    too_large_ = true;
+    return framed_;
+  }
+  auto frame = std::make_shared<std::string>();
+  frame->reserve(size);
+  proto::encode_msg(*frame, *channel, pattern, payload_);
+  framed_ = std::move(frame);
+  return framed_;
+}
+
+}  // namespace podrelay::core

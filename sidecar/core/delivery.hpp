@@ -1,0 +1,53 @@
+// One message from Redis on its way to the local receivers that want it. Each wire format a
+// receiver speaks is encoded once, on first use, into a buffer every receiver of that format
+// shares (immutable): a fan-out to thousands of sessions costs one encoding per format.
+// Lives for one fan-out on the io_context thread.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "core/channel_names.hpp"
+
+namespace podrelay::core {
+
+// One encoded frame shared, immutable, by every receiver of a fan-out.
+using SharedFrame = std::shared_ptr<std::string const>;
+
+class Delivery {
+ public:
+  // `redis_pattern` is empty for a message on a channel subscription. The views must outlive
+  // the Delivery. `framed_names` maps the Redis names to the framed protocol's names.
+  Delivery(ChannelNames const& framed_names, std::size_t max_frame_bytes,
+           std::string_view redis_channel, std::string_view redis_pattern,
+           std::string_view payload) noexcept
+      : names_(framed_names),
+        max_frame_bytes_(max_frame_bytes),
+        channel_(redis_channel),
+        pattern_(redis_pattern),
+        payload_(payload) {}
+
+  // The framed protocol's MSG, or null when it cannot be sent: the names do not carry the
+  // framed prefix, a name is longer than a `str`, or the frame would exceed the
+  // max_frame_bytes the sidecar announced in WELCOME (counted by too_large()).
+  SharedFrame const& framed();
+  bool too_large() const noexcept { return too_large_; }
+
+  std::string_view redis_channel() const noexcept { return channel_; }
+  std::string_view redis_pattern() const noexcept { return pattern_; }
+  std::string_view payload() const noexcept { return payload_; }
+
+ private:
+  ChannelNames const& names_;
+  std::size_t max_frame_bytes_;
+  std::string_view channel_;
+  std::string_view pattern_;
+  std::string_view payload_;
+  SharedFrame framed_;
+  bool framed_done_ = false;
+  bool too_large_ = false;
+};
+
+}  // namespace podrelay::core

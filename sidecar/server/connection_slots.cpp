@@ -1,0 +1,31 @@
+#include "server/connection_slots.hpp"
+
+#include <malloc.h>
+
+#include <algorithm>
+#include <chrono>
+
+namespace podrelay::server {
+
+void ConnectionSlots::opened() noexcept {
+  ++open_;
+  peak_ = std::max(peak_, open_);
+}
+
+void ConnectionSlots::closed() {
+  --open_;
+  // After a burst of connections (a flood, an app rollout) glibc keeps the freed memory in
+  // its heap; once the count has halved, give it back to the kernel (a second later, so a
+  // mass close finishes first).
+  if (trim_armed_ || peak_ < 256 || open_ > peak_ / 2) return;
+  trim_armed_ = true;
+  trim_timer_.expires_after(std::chrono::seconds(1));
+  trim_timer_.async_wait([this](boost::system::error_code ec) {
+    trim_armed_ = false;
+    if (ec) return;
+    ::malloc_trim(0);
+    peak_ = open_;
+  });
+}
+
+}  // namespace podrelay::server
