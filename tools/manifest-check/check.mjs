@@ -38,7 +38,7 @@ export const KNOWN_SETTINGS = new Set(
     "max-connections", "drain-timeout", "redis-password-file", "auth-token-file",
     "tls-ca-file", "tls-cert-file", "tls-key-file", "tls-server-name", "allow-remote",
     "max-subscriptions", "node-id", "redis-connect-timeout", "redis-ping-interval",
-    "redis-ping-timeout", "soft-queue-bytes", "soft-queue-seconds",
+    "redis-ping-timeout", "soft-queue-bytes", "soft-queue-seconds", "hello-timeout",
   ].map((f) => `PODRELAY_${f.toUpperCase().replaceAll("-", "_")}`),
 );
 const DEFAULT_DRAIN_TIMEOUT = 10;

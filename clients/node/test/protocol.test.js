@@ -93,6 +93,8 @@ test('end() inside a frame is MALFORMED_FRAME', () => {
 
 test('error names and classes, including unknown codes by range', () => {
   assert.equal(errorName(302), 'OUTCOME_UNKNOWN');
+  assert.equal(errorName(204), 'SUBSCRIBE_REFUSED');
+  assert.equal(errorClass(204), 'request');
   assert.equal(errorName(107), 'CONNECTION_ERROR_107');
   assert.equal(errorName(250), 'REQUEST_ERROR_250');
   assert.equal(errorName(399), 'PUBLISH_ERROR_399');
