@@ -258,9 +258,7 @@ ConfigResult parse_config(int argc, char const* const* argv) {
     return fail(err);
   }
   if (c.max_queue_bytes < c.max_frame_bytes + 64) {
-    return fail(
-        "--max-queue-bytes must be at least --max-frame-bytes + 64 (a queue must hold one "
-        "largest frame)");
+    return fail("--max-queue-bytes must be at least --max-frame-bytes + 64");
   }
 
   if (soft_queue_opt->count() == 0) {

@@ -258,6 +258,11 @@ void Session::on_subscription_reply(std::uint32_t request_id, std::optional<prot
   } else {
     append_reply([&](std::string& out) { proto::encode_ok(out, request_id); });
   }
+  if (eof_ && subscription_requests_ == 0) {
+    // Half-closed and the last SUB-family answer given: leave (after the relay's current
+    // batch of replies).
+    asio::post(socket_.get_executor(), [self = shared_from_this()] { self->relay_.detach(*self); });
+  }
   if (closing_) wake_writer();
 }
 
@@ -281,6 +286,9 @@ void Session::half_closed() {
   // no more messages; then the connection closes.
   closing_ = true;
   wait_for_replies_ = true;
+  eof_ = true;
+  // Its subscriptions go now, unless a SUB-family answer is still owed: then right after it.
+  if (subscription_requests_ == 0) relay_.detach(*this);
   close_after(std::chrono::seconds(5));
   wake_writer();
 }

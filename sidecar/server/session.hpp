@@ -116,6 +116,7 @@ class Session final : public std::enable_shared_from_this<Session>,
   bool over_limit_posted_ = false;
   bool writer_waiting_ = false;
   bool reader_done_ = false;
+  bool eof_ = false;  // the app half-closed
   bool writer_done_ = false;
   std::chrono::steady_clock::time_point over_soft_since_{};  // epoch: not over the soft limit
 };
