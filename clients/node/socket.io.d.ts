@@ -38,6 +38,10 @@ export interface PodrelayAdapterOptions extends ClusterAdapterOptions {
    * like a Socket.IO v4 socket id (20 base64url characters), i.e. each socket's own room.
    */
   isPrivateRoom?: (room: string) => boolean;
+  /** How long serverSideEmit with an ack, fetchSockets and allRooms wait for the other servers, ms. Default 5000. */
+  requestsTimeout?: number;
+  /** Least time `ready` waits for running servers to answer this server's announcement, ms. Default 50. */
+  discoveryWindow?: number;
   /** Interval in ms of the heartbeat on the namespace channel. Default 5000. */
   heartbeatInterval?: number;
   /** A server not heard from for this many ms no longer counts in serverCount(). Default 10000. */
@@ -61,8 +65,11 @@ export declare class PodrelayAdapter extends ClusterAdapterWithHeartbeat {
   readonly channel: string;
   /** This server's own response channel. */
   readonly responseChannel: string;
-  /** Resolves once the namespace and response channels are subscribed and this server announced itself. */
-  readonly ready: Promise<void> | undefined;
+  /** Resolves once the channels are subscribed, this server announced itself and the running servers answered. */
+  readonly ready: Promise<void>;
+  readonly requestsTimeout: number;
+  /** Every room of every server (socket ids included), as redis-adapter's allRooms(). */
+  allRooms(): Promise<Set<string>>;
   init(): Promise<void>;
   close(): Promise<void> | void;
   /** Resolves once the channels of newly created rooms are subscribed. */

@@ -3,11 +3,14 @@
 //
 //   io.adapter(createAdapter());          // instead of createAdapter(pubClient, subClient)
 //
-// Built on socket.io-adapter's ClusterAdapterWithHeartbeat, which implements every
-// cluster operation (broadcasts with acks, socketsJoin, fetchSockets, serverSideEmit,
-// server counting by heartbeats) on top of two primitives: doPublish(message) and
-// doPublishResponse(serverUid, response). This file supplies them, plus the channel
-// routing that keeps room traffic away from servers without sockets in the room.
+// Built on socket.io-adapter's ClusterAdapterWithHeartbeat (socket.io-adapter >= 2.5.3),
+// which implements every cluster operation (broadcasts with acks, socketsJoin,
+// fetchSockets, serverSideEmit, server counting by heartbeats) on top of two primitives:
+// doPublish(message) and doPublishResponse(serverUid, response). This file supplies them,
+// plus the channel routing that keeps room traffic away from servers without sockets in
+// the room, and what socket.io-adapter leaves to each adapter: allRooms(), requestsTimeout,
+// a `ready` that means "peers known", and the replay that keeps a broadcast from being
+// lost while a room's subscription is still in flight.
 //
 // Channels (podrelay channel names; the sidecar adds its prefix, `podrelay:` by default):
 //   <key>#<nsp>#                 namespace channel: every server of the namespace
@@ -16,20 +19,88 @@
 //   <key>#<nsp>#server#<uid>     one per server: responses addressed to it
 // `#` and `%` inside <nsp> and <room> are written %23 and %25, so names never collide.
 //
-// Payload: 0x01 | uid length (u8) | uid | u32 BE copy id | MessagePack [type, data].
-// The sender's uid comes first so a server drops its own messages without decoding them;
-// a non-zero copy id marks a broadcast published on several room channels, so that a
-// server subscribed to more than one of them acts on the first copy only.
+// Payload: 0x01 | uid length (u8) | uid | u32 BE seq | MessagePack [type, data].
+// The sender's uid comes first so a server drops its own messages without decoding them.
+// `seq` numbers every message a server publishes (1, 2, ...): a broadcast published on
+// several room channels carries the same seq on each, so a server subscribed to more than
+// one of them acts on the first copy only, and a server that just subscribed a room asks
+// for the room broadcasts it may have missed by seq (see "Subscription lag" below).
 
 import adapterPkg from 'socket.io-adapter';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import { connect } from './client.js';
 import { decode, encode } from './msgpack.js';
 
-const { ClusterAdapterWithHeartbeat, MessageType } = adapterPkg;
+const { ClusterAdapterWithHeartbeat } = adapterPkg;
+
+// socket.io-adapter's ClusterMessage types (fixed: they are its wire format). Spelled out
+// here because socket.io-adapter 2.5.3 does not export its MessageType enum.
+const MessageType = Object.freeze({
+  INITIAL_HEARTBEAT: 1,
+  HEARTBEAT: 2,
+  BROADCAST: 3,
+  SOCKETS_JOIN: 4,
+  SOCKETS_LEAVE: 5,
+  DISCONNECT_SOCKETS: 6,
+  FETCH_SOCKETS: 7,
+  FETCH_SOCKETS_RESPONSE: 8,
+  SERVER_SIDE_EMIT: 9,
+  SERVER_SIDE_EMIT_RESPONSE: 10,
+  BROADCAST_CLIENT_COUNT: 11,
+  BROADCAST_ACK: 12,
+  ADAPTER_CLOSE: 13,
+});
 
 const FORMAT = 0x01;
 const DEFAULT_ADDRESS = '127.0.0.1:7400';
+
+// podrelay's own message types, above socket.io-adapter's (1..13). Servers that do not know
+// them ignore them (ClusterAdapter logs "unknown message type").
+export const PodrelayMessageType = Object.freeze({
+  ALL_ROOMS: 64,
+  ALL_ROOMS_RESPONSE: 65,
+  REPLAY_REQUEST: 66,
+});
+
+// ---------------------------------------------------------------------------
+// Which socket.io-adapter we run on. socket.io 4.6 to 4.8 all depend on socket.io-adapter
+// ~2.5.2; the cluster adapter this file builds on appeared in 2.5.3. An app whose lockfile
+// still holds 2.5.2 gets a clear error from createAdapter() instead of a silent failure.
+
+const MIN_SOCKET_IO_ADAPTER = '2.5.3';
+
+function socketIoAdapterInfo() {
+  try {
+    // import.meta.resolve follows the same resolution as the import above (loader hooks too).
+    let dir = dirname(fileURLToPath(import.meta.resolve('socket.io-adapter')));
+    for (let i = 0; i < 5; i++) {
+      try {
+        const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+        if (pkg.name === 'socket.io-adapter') return { version: pkg.version, dir };
+      } catch {
+        // not here: one level up
+      }
+      dir = dirname(dir);
+    }
+  } catch {
+    // resolution failed: reported as unknown
+  }
+  return { version: 'unknown', dir: 'unknown' };
+}
+
+/** Why this socket.io-adapter cannot be used, or null when it can. */
+function unsupportedReason() {
+  if (typeof ClusterAdapterWithHeartbeat === 'function') return null;
+  const { version, dir } = socketIoAdapterInfo();
+  return (
+    `podrelay/socket.io needs socket.io-adapter >= ${MIN_SOCKET_IO_ADAPTER} (for ClusterAdapterWithHeartbeat), ` +
+    `but socket.io-adapter ${version} is installed (${dir}). ` +
+    `Update it, e.g. \`npm update socket.io-adapter\` (socket.io 4.6 to 4.8 accept any 2.5.x).`
+  );
+}
 
 // Socket.IO v4 socket ids (and so the private room each socket joins) are 15 random bytes
 // in base64url: 20 characters.
@@ -53,57 +124,76 @@ export function channelsOf(key, nsp) {
 }
 
 /**
- * Encodes an inter-server message: header (sender uid, copy id) + MessagePack [type, data].
+ * Encodes an inter-server message: header (sender uid, seq) + MessagePack [type, data].
  * `uid` and `nsp` are not in the body: the header and the channel carry them.
  */
-export function encodeMessage(uid, message, copyId = 0) {
+export function encodeMessage(uid, message, seq = 0) {
   const uidBytes = Buffer.from(uid, 'latin1');
   if (uidBytes.length > 255) throw new RangeError('uid longer than 255 bytes');
   const header = Buffer.allocUnsafe(2 + uidBytes.length + 4);
   header[0] = FORMAT;
   header[1] = uidBytes.length;
   uidBytes.copy(header, 2);
-  header.writeUInt32BE(copyId >>> 0, 2 + uidBytes.length);
+  header.writeUInt32BE(seq >>> 0, 2 + uidBytes.length);
   const body = message.data === undefined ? [message.type] : [message.type, message.data];
   return encode(body, header);
 }
 
-/** Reads the header of a payload: { uid, copyId, bodyOffset } or null when it is not ours. */
+/** Reads the header of a payload: { uid, seq, bodyOffset } or null when it is not ours. */
 export function decodeHeader(payload) {
   if (payload.length < 6 || payload[0] !== FORMAT) return null;
   const n = payload[1];
   if (payload.length < 2 + n + 4 + 1) return null;
   return {
     uid: payload.toString('latin1', 2, 2 + n),
-    copyId: payload.readUInt32BE(2 + n),
+    seq: payload.readUInt32BE(2 + n),
     bodyOffset: 2 + n + 4,
   };
 }
 
-/** Decodes a whole payload into { uid, copyId, type, data }; throws when malformed. */
+/** Decodes a whole payload into { uid, seq, type, data }; throws when malformed. */
 export function decodeMessage(payload) {
   const h = decodeHeader(payload);
   if (!h) throw new TypeError('not a podrelay socket.io message');
   const body = decode(payload, h.bodyOffset);
   if (!Array.isArray(body) || typeof body[0] !== 'number') throw new TypeError('malformed podrelay socket.io message');
-  return { uid: h.uid, copyId: h.copyId, type: body[0], data: body[1] };
+  return { uid: h.uid, seq: h.seq, type: body[0], data: body[1] };
 }
 
-// Copies of one multi-room broadcast arrive close together (published back to back by one
-// connection); remembering copy ids for this long, and at most this many, is ample.
+// Room broadcasts received (directly, as a copy on another room channel, or replayed) are
+// remembered by "<uid>:<seq>" for this long, and at most this many, so none is acted on twice.
 const SEEN_TTL_MS = 30_000;
 const SEEN_MAX = 10_000;
+// Room broadcasts a server keeps for replay to servers whose room subscription was still in
+// flight when they were published. A replay request arrives a sidecar round trip or two
+// after the subscription is confirmed; these bounds are far above that.
+const REPLAY_KEEP_MS = 5_000;
+const REPLAY_KEEP_MAX = 2_000;
+
+const sleep = (ms) =>
+  new Promise((resolve) => {
+    setTimeout(resolve, ms).unref?.();
+  });
+
+function randomId() {
+  return `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 10)}`;
+}
 
 /**
  * Returns an adapter constructor for `io.adapter(...)`. All namespaces of the server share
  * one podrelay connection, opened with the first namespace and closed with the last.
+ * Throws at once when the installed socket.io-adapter cannot be supported.
  */
 export function createAdapter(opts = {}) {
+  const reason = unsupportedReason();
+  if (reason) throw new Error(reason);
   const shared = {
     opts: {
       key: 'socket.io',
       heartbeatInterval: 5000,
       heartbeatTimeout: 10000,
+      requestsTimeout: 5000,
+      discoveryWindow: 50,
       maxRoomFanout: 16,
       isPrivateRoom: looksLikeSocketId,
       ...opts,
@@ -114,6 +204,8 @@ export function createAdapter(opts = {}) {
   };
   if (typeof shared.opts.isPrivateRoom !== 'function') throw new TypeError('isPrivateRoom must be a function');
   if (!(shared.opts.maxRoomFanout >= 1)) throw new TypeError('maxRoomFanout must be >= 1');
+  if (!(shared.opts.requestsTimeout > 0)) throw new TypeError('requestsTimeout must be > 0');
+  if (!(shared.opts.discoveryWindow >= 0)) throw new TypeError('discoveryWindow must be >= 0');
   return function PodrelayAdapterFactory(nsp) {
     return new PodrelayAdapter(nsp, shared);
   };
@@ -131,51 +223,120 @@ function acquireClient(shared) {
   return shared.client;
 }
 
-export class PodrelayAdapter extends ClusterAdapterWithHeartbeat {
+// With a socket.io-adapter too old to have the cluster adapter, the module still loads (so
+// that createAdapter() can say why it refuses); constructing the class directly throws.
+const Base =
+  typeof ClusterAdapterWithHeartbeat === 'function'
+    ? ClusterAdapterWithHeartbeat
+    : class Unsupported {
+        constructor() {
+          throw new Error(unsupportedReason());
+        }
+      };
+
+export class PodrelayAdapter extends Base {
   constructor(nsp, shared) {
     const { heartbeatInterval, heartbeatTimeout } = shared.opts;
     super(nsp, { heartbeatInterval, heartbeatTimeout });
     this._shared = shared;
     this.client = acquireClient(shared);
     shared.adapters.add(this);
+    this.requestsTimeout = shared.opts.requestsTimeout;
+    this._discoveryWindow = shared.opts.discoveryWindow;
     this._isPrivateRoom = shared.opts.isPrivateRoom;
     this._maxRoomFanout = shared.opts.maxRoomFanout;
     this.channels = channelsOf(shared.opts.key, nsp.name);
     this.channel = this.channels.namespace;
     this.responseChannel = this.channels.server(this.uid);
     this._uidBytes = Buffer.from(this.uid, 'latin1');
-    this._copySeq = 0;
-    this._seen = new Map(); // "<uid>:<copy id>" -> time first seen
+    this._seq = 0; // seq of the last message published
+    this._lastSeq = new Map(); // peer uid -> highest seq received from it
+    this._seen = new Map(); // "<uid>:<seq>" of room broadcasts acted on -> time first seen
+    this._recent = []; // room broadcasts published: { seq, rooms, payload, at }, oldest first
     this._pendingRooms = new Map(); // room -> promise of its SUBSCRIBE, until confirmed
+    this._replayQueue = []; // [room, horizon] to ask the peers about, sent in one message
+    this._roomRequests = new Map(); // allRooms() requests in flight
     this._closed = false;
+    this._isReady = false;
 
-    this._onNamespaceMessage = (payload) => this._onPayload(payload, false);
-    this._onResponseMessage = (payload) => this._onPayload(payload, true);
-    this._onRoomMessage = (payload) => this._onPayload(payload, false);
+    this._onNamespaceMessage = (payload) => this._onPayload(payload, false, false);
+    this._onResponseMessage = (payload) => this._onPayload(payload, true, false);
+    this._onRoomMessage = (payload) => this._onPayload(payload, false, true);
 
     this.on('create-room', (room) => this._subscribeRoom(room));
     this.on('delete-room', (room) => this._unsubscribeRoom(room));
+
+    // Subscribed from the constructor, not from init(): socket.io calls adapter.init() only
+    // from 4.8.2 on, so an adapter that waits for init() never subscribes on 4.6 to 4.8.1
+    // and receives nothing, without any error. Detecting whether the server will call
+    // init() would mean sniffing socket.io's version; starting here works the same on every
+    // version, and init() (when called) just returns the same promise.
+    this.ready = this._start();
   }
 
-  /** Subscribes the namespace and response channels, then announces this server. */
+  /**
+   * Subscribes the namespace and response channels, announces this server and waits until
+   * the servers already running have answered: once `ready` resolves, serverCount() counts
+   * them. Never rejects (failures go to the 'error' event).
+   *
+   * Why a wait and not a count: redis-adapter counts servers with PUBSUB NUMSUB, but the
+   * podrelay protocol has no such request (a sidecar subscribes once for all its local
+   * clients anyway, so Redis' count would be of sidecars, not servers). Servers are
+   * discovered by heartbeats instead: INITIAL_HEARTBEAT is published with an acknowledged
+   * publish, whose OK means Redis has handed it to every subscribed sidecar; every running
+   * server answers with a HEARTBEAT, which takes about one more such round trip. `ready`
+   * waits for max(discoveryWindow, 4 round trips) after the OK. Of two servers starting
+   * together, the later announcement always reaches the earlier server (it subscribed
+   * before announcing), whose answer then reaches the later one; so once every server's
+   * `ready` resolved, every server counts every other.
+   */
+  async _start() {
+    try {
+      await Promise.all([
+        this.client.subscribe(this.channel, this._onNamespaceMessage),
+        this.client.subscribe(this.responseChannel, this._onResponseMessage),
+      ]);
+      if (this._closed) return;
+      const t0 = Date.now();
+      this.scheduleHeartbeat();
+      await this.publishAndReturnOffset({ type: MessageType.INITIAL_HEARTBEAT });
+      const roundTrip = Date.now() - t0;
+      if (this._closed) return;
+      await sleep(Math.min(this._shared.opts.heartbeatInterval, Math.max(this._discoveryWindow, 4 * roundTrip)));
+    } catch (err) {
+      this._report(err);
+    } finally {
+      this._isReady = true;
+    }
+  }
+
+  /** socket.io >= 4.8.2 calls this; the work started in the constructor. */
   init() {
-    const subs = Promise.all([
-      this.client.subscribe(this.channel, this._onNamespaceMessage),
-      this.client.subscribe(this.responseChannel, this._onResponseMessage),
-    ]);
-    this.ready = subs.then(
-      () => {
-        if (!this._closed) super.init(); // publishes INITIAL_HEARTBEAT; the others answer
-      },
-      (err) => this._report(err),
-    );
     return this.ready;
+  }
+
+  /** Waits for `ready`, but never longer than requestsTimeout (the sidecar may be away). */
+  async _whenReady() {
+    if (this._isReady) return;
+    let timer;
+    await Promise.race([this.ready, new Promise((resolve) => (timer = setTimeout(resolve, this.requestsTimeout)))]);
+    clearTimeout(timer);
+  }
+
+  async serverCount() {
+    await this._whenReady();
+    return 1 + this.nodesMap.size;
   }
 
   close() {
     if (this._closed) return undefined;
     this._closed = true;
     super.close(); // publishes ADAPTER_CLOSE and stops the timers
+    for (const [id, request] of this._roomRequests) {
+      clearTimeout(request.timeout);
+      this._roomRequests.delete(id);
+      request.resolve(request.rooms);
+    }
     const shared = this._shared;
     shared.adapters.delete(this);
     const client = this.client;
@@ -184,6 +345,7 @@ export class PodrelayAdapter extends ClusterAdapterWithHeartbeat {
     client.unsubscribe(null, this._onResponseMessage).catch(quiet);
     client.unsubscribe(null, this._onRoomMessage).catch(quiet);
     this._pendingRooms.clear();
+    this._recent = [];
     if (shared.ownsClient && shared.adapters.size === 0) {
       shared.client = null;
       return client.close(); // lets ADAPTER_CLOSE and the UNSUBs finish first
@@ -193,8 +355,7 @@ export class PodrelayAdapter extends ClusterAdapterWithHeartbeat {
 
   /**
    * As in the in-memory adapter; the returned promise (which `socket.join()` returns)
-   * resolves once every newly created room's channel subscription is confirmed, so a
-   * broadcast to the room sent after `await socket.join(room)` reaches this server.
+   * resolves once every newly created room's channel subscription is confirmed.
    */
   addAll(id, rooms) {
     super.addAll(id, rooms);
@@ -212,11 +373,121 @@ export class PodrelayAdapter extends ClusterAdapterWithHeartbeat {
   // then simply not recovered, as with @socket.io/redis-adapter.
   addOffsetIfNecessary() {}
 
+  /** Every room of every server (socket ids included), as redis-adapter's allRooms(). */
+  async allRooms() {
+    const rooms = new Set(this.rooms.keys());
+    await this._whenReady();
+    const expected = this.nodesMap.size;
+    if (expected === 0) return rooms;
+    const requestId = randomId();
+    return new Promise((resolve, reject) => {
+      const request = { resolve, rooms, missing: new Set(this.nodesMap.keys()), expected, timeout: null };
+      request.timeout = setTimeout(() => {
+        if (this._roomRequests.get(requestId) !== request) return;
+        this._roomRequests.delete(requestId);
+        reject(new Error('timeout reached while waiting for allRooms response'));
+      }, this.requestsTimeout);
+      this._roomRequests.set(requestId, request);
+      this.publish({ type: PodrelayMessageType.ALL_ROOMS, data: { requestId } });
+    });
+  }
+
+  /**
+   * As socket.io-adapter's, but waiting `requestsTimeout` ms (not a fixed 5 s) and failing
+   * with the base ClusterAdapter's (and redis-adapter's) message:
+   * "timeout reached: only <n> responses received out of <expected>".
+   */
+  async serverSideEmit(packet) {
+    const withAck = typeof packet[packet.length - 1] === 'function';
+    if (!withAck) return super.serverSideEmit(packet);
+    const ack = packet.pop();
+    await this._whenReady();
+    const expected = this.nodesMap.size;
+    if (expected <= 0) return ack(null, []);
+    const requestId = randomId();
+    const request = {
+      type: MessageType.SERVER_SIDE_EMIT,
+      resolve: ack,
+      timeout: null,
+      missingUids: new Set(this.nodesMap.keys()),
+      responses: [],
+    };
+    request.timeout = setTimeout(() => {
+      if (this.customRequests.get(requestId) !== request) return;
+      this.customRequests.delete(requestId);
+      ack(new Error(`timeout reached: only ${request.responses.length} responses received out of ${expected}`), request.responses);
+    }, this.requestsTimeout);
+    this.customRequests.set(requestId, request);
+    this.publish({ type: MessageType.SERVER_SIDE_EMIT, data: { requestId, packet } });
+    return undefined;
+  }
+
+  /** `io.timeout(ms)` wins; without it, requestsTimeout (not a fixed 5 s). */
+  fetchSockets(opts) {
+    if (opts.flags?.local || opts.flags?.timeout) return super.fetchSockets(opts);
+    return super.fetchSockets({ ...opts, flags: { ...opts.flags, timeout: this.requestsTimeout } });
+  }
+
+  removeNode(uid) {
+    super.removeNode(uid);
+    this._lastSeq.delete(uid);
+    for (const [id, request] of this._roomRequests) {
+      if (request.missing.delete(uid) && request.missing.size === 0) this._finishRoomRequest(id, request);
+    }
+  }
+
+  onMessage(message, offset) {
+    super.onMessage(message, offset); // counts the sender as alive; ignores our own types
+    if (message.uid === this.uid) return;
+    if (message.type === PodrelayMessageType.ALL_ROOMS) {
+      this.publishResponse(message.uid, {
+        type: PodrelayMessageType.ALL_ROOMS_RESPONSE,
+        data: { requestId: message.data.requestId, rooms: [...this.rooms.keys()] },
+      });
+    } else if (message.type === PodrelayMessageType.REPLAY_REQUEST) {
+      this._replay(message.uid, message.data.rooms);
+    }
+  }
+
+  onResponse(response) {
+    if (response.type === PodrelayMessageType.ALL_ROOMS_RESPONSE) {
+      const request = this._roomRequests.get(response.data.requestId);
+      if (!request) return;
+      for (const room of response.data.rooms) request.rooms.add(room);
+      if (request.missing.delete(response.uid) && request.missing.size === 0) this._finishRoomRequest(response.data.requestId, request);
+      return;
+    }
+    super.onResponse(response);
+  }
+
+  _finishRoomRequest(id, request) {
+    clearTimeout(request.timeout);
+    this._roomRequests.delete(id);
+    request.resolve(request.rooms);
+  }
+
+  // -------------------------------------------------------------------------
+  // Room channels, and the replay that covers their subscription lag.
+  //
+  // A server subscribes a room's channel when the room is created on it. Until Redis has
+  // the SUBSCRIBE, broadcasts to the room published by other servers pass it by. So, when
+  // the room is created, the server notes the highest seq it has received from each peer
+  // (its horizon: everything up to there was published before the join); when the SUBSCRIBE
+  // is confirmed it asks every peer (REPLAY_REQUEST on the namespace channel) for the
+  // room's broadcasts above its horizon. Each peer republishes those it still keeps to the
+  // requester's response channel; whatever it publishes after reading the request reaches
+  // the room channel after the SUBSCRIBE. Broadcasts received both ways are acted on once
+  // (by "<uid>:<seq>").
+
   _subscribeRoom(room) {
     if (this._closed || this._isPrivateRoom(room)) return;
+    const horizon = {};
+    for (const [uid, seq] of this._lastSeq) horizon[uid] = seq;
     const p = this.client.subscribe(this.channels.room(room), this._onRoomMessage).then(
       () => {
-        if (this._pendingRooms.get(room) === p) this._pendingRooms.delete(room);
+        if (this._pendingRooms.get(room) !== p) return;
+        this._pendingRooms.delete(room);
+        if (!this._closed && this.rooms.has(room)) this._queueReplayRequest(room, horizon);
       },
       (err) => {
         if (this._pendingRooms.get(room) === p) this._pendingRooms.delete(room);
@@ -232,36 +503,74 @@ export class PodrelayAdapter extends ClusterAdapterWithHeartbeat {
     this.client.unsubscribe(this.channels.room(room), this._onRoomMessage).catch((err) => this._report(err));
   }
 
+  _queueReplayRequest(room, horizon) {
+    if (Object.keys(horizon).length === 0) return; // no peer known when the room was created
+    if (this._replayQueue.push([room, horizon]) > 1) return;
+    queueMicrotask(() => {
+      const rooms = this._replayQueue;
+      this._replayQueue = [];
+      if (!this._closed) this.publish({ type: PodrelayMessageType.REPLAY_REQUEST, data: { rooms } });
+    });
+  }
+
+  _replay(requesterUid, rooms) {
+    this._trimRecent(Date.now());
+    if (this._recent.length === 0 || !Array.isArray(rooms)) return;
+    const wanted = new Map(); // seq -> payload, each broadcast once
+    for (const [room, horizon] of rooms) {
+      const after = horizon?.[this.uid];
+      if (after === undefined) continue; // the requester did not know us yet
+      for (const entry of this._recent) {
+        if (entry.seq > after && entry.rooms.includes(room)) wanted.set(entry.seq, entry.payload);
+      }
+    }
+    const channel = this.channels.server(requesterUid);
+    for (const seq of [...wanted.keys()].sort((a, b) => a - b)) {
+      this.client.publish(channel, wanted.get(seq)).catch((err) => this._report(err));
+    }
+  }
+
+  _trimRecent(now) {
+    const r = this._recent;
+    let drop = 0;
+    while (drop < r.length && (now - r[drop].at > REPLAY_KEEP_MS || r.length - drop > REPLAY_KEEP_MAX)) drop++;
+    if (drop > 0) r.splice(0, drop);
+  }
+
   // Which channels a message goes to. Only plain broadcasts whose rooms are all public
   // use room channels; everything that expects an answer from every server (acked
   // broadcasts, fetchSockets, serverSideEmit), heartbeats, and socket management use the
-  // namespace channel.
-  _route(message) {
+  // namespace channel. Returns null for the namespace channel.
+  _roomsOf(message) {
     if (message.type === MessageType.BROADCAST && message.data.requestId === undefined) {
       const rooms = message.data.opts.rooms;
       if (rooms.length > 0 && rooms.length <= this._maxRoomFanout) {
         const isPrivate = this._isPrivateRoom;
-        if (!rooms.some((r) => isPrivate(r))) return rooms.map((r) => this.channels.room(r));
+        if (!rooms.some((r) => isPrivate(r))) return rooms;
       }
     }
-    return [this.channel];
+    return null;
   }
 
   doPublish(message) {
-    const channels = this._route(message);
-    let copyId = 0;
-    if (channels.length > 1) {
-      this._copySeq = this._copySeq >= 0xffffffff ? 1 : this._copySeq + 1;
-      copyId = this._copySeq;
-    }
+    const rooms = this._roomsOf(message);
+    this._seq = this._seq >= 0xffffffff ? 1 : this._seq + 1;
     let payload;
     try {
-      payload = encodeMessage(this.uid, message, copyId);
+      payload = encodeMessage(this.uid, message, this._seq);
     } catch (err) {
       this._report(err);
       return Promise.reject(err);
     }
-    const sent = Promise.all(channels.map((ch) => this.client.publish(ch, payload)));
+    let sent;
+    if (rooms) {
+      const now = Date.now();
+      this._recent.push({ seq: this._seq, rooms, payload, at: now });
+      if (this._recent.length > REPLAY_KEEP_MAX || now - this._recent[0].at > REPLAY_KEEP_MS) this._trimRecent(now);
+      sent = Promise.all(rooms.map((r) => this.client.publish(this.channels.room(r), payload)));
+    } else {
+      sent = this.client.publish(this.channel, payload);
+    }
     if (message.type === MessageType.BROADCAST) {
       // ClusterAdapter delivers to local sockets only after doPublish resolves: do not make
       // them wait for Redis. Failures are still reported ('error' event).
@@ -280,7 +589,8 @@ export class PodrelayAdapter extends ClusterAdapterWithHeartbeat {
   doPublishResponse(requesterUid, response) {
     let payload;
     try {
-      payload = encodeMessage(this.uid, response);
+      this._seq = this._seq >= 0xffffffff ? 1 : this._seq + 1;
+      payload = encodeMessage(this.uid, response, this._seq);
     } catch (err) {
       this._report(err);
       return Promise.reject(err);
@@ -291,13 +601,15 @@ export class PodrelayAdapter extends ClusterAdapterWithHeartbeat {
     });
   }
 
-  _onPayload(payload, isResponse) {
-    if (this._closed) return;
+  _onPayload(payload, onResponseChannel, onRoomChannel) {
+    if (this._closed) return undefined;
     const h = decodeHeader(payload);
     if (!h) return this._report(new TypeError('dropped a message that is not a podrelay socket.io message'));
     const n = this._uidBytes.length;
     if (payload[1] === n && payload.compare(this._uidBytes, 0, n, 2, 2 + n) === 0) return undefined; // our own
-    if (h.copyId !== 0 && this._isDuplicate(`${h.uid}:${h.copyId}`)) return undefined;
+    const last = this._lastSeq.get(h.uid);
+    if (last === undefined || h.seq > last) this._lastSeq.set(h.uid, h.seq);
+    if (onRoomChannel && this._isDuplicate(`${h.uid}:${h.seq}`)) return undefined;
     let body;
     try {
       body = decode(payload, h.bodyOffset);
@@ -307,11 +619,19 @@ export class PodrelayAdapter extends ClusterAdapterWithHeartbeat {
     }
     const message = { uid: h.uid, nsp: this.nsp.name, type: body[0] };
     if (body.length > 1) message.data = body[1];
+    // A broadcast on our response channel is a replayed room broadcast.
+    const replayed = onResponseChannel && message.type === MessageType.BROADCAST;
+    if (replayed && this._isDuplicate(`${h.uid}:${h.seq}`)) return undefined;
     try {
-      if (isResponse) this.onResponse(message);
+      if (onResponseChannel && !replayed) this.onResponse(message);
       else this.onMessage(message);
     } catch (err) {
-      this._report(err);
+      // Thrown by an application handler (a serverSideEmit listener, say). As with
+      // redis-adapter, it surfaces as an uncaught exception instead of being swallowed; it
+      // is rethrown on the next tick so that this message's bookkeeping is complete.
+      process.nextTick(() => {
+        throw err;
+      });
     }
     return undefined;
   }

@@ -137,14 +137,14 @@ describe('socket.io adapter envelope and channels', () => {
     };
     const payload = encodeMessage('0123456789abcdef', msg, 7);
     assert.deepEqual(payload.subarray(0, 22), Buffer.from('01' + '10' + hex(Buffer.from('0123456789abcdef')) + '00000007', 'hex'));
-    assert.deepEqual(decodeHeader(payload), { uid: '0123456789abcdef', copyId: 7, bodyOffset: 22 });
+    assert.deepEqual(decodeHeader(payload), { uid: '0123456789abcdef', seq: 7, bodyOffset: 22 });
     const back = decodeMessage(payload);
-    assert.deepEqual(back, { uid: '0123456789abcdef', copyId: 7, ...msg });
+    assert.deepEqual(back, { uid: '0123456789abcdef', seq: 7, ...msg });
     assert.ok(!('requestId' in back.data), 'absent keys stay absent (a requestId of undefined means no ack)');
     // A message without data (heartbeat): just the type.
     const hb = encodeMessage('u', { type: 2 });
     assert.equal(hex(hb), '010175' + '00000000' + '9102');
-    assert.deepEqual(decodeMessage(hb), { uid: 'u', copyId: 0, type: 2, data: undefined });
+    assert.deepEqual(decodeMessage(hb), { uid: 'u', seq: 0, type: 2, data: undefined });
     assert.equal(decodeHeader(Buffer.from('hello')), null);
     assert.throws(() => decodeMessage(Buffer.from('hello world')), TypeError);
   });
