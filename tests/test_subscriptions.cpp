@@ -335,9 +335,11 @@ TEST_CASE("fan-out reaches each receiver of the Redis name whichever request add
 
 TEST_CASE("a MSG larger than the announced frame limit is not encoded") {
   ChannelNames const names("p:");
-  Delivery fits(names, 64, "p:c", "", std::string(50, 'x'));
+  std::string const small(50, 'x');
+  std::string const large(60, 'x');
+  Delivery fits(names, 64, "p:c", "", small);
   CHECK(fits.framed() != nullptr);
-  Delivery big(names, 64, "p:c", "", std::string(60, 'x'));
+  Delivery big(names, 64, "p:c", "", large);
   CHECK(big.framed() == nullptr);
   CHECK(big.too_large());
   Delivery foreign(names, 64, "other:c", "", "x");  // not our prefix
