@@ -24,6 +24,7 @@ using Clock = std::chrono::steady_clock;
 constexpr std::size_t read_chunk = 4096;
 constexpr std::size_t max_gather = 64;
 constexpr std::size_t owned_chunk_limit = 16 * 1024;
+constexpr std::chrono::milliseconds linger{1000};
 
 // Compares digests so neither the token's content nor its length leaks through timing.
 bool token_matches(std::string_view given, std::string const& expected) {
@@ -433,7 +434,13 @@ asio::awaitable<void> Session::writer() {
   writer_done_ = true;
   boost::system::error_code ignored;
   socket_.shutdown(Socket::shutdown_send, ignored);
-  if (reader_done_) close();  // else the reader closes at the client's EOF (or the deadline)
+  if (reader_done_) {
+    close();
+    co_return;
+  }
+  // The reader closes at the client's EOF; a client that keeps the connection open gets a
+  // short linger to read our FIN first.
+  close_after(linger);
 }
 
 void Session::close() {
