@@ -73,6 +73,16 @@ int main(int argc, char** argv) {
     }
     listeners.push_back(std::move(l));
   }
+  for (auto const& address : cfg.resp_listen) {
+    std::string error;
+    auto l = server::Listener::open(ioc.get_executor(), address, relay, error,
+                                    server::Listener::Protocol::resp);
+    if (!l) {
+      std::cerr << "podrelay: --resp-listen: " << error << '\n';
+      return 1;
+    }
+    listeners.push_back(std::move(l));
+  }
   admin::AdminServer admin(ioc.get_executor(), relay);
   if (std::string error; !admin.listen(cfg.admin_listen, error)) {
     std::cerr << "podrelay: " << error << '\n';

@@ -22,7 +22,8 @@ ChannelNames const no_prefix("");
 
 // A message on channel "c" carrying `payload`, as the hub hands it on.
 struct Message {
-  explicit Message(char const* payload) : delivery(no_prefix, 1 << 20, "c", "", payload) {}
+  explicit Message(char const* payload)
+      : delivery(no_prefix, no_prefix, 1 << 20, "c", "", payload) {}
   Delivery delivery;
 };
 

@@ -327,7 +327,7 @@ TEST_CASE("fan-out reaches each receiver of the Redis name whichever request add
   subs.subscribe(a, SubKind::channel, 1, {"podrelay:x"});
   subs.subscribe(b, SubKind::channel, 1, {"podrelay:x"});
   ChannelNames const names("podrelay:");
-  Delivery m(names, 1 << 20, "podrelay:x", "", "hi");
+  Delivery m(names, names, 1 << 20, "podrelay:x", "", "hi");
   CHECK(subs.deliver(SubKind::channel, "podrelay:x", m) == 2);
   CHECK(a.got == 1);
   CHECK(b.got == 1);
@@ -337,12 +337,12 @@ TEST_CASE("a MSG larger than the announced frame limit is not encoded") {
   ChannelNames const names("p:");
   std::string const small(50, 'x');
   std::string const large(60, 'x');
-  Delivery fits(names, 64, "p:c", "", small);
+  Delivery fits(names, names, 64, "p:c", "", small);
   CHECK(fits.framed() != nullptr);
-  Delivery big(names, 64, "p:c", "", large);
+  Delivery big(names, names, 64, "p:c", "", large);
   CHECK(big.framed() == nullptr);
   CHECK(big.too_large());
-  Delivery foreign(names, 64, "other:c", "", "x");  // not our prefix
+  Delivery foreign(names, names, 64, "other:c", "", "x");  // not our prefix
   CHECK(foreign.framed() == nullptr);
   CHECK_FALSE(foreign.too_large());
 }

@@ -71,6 +71,7 @@ ConfigResult parse_config(int argc, char const* const* argv) {
   app.option_defaults()->always_capture_default();
 
   std::vector<std::string> listen{"127.0.0.1:7400"};
+  std::vector<std::string> resp_listen;
   std::string redis_url = "redis://127.0.0.1:6379";
   std::string admin_listen = "0.0.0.0:9400";
   std::string log_level = "info";
@@ -119,6 +120,15 @@ ConfigResult parse_config(int argc, char const* const* argv) {
   app.add_option("--admin-listen", admin_listen,
                  "Admin HTTP address for /metrics, /healthz, /readyz")
       ->envname(env("ADMIN_LISTEN"));
+  app.add_option("--resp-listen", resp_listen,
+                 "Redis-protocol (RESP) listen address for apps' own Redis clients, repeatable: "
+                 "host:port (loopback only unless --allow-remote) or unix:/path; off by default")
+      ->delimiter(',')
+      ->envname(env("RESP_LISTEN"));
+  app.add_option("--resp-channel-prefix", c.resp_channel_prefix,
+                 "Prefix of the Redis channels of RESP clients (default empty: the same "
+                 "channels as a client connected to Redis directly)")
+      ->envname(env("RESP_CHANNEL_PREFIX"));
   app.add_option("--channel-prefix", c.channel_prefix, "Prefix of every channel on Redis")
       ->envname(env("CHANNEL_PREFIX"));
   app.add_option("--auth-token-file", token_file,
@@ -207,6 +217,15 @@ ConfigResult parse_config(int argc, char const* const* argv) {
     c.listen.push_back(std::move(parsed.address));
   }
   if (c.listen.empty()) return fail("--listen: at least one address is needed");
+  for (auto const& l : resp_listen) {
+    auto parsed = parse_listen_address(l);
+    if (!parsed.ok()) return fail("--resp-listen: " + parsed.error);
+    if (!c.allow_remote && !is_loopback(parsed.address)) {
+      return fail("--resp-listen " + l +
+                  " is not a loopback address; add --allow-remote to expose it (no TLS)");
+    }
+    c.resp_listen.push_back(std::move(parsed.address));
+  }
 
   auto admin = parse_listen_address(admin_listen);
   if (!admin.ok()) return fail("--admin-listen: " + admin.error);

@@ -26,10 +26,12 @@ struct TlsFiles {
 
 struct Config {
   std::vector<ListenAddress> listen;
+  std::vector<ListenAddress> resp_listen;  // the Redis-protocol front end; empty: off
   ListenAddress admin_listen;
   bool allow_remote = false;
   redis::RedisUrl redis;
   std::string channel_prefix = "podrelay:";
+  std::string resp_channel_prefix;  // for RESP clients: empty, so their channels are Redis'
   LogLevel log_level = LogLevel::info;
   LogFormat log_format = LogFormat::text;
   std::size_t max_frame_bytes = 1024 * 1024;

@@ -28,4 +28,28 @@ SharedFrame const& Delivery::framed() {
   return framed_;
 }
 
+SharedFrame const& Delivery::resp(resp_server::Protocol protocol, bool sharded) {
+  auto const i = (protocol == resp_server::Protocol::resp3 ? 2U : 0U) + (sharded ? 1U : 0U);
+  if (resp_done_[i]) return resp_[i];
+  resp_done_[i] = true;
+  auto const channel = resp_names_.app_channel(channel_);
+  if (!channel) return resp_[i];
+  auto frame = std::make_shared<std::string>();
+  if (pattern_.empty()) {
+    frame->reserve(resp_server::message_size({}, *channel, payload_, sharded));
+    if (sharded) {
+      resp_server::append_smessage(*frame, protocol, *channel, payload_);
+    } else {
+      resp_server::append_message(*frame, protocol, *channel, payload_);
+    }
+  } else {
+    auto const pattern = resp_names_.app_pattern(pattern_);
+    if (!pattern) return resp_[i];
+    frame->reserve(resp_server::message_size(*pattern, *channel, payload_, false));
+    resp_server::append_pmessage(*frame, protocol, *pattern, *channel, payload_);
+  }
+  resp_[i] = std::move(frame);
+  return resp_[i];
+}
+
 }  // namespace podrelay::core

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "core/channel_names.hpp"
+#include "resp_server/reply_writer.hpp"
 
 namespace podrelay::core {
 
@@ -19,11 +20,13 @@ using SharedFrame = std::shared_ptr<std::string const>;
 class Delivery {
  public:
   // `redis_pattern` is empty for a message on a channel subscription. The views must outlive
-  // the Delivery. `framed_names` maps the Redis names to the framed protocol's names.
-  Delivery(ChannelNames const& framed_names, std::size_t max_frame_bytes,
-           std::string_view redis_channel, std::string_view redis_pattern,
-           std::string_view payload) noexcept
+  // the Delivery. `framed_names` and `resp_names` map the Redis names to the names of each
+  // app protocol.
+  Delivery(ChannelNames const& framed_names, ChannelNames const& resp_names,
+           std::size_t max_frame_bytes, std::string_view redis_channel,
+           std::string_view redis_pattern, std::string_view payload) noexcept
       : names_(framed_names),
+        resp_names_(resp_names),
         max_frame_bytes_(max_frame_bytes),
         channel_(redis_channel),
         pattern_(redis_pattern),
@@ -34,6 +37,9 @@ class Delivery {
   // max_frame_bytes the sidecar announced in WELCOME (counted by too_large()).
   SharedFrame const& framed();
   bool too_large() const noexcept { return too_large_; }
+  // The RESP push (message / pmessage, or smessage for a shard-channel subscriber), or null
+  // when the names do not carry the RESP prefix.
+  SharedFrame const& resp(resp_server::Protocol protocol, bool sharded);
 
   std::string_view redis_channel() const noexcept { return channel_; }
   std::string_view redis_pattern() const noexcept { return pattern_; }
@@ -41,12 +47,15 @@ class Delivery {
 
  private:
   ChannelNames const& names_;
+  ChannelNames const& resp_names_;
   std::size_t max_frame_bytes_;
   std::string_view channel_;
   std::string_view pattern_;
   std::string_view payload_;
   SharedFrame framed_;
   bool framed_done_ = false;
+  SharedFrame resp_[4];  // by protocol (2, 3) x sharded
+  bool resp_done_[4] = {};
   bool too_large_ = false;
 };
 

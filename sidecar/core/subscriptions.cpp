@@ -279,6 +279,13 @@ std::size_t Subscriptions::held(Receiver const& r) const {
   return it == receivers_.end() ? 0 : it->second.channels.size() + it->second.patterns.size();
 }
 
+std::vector<std::string> Subscriptions::names(Receiver const& r, SubKind kind) const {
+  auto const it = receivers_.find(&r);
+  if (it == receivers_.end()) return {};
+  auto const& set = kind == SubKind::channel ? it->second.channels : it->second.patterns;
+  return {set.begin(), set.end()};
+}
+
 bool Subscriptions::settled(ShardId shard) const {
   return shard < trackers_.size() ? trackers_[shard].settled() : false;
 }

@@ -102,6 +102,7 @@ class Subscriptions {
   }
 
   std::size_t held(Receiver const& r) const;  // distinct names of one receiver
+  std::vector<std::string> names(Receiver const& r, SubKind kind) const;
   std::size_t local_subscription_count(SubKind kind) const { return hub_.subscription_count(kind); }
   bool settled(ShardId shard) const;  // connected, every wanted name confirmed
   bool orphaned(ShardId shard, SubKind kind, std::string const& name) const;

@@ -113,9 +113,9 @@ asio::awaitable<void> Publisher::reader() {
     auto const latency = now - item.written;
     if (reply.type == REDIS_REPLY_ERROR) {
       events_.on_publish_outcome(link_, item.tag, proto::ErrorCode::redis_error,
-                                 reply_string(reply), latency);
+                                 reply_string(reply), latency, &reply);
     } else {
-      events_.on_publish_outcome(link_, item.tag, std::nullopt, {}, latency);
+      events_.on_publish_outcome(link_, item.tag, std::nullopt, {}, latency, &reply);
     }
     return true;
   });
@@ -193,7 +193,7 @@ void Publisher::fail_items(std::vector<core::PublishQueue<PublishTag>::Item> ite
                            proto::ErrorCode code, std::string_view text) {
   for (auto const& item : items) {
     if (item.tag.health_ping) continue;
-    events_.on_publish_outcome(link_, item.tag, code, text, std::chrono::nanoseconds{0});
+    events_.on_publish_outcome(link_, item.tag, code, text, std::chrono::nanoseconds{0}, nullptr);
   }
 }
 

@@ -26,8 +26,9 @@ namespace podrelay::redis {
 // Who to answer when the outcome of a publish is known.
 class PublishOrigin {
  public:
+  // `reply` is Redis' answer when there is one (the PUBLISH integer, a PUBSUB reply).
   virtual void on_publish_outcome(std::uint32_t request_id, std::optional<proto::ErrorCode> error,
-                                  std::string_view text) = 0;
+                                  std::string_view text, redisReply const* reply) = 0;
 
  protected:
   ~PublishOrigin() = default;
@@ -37,6 +38,7 @@ struct PublishTag {
   std::weak_ptr<PublishOrigin> origin;  // empty for fire-and-forget
   std::uint32_t request_id = 0;
   bool health_ping = false;  // also: any reply nobody waits for (ASKING)
+  bool query = false;        // a PUBSUB query: not a publish, not counted as one
   // Cluster mode only: the encoded command, to send again after a MOVED/ASK redirect
   // (Redis did not execute it, so a retry cannot duplicate it).
   std::shared_ptr<std::string const> command;
@@ -52,7 +54,7 @@ class Publisher {
     // empty when Redis accepted it.
     virtual void on_publish_outcome(std::size_t link, PublishTag const& tag,
                                     std::optional<proto::ErrorCode> error, std::string_view text,
-                                    std::chrono::nanoseconds latency) = 0;
+                                    std::chrono::nanoseconds latency, redisReply const* reply) = 0;
     virtual void on_publisher_state(std::size_t link, bool connected) = 0;
 
    protected:
@@ -69,7 +71,8 @@ class Publisher {
   // the caller nacks).
   bool publish(std::string_view prefix, std::string_view channel, std::string_view payload,
                PublishTag tag);
-  // Queues an already encoded command (a redirected SPUBLISH); `asking` sends ASKING first.
+  // Queues an already encoded command (a redirected SPUBLISH, a PUBSUB query); `asking`
+  // sends ASKING first.
   bool publish_encoded(std::string const& command, PublishTag tag, bool asking);
   // While `hold` answers true right after a (re)connect, buffered publishes wait (at most
   // the ping timeout): the relay holds them until this pod has re-subscribed.

@@ -14,6 +14,7 @@
 
 #include "proto/frame.hpp"
 #include "server/relay.hpp"
+#include "server/resp_session.hpp"
 #include "server/session.hpp"
 #include "util/log.hpp"
 #include "util/use_tuple.hpp"
@@ -38,9 +39,10 @@ Listener::~Listener() { close(); }
 
 std::unique_ptr<Listener> Listener::open(asio::any_io_executor ex,
                                          config::ListenAddress const& address, Relay& relay,
-                                         std::string& error) {
+                                         std::string& error, Protocol protocol) {
   std::unique_ptr<Listener> l(new Listener(ex, relay));
   l->name_ = address.to_string();
+  l->protocol_ = protocol;
   boost::system::error_code ec;
   generic::endpoint endpoint;
   if (address.kind == config::ListenAddress::Kind::unix_socket) {
@@ -127,7 +129,12 @@ asio::awaitable<void> Listener::accept_loop() {
       boost::system::error_code ignored;
       socket.set_option(asio::ip::tcp::no_delay(true), ignored);
     }
-    auto session = std::make_shared<Session>(std::move(socket), relay_, next_session_id(), name_);
+    std::shared_ptr<Connection> session;
+    if (protocol_ == Protocol::resp) {
+      session = std::make_shared<RespSession>(std::move(socket), relay_, next_session_id(), name_);
+    } else {
+      session = std::make_shared<Session>(std::move(socket), relay_, next_session_id(), name_);
+    }
     session->start();
   }
 }
@@ -141,10 +148,14 @@ asio::awaitable<void> Listener::refuse(generic::socket socket) {
                     {{"reason", proto::error_name(code)},
                      {"max_connections", std::to_string(relay_.config().max_connections)}});
   std::string frame;
-  proto::encode_goaway(frame, code,
-                       code == proto::ErrorCode::too_many_connections
-                           ? "too many connections (--max-connections)"
-                           : "the sidecar is shutting down");
+  auto const text = code == proto::ErrorCode::too_many_connections
+                        ? std::string_view("too many connections (--max-connections)")
+                        : std::string_view("the sidecar is shutting down");
+  if (protocol_ == Protocol::resp) {
+    frame = "-ERR max number of clients reached (podrelay: " + std::string(text) + ")\r\n";
+  } else {
+    proto::encode_goaway(frame, code, text);
+  }
   // Best effort: a few bytes into a fresh socket buffer never block.
   boost::system::error_code ec;
   socket.non_blocking(true, ec);

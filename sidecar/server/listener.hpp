@@ -1,6 +1,7 @@
-// Accepts app connections on one --listen address (TCP or Unix socket) and starts a
-// session for each. Accept errors (EMFILE, ...) are logged and backed off, never fatal.
-// A Unix socket file is removed when the listener closes. Single-threaded.
+// Accepts app connections on one --listen (framed protocol) or --resp-listen (Redis
+// protocol) address, TCP or Unix socket, and starts a session of that protocol for each. Accept
+// errors (EMFILE, ...) are logged and backed off, never fatal. A Unix socket file is removed when
+// the listener closes. Single-threaded.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
@@ -18,10 +19,11 @@ class Relay;
 
 class Listener {
  public:
+  enum class Protocol { framed, resp };
   // Binds and listens; nullptr with `error` set (one line) when the address is unusable.
   static std::unique_ptr<Listener> open(boost::asio::any_io_executor ex,
                                         config::ListenAddress const& address, Relay& relay,
-                                        std::string& error);
+                                        std::string& error, Protocol protocol = Protocol::framed);
   ~Listener();
 
   void start();
@@ -41,6 +43,7 @@ class Listener {
   std::string name_;
   std::string unix_path_;
   bool tcp_ = true;
+  Protocol protocol_ = Protocol::framed;
   unsigned short port_ = 0;
 };
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <boost/asio/steady_timer.hpp>
 
-#include "server/session.hpp"
+#include "server/connection.hpp"
 #include "util/log.hpp"
 #include "util/use_tuple.hpp"
 
@@ -24,6 +24,7 @@ Relay::Relay(asio::any_io_executor ex, config::Config const& cfg, metrics::Metri
       cfg_(cfg),
       metrics_(metrics),
       names_(cfg.channel_prefix),
+      resp_names_(cfg.resp_channel_prefix),
       subscriptions_({cfg.max_subscriptions, cfg.redis.mode != redis::RedisUrl::Mode::cluster},
                      [this](std::string_view redis_name) { return route(redis_name).id; }),
       connections_(ex, cfg.max_connections) {
@@ -94,20 +95,21 @@ void Relay::apply(core::Subscriptions::Effects const& fx) {
   for (auto const& r : fx.replies) r.receiver->on_subscription_reply(r.request_id, r.error, r.text);
 }
 
-ConnectionSlots::Slot Relay::attach(std::shared_ptr<Session> const& session) {
+ConnectionSlots::Slot Relay::attach(std::shared_ptr<Connection> const& session) {
   sessions_.emplace(session.get(), session);
   subscriptions_.attach(*session);
   metrics_.app_connections_accepted.Increment();
   return connections_.take();
 }
 
-void Relay::detach(Session& session) {
+void Relay::detach(Connection& session) {
   if (sessions_.erase(&session) == 0) return;
   apply(subscriptions_.detach(session));
 }
 
-std::optional<Relay::Nack> Relay::publish(Session& session, std::uint32_t request_id,
-                                          std::string_view channel, std::string_view payload) {
+std::optional<Relay::Nack> Relay::publish(Connection& session, std::uint32_t request_id,
+                                          core::ChannelNames const& names, std::string_view channel,
+                                          std::string_view payload) {
   auto const refuse = [&](ErrorCode code, std::string text) -> std::optional<Nack> {
     if (request_id == 0) {
       metrics_.message_dropped(code).Increment();
@@ -125,11 +127,11 @@ std::optional<Relay::Nack> Relay::publish(Session& session, std::uint32_t reques
   // Single Redis: no per-message string for the prefixed name; the encoder joins them.
   Shard* shard = shards_.front().get();
   if (cluster()) {
-    auto const rname = names_.redis_channel(channel);
+    auto const rname = names.redis_channel(channel);
     tag.slot = redis::key_slot(rname);
     shard = &route(rname);
   }
-  if (shard->publisher.publish(names_.prefix(), channel, payload, std::move(tag))) {
+  if (shard->publisher.publish(names.prefix(), channel, payload, std::move(tag))) {
     return std::nullopt;
   }
   static log::RateLimit limit;
@@ -154,7 +156,13 @@ bool Relay::redirect(redis::PublishTag const& tag, std::string_view error_text) 
 
 void Relay::on_publish_outcome(std::size_t, redis::PublishTag const& tag,
                                std::optional<ErrorCode> error, std::string_view text,
-                               std::chrono::nanoseconds latency) {
+                               std::chrono::nanoseconds latency, redisReply const* reply) {
+  if (tag.query) {
+    if (auto origin = tag.origin.lock()) {
+      origin->on_publish_outcome(tag.request_id, error, text, reply);
+    }
+    return;
+  }
   if (error == ErrorCode::redis_error && redirect(tag, text)) return;
   if (!error) {
     ++metrics_.hot.published;
@@ -169,11 +177,13 @@ void Relay::on_publish_outcome(std::size_t, redis::PublishTag const& tag,
   } else {
     ++metrics_.hot.acks;
   }
-  if (auto origin = tag.origin.lock()) origin->on_publish_outcome(tag.request_id, error, text);
+  if (auto origin = tag.origin.lock()) {
+    origin->on_publish_outcome(tag.request_id, error, text, reply);
+  }
 }
 
-void Relay::subscribe(Session& session, SubKind kind, std::uint32_t request_id,
-                      std::span<std::string_view const> names) {
+void Relay::subscribe(Connection& session, core::ChannelNames const& map, SubKind kind,
+                      std::uint32_t request_id, std::span<std::string_view const> names) {
   if (draining_) {
     apply(subscriptions_.reject(session, request_id, ErrorCode::draining,
                                 "the sidecar is shutting down"));
@@ -187,21 +197,36 @@ void Relay::subscribe(Session& session, SubKind kind, std::uint32_t request_id,
           subscriptions_.reject(session, request_id, ErrorCode::invalid_argument, "empty pattern"));
       return;
     }
-    redis_names.push_back(kind == SubKind::channel ? names_.redis_channel(n)
-                                                   : names_.redis_pattern(n));
+    redis_names.push_back(kind == SubKind::channel ? map.redis_channel(n) : map.redis_pattern(n));
   }
   apply(subscriptions_.subscribe(session, kind, request_id, redis_names));
 }
 
-void Relay::unsubscribe(Session& session, SubKind kind, std::uint32_t request_id,
-                        std::span<std::string_view const> names) {
+void Relay::unsubscribe(Connection& session, core::ChannelNames const& map, SubKind kind,
+                        std::uint32_t request_id, std::span<std::string_view const> names) {
   std::vector<std::string> redis_names;
   redis_names.reserve(names.size());
   for (auto const n : names) {
-    redis_names.push_back(kind == SubKind::channel ? names_.redis_channel(n)
-                                                   : names_.redis_pattern(n));
+    redis_names.push_back(kind == SubKind::channel ? map.redis_channel(n) : map.redis_pattern(n));
   }
   apply(subscriptions_.unsubscribe(session, kind, request_id, redis_names));
+}
+
+std::vector<std::string> Relay::held_names(Connection const& connection, SubKind kind) const {
+  return subscriptions_.names(connection, kind);
+}
+
+std::optional<Relay::Nack> Relay::query(Connection& connection, std::uint32_t request_id,
+                                        std::string const& command, std::string_view route_name) {
+  if (draining_) return Nack{ErrorCode::draining, "the sidecar is shutting down"};
+  redis::PublishTag tag;
+  tag.origin = std::weak_ptr<redis::PublishOrigin>(connection.shared_from_this());
+  tag.request_id = request_id;
+  tag.query = true;
+  auto& shard = route_name.empty() ? *shards_.front() : route(route_name);
+  if (shard.publisher.publish_encoded(command, std::move(tag), false)) return std::nullopt;
+  return Nack{ErrorCode::publish_buffer_full, "publish buffer full (--publish-buffer-bytes " +
+                                                  std::to_string(cfg_.publish_buffer_bytes) + ")"};
 }
 
 void Relay::update_connected_gauges() {
@@ -257,8 +282,8 @@ void Relay::on_message(std::size_t, redis::PubSubEvent const& ev) {
   ++metrics_.hot.received;
   bool const pattern = ev.kind == redis::PubSubEvent::Kind::pmessage;
   auto const kind = pattern ? SubKind::pattern : SubKind::channel;
-  core::Delivery message(names_, cfg_.max_frame_bytes, ev.channel, pattern ? ev.name : "",
-                         ev.payload);
+  core::Delivery message(names_, resp_names_, cfg_.max_frame_bytes, ev.channel,
+                         pattern ? ev.name : "", ev.payload);
   auto const delivered = subscriptions_.deliver(kind, ev.name, message);
   metrics_.hot.delivered += delivered;
   if (message.too_large()) {
@@ -341,7 +366,8 @@ void Relay::retire_shards(redis::SlotMap const& map) {
           shard_at(*owner).publisher.publish_encoded(*item.tag.command, item.tag, false);
       if (!moved) {
         on_publish_outcome(s->id, item.tag, ErrorCode::publish_buffer_full,
-                           "the cluster node went away and the message could not be moved", {});
+                           "the cluster node went away and the message could not be moved", {},
+                           nullptr);
       }
     }
   }
@@ -384,7 +410,7 @@ asio::awaitable<void> Relay::drain() {
   auto const deadline = Clock::now() + cfg_.drain_timeout;
   log::info("draining", {{"connections", std::to_string(connections_.open())},
                          {"drain_timeout_ms", std::to_string(cfg_.drain_timeout.count())}});
-  std::vector<std::shared_ptr<Session>> live;
+  std::vector<std::shared_ptr<Connection>> live;
   for (auto const& [ptr, weak] : sessions_) {
     if (auto s = weak.lock()) live.push_back(std::move(s));
   }

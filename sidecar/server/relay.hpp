@@ -30,7 +30,7 @@
 
 namespace podrelay::server {
 
-class Session;
+class Connection;
 
 class Relay final : public redis::Publisher::Events, public redis::Subscriber::Events {
  public:
@@ -42,8 +42,8 @@ class Relay final : public redis::Publisher::Events, public redis::Subscriber::E
   // starts (holding the returned slot for its lifetime) and detaches when it stops taking
   // part (GOAWAY, protocol error, close): its subscriptions go at once. detach is idempotent.
   bool admit() const noexcept { return !draining_ && connections_.available(); }
-  ConnectionSlots::Slot attach(std::shared_ptr<Session> const& session);
-  void detach(Session& session);
+  ConnectionSlots::Slot attach(std::shared_ptr<Connection> const& connection);
+  void detach(Connection& connection);
 
   // A refusal the session answers itself.
   struct Nack {
@@ -52,13 +52,27 @@ class Relay final : public redis::Publisher::Events, public redis::Subscriber::E
   };
   // PUB: nullopt when queued for Redis (an acked one is answered later through the
   // session's PublishOrigin), else why not.
-  std::optional<Nack> publish(Session& session, std::uint32_t request_id, std::string_view channel,
+  // `names` maps the connection's protocol's names to Redis names (framed_names() or
+  // resp_names()).
+  std::optional<Nack> publish(Connection& connection, std::uint32_t request_id,
+                              core::ChannelNames const& names, std::string_view channel,
                               std::string_view payload);
   // SUB/PSUB/UNSUB/PUNSUB: answered through Receiver::on_subscription_reply, in order.
-  void subscribe(Session& session, core::SubKind kind, std::uint32_t request_id,
-                 std::span<std::string_view const> names);
-  void unsubscribe(Session& session, core::SubKind kind, std::uint32_t request_id,
-                   std::span<std::string_view const> names);
+  void subscribe(Connection& connection, core::ChannelNames const& names, core::SubKind kind,
+                 std::uint32_t request_id, std::span<std::string_view const> app_names);
+  void unsubscribe(Connection& connection, core::ChannelNames const& names, core::SubKind kind,
+                   std::uint32_t request_id, std::span<std::string_view const> app_names);
+  // A PUBSUB query (already encoded, names already prefixed) for Redis; the reply comes back
+  // through the connection's PublishOrigin. `route_name` picks the cluster shard (empty:
+  // the first).
+  std::optional<Nack> query(Connection& connection, std::uint32_t request_id,
+                            std::string const& command, std::string_view route_name);
+  // Redis names this connection holds, of one kind (for RESP's UNSUBSCRIBE without names).
+  std::vector<std::string> held_names(Connection const& connection, core::SubKind kind) const;
+
+  core::ChannelNames const& framed_names() const noexcept { return names_; }
+  core::ChannelNames const& resp_names() const noexcept { return resp_names_; }
+  bool cluster_mode() const noexcept { return cluster(); }
 
   // Readiness: empty when ready, else the reason.
   std::string not_ready_reason() const;
@@ -77,7 +91,7 @@ class Relay final : public redis::Publisher::Events, public redis::Subscriber::E
   // redis::Publisher::Events and redis::Subscriber::Events; `link` is the shard id.
   void on_publish_outcome(std::size_t link, redis::PublishTag const& tag,
                           std::optional<proto::ErrorCode> error, std::string_view text,
-                          std::chrono::nanoseconds latency) override;
+                          std::chrono::nanoseconds latency, redisReply const* reply) override;
   void on_publisher_state(std::size_t link, bool connected) override;
   void on_subscriber_state(std::size_t link, bool connected) override;
   void on_message(std::size_t link, redis::PubSubEvent const& event) override;
@@ -102,11 +116,12 @@ class Relay final : public redis::Publisher::Events, public redis::Subscriber::E
   config::Config const& cfg_;
   metrics::Metrics& metrics_;
   core::ChannelNames names_;
+  core::ChannelNames resp_names_;
   core::Subscriptions subscriptions_;
   std::vector<std::unique_ptr<Shard>> shards_;  // by id; never shrinks: retired shards stay
   std::unique_ptr<redis::ClusterTopology> topology_;
   redis::SlotMap slots_;
-  std::unordered_map<Session*, std::weak_ptr<Session>> sessions_;
+  std::unordered_map<Connection*, std::weak_ptr<Connection>> sessions_;
   ConnectionSlots connections_;
   bool listening_ = false;
   bool draining_ = false;

@@ -3,12 +3,10 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
-#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 #include <sstream>
 #include <vector>
 
@@ -21,10 +19,6 @@ namespace {
 
 namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
-constexpr std::size_t read_chunk = 4096;
-constexpr std::size_t max_gather = 64;
-constexpr std::size_t owned_chunk_limit = 16 * 1024;
-constexpr std::chrono::milliseconds linger{1000};
 
 // Compares digests so neither the token's content nor its length leaks through timing.
 bool token_matches(std::string_view given, std::string const& expected) {
@@ -43,98 +37,44 @@ log::RateLimit& protocol_error_log() {
 }  // namespace
 
 Session::Session(Socket socket, Relay& relay, std::uint64_t id, std::string peer)
-    : socket_(std::move(socket)),
-      relay_(relay),
-      id_(id),
-      peer_(std::move(peer)),
+    : Connection(std::move(socket), relay, id, std::move(peer)),
       decoder_(relay.config().max_frame_bytes),
-      wake_(socket_.get_executor()),
-      close_deadline_(socket_.get_executor()),
-      limit_timer_(socket_.get_executor()) {}
+      hello_timer_(executor()) {}
 
-Session::~Session() = default;
-
-void Session::start() {
-  auto self = shared_from_this();
-  slot_ = relay_.attach(self);
-  asio::co_spawn(socket_.get_executor(), reader(), [self](std::exception_ptr e) {
-    if (e) {
-      log::error("session reader failed", {{"conn", std::to_string(self->id_)}});
-      self->close();
-    }
-  });
-  asio::co_spawn(socket_.get_executor(), writer(), [self](std::exception_ptr e) {
-    if (e) {
-      log::error("session writer failed", {{"conn", std::to_string(self->id_)}});
-      self->close();
-    }
-  });
+void Session::on_started() {
   // A connection that never says HELLO must not hold a slot forever.
   auto const timeout = relay_.config().hello_timeout;
-  limit_timer_.expires_after(timeout);
-  limit_timer_.async_wait([self, timeout](boost::system::error_code ec) {
+  hello_timer_.expires_after(timeout);
+  hello_timer_.async_wait([self = std::static_pointer_cast<Session>(shared_from_this()),
+                           timeout](boost::system::error_code ec) {
     if (ec || self->hello_done_ || self->closing_) return;
-    auto const ms = std::chrono::duration<double>(timeout).count();
     std::ostringstream text;
-    text << "no HELLO within " << ms << " s";
+    text << "no HELLO within " << std::chrono::duration<double>(timeout).count() << " s";
     self->protocol_error(proto::ErrorCode::handshake_required, text.str());
   });
 }
 
-asio::awaitable<void> Session::reader() {
-  bool stop = false;
-  while (!closing_ && !stop) {
-    if (decoder_.buffered() == 0) {
-      // An idle connection holds no read buffer: wait for readability first.
-      decoder_.shrink_if_idle(0);
-      auto [wec] = co_await socket_.async_wait(Socket::wait_read, use_tuple);
-      if (wec || closing_) break;
-    }
-    auto const space = decoder_.prepare(read_chunk);
-    auto [ec, n] =
-        co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), use_tuple);
-    if (ec) break;
-    decoder_.commit(n);
-    for (;;) {
-      auto r = decoder_.next();
-      if (r.status == proto::Decoder::Status::need_more) break;
-      if (r.status == proto::Decoder::Status::error) {
-        std::string text;
-        switch (r.error) {
-          case proto::ErrorCode::frame_too_large:
-            text = "frame longer than max_frame_bytes (" +
-                   std::to_string(relay_.config().max_frame_bytes) + ")";
-            break;
-          case proto::ErrorCode::unknown_type: text = "unknown frame type"; break;
-          default: text = "malformed frame"; break;
-        }
-        protocol_error(r.error, text);
-        stop = true;
-        break;
+bool Session::on_read(std::size_t n) {
+  decoder_.commit(n);
+  for (;;) {
+    auto r = decoder_.next();
+    if (r.status == proto::Decoder::Status::need_more) return true;
+    if (r.status == proto::Decoder::Status::error) {
+      std::string text;
+      switch (r.error) {
+        case proto::ErrorCode::frame_too_large:
+          text = "frame longer than max_frame_bytes (" +
+                 std::to_string(relay_.config().max_frame_bytes) + ")";
+          break;
+        case proto::ErrorCode::unknown_type: text = "unknown frame type"; break;
+        default: text = "malformed frame"; break;
       }
-      ++relay_.metrics().hot.frames[static_cast<std::uint8_t>(proto::type_of(r.frame))];
-      if (!handle(r.frame) || closing_) {
-        stop = true;
-        break;
-      }
+      protocol_error(r.error, text);
+      return false;
     }
+    ++relay_.metrics().hot.frames[static_cast<std::uint8_t>(proto::type_of(r.frame))];
+    if (!handle(r.frame) || closing_) return false;
   }
-  if (!closing_) {
-    reader_done_ = true;
-    half_closed();  // the app sent EOF (or the connection broke)
-    co_return;
-  }
-  // Closing: whatever the client still sends is read and dropped, never answered. Closing
-  // with unread bytes would make the kernel reset the connection and destroy replies the
-  // client has not read yet, so the connection closes at the client's EOF (or the deadline).
-  decoder_.shrink_if_idle(0);
-  std::array<char, 4096> sink{};
-  while (!closed_) {
-    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(sink), use_tuple);
-    if (ec) break;
-  }
-  reader_done_ = true;
-  if (writer_done_) close();
 }
 
 bool Session::handle(proto::Frame& frame) {
@@ -150,18 +90,19 @@ bool Session::handle(proto::Frame& frame) {
   }
   if (auto* list = std::get_if<proto::NameList>(&frame)) {
     ++subscription_requests_;  // the reply may come back before the call returns
+    auto const& names = relay_.framed_names();
     switch (list->type) {
       case proto::FrameType::sub:
-        relay_.subscribe(*this, core::SubKind::channel, list->request_id, list->names);
+        relay_.subscribe(*this, names, core::SubKind::channel, list->request_id, list->names);
         break;
       case proto::FrameType::psub:
-        relay_.subscribe(*this, core::SubKind::pattern, list->request_id, list->names);
+        relay_.subscribe(*this, names, core::SubKind::pattern, list->request_id, list->names);
         break;
       case proto::FrameType::unsub:
-        relay_.unsubscribe(*this, core::SubKind::channel, list->request_id, list->names);
+        relay_.unsubscribe(*this, names, core::SubKind::channel, list->request_id, list->names);
         break;
       default:
-        relay_.unsubscribe(*this, core::SubKind::pattern, list->request_id, list->names);
+        relay_.unsubscribe(*this, names, core::SubKind::pattern, list->request_id, list->names);
         break;
     }
     return true;
@@ -192,10 +133,10 @@ bool Session::handshake(proto::Hello const& hello) {
     return false;
   }
   hello_done_ = true;
-  limit_timer_.cancel();
+  hello_timer_.cancel();
   client_name_ = std::string(hello.client_name.substr(0, 128));
   log::debug("app connected",
-             {{"conn", std::to_string(id_)}, {"client", client_name_}, {"listener", peer_}});
+             {{"conn", std::to_string(id())}, {"client", client_name_}, {"listener", peer_}});
   auto const& cfg = relay_.config();
   append_reply([&](std::string& out) {
     proto::encode_welcome(out, PODRELAY_VERSION, cfg.node_id,
@@ -206,7 +147,8 @@ bool Session::handshake(proto::Hello const& hello) {
 }
 
 void Session::publish(proto::Pub const& pub) {
-  auto nack = relay_.publish(*this, pub.request_id, pub.channel, pub.payload);
+  auto nack =
+      relay_.publish(*this, pub.request_id, relay_.framed_names(), pub.channel, pub.payload);
   if (pub.request_id == 0) return;
   if (!nack) {
     acks_.push_back(PendingAck{pub.request_id, false, {}, {}});
@@ -224,7 +166,7 @@ void Session::publish(proto::Pub const& pub) {
 }
 
 void Session::on_publish_outcome(std::uint32_t request_id, std::optional<proto::ErrorCode> error,
-                                 std::string_view text) {
+                                 std::string_view text, redisReply const*) {
   // Shards answer in their own order; the app gets the answers in request order.
   for (auto& a : acks_) {
     if (a.request_id == request_id && !a.ready) {
@@ -262,7 +204,8 @@ void Session::on_subscription_reply(std::uint32_t request_id, std::optional<prot
   if (eof_ && subscription_requests_ == 0) {
     // Half-closed and the last SUB-family answer given: leave (after the relay's current
     // batch of replies).
-    asio::post(socket_.get_executor(), [self = shared_from_this()] { self->relay_.detach(*self); });
+    asio::post(executor(),
+               [self = std::static_pointer_cast<Session>(shared_from_this())] { self->detach(); });
   }
   if (closing_) wake_writer();
 }
@@ -271,189 +214,24 @@ void Session::protocol_error(proto::ErrorCode code, std::string_view text) {
   relay_.metrics().protocol_error(code).Increment();
   log::warn_limited(
       protocol_error_log(), "closing app connection after a protocol error",
-      {{"conn", std::to_string(id_)}, {"code", proto::error_name(code)}, {"detail", text}});
-  if (closing_) return;
-  append_reply([&](std::string& out) { proto::encode_err(out, 0, code, text); });
-  closing_ = true;
-  relay_.detach(*this);
-  subscription_requests_ = 0;  // detached: those answers will not come
-  close_after(std::chrono::seconds(2));
-  wake_writer();
+      {{"conn", std::to_string(id())}, {"code", proto::error_name(code)}, {"detail", text}});
+  std::string frame;
+  proto::encode_err(frame, 0, code, text);
+  fail(std::move(frame));
 }
 
-void Session::half_closed() {
-  // A half-closed client still reads: it gets the answer to every request read before the
-  // EOF (for at most 5 s: a client that is gone entirely must not hold its slot long), and
-  // no more messages; then the connection closes.
-  closing_ = true;
-  wait_for_replies_ = true;
-  eof_ = true;
+void Session::on_half_closed() {
   // Its subscriptions go now, unless a SUB-family answer is still owed: then right after it.
-  if (subscription_requests_ == 0) relay_.detach(*this);
-  close_after(std::chrono::seconds(5));
-  wake_writer();
+  eof_ = true;
+  if (subscription_requests_ == 0) detach();
 }
 
 bool Session::deliver(core::Delivery& message) {
-  if (closing_ || over_limit_posted_) return false;
+  if (!accepting_messages()) return false;
   auto const& frame = message.framed();
   if (!frame) return false;
-  queue_.push_back(Chunk{frame, {}});
-  queued(frame->size());
+  append_shared(frame);
   return true;
-}
-
-std::string& Session::owned_tail() {
-  if (queue_.size() > writing_ && !queue_.back().shared &&
-      queue_.back().owned.size() < owned_chunk_limit) {
-    return queue_.back().owned;
-  }
-  queue_.push_back(Chunk{});
-  return queue_.back().owned;
-}
-
-void Session::queued(std::size_t n) {
-  queued_bytes_ += n;
-  wake_writer();
-  if (over_limit_posted_ || closing_) return;
-  auto const& cfg = relay_.config();
-  if (queued_bytes_ > cfg.max_queue_bytes) {
-    slow_consumer("outbound queue exceeded max_queue_bytes (" +
-                  std::to_string(cfg.max_queue_bytes) + "); read faster or subscribe to less");
-    return;
-  }
-  if (queued_bytes_ > cfg.soft_queue_bytes && over_soft_since_ == Clock::time_point{}) {
-    // Over the soft limit: tolerated for a window, as Redis' client-output-buffer-limit
-    // does; a timer enforces it even if nothing more is queued.
-    over_soft_since_ = Clock::now();
-    check_soft_limit();
-  }
-}
-
-void Session::check_soft_limit() {
-  if (over_limit_posted_ || closing_ || over_soft_since_ == Clock::time_point{}) return;
-  auto const& cfg = relay_.config();
-  auto const over_for = Clock::now() - over_soft_since_;
-  if (over_for >= cfg.soft_queue_window) {
-    slow_consumer("outbound queue stayed above soft_queue_bytes (" +
-                  std::to_string(cfg.soft_queue_bytes) + ") for longer than " +
-                  std::to_string(cfg.soft_queue_window.count()) + " ms; read faster");
-    return;
-  }
-  limit_timer_.expires_after(cfg.soft_queue_window - over_for);
-  limit_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-    if (!ec) self->check_soft_limit();
-  });
-}
-
-void Session::slow_consumer(std::string reason) {
-  // Usually called from inside a fan-out: the hub is iterating, so the disconnect waits for
-  // the next turn of the event loop. Until then nothing more is queued here.
-  over_limit_posted_ = true;
-  asio::post(socket_.get_executor(), [self = shared_from_this(), reason = std::move(reason)] {
-    self->relay_.metrics().slow_consumer_disconnects.Increment();
-    static log::RateLimit limit;
-    log::warn_limited(limit, "disconnecting slow consumer",
-                      {{"conn", std::to_string(self->id_)},
-                       {"client", self->client_name_},
-                       {"queued_bytes", std::to_string(self->queued_bytes_)},
-                       {"reason", reason}});
-    self->goaway(proto::ErrorCode::slow_consumer, reason);
-  });
-}
-
-void Session::wake_writer() {
-  // Cancelling a timer costs a trip through the timer queue; a fan-out to thousands of
-  // sessions must only pay it for writers that are actually asleep.
-  if (writer_waiting_) {
-    writer_waiting_ = false;
-    wake_.cancel();
-  }
-}
-
-void Session::close_after(std::chrono::steady_clock::duration grace) {
-  close_deadline_.expires_after(grace);
-  close_deadline_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-    if (!ec) self->close();
-  });
-}
-
-void Session::goaway(proto::ErrorCode code, std::string_view text, bool wait_for_acks) {
-  if (closing_) return;
-  closing_ = true;
-  wait_for_replies_ = wait_for_acks;
-  relay_.detach(*this);
-  subscription_requests_ = 0;  // detached: those answers will not come
-  if (!wait_for_acks) {
-    // Whatever is not on the wire yet will not be read in time anyway.
-    while (queue_.size() > writing_) {
-      queued_bytes_ -= queue_.back().size();
-      queue_.pop_back();
-    }
-  }
-  auto& out = owned_tail();
-  auto const before = out.size();
-  proto::encode_goaway(out, code, text);
-  queued_bytes_ += out.size() - before;
-  close_after(wait_for_acks ? relay_.config().drain_timeout + std::chrono::seconds(1)
-                            : std::chrono::milliseconds(2000));
-  wake_writer();
-}
-
-asio::awaitable<void> Session::writer() {
-  std::vector<asio::const_buffer> bufs;
-  bufs.reserve(max_gather);
-  while (!closed_) {
-    if (queue_.empty()) {
-      if (closing_ && (!wait_for_replies_ || !owes_replies())) break;
-      wake_.expires_at(Clock::time_point::max());
-      writer_waiting_ = true;
-      co_await wake_.async_wait(use_tuple);
-      writer_waiting_ = false;
-      continue;
-    }
-    bufs.clear();
-    std::size_t bytes = 0;
-    writing_ = std::min(queue_.size(), max_gather);
-    for (std::size_t i = 0; i < writing_; ++i) {
-      bufs.emplace_back(queue_[i].data(), queue_[i].size());
-      bytes += queue_[i].size();
-    }
-    auto [ec, n] = co_await asio::async_write(socket_, bufs, use_tuple);
-    (void)n;
-    for (std::size_t i = 0; i < writing_; ++i) queue_.pop_front();
-    writing_ = 0;
-    queued_bytes_ -= bytes;
-    if (queued_bytes_ <= relay_.config().soft_queue_bytes) over_soft_since_ = {};
-    if (ec) {
-      close();
-      co_return;
-    }
-  }
-  if (closed_) co_return;
-  writer_done_ = true;
-  boost::system::error_code ignored;
-  socket_.shutdown(Socket::shutdown_send, ignored);
-  if (reader_done_) {
-    close();
-    co_return;
-  }
-  // The reader closes at the client's EOF; a client that keeps the connection open gets a
-  // short linger to read our FIN first.
-  close_after(linger);
-}
-
-void Session::close() {
-  if (closed_) return;
-  closed_ = true;
-  closing_ = true;
-  relay_.detach(*this);
-  slot_.reset();
-  boost::system::error_code ignored;
-  socket_.close(ignored);
-  wake_.cancel();
-  close_deadline_.cancel();
-  limit_timer_.cancel();
 }
 
 }  // namespace podrelay::server

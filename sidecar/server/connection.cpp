@@ -1,0 +1,268 @@
+#include "server/connection.hpp"
+
+#include <array>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <vector>
+
+#include "server/relay.hpp"
+#include "util/log.hpp"
+#include "util/use_tuple.hpp"
+
+namespace podrelay::server {
+namespace {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+constexpr std::size_t read_chunk = 4096;
+constexpr std::size_t max_gather = 64;
+constexpr std::size_t owned_chunk_limit = 16 * 1024;
+constexpr std::chrono::milliseconds linger{1000};
+
+}  // namespace
+
+Connection::Connection(Socket socket, Relay& relay, std::uint64_t id, std::string peer)
+    : relay_(relay),
+      peer_(std::move(peer)),
+      socket_(std::move(socket)),
+      id_(id),
+      wake_(socket_.get_executor()),
+      close_deadline_(socket_.get_executor()),
+      soft_timer_(socket_.get_executor()) {}
+
+Connection::~Connection() = default;
+
+void Connection::start() {
+  auto self = shared_from_this();
+  slot_ = relay_.attach(self);
+  asio::co_spawn(socket_.get_executor(), reader(), [self](std::exception_ptr e) {
+    if (e) {
+      log::error("connection reader failed", {{"conn", std::to_string(self->id_)}});
+      self->close();
+    }
+  });
+  asio::co_spawn(socket_.get_executor(), writer(), [self](std::exception_ptr e) {
+    if (e) {
+      log::error("connection writer failed", {{"conn", std::to_string(self->id_)}});
+      self->close();
+    }
+  });
+  on_started();
+}
+
+asio::awaitable<void> Connection::reader() {
+  while (!closing_) {
+    if (read_buffered() == 0) {
+      // An idle connection holds no read buffer: wait for readability first.
+      read_idle();
+      auto [wec] = co_await socket_.async_wait(Socket::wait_read, use_tuple);
+      if (wec || closing_) break;
+    }
+    auto const space = read_space(read_chunk);
+    auto [ec, n] =
+        co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), use_tuple);
+    if (ec) break;
+    if (!on_read(n)) break;
+  }
+  if (!closing_) {
+    reader_done_ = true;
+    half_closed();  // the app sent EOF (or the connection broke)
+    co_return;
+  }
+  // Closing: whatever the client still sends is read and dropped, never answered. Closing
+  // with unread bytes would make the kernel reset the connection and destroy replies the
+  // client has not read yet, so the connection closes at the client's EOF (or the deadline).
+  read_idle();
+  std::array<char, 4096> sink{};
+  while (!closed_) {
+    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(sink), use_tuple);
+    if (ec) break;
+  }
+  reader_done_ = true;
+  if (writer_done_) close();
+}
+
+void Connection::half_closed() {
+  // A half-closed client still reads: it gets the answer to every request read before the
+  // EOF (for at most 5 s: a client that is gone entirely must not hold its slot long), and
+  // no more messages; then the connection closes.
+  closing_ = true;
+  wait_for_replies_ = true;
+  on_half_closed();
+  close_after(std::chrono::seconds(5));
+  wake_writer();
+}
+
+void Connection::fail(std::string last_words) {
+  if (closing_) return;
+  append_reply([&](std::string& out) { out += last_words; });
+  closing_ = true;
+  detach();
+  close_after(std::chrono::seconds(2));
+  wake_writer();
+}
+
+void Connection::detach() {
+  detached_ = true;
+  relay_.detach(*this);
+}
+
+void Connection::append_shared(core::SharedFrame const& frame) {
+  queue_.push_back(Chunk{frame, {}});
+  queued(frame->size());
+}
+
+std::string& Connection::owned_tail() {
+  if (queue_.size() > writing_ && !queue_.back().shared &&
+      queue_.back().owned.size() < owned_chunk_limit) {
+    return queue_.back().owned;
+  }
+  queue_.push_back(Chunk{});
+  return queue_.back().owned;
+}
+
+void Connection::queued(std::size_t n) {
+  queued_bytes_ += n;
+  wake_writer();
+  if (over_limit_posted_ || closing_) return;
+  auto const& cfg = relay_.config();
+  if (queued_bytes_ > cfg.max_queue_bytes) {
+    slow_consumer("outbound queue exceeded max_queue_bytes (" +
+                  std::to_string(cfg.max_queue_bytes) + "); read faster or subscribe to less");
+    return;
+  }
+  if (queued_bytes_ > cfg.soft_queue_bytes && over_soft_since_ == Clock::time_point{}) {
+    // Over the soft limit: tolerated for a window, as Redis' client-output-buffer-limit
+    // does; a timer enforces it even if nothing more is queued.
+    over_soft_since_ = Clock::now();
+    check_soft_limit();
+  }
+}
+
+void Connection::check_soft_limit() {
+  if (over_limit_posted_ || closing_ || over_soft_since_ == Clock::time_point{}) return;
+  auto const& cfg = relay_.config();
+  auto const over_for = Clock::now() - over_soft_since_;
+  if (over_for >= cfg.soft_queue_window) {
+    slow_consumer("outbound queue stayed above soft_queue_bytes (" +
+                  std::to_string(cfg.soft_queue_bytes) + ") for longer than " +
+                  std::to_string(cfg.soft_queue_window.count()) + " ms; read faster");
+    return;
+  }
+  soft_timer_.expires_after(cfg.soft_queue_window - over_for);
+  soft_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (!ec) self->check_soft_limit();
+  });
+}
+
+void Connection::slow_consumer(std::string reason) {
+  // Usually called from inside a fan-out: the hub is iterating, so the disconnect waits for
+  // the next turn of the event loop. Until then nothing more is queued here.
+  over_limit_posted_ = true;
+  asio::post(socket_.get_executor(), [self = shared_from_this(), reason = std::move(reason)] {
+    self->relay_.metrics().slow_consumer_disconnects.Increment();
+    static log::RateLimit limit;
+    log::warn_limited(limit, "disconnecting slow consumer",
+                      {{"conn", std::to_string(self->id_)},
+                       {"client", self->client_name_},
+                       {"queued_bytes", std::to_string(self->queued_bytes_)},
+                       {"reason", reason}});
+    self->goaway(proto::ErrorCode::slow_consumer, reason);
+  });
+}
+
+void Connection::wake_writer() {
+  // Cancelling a timer costs a trip through the timer queue; a fan-out to thousands of
+  // connections must only pay it for writers that are actually asleep.
+  if (writer_waiting_) {
+    writer_waiting_ = false;
+    wake_.cancel();
+  }
+}
+
+void Connection::close_after(std::chrono::steady_clock::duration grace) {
+  close_deadline_.expires_after(grace);
+  close_deadline_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (!ec) self->close();
+  });
+}
+
+void Connection::goaway(proto::ErrorCode code, std::string_view text, bool wait_for_replies) {
+  if (closing_) return;
+  closing_ = true;
+  wait_for_replies_ = wait_for_replies;
+  detach();
+  if (!wait_for_replies) {
+    // Whatever is not on the wire yet will not be read in time anyway.
+    while (queue_.size() > writing_) {
+      queued_bytes_ -= queue_.back().size();
+      queue_.pop_back();
+    }
+  }
+  auto& out = owned_tail();
+  auto const before = out.size();
+  append_goaway(out, code, text);
+  queued_bytes_ += out.size() - before;
+  close_after(wait_for_replies ? relay_.config().drain_timeout + std::chrono::seconds(1)
+                               : std::chrono::milliseconds(2000));
+  wake_writer();
+}
+
+asio::awaitable<void> Connection::writer() {
+  std::vector<asio::const_buffer> bufs;
+  bufs.reserve(max_gather);
+  while (!closed_) {
+    if (queue_.empty()) {
+      if (closing_ && (!wait_for_replies_ || !owes_replies())) break;
+      wake_.expires_at(Clock::time_point::max());
+      writer_waiting_ = true;
+      co_await wake_.async_wait(use_tuple);
+      writer_waiting_ = false;
+      continue;
+    }
+    bufs.clear();
+    std::size_t bytes = 0;
+    writing_ = std::min(queue_.size(), max_gather);
+    for (std::size_t i = 0; i < writing_; ++i) {
+      bufs.emplace_back(queue_[i].data(), queue_[i].size());
+      bytes += queue_[i].size();
+    }
+    auto [ec, n] = co_await asio::async_write(socket_, bufs, use_tuple);
+    (void)n;
+    for (std::size_t i = 0; i < writing_; ++i) queue_.pop_front();
+    writing_ = 0;
+    queued_bytes_ -= bytes;
+    if (queued_bytes_ <= relay_.config().soft_queue_bytes) over_soft_since_ = {};
+    if (ec) {
+      close();
+      co_return;
+    }
+  }
+  if (closed_) co_return;
+  writer_done_ = true;
+  boost::system::error_code ignored;
+  socket_.shutdown(Socket::shutdown_send, ignored);
+  if (reader_done_) {
+    close();
+    co_return;
+  }
+  // The reader closes at the client's EOF; a client that keeps the connection open gets a
+  // short linger to read our FIN first.
+  close_after(linger);
+}
+
+void Connection::close() {
+  if (closed_) return;
+  closed_ = true;
+  closing_ = true;
+  detach();
+  slot_.reset();
+  boost::system::error_code ignored;
+  socket_.close(ignored);
+  wake_.cancel();
+  close_deadline_.cancel();
+  soft_timer_.cancel();
+}
+
+}  // namespace podrelay::server

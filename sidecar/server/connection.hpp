@@ -1,0 +1,126 @@
+// What every app connection has, whatever protocol it speaks: the socket, a reader that
+// hands bytes to the protocol and a writer that sends the outbound queue (this
+// connection's replies, coalesced, and shared fan-out buffers) with gathered writes; the
+// bounded queue with its hard limit and its soft limit held for a window (checked on a
+// timer); GOAWAY, half-close and close, and a close that never resets the connection
+// while replies are on their way. The protocols (framed Session, RespSession) derive from
+// it and supply decoding, replies and message encoding. Owned by shared_ptr (its
+// coroutines hold a reference); used only from the io_context thread.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "core/receiver.hpp"
+#include "proto/error_code.hpp"
+#include "redis/publisher.hpp"
+#include "server/connection_slots.hpp"
+
+namespace podrelay::server {
+
+class Relay;
+
+class Connection : public std::enable_shared_from_this<Connection>,
+                   public core::Receiver,
+                   public redis::PublishOrigin {
+ public:
+  using Socket = boost::asio::generic::stream_protocol::socket;
+
+  Connection(Socket socket, Relay& relay, std::uint64_t id, std::string peer);
+  Connection(Connection const&) = delete;
+  Connection& operator=(Connection const&) = delete;
+  virtual ~Connection();
+
+  void start();
+  // Stops reading, says goodbye in the protocol's way and closes once queued replies are
+  // written (bounded by a deadline). With `wait_for_replies`, replies still owed (publishes
+  // waiting for Redis) are written first (drain).
+  void goaway(proto::ErrorCode code, std::string_view text, bool wait_for_replies = false);
+  void close();
+
+  std::size_t queued_bytes() const noexcept { return queued_bytes_; }
+  std::uint64_t id() const noexcept { return id_; }
+
+ protected:
+  // The protocol's part.
+  virtual void on_started() {}
+  virtual std::span<char> read_space(std::size_t at_least) = 0;
+  virtual std::size_t read_buffered() const noexcept = 0;
+  virtual void read_idle() = 0;  // no bytes buffered: give the read buffer back
+  // `n` bytes arrived in read_space(); false: stop reading (the protocol is closing).
+  virtual bool on_read(std::size_t n) = 0;
+  virtual bool owes_replies() const noexcept = 0;
+  // The app half-closed (EOF): no more requests; replies owed are still written.
+  virtual void on_half_closed() {}
+  virtual void append_goaway(std::string& out, proto::ErrorCode code, std::string_view text) = 0;
+
+  // Encodes bytes (`encode(out)` appends them) into the outbound queue.
+  template <class Encode>
+  void append_reply(Encode&& encode) {
+    if (closed_) return;
+    auto& out = owned_tail();
+    auto const before = out.size();
+    encode(out);
+    queued(out.size() - before);
+  }
+  // Queues a fan-out buffer shared with other receivers.
+  void append_shared(core::SharedFrame const& frame);
+  // Ends the connection after `last_words` (an error reply) is written: no more reading,
+  // subscriptions released, closed within 2 s.
+  void fail(std::string last_words);
+  // Leaves the relay: subscriptions released, replies still owed by them dropped.
+  void detach();
+  void wake_writer();
+  bool accepting_messages() const noexcept { return !closing_ && !over_limit_posted_; }
+  boost::asio::any_io_executor executor() { return socket_.get_executor(); }
+
+  Relay& relay_;
+  std::string const peer_;
+  std::string client_name_;
+  bool closing_ = false;  // GOAWAY, protocol error or EOF: finishing
+  bool closed_ = false;
+  bool detached_ = false;
+
+ private:
+  struct Chunk {
+    core::SharedFrame shared;  // fan-out frames, shared by every receiver
+    std::string owned;         // this connection's replies, coalesced
+    std::size_t size() const { return shared ? shared->size() : owned.size(); }
+    char const* data() const { return shared ? shared->data() : owned.data(); }
+  };
+
+  boost::asio::awaitable<void> reader();
+  boost::asio::awaitable<void> writer();
+  void half_closed();
+  std::string& owned_tail();
+  void queued(std::size_t n);
+  void check_soft_limit();
+  void slow_consumer(std::string reason);
+  void close_after(std::chrono::steady_clock::duration grace);
+
+  Socket socket_;
+  std::uint64_t id_;
+  ConnectionSlots::Slot slot_;
+  std::deque<Chunk> queue_;
+  std::size_t writing_ = 0;  // chunks at the front of queue_ being written now
+  std::size_t queued_bytes_ = 0;
+  boost::asio::steady_timer wake_;
+  boost::asio::steady_timer close_deadline_;
+  boost::asio::steady_timer soft_timer_;
+  bool wait_for_replies_ = false;
+  bool over_limit_posted_ = false;
+  bool writer_waiting_ = false;
+  bool reader_done_ = false;
+  bool writer_done_ = false;
+  std::chrono::steady_clock::time_point over_soft_since_{};  // epoch: not over the soft limit
+};
+
+}  // namespace podrelay::server
