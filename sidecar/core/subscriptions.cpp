@@ -188,9 +188,12 @@ void Subscriptions::fail(WaiterId id, ErrorCode code, std::string_view text, Eff
   req->done = true;
   req->error = code;
   req->text = std::string(text);
-  auto& mine = st.names(req->kind);
-  for (auto const& name : req->added) {
-    if (mine.erase(name) > 0) release(*r, req->kind, name, fx);
+  // Taken out first: a rollback can answer (and pop) other requests of this receiver.
+  auto const kind = req->kind;
+  auto const added = std::move(req->added);
+  auto& mine = st.names(kind);
+  for (auto const& name : added) {
+    if (mine.erase(name) > 0) release(*r, kind, name, fx);
   }
   flush(*r, st, fx);
 }

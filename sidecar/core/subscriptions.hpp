@@ -25,6 +25,7 @@
 #include "core/hub.hpp"
 #include "core/subscription_tracker.hpp"
 #include "proto/error_code.hpp"
+#include "util/fifo.hpp"
 
 namespace podrelay::core {
 
@@ -124,7 +125,7 @@ class Subscriptions {
   struct ReceiverState {
     std::unordered_set<std::string, StringHash, std::equal_to<>> channels;
     std::unordered_set<std::string, StringHash, std::equal_to<>> patterns;
-    std::deque<Request> requests;
+    util::Fifo<Request> requests;
     auto& names(SubKind kind) { return kind == SubKind::channel ? channels : patterns; }
   };
 

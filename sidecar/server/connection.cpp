@@ -19,6 +19,10 @@ constexpr std::size_t read_chunk = 4096;
 constexpr std::size_t max_gather = 64;
 constexpr std::size_t owned_chunk_limit = 16 * 1024;
 constexpr std::chrono::milliseconds linger{1000};
+// Where closing connections drop what their clients still send. One for the process (one
+// thread; the bytes are never read): a buffer in each reader's coroutine frame would cost
+// every connection 4 KiB for its whole life.
+std::array<char, 4096> discarded;
 
 }  // namespace
 
@@ -73,10 +77,9 @@ asio::awaitable<void> Connection::reader() {
   // Closing: whatever the client still sends is read and dropped, never answered. Closing
   // with unread bytes would make the kernel reset the connection and destroy replies the
   // client has not read yet, so the connection closes at the client's EOF (or the deadline).
-  read_idle();
-  std::array<char, 4096> sink{};
+  read_done();
   while (!closed_) {
-    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(sink), use_tuple);
+    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(discarded), use_tuple);
     if (ec) break;
   }
   reader_done_ = true;
@@ -243,12 +246,15 @@ asio::awaitable<void> Connection::writer() {
   writer_done_ = true;
   boost::system::error_code ignored;
   socket_.shutdown(Socket::shutdown_send, ignored);
-  if (reader_done_) {
+  if (reader_done_ || !wait_for_replies_) {
+    // After a protocol error or a slow-consumer GOAWAY the last words are out; nothing the
+    // client still sends matters (as before: a reset is possible).
     close();
     co_return;
   }
-  // The reader closes at the client's EOF; a client that keeps the connection open gets a
-  // short linger to read our FIN first.
+  // Replies owed were just written (drain, half-close): the reader closes at the client's
+  // EOF, so unread bytes never make the kernel reset the connection over them; a client
+  // that keeps the connection open gets a short linger.
   close_after(linger);
 }
 

@@ -55,6 +55,7 @@ class Connection : public std::enable_shared_from_this<Connection>,
   virtual std::span<char> read_space(std::size_t at_least) = 0;
   virtual std::size_t read_buffered() const noexcept = 0;
   virtual void read_idle() = 0;  // no bytes buffered: give the read buffer back
+  virtual void read_done() = 0;  // nothing more will be parsed: drop the read buffer
   // `n` bytes arrived in read_space(); false: stop reading (the protocol is closing).
   virtual bool on_read(std::size_t n) = 0;
   virtual bool owes_replies() const noexcept = 0;

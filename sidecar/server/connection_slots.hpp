@@ -48,7 +48,8 @@ class ConnectionSlots {
 
   std::size_t max_;
   std::size_t open_ = 0;
-  std::size_t peak_ = 0;  // since the last heap trim
+  std::size_t peak_ = 0;     // of the current burst
+  std::size_t trim_at_ = 0;  // trim when the count falls to this
   boost::asio::steady_timer trim_timer_;
   bool trim_armed_ = false;
 };

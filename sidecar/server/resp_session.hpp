@@ -16,6 +16,7 @@
 #include "resp_server/command.hpp"
 #include "resp_server/request_parser.hpp"
 #include "server/connection.hpp"
+#include "util/fifo.hpp"
 
 namespace podrelay::server {
 
@@ -42,6 +43,7 @@ class RespSession final : public Connection {
   std::span<char> read_space(std::size_t at_least) override { return parser_.prepare(at_least); }
   std::size_t read_buffered() const noexcept override { return parser_.buffered(); }
   void read_idle() override { parser_.shrink_if_idle(0); }
+  void read_done() override { parser_ = resp_server::RequestParser(parser_.limits()); }
   bool on_read(std::size_t n) override;
   bool owes_replies() const noexcept override { return !pending_.empty(); }
   void on_half_closed() override;
@@ -64,7 +66,7 @@ class RespSession final : public Connection {
 
   resp_server::RequestParser parser_;
   resp_server::CommandMachine machine_;
-  std::deque<Pending> pending_;
+  util::Fifo<Pending> pending_;
   std::unordered_set<std::string> shard_names_;  // app names held through SSUBSCRIBE
   std::uint32_t next_id_ = 1;
   bool eof_ = false;

@@ -45,14 +45,18 @@ void Session::on_started() {
   // A connection that never says HELLO must not hold a slot forever.
   auto const timeout = relay_.config().hello_timeout;
   hello_timer_.expires_after(timeout);
-  hello_timer_.async_wait([self = std::static_pointer_cast<Session>(shared_from_this()),
+  // A weak reference: a closed connection must not live on until its HELLO deadline.
+  hello_timer_.async_wait([weak = std::weak_ptr<Connection>(shared_from_this()),
                            timeout](boost::system::error_code ec) {
-    if (ec || self->hello_done_ || self->closing_) return;
+    auto self = std::static_pointer_cast<Session>(weak.lock());
+    if (ec || !self || self->hello_done_ || self->closing_) return;
     std::ostringstream text;
     text << "no HELLO within " << std::chrono::duration<double>(timeout).count() << " s";
     self->protocol_error(proto::ErrorCode::handshake_required, text.str());
   });
 }
+
+void Session::read_done() { decoder_ = proto::Decoder(relay_.config().max_frame_bytes); }
 
 bool Session::on_read(std::size_t n) {
   decoder_.commit(n);

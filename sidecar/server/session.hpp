@@ -13,6 +13,7 @@
 
 #include "proto/frame.hpp"
 #include "server/connection.hpp"
+#include "util/fifo.hpp"
 
 namespace podrelay::server {
 
@@ -41,6 +42,7 @@ class Session final : public Connection {
   std::span<char> read_space(std::size_t at_least) override { return decoder_.prepare(at_least); }
   std::size_t read_buffered() const noexcept override { return decoder_.buffered(); }
   void read_idle() override { decoder_.shrink_if_idle(0); }
+  void read_done() override;
   bool on_read(std::size_t n) override;
   bool owes_replies() const noexcept override {
     return !acks_.empty() || (!detached_ && subscription_requests_ > 0);
@@ -58,7 +60,7 @@ class Session final : public Connection {
   void answer_acks();
 
   proto::Decoder decoder_;
-  std::deque<PendingAck> acks_;
+  util::Fifo<PendingAck> acks_;
   std::size_t subscription_requests_ = 0;  // SUB-family requests not answered yet
   boost::asio::steady_timer hello_timer_;
   bool hello_done_ = false;
