@@ -39,6 +39,7 @@ export const KNOWN_SETTINGS = new Set(
     "tls-ca-file", "tls-cert-file", "tls-key-file", "tls-server-name", "allow-remote",
     "max-subscriptions", "node-id", "redis-connect-timeout", "redis-ping-interval",
     "redis-ping-timeout", "soft-queue-bytes", "soft-queue-seconds", "hello-timeout",
+    "resp-listen", "resp-channel-prefix",
   ].map((f) => `PODRELAY_${f.toUpperCase().replaceAll("-", "_")}`),
 );
 const DEFAULT_DRAIN_TIMEOUT = 10;
