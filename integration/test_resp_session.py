@@ -1,0 +1,199 @@
+"""The Redis-protocol front end (--resp-listen) as the relay sees it: request order,
+PUBLISH answered with Redis' integer or podrelay's code, subscriptions shared with the
+framed protocol, the RESP channel prefix, PUBSUB forwarding, QUIT and RESET. Real
+redis-server and podrelay processes; raw sockets speaking RESP."""
+import socket
+import time
+import unittest
+
+from harness import IntegrationCase, free_port, wait_for
+from harness_ext import redis_unpause
+
+PREFIX = "podrelay:"
+
+
+class Resp:
+    """A minimal RESP client over one socket: send raw requests, read whole replies."""
+
+    def __init__(self, case, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        case.addCleanup(self.sock.close)
+        self.buf = b""
+
+    def send(self, *args):
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        self.sock.sendall(out)
+
+    def _line(self, timeout):
+        end = time.monotonic() + timeout
+        while b"\r\n" not in self.buf:
+            self.sock.settimeout(max(0.01, end - time.monotonic()))
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError(self.buf)
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def reply(self, timeout=5.0):
+        line = self._line(timeout)
+        t, rest = line[:1], line[1:]
+        if t in (b"+", b"-", b":"):
+            return (t.decode(), rest.decode())
+        if t == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            while len(self.buf) < n + 2:
+                self.sock.settimeout(timeout)
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise EOFError(self.buf)
+                self.buf += chunk
+            data, self.buf = self.buf[:n], self.buf[n + 2:]
+            return data
+        if t in (b"*", b">"):
+            return [self.reply(timeout) for _ in range(int(rest))]
+        raise AssertionError(f"unexpected RESP line {line!r}")
+
+    def closed(self, timeout=5.0):
+        self.sock.settimeout(timeout)
+        try:
+            return self.sock.recv(1) == b""
+        except ConnectionResetError:
+            return True
+
+
+class RespSessionTest(IntegrationCase):
+
+    def pod(self, redis, *extra):
+        port = free_port()
+        pod = self.start_sidecar("pod", redis, ["--resp-listen", f"127.0.0.1:{port}", *extra])
+        pod.resp_port = port
+        return pod
+
+    def test_pipelined_publishes_answer_redis_integer_in_order(self):
+        redis = self.start_redis()
+        pod = self.pod(redis)
+        sub = Resp(self, pod.resp_port)
+        sub.send("SUBSCRIBE", "news")
+        self.assertEqual(sub.reply(), [b"subscribe", b"news", (":", "1")])
+        pub = Resp(self, pod.resp_port)
+        for i in range(50):
+            pub.send("PUBLISH", "news", f"m{i}")
+        pub.send("PING")
+        # one pod subscribed on Redis: every PUBLISH reaches 1 Redis subscriber
+        self.assertEqual([pub.reply() for _ in range(50)], [(":", "1")] * 50)
+        self.assertEqual(pub.reply(), ("+", "PONG"))
+        got = [sub.reply() for _ in range(50)]
+        self.assertEqual(got, [[b"message", b"news", b"m%d" % i] for i in range(50)])
+
+    def test_framed_and_resp_clients_share_one_redis_subscription(self):
+        redis = self.start_redis()
+        pod = self.pod(redis)
+        framed = pod.client()
+        framed.subscribe("room")  # Redis channel podrelay:room
+        resp = Resp(self, pod.resp_port)
+        resp.send("SUBSCRIBE", PREFIX + "room")
+        self.assertEqual(resp.reply(), [b"subscribe", b"podrelay:room", (":", "1")])
+        self.assertEqual(redis.numsub(PREFIX + "room"), 1)
+        other = self.pod(redis)
+        p = Resp(self, other.resp_port)
+        p.send("PUBLISH", PREFIX + "room", "hi")
+        self.assertEqual(p.reply(), (":", "1"))
+        self.assertEqual(self.expect_msgs(framed, 1)[0].payload, b"hi")
+        self.assertEqual(resp.reply(), [b"message", b"podrelay:room", b"hi"])
+        framed.publish("room", b"back")
+        self.assertEqual(resp.reply(), [b"message", b"podrelay:room", b"back"])
+
+    def test_resp_channel_prefix_is_applied_and_removed(self):
+        redis = self.start_redis()
+        pod = self.pod(redis, "--resp-channel-prefix", "app1:")
+        sub = Resp(self, pod.resp_port)
+        sub.send("SUBSCRIBE", "a")
+        sub.reply()
+        sub.send("PSUBSCRIBE", "a*")
+        sub.reply()
+        self.assertEqual(redis.numsub("app1:a"), 1)
+        q = Resp(self, pod.resp_port)
+        q.send("PUBSUB", "NUMSUB", "a", "b")
+        self.assertEqual(q.reply(), [b"a", (":", "1"), b"b", (":", "0")])
+        q.send("PUBSUB", "CHANNELS")
+        self.assertEqual(q.reply(), [b"a"])
+        q.send("PUBLISH", "a", "x")
+        self.assertEqual(q.reply(), (":", "2"))  # the pod's SUBSCRIBE and PSUBSCRIBE
+        got = [sub.reply(), sub.reply()]
+        self.assertIn([b"message", b"a", b"x"], got)
+        self.assertIn([b"pmessage", b"a*", b"a", b"x"], got)
+
+    def test_publish_waits_for_redis_then_is_answered(self):
+        redis = self.start_redis()
+        pod = self.pod(redis)
+        c = Resp(self, pod.resp_port)
+        redis.cli("CLIENT", "PAUSE", "1500", "WRITE")
+        self.addCleanup(lambda: redis.proc.alive() and redis_unpause(redis))
+        c.send("PUBLISH", "late", "x")
+        c.send("PING")
+        # the PONG may not overtake the PUBLISH: Redis clients match replies by position
+        self.assertEqual(c.reply(timeout=10), (":", "0"))
+        self.assertEqual(c.reply(), ("+", "PONG"))
+
+    def test_publish_refused_with_podrelay_code_when_the_buffer_is_full(self):
+        redis = self.start_redis()
+        pod = self.pod(redis, "--publish-buffer-bytes", "1024")
+        c = Resp(self, pod.resp_port)
+        redis.kill()
+        pod.wait_readyz(503)
+        for _ in range(6):
+            c.send("PUBLISH", "full", "p" * 400)
+        replies = [c.reply(timeout=15) for _ in range(6)]
+        errors = [r for r in replies if r[0] == "-"]
+        self.assertTrue(errors, replies)
+        self.assertTrue(all("podrelay 30" in e[1] for e in errors), replies)
+        self.assertTrue(any("PUBLISH_BUFFER_FULL" in e[1] for e in errors), replies)
+
+    def test_unsupported_command_keeps_the_connection_and_quit_closes_after_replies(self):
+        redis = self.start_redis()
+        pod = self.pod(redis)
+        c = Resp(self, pod.resp_port)
+        c.send("GET", "x")
+        self.assertEqual(c.reply(), ("-", "ERR podrelay supports only pub/sub commands: 'GET'"))
+        c.send("PUBLISH", "q", "1")
+        c.send("QUIT")
+        self.assertEqual(c.reply(), (":", "0"))
+        self.assertEqual(c.reply(), ("+", "OK"))
+        self.assertTrue(c.closed())
+
+    def test_reset_drops_subscriptions(self):
+        redis = self.start_redis()
+        pod = self.pod(redis)
+        c = Resp(self, pod.resp_port)
+        c.send("SUBSCRIBE", "r1", "r2")
+        self.assertEqual([c.reply(), c.reply()],
+                         [[b"subscribe", b"r1", (":", "1")], [b"subscribe", b"r2", (":", "2")]])
+        c.send("RESET")
+        self.assertEqual(c.reply(), ("+", "RESET"))
+        wait_for(lambda: redis.numsub("r1") == 0 and redis.numsub("r2") == 0, 5)
+        c.send("GET", "x")  # no longer in subscribed mode: the plain error
+        self.assertEqual(c.reply()[0], "-")
+
+    def test_redis_restart_keeps_resp_subscriptions(self):
+        redis = self.start_redis()
+        pod = self.pod(redis)
+        c = Resp(self, pod.resp_port)
+        c.send("SUBSCRIBE", "keep")
+        c.reply()
+        redis.kill()
+        pod.wait_readyz(503)
+        redis.start()
+        pod.wait_ready(timeout=20)
+        redis.wait_numsub("keep", 1)
+        redis.cli("PUBLISH", "keep", "again")
+        self.assertEqual(c.reply(timeout=10), [b"message", b"keep", b"again"])
+
+
+if __name__ == "__main__":
+    unittest.main()
