@@ -139,12 +139,16 @@ class SoftLimitTest(SlowConsumerCase):
         self.setup_pods(["--max-queue-bytes", "262144", "--soft-queue-bytes", "65536",
                          "--soft-queue-seconds", "1", "--max-frame-bytes", "16384"])
         t0 = time.monotonic()
-        state = {"over": None, "peak": 0}
+        state = {"over": None, "peak": 0, "above": 0}
 
         def sample(m):
             q = metric(m, "podrelay_outbound_queue_bytes")
             state["peak"] = max(state["peak"], q)
-            if q > 65536 and state["over"] is None:
+            # Three samples in a row above the soft limit (~150 ms): the kernel's send buffer
+            # is full, not just taking a large write (it can grow by megabytes, and at the
+            # slow rate it would then absorb everything for longer than the test waits).
+            state["above"] = state["above"] + 1 if q > 65536 else 0
+            if state["above"] >= 3 and state["over"] is None:
                 state["over"] = time.monotonic()
                 self.pub.rate = 20  # ~21 KiB/s: hard limit ~9 s away, soft window 1 s
         self.pub.rate = 500
