@@ -265,12 +265,15 @@ class Sidecar:
     """One real podrelay daemon."""
 
     def __init__(self, case: "IntegrationCase", name: str, redis_url: str,
-                 extra_args: Sequence[str] = (), listen: Optional[Sequence[str]] = None):
+                 extra_args: Sequence[str] = (), listen: Optional[Sequence[str]] = None,
+                 resp: bool = False):
         self.case = case
         self.name = name
         self.redis_url = redis_url
         self.port = free_port()
         self.admin_port = free_port()
+        # resp=True: also a RESP (Redis protocol) port, --resp-listen 127.0.0.1:resp_port
+        self.resp_port: Optional[int] = free_port() if resp else None
         self.listen = list(listen) if listen is not None else [f"127.0.0.1:{self.port}"]
         self.extra_args = list(extra_args)
         self.proc: Optional[Proc] = None
@@ -283,6 +286,8 @@ class Sidecar:
         argv = [PODRELAY_BIN]
         for l in self.listen:
             argv += ["--listen", l]
+        if self.resp_port is not None:
+            argv += ["--resp-listen", f"127.0.0.1:{self.resp_port}"]
         argv += ["--redis", self.redis_url, "--admin-listen", f"127.0.0.1:{self.admin_port}",
                  "--log-level", "debug", *self.extra_args]
         return argv

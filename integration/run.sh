@@ -20,4 +20,6 @@ echo "== client codec tests (clients/python/tests)"
 python3 -m unittest discover -s clients/python/tests -p 'test_*.py' -v || status=1
 echo "== integration tests (integration/)"
 python3 -m unittest discover -s integration -p 'test_*.py' -v || status=1
+echo "== Node peers on the RESP port (integration/resp_node)"
+integration/resp_node/test.sh || status=1
 exit $status

@@ -17,6 +17,8 @@ build_pkgs=(
   redis-server redis-sentinel redis-tools
   python3 iproute2 procps curl
   yamllint prometheus chromium
+  python3-socketio python3-redis python3-channels-redis python3-aiohttp
+  ruby-actioncable ruby-redis
 )
 
 mode=${1:-build}
