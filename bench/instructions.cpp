@@ -256,7 +256,7 @@ void instructions_section(SectionContext& ctx) {
   // second): instructions per second, subtracted from each run for its window's length.
   WindowClock clock;
   clock.start(*counter, all);
-  std::this_thread::sleep_for(std::chrono::duration<double>(ctx.scaled(2, 0.5)));
+  std::this_thread::sleep_for(std::chrono::duration<double>(ctx.scaled(1, 0.5)));
   auto const idle = clock.stop(*counter);
   std::map<std::string, double> idle_per_s;
   {
@@ -283,7 +283,7 @@ void instructions_section(SectionContext& ctx) {
         targets.push_back({"sidecar_b", env.sidecar("b").pid()});
       }
       Window window;
-      auto spec = throughput_spec(path, payload, messages, ctx.scaled(40, 20));
+      auto spec = throughput_spec(path, payload, messages, ctx.scaled(60, 20));
       spec.before_publishing = [&] { clock.start(*counter, targets); };
       spec.after_run = [&] { window = clock.stop(*counter); };
       auto const r = run_and_record(ctx, env, "instructions", spec);
