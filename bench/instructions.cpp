@@ -282,11 +282,29 @@ void instructions_section(SectionContext& ctx) {
         targets.push_back({"sidecar_a", env.sidecar("a").pid()});
         targets.push_back({"sidecar_b", env.sidecar("b").pid()});
       }
+      // The sidecars' own counts of this run, read outside the counted window: where a
+      // message went missing, if one did.
+      static constexpr std::pair<char const*, char const*> watched[] = {
+          {"a", "podrelay_messages_published_total"},
+          {"b", "podrelay_messages_received_total"},
+          {"b", "podrelay_messages_delivered_total"},
+          {"b", "podrelay_messages_dropped_total"},
+          {"b", "podrelay_slow_consumer_disconnects_total"},
+          {"b", "podrelay_redis_reconnects_total"}};
+      auto read_metrics = [&] {
+        std::vector<double> v;
+        if (path == Path::podrelay) {
+          for (auto const& [who, metric] : watched) v.push_back(env.sidecar_metric(who, metric));
+        }
+        return v;
+      };
+      auto const metrics_before = read_metrics();
       Window window;
       auto spec = throughput_spec(path, payload, messages, ctx.scaled(60, 20));
       spec.before_publishing = [&] { clock.start(*counter, targets); };
       spec.after_run = [&] { window = clock.stop(*counter); };
       auto const r = run_and_record(ctx, env, "instructions", spec);
+      auto const metrics_after = read_metrics();
       std::ostringstream raw;
       raw << "{\"path\":" << json_string(path_name(path)) << ",\"payload_bytes\":" << payload
           << ",\"messages\":" << r.published << ",\"window_s\":" << json_number(window.seconds)
@@ -299,7 +317,26 @@ void instructions_section(SectionContext& ctx) {
         per_msg[path == Path::podrelay][name] =
             r.published > 0 ? relayed / double(r.published) : NAN;
       }
-      raw << "}}";
+      raw << '}';
+      if (!metrics_after.empty()) {
+        raw << ",\"sidecar_metrics\":{";
+        for (std::size_t i = 0; i < metrics_after.size(); ++i) {
+          raw << (i ? "," : "")
+              << json_string(std::string(watched[i].first) + ":" + watched[i].second) << ':'
+              << json_number(metrics_after[i] - metrics_before[i]);
+        }
+        raw << '}';
+        if (!r.complete) {
+          std::ostringstream what;
+          what << "podrelay " << size_label(payload) << " incomplete run, the sidecars' counts:";
+          for (std::size_t i = 0; i < metrics_after.size(); ++i) {
+            what << ' ' << watched[i].first << ':' << watched[i].second << '='
+                 << metrics_after[i] - metrics_before[i];
+          }
+          ctx.report.note("instructions", what.str());
+        }
+      }
+      raw << '}';
       ctx.report.add_raw("instructions", raw.str());
     }
     auto get = [](std::map<std::string, double> const& m, std::string const& who) {
