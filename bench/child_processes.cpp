@@ -10,6 +10,7 @@
 #include <array>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <thread>
@@ -104,10 +105,12 @@ bool ChildProcess::running() {
   return false;
 }
 
-void ChildProcess::stop() {
+void ChildProcess::stop_with(int signal, double grace_s) {
   if (!running()) return;
-  ::kill(pid_, SIGTERM);
-  auto const deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  ::kill(pid_, signal);
+  auto const deadline = std::chrono::steady_clock::now() +
+                        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                            std::chrono::duration<double>(grace_s));
   int status = 0;
   while (std::chrono::steady_clock::now() < deadline) {
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
@@ -120,9 +123,29 @@ void ChildProcess::stop() {
   }
   ::kill(pid_, SIGKILL);
   ::waitpid(pid_, &status, 0);
-  exit_text_ = "killed after SIGTERM grace";
+  exit_text_ = "killed after signal " + std::to_string(signal) + " grace";
   unregister_child(pid_);
   pid_ = -1;
+}
+
+std::vector<CommandResult> run_commands(std::vector<std::string> const& commands) {
+  std::vector<CommandResult> results(commands.size());
+  std::vector<FILE*> pipes;
+  for (auto const& c : commands) pipes.push_back(::popen((c + " 2>&1").c_str(), "r"));
+  for (std::size_t i = 0; i < pipes.size(); ++i) {
+    if (pipes[i] == nullptr) continue;
+    char buf[512];
+    while (std::fgets(buf, sizeof buf, pipes[i])) results[i].output += buf;
+    int const status = ::pclose(pipes[i]);
+    results[i].status = status >= 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  return results;
+}
+
+std::string shell_quote(std::string const& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
 }
 
 void install_child_cleanup_handlers() {

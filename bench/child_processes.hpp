@@ -4,6 +4,7 @@
 // Single-threaded use; the signal handler only reads the table and calls kill().
 #pragma once
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <string>
@@ -28,7 +29,9 @@ class ChildProcess {
   bool running();
   std::string const& exit_text() const noexcept { return exit_text_; }
   // Stops the child now (idempotent).
-  void stop();
+  void stop() { stop_with(SIGTERM, 3.0); }
+  // Sends `signal`, waits up to `grace_s` for the child to exit, then SIGKILL (idempotent).
+  void stop_with(int signal, double grace_s);
 
  private:
   pid_t pid_ = -1;
@@ -36,6 +39,17 @@ class ChildProcess {
   std::string log_path_;
   std::string exit_text_;
 };
+
+// The exit status and standard output of a shell command (stderr joined), run by popen.
+struct CommandResult {
+  int status = -1;  // exit status; -1 when it could not run or was killed
+  std::string output;
+};
+// Runs every command at once (each `sh -c`) and waits for all; results in order.
+std::vector<CommandResult> run_commands(std::vector<std::string> const& commands);
+inline CommandResult run_command(std::string const& command) { return run_commands({command})[0]; }
+// `s` quoted for sh: 'it'\''s'.
+std::string shell_quote(std::string const& s);
 
 // Installs SIGINT/SIGTERM handlers that kill every registered child and exit(130/143).
 void install_child_cleanup_handlers();

@@ -104,14 +104,29 @@ std::uint16_t Environment::free_port() {
   throw std::runtime_error("no free loopback port found");
 }
 
+void Environment::wrap_children(Wrapper wrap, double startup_timeout_s) {
+  wrap_ = std::move(wrap);
+  startup_timeout_s_ = startup_timeout_s;
+}
+
+std::vector<std::string> Environment::wrapped(std::string const& child,
+                                              std::vector<std::string> argv) const {
+  if (!wrap_) return argv;
+  auto full = wrap_(child);
+  full.insert(full.end(), argv.begin(), argv.end());
+  return full;
+}
+
 void Environment::start_redis() {
   redis_port_ = free_port();
   redis_ = std::make_unique<ChildProcess>(
-      std::vector<std::string>{options_.redis_server, "--port", std::to_string(redis_port_),
-                               "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                               "--maxclients", "15000", "--dir", log_dir_, "--loglevel", "warning"},
+      wrapped("redis", {options_.redis_server, "--port", std::to_string(redis_port_), "--bind",
+                        "127.0.0.1", "--save", "", "--appendonly", "no", "--maxclients", "15000",
+                        "--dir", log_dir_, "--loglevel", "warning"}),
       log_dir_ + "/redis.log");
-  auto const deadline = SteadyClock::now() + std::chrono::seconds(10);
+  auto const timeout_s = startup_timeout_s(10);
+  auto const deadline = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
+                                                 std::chrono::duration<double>(timeout_s));
   while (SteadyClock::now() < deadline) {
     if (!redis_->running()) {
       throw std::runtime_error("redis-server " + redis_->exit_text() + ":\n" +
@@ -123,22 +138,35 @@ void Environment::start_redis() {
     if (reply.rfind("+PONG", 0) == 0) return;
     std::this_thread::sleep_for(milliseconds(20));
   }
-  throw std::runtime_error("redis-server did not answer PING within 10 s; log: " +
-                           redis_->log_path());
+  throw std::runtime_error("redis-server did not answer PING within " +
+                           std::to_string(int(timeout_s)) + " s; log: " + redis_->log_path());
 }
 
-Sidecar& Environment::start_sidecar(std::string const& name) {
+Sidecar& Environment::start_sidecar(std::string const& name, bool resp_listen) {
   Sidecar s;
   s.name = name;
   s.port = free_port();
   s.admin_port = free_port();
-  s.process = std::make_unique<ChildProcess>(
-      std::vector<std::string>{options_.podrelay, "--listen", "127.0.0.1:" + std::to_string(s.port),
-                               "--redis", "redis://127.0.0.1:" + std::to_string(redis_port_),
-                               "--admin-listen", "127.0.0.1:" + std::to_string(s.admin_port),
-                               "--max-queue-bytes", "67108864", "--log-level", "warn"},
-      log_dir_ + "/podrelay-" + name + ".log");
-  auto const deadline = SteadyClock::now() + std::chrono::seconds(15);
+  std::vector<std::string> argv{options_.podrelay,
+                                "--listen",
+                                "127.0.0.1:" + std::to_string(s.port),
+                                "--redis",
+                                "redis://127.0.0.1:" + std::to_string(redis_port_),
+                                "--admin-listen",
+                                "127.0.0.1:" + std::to_string(s.admin_port),
+                                "--max-queue-bytes",
+                                "67108864",
+                                "--log-level",
+                                "warn"};
+  if (resp_listen) {
+    s.resp_port = free_port();
+    argv.insert(argv.end(), {"--resp-listen", "127.0.0.1:" + std::to_string(s.resp_port)});
+  }
+  s.process = std::make_unique<ChildProcess>(wrapped("sidecar-" + name, std::move(argv)),
+                                             log_dir_ + "/podrelay-" + name + ".log");
+  auto const timeout_s = startup_timeout_s(15);
+  auto const deadline = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
+                                                 std::chrono::duration<double>(timeout_s));
   for (;;) {
     if (!s.process->running()) {
       throw std::runtime_error("podrelay " + name + " " + s.process->exit_text() + ":\n" +
@@ -146,8 +174,9 @@ Sidecar& Environment::start_sidecar(std::string const& name) {
     }
     if (http_get(s.admin_port, "/readyz").first == 200) break;
     if (SteadyClock::now() > deadline) {
-      throw std::runtime_error("podrelay " + name +
-                               " not ready within 15 s; log: " + s.process->log_path());
+      throw std::runtime_error("podrelay " + name + " not ready within " +
+                               std::to_string(int(timeout_s)) +
+                               " s; log: " + s.process->log_path());
     }
     std::this_thread::sleep_for(milliseconds(20));
   }

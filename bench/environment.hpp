@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -22,6 +23,7 @@ struct Sidecar {
   std::string name;
   std::uint16_t port = 0;
   std::uint16_t admin_port = 0;
+  std::uint16_t resp_port = 0;  // 0: no --resp-listen
   std::unique_ptr<ChildProcess> process;
   pid_t pid() const { return process ? process->pid() : -1; }
 };
@@ -31,9 +33,16 @@ class Environment {
   Environment(Options const& options, std::string log_dir);
   ~Environment();
 
+  // Every child started from now on runs as wrap(child) + its own argv (child: "redis",
+  // "sidecar-<name>"), e.g. under valgrind; readiness is then awaited up to
+  // `startup_timeout_s` instead of 10 s (Redis) and 15 s (sidecars).
+  using Wrapper = std::function<std::vector<std::string>(std::string const& child)>;
+  void wrap_children(Wrapper wrap, double startup_timeout_s);
+
   void start_redis();
-  // Starts a sidecar connected to our Redis and waits for /readyz.
-  Sidecar& start_sidecar(std::string const& name);
+  // Starts a sidecar connected to our Redis and waits for /readyz; with `resp_listen` it
+  // also serves the RESP front end on a free port (`--resp-listen`, resp_port).
+  Sidecar& start_sidecar(std::string const& name, bool resp_listen = false);
   void stop_sidecar(std::string const& name);
   Sidecar& sidecar(std::string const& name);
 
@@ -54,6 +63,11 @@ class Environment {
 
   Options const& options_;
   std::string log_dir_;
+  std::vector<std::string> wrapped(std::string const& child, std::vector<std::string> argv) const;
+  double startup_timeout_s(double normal) const { return wrap_ ? startup_timeout_s_ : normal; }
+
+  Wrapper wrap_;
+  double startup_timeout_s_ = 0;
   std::uint16_t redis_port_ = 0;
   std::unique_ptr<ChildProcess> redis_;
   std::map<std::string, Sidecar> sidecars_;

@@ -28,12 +28,7 @@ std::string read_first_line(std::string const& path) {
 }
 
 std::string command_output(std::string const& cmd) {
-  std::string out;
-  if (FILE* p = ::popen(cmd.c_str(), "r")) {
-    char buf[256];
-    while (std::fgets(buf, sizeof buf, p)) out += buf;
-    ::pclose(p);
-  }
+  auto out = run_command(cmd).output;
   while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
   return out;
 }
@@ -75,8 +70,8 @@ int main(int argc, char** argv) {
   report.meta("loadavg_before", read_first_line("/proc/loadavg"));
   report.meta("kernel", read_first_line("/proc/sys/kernel/osrelease"));
   report.meta("podrelay",
-              opt.podrelay + " (" + command_output("'" + opt.podrelay + "' --version 2>&1") + ")");
-  report.meta("redis", command_output(opt.redis_server + " --version 2>&1"));
+              opt.podrelay + " (" + command_output(shell_quote(opt.podrelay) + " --version") + ")");
+  report.meta("redis", command_output(opt.redis_server + " --version"));
   report.meta("mode", opt.quick ? "quick (smoke test; figures not meaningful)"
                                 : "full, duration scale " + std::to_string(opt.duration_scale));
   report.meta("fd_limit", std::to_string(fd_limit));
@@ -95,7 +90,8 @@ int main(int argc, char** argv) {
       std::cerr << "starting redis-server and sidecars (logs in " << log_dir << ")\n";
       env.start_redis();
       bool const need_pair = opt.wants("throughput") || opt.wants("latency") ||
-                             opt.wants("fanout") || opt.wants("cpu") || opt.wants("cluster");
+                             opt.wants("fanout") || opt.wants("cpu") || opt.wants("cluster") ||
+                             opt.wants("resp");
       if (need_pair) {
         env.start_sidecar("a");
         env.start_sidecar("b");
@@ -105,9 +101,14 @@ int main(int argc, char** argv) {
       return 1;
     }
     std::vector<std::pair<std::string, std::function<void(SectionContext&)>>> const sections{
-        {"throughput", throughput_section}, {"latency", latency_section},
-        {"fanout", fanout_section},         {"cpu", cpu_section},
-        {"memory", memory_section},         {"cluster", cluster_section},
+        {"throughput", throughput_section},
+        {"latency", latency_section},
+        {"fanout", fanout_section},
+        {"cpu", cpu_section},
+        {"memory", memory_section},
+        {"cluster", cluster_section},
+        {"instructions", instructions_section},
+        {"resp", resp_section},
     };
     for (auto const& [name, run] : sections) {
       if (!opt.wants(name)) continue;

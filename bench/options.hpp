@@ -10,8 +10,8 @@ namespace bench {
 
 // The sections, in the order they run. --only takes one or more of these, comma separated.
 inline std::vector<std::string> const& all_sections() {
-  static std::vector<std::string> const names{"throughput", "latency", "fanout",
-                                              "cpu",        "memory",  "cluster"};
+  static std::vector<std::string> const names{"throughput", "latency", "fanout",       "cpu",
+                                              "memory",     "cluster", "instructions", "resp"};
   return names;
 }
 

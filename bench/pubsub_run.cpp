@@ -120,6 +120,7 @@ RunResult run_pubsub(Environment& env, RunSpec const& spec) {
   }
   result.setup_s = seconds_between(setup_start, Clock::now());
 
+  if (spec.before_publishing) spec.before_publishing();
   auto const probes = cpu_probes(env, spec.path);
   std::map<std::string, double> cpu_before;
   for (auto const& p : probes) cpu_before[p.name] = cpu_seconds(p.pid);
@@ -196,6 +197,7 @@ RunResult run_pubsub(Environment& env, RunSpec const& spec) {
   double ours = 0;
   for (auto const& [name, secs] : result.cpu_s) ours += std::max(0.0, secs);
   result.cpu_s["others"] = std::max(0.0, machine_busy_seconds() - machine_before - ours);
+  if (spec.after_run) spec.after_run();
   result.published = seq;
   result.acks = pub->acks();
   result.nacks = pub->nacks();

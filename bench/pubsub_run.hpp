@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -32,6 +33,11 @@ struct RunSpec {
   std::uint64_t warmup_messages = 0;
   bool record_latency = false;
   double time_limit_s = 30;  // publish + drain, after the subscribers are set up
+  // Called once the subscribers and the publisher are set up, right before the CPU readings
+  // and the first publish, and after the run (last delivery or time limit) and its CPU
+  // readings: e.g. to zero and read instruction counters. Outside the timed span.
+  std::function<void()> before_publishing;
+  std::function<void()> after_run;
 };
 
 struct RunResult {

@@ -120,6 +120,9 @@ void Report::print_table(std::ostream& out) const {
     for (auto const& [s, text] : notes_) {
       if (s == section) out << "  note: " << text << '\n';
     }
+    for (auto const& [s, text] : unsupported_) {
+      if (s == section) out << "  unsupported: " << text << '\n';
+    }
     for (auto const& [s, text] : errors_) {
       if (s == section) out << "  ERROR: " << text << '\n';
     }
@@ -171,7 +174,11 @@ bool Report::write_json(std::string const& path, std::string& error) const {
       j << (first ? "" : ",") << "\n        " << obj;
       first = false;
     }
-    j << "]\n    }";
+    j << ']';
+    for (auto const& [s, text] : unsupported_) {
+      if (s == section) j << ",\n      \"unsupported\": " << json_string(text);
+    }
+    j << "\n    }";
   }
   j << "\n  }\n}\n";
   std::ofstream out(path, std::ios::trunc);

@@ -30,6 +30,11 @@ class Report {
   void error(std::string const& section, std::string text) {
     errors_.emplace_back(section, std::move(text));
   }
+  // The section could not measure podrelay on this build (e.g. a daemon flag it lacks):
+  // its rows carry podrelay = null and the JSON says "unsupported": reason.
+  void unsupported(std::string const& section, std::string reason) {
+    unsupported_.emplace_back(section, std::move(reason));
+  }
   void add_run(std::string const& section, RunSpec const& spec, RunResult const& result);
   void add_raw(std::string const& section, std::string json_object) {
     raw_.emplace_back(section, std::move(json_object));
@@ -49,6 +54,7 @@ class Report {
   std::vector<Row> rows_;
   std::vector<Tagged> notes_;
   std::vector<Tagged> errors_;
+  std::vector<Tagged> unsupported_;
   std::vector<Tagged> raw_;  // per section: pre-rendered JSON objects (runs, readings)
   std::vector<Tagged> meta_;
   std::vector<std::string> sections_;

@@ -35,6 +35,26 @@ void fanout_section(SectionContext& ctx);
 void cpu_section(SectionContext& ctx);
 void memory_section(SectionContext& ctx);
 void cluster_section(SectionContext& ctx);
+void instructions_section(SectionContext& ctx);
+void resp_section(SectionContext& ctx);
+
+// The throughput measurement (one publisher, one subscriber, `messages` acked PUBs / pipelined
+// PUBLISHes under an end-to-end window), median of `reps` runs, direct and podrelay
+// alternating; runs and problems are recorded under `section`. Used by the throughput and
+// resp sections.
+struct ThroughputFigures {
+  double direct = NAN;
+  double podrelay = NAN;
+};
+inline constexpr std::size_t throughput_window = 4096;
+// The throughput workload's spec: acked PUBs / pipelined PUBLISHes under throughput_window.
+RunSpec throughput_spec(Path path, std::size_t payload, std::uint64_t messages,
+                        double time_limit_s);
+// Runs `spec` on `env`, logs it, and records the run and its problems under `section`.
+RunResult run_and_record(SectionContext& ctx, Environment& env, std::string const& section,
+                         RunSpec const& spec);
+ThroughputFigures measure_throughput(SectionContext& ctx, std::string const& section,
+                                     std::size_t payload, std::uint64_t messages, int reps);
 
 // Median of a few repetitions (the machine is shared; one noisy run should not decide).
 inline double median(std::vector<double> v) {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Smoke test of podrelay-bench: a --quick run (a few seconds) must exit 0 and write JSON
 # holding every section with rows. No timing assertions: the figures of a quick run mean
-# nothing. Usage: bench/smoke.sh [BUILD_DIR]   (default build/)
+# nothing. A section that says "unsupported": "<reason>" (the daemon lacks what it measures,
+# e.g. resp before --resp-listen exists) passes with podrelay = null in every row and a note;
+# any other null podrelay figure fails. Usage: bench/smoke.sh [BUILD_DIR]   (default build/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir=${1:-build}
@@ -11,7 +13,7 @@ timeout 120 "$build_dir/bin/podrelay-bench" --quick --json "$json" >/dev/null
 python3 - "$json" <<'PY'
 import json, sys
 doc = json.load(open(sys.argv[1]))
-want = ["throughput", "latency", "fanout", "cpu", "memory", "cluster"]
+want = ["throughput", "latency", "fanout", "cpu", "memory", "cluster", "instructions", "resp"]
 sections = doc.get("sections", {})
 missing = [s for s in want if s not in sections]
 if missing:
@@ -22,13 +24,24 @@ for name in want:
         sys.exit(f"smoke: section {name} has no rows")
     if s.get("errors"):
         sys.exit(f"smoke: section {name} reported errors: {s['errors']}")
+    unsupported = s.get("unsupported")
+    if unsupported is not None:
+        if not isinstance(unsupported, str) or not unsupported.strip():
+            sys.exit(f"smoke: section {name} is unsupported without a reason: {unsupported!r}")
+        if not s.get("notes"):
+            sys.exit(f"smoke: unsupported section {name} has no note")
     for row in s["rows"]:
         for key in ("metric", "unit", "direct", "podrelay", "ratio"):
             if key not in row:
                 sys.exit(f"smoke: {name} row lacks {key}: {row}")
-        if row["podrelay"] is None:
+        if unsupported is None and row["podrelay"] is None:
             sys.exit(f"smoke: {name} row without a podrelay figure: {row}")
+        if unsupported is not None and row["podrelay"] is not None:
+            sys.exit(f"smoke: {name} is unsupported but has a podrelay figure: {row}")
 if not doc.get("ok"):
     sys.exit("smoke: bench reported ok=false")
-print("smoke: ok (" + ", ".join(f"{n}: {len(sections[n]['rows'])} rows" for n in want) + ")")
+def summary(n):
+    s = sections[n]
+    return f"{n}: {len(s['rows'])} rows" + (" (unsupported)" if "unsupported" in s else "")
+print("smoke: ok (" + ", ".join(summary(n) for n in want) + ")")
 PY

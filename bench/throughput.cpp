@@ -6,41 +6,56 @@
 
 namespace bench {
 
+RunSpec throughput_spec(Path path, std::size_t payload, std::uint64_t messages,
+                        double time_limit_s) {
+  RunSpec spec;
+  spec.path = path;
+  spec.payload_bytes = payload;
+  spec.messages = messages;
+  spec.window = throughput_window;
+  spec.time_limit_s = time_limit_s;
+  return spec;
+}
+
+RunResult run_and_record(SectionContext& ctx, Environment& env, std::string const& section,
+                         RunSpec const& spec) {
+  auto r = run_pubsub(env, spec);
+  std::cerr << "  " << section << ": " << describe(spec, r) << '\n';
+  ctx.report.add_run(section, spec, r);
+  for (auto const& p : r.problems) {
+    ctx.report.note(section, std::string(path_name(spec.path)) + " " +
+                                 size_label(spec.payload_bytes) + ": " + p);
+  }
+  return r;
+}
+
+ThroughputFigures measure_throughput(SectionContext& ctx, std::string const& section,
+                                     std::size_t payload, std::uint64_t messages, int reps) {
+  std::vector<double> rates[2];
+  for (int rep = 0; rep < reps; ++rep) {
+    for (Path const path : {Path::direct, Path::podrelay}) {
+      auto const spec = throughput_spec(path, payload, messages, ctx.scaled(60, 10));
+      auto const r = run_and_record(ctx, ctx.env, section, spec);
+      rates[path == Path::podrelay].push_back(r.messages_per_s());
+    }
+  }
+  return {median(rates[0]), median(rates[1])};
+}
+
 void throughput_section(SectionContext& ctx) {
-  constexpr std::size_t window = 4096;
   auto const messages = ctx.count(500'000, 2'000);
   int const reps = ctx.options.quick ? 1 : 3;
   for (std::size_t const payload : {std::size_t{64}, std::size_t{1024}}) {
-    Row row{"throughput", "delivered msgs/s, " + size_label(payload), "msgs/s"};
-    std::vector<double> rates[2];
-    for (int rep = 0; rep < reps; ++rep) {
-      for (Path const path : {Path::direct, Path::podrelay}) {
-        RunSpec spec;
-        spec.path = path;
-        spec.payload_bytes = payload;
-        spec.messages = messages;
-        spec.window = window;
-        spec.time_limit_s = ctx.scaled(60, 10);
-        auto const r = run_pubsub(ctx.env, spec);
-        std::cerr << "  throughput: " << describe(spec, r) << '\n';
-        ctx.report.add_run("throughput", spec, r);
-        rates[path == Path::podrelay].push_back(r.messages_per_s());
-        for (auto const& p : r.problems) {
-          ctx.report.note("throughput",
-                          std::string(path_name(path)) + " " + size_label(payload) + ": " + p);
-        }
-      }
-    }
-    row.direct = median(rates[0]);
-    row.podrelay = median(rates[1]);
-    ctx.report.add(row);
+    auto const f = measure_throughput(ctx, "throughput", payload, messages, reps);
+    ctx.report.add(
+        {"throughput", "delivered msgs/s, " + size_label(payload), "msgs/s", f.direct, f.podrelay});
   }
   ctx.report.note("throughput",
                   std::to_string(messages) +
                       " messages per run; podrelay PUBs are acked "
                       "(request id != 0) and the direct PUBLISHes pipelined, both under the same "
                       "end-to-end window of " +
-                      std::to_string(window) +
+                      std::to_string(throughput_window) +
                       " messages published but not yet delivered. Rate = delivered / (first "
                       "publish .. last delivery); median of " +
                       std::to_string(reps) + " runs, direct and podrelay alternating.");
