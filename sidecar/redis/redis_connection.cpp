@@ -25,7 +25,7 @@ void set_keepalive(asio::ip::tcp::socket& s, std::chrono::milliseconds user_time
   // check of each role detects a dead Redis faster; these are the backstop.
   int const fd = s.native_handle();
   int const on = 1, idle = 5, intvl = 2, cnt = 3;
-  unsigned const ut = static_cast<unsigned>(user_timeout.count());
+  auto const ut = static_cast<unsigned>(user_timeout.count());
   ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
   ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
   ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
@@ -214,7 +214,7 @@ asio::awaitable<error_code> RedisConnection::write(std::string const& bytes) {
 }
 
 asio::awaitable<error_code> RedisConnection::read_some() {
-  if (read_buf_.empty()) read_buf_.resize(64 * 1024);
+  if (read_buf_.empty()) read_buf_.resize(std::size_t{64} * 1024);
   auto [ec, n] = tls_ ? co_await tls_->async_read_some(asio::buffer(read_buf_), use_tuple)
                       : co_await socket_.async_read_some(asio::buffer(read_buf_), use_tuple);
   if (!ec) reader_->feed(read_buf_.data(), n);
