@@ -27,9 +27,9 @@ TEST_CASE("CLUSTER SLOTS replies become a slot map") {
   r.feed(bytes.data(), bytes.size());
   ReplyPtr reply;
   REQUIRE(r.next(reply) == ReplyReader::Status::reply);
-  SlotMap map;
-  std::string error;
-  REQUIRE(SlotMap::parse(*reply, map, error));
+  auto const parsed = SlotMap::parse(*reply);
+  REQUIRE(parsed);
+  auto const& map = *parsed;
   CHECK(map.covers_all_slots());
   CHECK(map.owner(0)->port == 7000);
   CHECK(map.owner(8191)->port == 7000);
@@ -44,18 +44,28 @@ TEST_CASE("gaps and garbage in CLUSTER SLOTS") {
   r.feed(gap.data(), gap.size());
   ReplyPtr reply;
   REQUIRE(r.next(reply) == ReplyReader::Status::reply);
-  SlotMap map;
-  std::string error;
-  REQUIRE(SlotMap::parse(*reply, map, error));
-  CHECK_FALSE(map.covers_all_slots());
-  CHECK_FALSE(map.owner(101).has_value());
+  auto const parsed = SlotMap::parse(*reply);
+  REQUIRE(parsed);
+  CHECK_FALSE(parsed->covers_all_slots());
+  CHECK_FALSE(parsed->owner(101).has_value());
 
   std::string const bad = "*1\r\n*3\r\n:5\r\n:1\r\n*2\r\n$1\r\nh\r\n:1\r\n";  // last < first
   ReplyReader r2;
   r2.feed(bad.data(), bad.size());
   REQUIRE(r2.next(reply) == ReplyReader::Status::reply);
-  CHECK_FALSE(SlotMap::parse(*reply, map, error));
-  CHECK_FALSE(error.empty());
+  auto const invalid = SlotMap::parse(*reply);
+  REQUIRE_FALSE(invalid);
+  CHECK(invalid.error().code == podrelay::errc::slot_map_invalid);
+  CHECK(invalid.error().reason == "CLUSTER SLOTS: slot range or port out of bounds");
+
+  std::string const refused = "-ERR This instance has cluster support disabled\r\n";
+  ReplyReader r3;
+  r3.feed(refused.data(), refused.size());
+  REQUIRE(r3.next(reply) == ReplyReader::Status::reply);
+  auto const disabled = SlotMap::parse(*reply);
+  REQUIRE_FALSE(disabled);
+  CHECK(disabled.error().reason ==
+        "CLUSTER SLOTS failed: ERR This instance has cluster support disabled");
 }
 
 TEST_CASE("MOVED and ASK redirects") {

@@ -32,15 +32,16 @@ std::uint16_t key_slot(std::string_view key) noexcept {
   return crc16_xmodem(key) & (cluster_slots - 1);
 }
 
-bool SlotMap::parse(redisReply const& reply, SlotMap& out, std::string& error) {
-  out.ranges_.clear();
+Expected<SlotMap> SlotMap::parse(redisReply const& reply) {
+  auto invalid = [](std::string reason) {
+    return Error(errc::slot_map_invalid, std::move(reason));
+  };
+  SlotMap out;
   if (reply.type == REDIS_REPLY_ERROR) {
-    error = "CLUSTER SLOTS failed: " + std::string(reply_string(reply));
-    return false;
+    return invalid("CLUSTER SLOTS failed: " + std::string(reply_string(reply)));
   }
   if (reply.type != REDIS_REPLY_ARRAY) {
-    error = "CLUSTER SLOTS: unexpected reply type";
-    return false;
+    return invalid("CLUSTER SLOTS: unexpected reply type");
   }
   for (std::size_t i = 0; i < reply.elements; ++i) {
     auto const* r = reply.element[i];
@@ -48,21 +49,18 @@ bool SlotMap::parse(redisReply const& reply, SlotMap& out, std::string& error) {
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
         r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_INTEGER ||
         r->element[2]->type != REDIS_REPLY_ARRAY || r->element[2]->elements < 2) {
-      error = "CLUSTER SLOTS: malformed slot range";
-      return false;
+      return invalid("CLUSTER SLOTS: malformed slot range");
     }
     auto const* node = r->element[2];
     if (node->element[0]->type != REDIS_REPLY_STRING ||
         node->element[1]->type != REDIS_REPLY_INTEGER) {
-      error = "CLUSTER SLOTS: malformed node";
-      return false;
+      return invalid("CLUSTER SLOTS: malformed node");
     }
     auto const first = r->element[0]->integer;
     auto const last = r->element[1]->integer;
     auto const port = node->element[1]->integer;
     if (first < 0 || last < first || last >= cluster_slots || port <= 0 || port > 65535) {
-      error = "CLUSTER SLOTS: slot range or port out of bounds";
-      return false;
+      return invalid("CLUSTER SLOTS: slot range or port out of bounds");
     }
     out.ranges_.push_back(Range{
         static_cast<std::uint16_t>(first), static_cast<std::uint16_t>(last),
@@ -70,7 +68,7 @@ bool SlotMap::parse(redisReply const& reply, SlotMap& out, std::string& error) {
   }
   std::sort(out.ranges_.begin(), out.ranges_.end(),
             [](Range const& a, Range const& b) { return a.first < b.first; });
-  return true;
+  return out;
 }
 
 std::optional<Endpoint> SlotMap::owner(std::uint16_t slot) const {

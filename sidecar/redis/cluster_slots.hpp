@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "redis/redis_url.hpp"
+#include "util/error.hpp"
 
 namespace podrelay::redis {
 
@@ -28,8 +29,8 @@ class SlotMap {
     Endpoint master;
   };
 
-  // From a CLUSTER SLOTS reply; false with `error` set when the reply is not one.
-  static bool parse(redisReply const& reply, SlotMap& out, std::string& error);
+  // From a CLUSTER SLOTS reply; slot_map_invalid with the reason when the reply is not one.
+  static Expected<SlotMap> parse(redisReply const& reply);
 
   std::optional<Endpoint> owner(std::uint16_t slot) const;
   std::vector<Endpoint> masters() const;  // distinct, in slot order

@@ -73,16 +73,13 @@ asio::awaitable<bool> ClusterTopology::fetch() {
   append_command(cmd, {"CLUSTER", "SLOTS"});
   for (auto const& node : candidates_) {
     RedisConnection conn(ex_);
-    std::string why;
-    if (co_await conn.open(node, options_, why)) continue;
-    ReplyPtr reply;
-    if (co_await conn.request(cmd, reply, why)) {
-      conn.close();
-      continue;
-    }
+    if (co_await conn.open(node, options_)) continue;
+    auto reply = co_await conn.request(cmd);
     conn.close();
-    SlotMap map;
-    if (!SlotMap::parse(*reply, map, why) || map.empty()) continue;
+    if (!reply) continue;
+    auto parsed = SlotMap::parse(**reply);
+    if (!parsed || parsed->empty()) continue;
+    auto const& map = *parsed;
     candidates_ = map.masters();
     for (auto const& s : seeds_) {
       if (std::find(candidates_.begin(), candidates_.end(), s) == candidates_.end()) {

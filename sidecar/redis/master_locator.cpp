@@ -2,10 +2,9 @@
 #include "util/use_tuple.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <charconv>
+#include <stdexcept>
 
 namespace podrelay::redis {
 namespace {
@@ -28,9 +27,14 @@ std::optional<Endpoint> parse_switch(std::string_view payload, std::string_view 
 }  // namespace
 
 MasterLocator::MasterLocator(asio::any_io_executor ex, config::Config const& cfg)
-    : ex_(ex), cfg_(cfg), watch_conn_(ex), watch_retry_(ex) {
+    : ex_(ex), cfg_(cfg), watch_link_(ex, *this, {"sentinel", {}}, watch_limit_) {
   master_options_.url = &cfg.redis;
-  if (cfg.redis.tls) master_options_.tls = make_tls_context(cfg.tls);
+  if (cfg.redis.tls) {
+    // A constructor cannot return the error: main reports it (TLS files OpenSSL rejects).
+    auto tls = make_tls_context(cfg.tls);
+    if (!tls) throw std::runtime_error(tls.error().reason);
+    master_options_.tls = std::move(*tls);
+  }
   master_options_.tls_server_name = cfg.tls.server_name;
   master_options_.timeout = cfg.redis_connect_timeout;
   master_options_.user_timeout = cfg.redis_ping_timeout;
@@ -47,7 +51,7 @@ MasterLocator::MasterLocator(asio::any_io_executor ex, config::Config const& cfg
   fixed_ = std::move(fixed);
 }
 
-asio::awaitable<std::optional<Endpoint>> MasterLocator::locate(std::string& why) {
+asio::awaitable<Expected<Endpoint>> MasterLocator::locate() {
   if (fixed_) co_return *fixed_;
   if (!sentinel_mode()) co_return cfg_.redis.endpoints.front();
   auto const& sentinels = cfg_.redis.endpoints;
@@ -55,42 +59,43 @@ asio::awaitable<std::optional<Endpoint>> MasterLocator::locate(std::string& why)
   std::string last;
   for (std::size_t i = 0; i < sentinels.size(); ++i) {
     auto const index = (preferred_ + i) % sentinels.size();
-    auto found = co_await ask(conn, sentinels[index], last);
+    auto found = co_await ask(conn, sentinels[index]);
     conn.close();
     if (found) {
       preferred_ = index;
       if (!current_ || !(*current_ == *found)) master_changed(*found, "sentinel query");
       co_return found;
     }
+    last = found.error().reason;
   }
-  why = "no sentinel named master '" + cfg_.redis.master_name + "' (last: " + last + ")";
-  co_return std::nullopt;
+  co_return Error(errc::sentinel_unknown_master,
+                  "no sentinel named master '" + cfg_.redis.master_name + "' (last: " + last + ")");
 }
 
-asio::awaitable<std::optional<Endpoint>> MasterLocator::ask(RedisConnection& conn,
-                                                            Endpoint const& sentinel,
-                                                            std::string& why) {
-  if (co_await conn.open(sentinel, sentinel_options_, why)) co_return std::nullopt;
+asio::awaitable<Expected<Endpoint>> MasterLocator::ask(RedisConnection& conn,
+                                                       Endpoint const& sentinel) {
+  if (auto e = co_await conn.open(sentinel, sentinel_options_)) co_return e;
   std::string cmd;
   append_command(cmd, {"SENTINEL", "get-master-addr-by-name", cfg_.redis.master_name});
-  ReplyPtr reply;
-  if (co_await conn.request(cmd, reply, why)) co_return std::nullopt;
-  if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
-      reply->element[0]->type != REDIS_REPLY_STRING ||
-      reply->element[1]->type != REDIS_REPLY_STRING) {
-    why = "sentinel " + sentinel.to_string() + " does not know master '" + cfg_.redis.master_name +
-          "'";
-    co_return std::nullopt;
+  auto answer = co_await conn.request(cmd);
+  if (!answer) co_return answer.error();
+  auto const& reply = **answer;
+  if (reply.type != REDIS_REPLY_ARRAY || reply.elements != 2 ||
+      reply.element[0]->type != REDIS_REPLY_STRING ||
+      reply.element[1]->type != REDIS_REPLY_STRING) {
+    co_return Error(errc::sentinel_unknown_master, "sentinel " + sentinel.to_string() +
+                                                       " does not know master '" +
+                                                       cfg_.redis.master_name + "'");
   }
   Endpoint ep;
-  auto const port_text = reply_string(*reply->element[1]);
+  auto const port_text = reply_string(*reply.element[1]);
   unsigned port = 0;
   auto const [p, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
   if (ec != std::errc{} || port == 0 || port > 65535) {
-    why = "sentinel " + sentinel.to_string() + " answered an invalid port";
-    co_return std::nullopt;
+    co_return Error(errc::bad_reply,
+                    "sentinel " + sentinel.to_string() + " answered an invalid port");
   }
-  ep.host = std::string(reply_string(*reply->element[0]));
+  ep.host = std::string(reply_string(*reply.element[0]));
   ep.port = static_cast<std::uint16_t>(port);
   co_return ep;
 }
@@ -107,72 +112,42 @@ void MasterLocator::master_changed(Endpoint const& now, std::string_view how) {
 void MasterLocator::start_watch(std::function<void()> on_switch) {
   if (!sentinel_mode()) return;
   on_switch_ = std::move(on_switch);
-  asio::co_spawn(ex_, watch(), asio::detached);
+  watch_link_.start();
 }
 
-void MasterLocator::stop() {
-  stopped_ = true;
-  watch_conn_.close();
-  watch_retry_.cancel();
-}
+void MasterLocator::stop() { watch_link_.stop(); }
 
-asio::awaitable<void> MasterLocator::watch() {
+asio::awaitable<Error> MasterLocator::connect(RedisConnection& conn) {
   auto const& sentinels = cfg_.redis.endpoints;
-  std::size_t index = 0;
-  Backoff backoff;
-  log::RateLimit limit(std::chrono::seconds(5));
-  while (!stopped_) {
-    std::string why;
-    auto const& sentinel = sentinels[index % sentinels.size()];
-    ++index;
-    // Ask first: a failover that happened while we were not watching is caught here.
-    auto found = co_await ask(watch_conn_, sentinel, why);
-    std::string sub;
-    append_command(sub, {"SUBSCRIBE", "+switch-master"});
-    if (found && !stopped_) {
-      master_changed(*found, "sentinel query");
-      if (!(co_await watch_conn_.write(sub))) {
-        backoff.reset();
-        co_await watch_conn_.read_replies("sentinel", stopped_, [this](redisReply const& r) {
-          auto const ev = classify_pubsub(r);
-          if (ev.kind == PubSubEvent::Kind::message && ev.name == "+switch-master") {
-            if (auto ep = parse_switch(ev.payload, cfg_.redis.master_name)) {
-              master_changed(*ep, "+switch-master");
-            }
-          }
-          return true;
-        });
-        why = "connection to sentinel " + sentinel.to_string() + " lost";
-      }
-    }
-    watch_conn_.close();
-    if (stopped_) break;
-    log::warn_limited(limit, "sentinel watch interrupted; retrying", {{"reason", why}});
-    watch_retry_.expires_after(backoff.next());
-    co_await watch_retry_.async_wait(use_tuple);
-  }
+  watched_ = &sentinels[watch_index_ % sentinels.size()];
+  ++watch_index_;
+  // Ask first: a failover that happened while we were not watching is caught here.
+  auto found = co_await ask(conn, *watched_);
+  if (!found) co_return found.error();
+  if (watch_link_.stopped()) co_return Error{};
+  master_changed(*found, "sentinel query");
+  std::string sub;
+  append_command(sub, {"SUBSCRIBE", "+switch-master"});
+  if (auto const ec = co_await conn.write(sub)) co_return Error(errc::io_failed, "");
+  co_return Error{};
 }
 
-asio::awaitable<bool> connect_with_retry(RedisConnection& conn, MasterLocator& locator,
-                                         ConnectOptions const& options, Backoff& backoff,
-                                         asio::steady_timer& retry, std::string_view role,
-                                         bool const& stopped, log::RateLimit& limit) {
-  while (!stopped) {
-    std::string why;
-    auto const master = co_await locator.locate(why);
-    if (master && !stopped) {
-      auto const ec = co_await conn.open(*master, options, why);
-      if (!ec) {
-        backoff.reset();
-        co_return !stopped;
-      }
+bool MasterLocator::on_reply(redisReply const& reply) {
+  auto const ev = classify_pubsub(reply);
+  if (ev.kind == PubSubEvent::Kind::message && ev.name == "+switch-master") {
+    if (auto ep = parse_switch(ev.payload, cfg_.redis.master_name)) {
+      master_changed(*ep, "+switch-master");
     }
-    if (stopped) break;
-    log::warn_limited(limit, "redis unreachable, retrying", {{"role", role}, {"reason", why}});
-    retry.expires_after(backoff.next());
-    co_await retry.async_wait(use_tuple);
   }
-  co_return false;
+  return true;
+}
+
+Error MasterLocator::on_down() {
+  return {errc::connection_lost, "connection to sentinel " + watched_->to_string() + " lost"};
+}
+
+void MasterLocator::log_retry(log::RateLimit& limit, std::string_view reason) {
+  log::warn_limited(limit, "sentinel watch interrupted; retrying", {{"reason", reason}});
 }
 
 }  // namespace podrelay::redis

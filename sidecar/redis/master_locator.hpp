@@ -13,12 +13,13 @@
 #include <string_view>
 
 #include "config/config.hpp"
+#include "redis/link.hpp"
 #include "redis/redis_connection.hpp"
 #include "util/log.hpp"
 
 namespace podrelay::redis {
 
-class MasterLocator {
+class MasterLocator final : Link::Role {
  public:
   MasterLocator(asio::any_io_executor ex, config::Config const& cfg);
   // Always this endpoint: one shard of a Redis Cluster.
@@ -28,17 +29,25 @@ class MasterLocator {
   ConnectOptions const& master_options() const noexcept { return master_options_; }
   bool sentinel_mode() const noexcept { return cfg_.redis.mode == RedisUrl::Mode::sentinel; }
 
-  asio::awaitable<std::optional<Endpoint>> locate(std::string& why);
+  // The master now, or why it cannot be found (sentinel_unknown_master, or the error of
+  // the last sentinel asked).
+  asio::awaitable<Expected<Endpoint>> locate();
 
   // Sentinel mode only: follow +switch-master; `on_switch` runs when the master moved.
   void start_watch(std::function<void()> on_switch);
   void stop();
 
  private:
-  asio::awaitable<std::optional<Endpoint>> ask(RedisConnection& conn, Endpoint const& sentinel,
-                                               std::string& why);
-  asio::awaitable<void> watch();
+  asio::awaitable<Expected<Endpoint>> ask(RedisConnection& conn, Endpoint const& sentinel);
   void master_changed(Endpoint const& now, std::string_view how);
+
+  // Link::Role of the Sentinel watcher: ask a sentinel (the next one on each attempt), then
+  // SUBSCRIBE +switch-master on it; a lost watch is logged and retried after a backoff.
+  asio::awaitable<Error> connect(RedisConnection& conn) override;
+  void on_up() override {}
+  bool on_reply(redisReply const& reply) override;
+  Error on_down() override;
+  void log_retry(log::RateLimit& limit, std::string_view reason) override;
 
   asio::any_io_executor ex_;
   config::Config const& cfg_;
@@ -48,16 +57,10 @@ class MasterLocator {
   std::optional<Endpoint> fixed_;
   std::size_t preferred_ = 0;  // the sentinel that answered last
   std::function<void()> on_switch_;
-  RedisConnection watch_conn_;
-  asio::steady_timer watch_retry_;
-  bool stopped_ = false;
+  std::size_t watch_index_ = 0;  // the sentinel the next watch attempt asks
+  Endpoint const* watched_ = nullptr;
+  log::RateLimit watch_limit_{std::chrono::seconds(5)};
+  Link watch_link_;  // last: its coroutines use the members above
 };
-
-// Connects `conn` to the master for `role`, retrying with backoff and jitter until it is
-// connected (true) or `stopped` turns true (false). Failures are logged, rate limited.
-asio::awaitable<bool> connect_with_retry(RedisConnection& conn, MasterLocator& locator,
-                                         ConnectOptions const& options, Backoff& backoff,
-                                         asio::steady_timer& retry, std::string_view role,
-                                         bool const& stopped, log::RateLimit& limit);
 
 }  // namespace podrelay::redis

@@ -18,6 +18,7 @@
 #include "config/config.hpp"
 #include "core/publish_queue.hpp"
 #include "proto/error_code.hpp"
+#include "redis/link.hpp"
 #include "redis/master_locator.hpp"
 #include "redis/redis_connection.hpp"
 
@@ -46,7 +47,7 @@ struct PublishTag {
   std::uint16_t slot = 0;
 };
 
-class Publisher {
+class Publisher final : Link::Role {
  public:
   class Events {
    public:
@@ -87,43 +88,40 @@ class Publisher {
   // they can go to another connection (a Redis Cluster shard that moved).
   std::vector<core::PublishQueue<PublishTag>::Item> retire();
 
-  bool connected() const noexcept { return connected_; }
+  bool connected() const noexcept { return link_.connected(); }
   std::size_t buffered_bytes() const noexcept { return queue_.bytes(); }
 
  private:
-  asio::awaitable<void> run();
-  asio::awaitable<void> reader();
-  asio::awaitable<void> writer();
-  asio::awaitable<void> health();
+  // Link::Role: what the publisher adds to the shared connection loop.
+  asio::awaitable<Error> connect(RedisConnection& conn) override;
+  void on_up() override;
+  bool on_reply(redisReply const& reply) override;
+  Error on_down() override;
+  void log_retry(log::RateLimit& limit, std::string_view reason) override;
+  Link::Output output() override;
+  void take_output(std::string& buf) override;
+  Link::Health on_health_tick() override;
+
   asio::awaitable<void> expiry();
   void fail_items(std::vector<core::PublishQueue<PublishTag>::Item> items, proto::ErrorCode code,
                   std::string_view text);
-  void wake_writer() {
-    if (writer_waiting_) {  // a timer cancel per publish would cost more than the publish
-      writer_waiting_ = false;
-      wake_.cancel();
-    }
-  }
 
   config::Config const& cfg_;
   MasterLocator& locator_;
   Events& events_;
-  std::size_t link_;
-  RedisConnection conn_;
+  std::size_t id_;
+  ConnectOptions options_;
   core::PublishQueue<PublishTag> queue_;
-  asio::steady_timer wake_;
   asio::steady_timer expiry_timer_;
-  asio::steady_timer retry_;
-  Backoff backoff_;
   std::string scratch_;
-  std::string write_buf_;
-  bool connected_ = false;
-  bool stopped_ = false;
-  bool writer_waiting_ = false;
+  std::string ping_;
   bool sharded_ = false;
   std::function<bool()> hold_;
-  bool ever_connected_ = false;
+  // Right after a (re)connect: buffered publishes wait while `hold_` says so, until then.
+  bool holding_ = false;
+  std::chrono::steady_clock::time_point hold_until_{};
   std::chrono::steady_clock::time_point last_reply_{};
+  Link link_;  // last: its coroutines use the members above
 };
 
 }  // namespace podrelay::redis

@@ -11,8 +11,8 @@
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <stdexcept>
 
+#include "redis/handshake.hpp"
 #include "util/log.hpp"
 #include "util/use_tuple.hpp"
 
@@ -25,7 +25,7 @@ void set_keepalive(asio::ip::tcp::socket& s, std::chrono::milliseconds user_time
   // check of each role detects a dead Redis faster; these are the backstop.
   int const fd = s.native_handle();
   int const on = 1, idle = 5, intvl = 2, cnt = 3;
-  unsigned const ut = static_cast<unsigned>(user_timeout.count());
+  auto const ut = static_cast<unsigned>(user_timeout.count());
   ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
   ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
   ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
@@ -35,7 +35,7 @@ void set_keepalive(asio::ip::tcp::socket& s, std::chrono::milliseconds user_time
 
 }  // namespace
 
-std::shared_ptr<asio::ssl::context> make_tls_context(config::TlsFiles const& files) {
+Expected<std::shared_ptr<asio::ssl::context>> make_tls_context(config::TlsFiles const& files) {
   auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
   ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
                    asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
@@ -46,16 +46,20 @@ std::shared_ptr<asio::ssl::context> make_tls_context(config::TlsFiles const& fil
   } else {
     ctx->load_verify_file(files.ca_file, ec);
   }
-  if (ec) throw std::runtime_error("cannot load TLS CA '" + files.ca_file + "': " + ec.message());
+  if (ec) {
+    return Error(errc::tls_file_unusable,
+                 "cannot load TLS CA '" + files.ca_file + "': " + ec.message());
+  }
   if (!files.cert_file.empty()) {
     ctx->use_certificate_chain_file(files.cert_file, ec);
     if (ec) {
-      throw std::runtime_error("cannot load TLS certificate '" + files.cert_file +
-                               "': " + ec.message());
+      return Error(errc::tls_file_unusable,
+                   "cannot load TLS certificate '" + files.cert_file + "': " + ec.message());
     }
     ctx->use_private_key_file(files.key_file, asio::ssl::context::pem, ec);
     if (ec) {
-      throw std::runtime_error("cannot load TLS key '" + files.key_file + "': " + ec.message());
+      return Error(errc::tls_file_unusable,
+                   "cannot load TLS key '" + files.key_file + "': " + ec.message());
     }
   }
   ctx->set_verify_mode(files.insecure_skip_verify ? asio::ssl::verify_none
@@ -66,16 +70,10 @@ std::shared_ptr<asio::ssl::context> make_tls_context(config::TlsFiles const& fil
 RedisConnection::RedisConnection(asio::any_io_executor ex)
     : ex_(ex), socket_(ex), deadline_(ex), reader_(std::make_unique<ReplyReader>()) {}
 
-asio::awaitable<error_code> RedisConnection::open(Endpoint const& endpoint,
-                                                  ConnectOptions const& options, std::string& why) {
+asio::awaitable<Error> RedisConnection::open(Endpoint const& endpoint,
+                                             ConnectOptions const& options) {
   close();
-  reader_ = std::make_unique<ReplyReader>();
-  if (options.tls) {
-    tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket>>(ex_, *options.tls);
-  } else {
-    tls_.reset();
-    socket_ = asio::ip::tcp::socket(ex_);
-  }
+  reset(options);
   peer_ = endpoint.host + ":" + std::to_string(endpoint.port);
 
   // The deadline closes the socket, which fails whatever step is pending. The flag is
@@ -99,109 +97,113 @@ asio::awaitable<error_code> RedisConnection::open(Endpoint const& endpoint,
   } disarm{deadline_, armed};
   bool const& timed_out = *expired;
 
+  if (auto e = co_await connect_tcp(endpoint, options, timed_out)) co_return e;
+  if (tls_) {
+    if (auto e = co_await handshake_tls(endpoint, options, timed_out)) co_return e;
+  }
+  co_return co_await handshake(options, timed_out);
+}
+
+void RedisConnection::reset(ConnectOptions const& options) {
+  reader_ = std::make_unique<ReplyReader>();
+  if (options.tls) {
+    tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket>>(ex_, *options.tls);
+  } else {
+    tls_.reset();
+    socket_ = asio::ip::tcp::socket(ex_);
+  }
+}
+
+asio::awaitable<Error> RedisConnection::connect_tcp(Endpoint const& endpoint,
+                                                    ConnectOptions const& options,
+                                                    bool const& timed_out) {
   asio::ip::tcp::resolver resolver(ex_);
   auto [rec, results] =
       co_await resolver.async_resolve(endpoint.host, std::to_string(endpoint.port), use_tuple);
-  if (rec) {
-    why = "cannot resolve " + endpoint.host + ": " + rec.message();
-    co_return rec;
-  }
-  if (timed_out) {
-    why = "timed out resolving " + endpoint.host;
-    co_return asio::error::timed_out;
-  }
+  if (rec)
+    co_return Error(errc::resolve_failed, "cannot resolve " + endpoint.host + ": " + rec.message());
+  if (timed_out) co_return Error(errc::resolve_failed, "timed out resolving " + endpoint.host);
   auto [cec, ep] = co_await asio::async_connect(tcp(), results, use_tuple);
   if (cec || timed_out) {
-    why = "cannot connect to " + peer_ + ": " +
-          (timed_out ? std::string("timed out") : cec.message());
     close();
-    co_return timed_out ? error_code(asio::error::timed_out) : cec;
+    co_return Error(errc::connect_failed,
+                    "cannot connect to " + peer_ + ": " +
+                        (timed_out ? std::string("timed out") : cec.message()));
   }
   tcp().set_option(asio::ip::tcp::no_delay(true));
   set_keepalive(tcp(), options.user_timeout);
+  co_return Error{};
+}
 
-  if (tls_) {
-    auto const& name = options.tls_server_name.empty() ? endpoint.host : options.tls_server_name;
-    error_code ignored;
-    asio::ip::make_address(name, ignored);
-    if (ignored) {  // SNI carries host names only, never IP addresses (RFC 6066)
-      SSL_set_tlsext_host_name(tls_->native_handle(), name.c_str());
-    }
-    tls_->set_verify_callback(asio::ssl::host_name_verification(name));
-    auto [hec] = co_await tls_->async_handshake(asio::ssl::stream_base::client, use_tuple);
-    if (hec || timed_out) {
-      why = "TLS handshake with " + peer_ +
-            " failed: " + (timed_out ? std::string("timed out") : hec.message());
-      close();
-      co_return timed_out ? error_code(asio::error::timed_out) : hec;
-    }
+asio::awaitable<Error> RedisConnection::handshake_tls(Endpoint const& endpoint,
+                                                      ConnectOptions const& options,
+                                                      bool const& timed_out) {
+  auto const& name = options.tls_server_name.empty() ? endpoint.host : options.tls_server_name;
+  error_code ignored;
+  asio::ip::make_address(name, ignored);
+  if (ignored) {  // SNI carries host names only, never IP addresses (RFC 6066)
+    SSL_set_tlsext_host_name(tls_->native_handle(), name.c_str());
   }
-
-  std::string hs;
-  std::vector<std::string> what;
-  auto const& url = *options.url;
-  if (options.authenticate && !url.password.empty()) {
-    if (url.username.empty()) {
-      append_command(hs, {"AUTH", url.password});
-    } else {
-      append_command(hs, {"AUTH", url.username, url.password});
-    }
-    what.emplace_back("AUTH");
-  }
-  if (options.select_db && url.db != 0) {
-    append_command(hs, {"SELECT", std::to_string(url.db)});
-    what.emplace_back("SELECT");
-  }
-  if (!options.client_name.empty()) {
-    append_command(hs, {"CLIENT", "SETNAME", options.client_name});
-    what.emplace_back("CLIENT SETNAME");
-  }
-  if (options.require_master) {
-    append_command(hs, {"ROLE"});
-    what.emplace_back("ROLE");
-  }
-  if (what.empty()) co_return error_code{};
-
-  if (auto ec = co_await write(hs)) {
-    why = "handshake write to " + peer_ + " failed: " + ec.message();
+  tls_->set_verify_callback(asio::ssl::host_name_verification(name));
+  auto [hec] = co_await tls_->async_handshake(asio::ssl::stream_base::client, use_tuple);
+  if (hec || timed_out) {
     close();
-    co_return ec;
+    co_return Error(errc::tls_handshake_failed,
+                    "TLS handshake with " + peer_ +
+                        " failed: " + (timed_out ? std::string("timed out") : hec.message()));
   }
-  for (auto const& step : what) {
-    ReplyPtr reply;
-    for (;;) {
-      auto const st = reader_->next(reply);
-      if (st == ReplyReader::Status::reply) break;
-      if (st == ReplyReader::Status::error) {
-        why = "protocol error from " + peer_ + ": " + std::string(reader_->error_text());
-        close();
-        co_return asio::error::invalid_argument;
-      }
-      if (auto ec = co_await read_some()) {
-        why = "handshake with " + peer_ +
-              " failed: " + (timed_out ? std::string("timed out") : ec.message());
-        close();
-        co_return ec;
-      }
-    }
-    if (reply->type == REDIS_REPLY_ERROR) {
-      // Redis' own text ("WRONGPASS invalid username-password pair ...") holds no secret.
-      why = step + " refused by " + peer_ + ": " + std::string(reply_string(*reply));
+  co_return Error{};
+}
+
+asio::awaitable<Error> RedisConnection::handshake(ConnectOptions const& options,
+                                                  bool const& timed_out) {
+  auto const& url = *options.url;
+  HandshakeOptions hs_options;
+  if (options.authenticate) {
+    hs_options.username = url.username;
+    hs_options.password = url.password;
+  }
+  if (options.select_db) hs_options.db = url.db;
+  hs_options.client_name = options.client_name;
+  hs_options.require_master = options.require_master;
+  auto const hs = build_handshake(hs_options);
+  if (hs.steps.empty()) co_return Error{};
+
+  if (auto ec = co_await write(hs.bytes)) {
+    close();
+    co_return Error(errc::handshake_failed,
+                    "handshake write to " + peer_ + " failed: " + ec.message());
+  }
+  for (auto const step : hs.steps) {
+    auto reply = co_await next_reply(errc::handshake_failed, "handshake with", timed_out);
+    if (!reply) {
       close();
-      co_return asio::error::access_denied;
+      co_return reply.error();
     }
-    if (step == "ROLE") {
-      bool const master = reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
-                          reply->element[0]->type == REDIS_REPLY_STRING &&
-                          reply_string(*reply->element[0]) == "master";
-      if (!master) {
-        why = peer_ + " is not a master (ROLE); the sentinels' view is stale";
-        close();
-        co_return asio::error::connection_refused;
-      }
+    if (auto e = check_handshake_reply(step, **reply, peer_)) {
+      close();
+      co_return e;
     }
   }
-  co_return error_code{};
+  co_return Error{};
+}
+
+asio::awaitable<Expected<ReplyPtr>> RedisConnection::next_reply(errc on_io_error,
+                                                                std::string_view what,
+                                                                bool const& timed_out) {
+  for (;;) {
+    ReplyPtr reply;
+    auto const st = reader_->next(reply);
+    if (st == ReplyReader::Status::reply) co_return reply;
+    if (st == ReplyReader::Status::error) {
+      co_return Error(errc::protocol_error,
+                      "protocol error from " + peer_ + ": " + std::string(reader_->error_text()));
+    }
+    if (auto ec = co_await read_some()) {
+      co_return Error(on_io_error, std::string(what) + " " + peer_ + " failed: " +
+                                       (timed_out ? std::string("timed out") : ec.message()));
+    }
+  }
 }
 
 asio::awaitable<error_code> RedisConnection::write(std::string const& bytes) {
@@ -212,31 +214,19 @@ asio::awaitable<error_code> RedisConnection::write(std::string const& bytes) {
 }
 
 asio::awaitable<error_code> RedisConnection::read_some() {
-  if (read_buf_.empty()) read_buf_.resize(64 * 1024);
+  if (read_buf_.empty()) read_buf_.resize(std::size_t{64} * 1024);
   auto [ec, n] = tls_ ? co_await tls_->async_read_some(asio::buffer(read_buf_), use_tuple)
                       : co_await socket_.async_read_some(asio::buffer(read_buf_), use_tuple);
   if (!ec) reader_->feed(read_buf_.data(), n);
   co_return ec;
 }
 
-asio::awaitable<error_code> RedisConnection::request(std::string const& command, ReplyPtr& reply,
-                                                     std::string& why) {
+asio::awaitable<Expected<ReplyPtr>> RedisConnection::request(std::string const& command) {
   if (auto ec = co_await write(command)) {
-    why = "write to " + peer_ + " failed: " + ec.message();
-    co_return ec;
+    co_return Error(errc::io_failed, "write to " + peer_ + " failed: " + ec.message());
   }
-  for (;;) {
-    auto const st = reader_->next(reply);
-    if (st == ReplyReader::Status::reply) co_return error_code{};
-    if (st == ReplyReader::Status::error) {
-      why = "protocol error from " + peer_ + ": " + std::string(reader_->error_text());
-      co_return asio::error::invalid_argument;
-    }
-    if (auto ec = co_await read_some()) {
-      why = "read from " + peer_ + " failed: " + ec.message();
-      co_return ec;
-    }
-  }
+  bool const no_deadline = false;  // a request has no deadline of its own
+  co_return co_await next_reply(errc::io_failed, "read from", no_deadline);
 }
 
 asio::awaitable<void> RedisConnection::read_replies(

@@ -19,6 +19,7 @@
 #include "config/config.hpp"
 #include "redis/redis_url.hpp"
 #include "redis/resp.hpp"
+#include "util/error.hpp"
 
 namespace podrelay::redis {
 
@@ -37,25 +38,23 @@ struct ConnectOptions {
   std::chrono::milliseconds user_timeout{3000};  // TCP_USER_TIMEOUT: unacked data limit
 };
 
-// The TLS context for --redis rediss://..., from the --tls-* files. Throws
-// std::runtime_error with a one-line reason when a file cannot be used.
-std::shared_ptr<asio::ssl::context> make_tls_context(config::TlsFiles const& files);
+// The TLS context for --redis rediss://..., from the --tls-* files, or tls_file_unusable
+// with a one-line reason naming the file.
+Expected<std::shared_ptr<asio::ssl::context>> make_tls_context(config::TlsFiles const& files);
 
 class RedisConnection {
  public:
   explicit RedisConnection(asio::any_io_executor ex);
 
   // Resolves, connects, (TLS handshake,) authenticates within options.timeout. On failure
-  // returns an error and sets `why` to one line fit for logs (no secrets).
-  asio::awaitable<error_code> open(Endpoint const& endpoint, ConnectOptions const& options,
-                                   std::string& why);
+  // the error's reason is one line fit for logs (no secrets).
+  asio::awaitable<Error> open(Endpoint const& endpoint, ConnectOptions const& options);
 
   asio::awaitable<error_code> write(std::string const& bytes);
   // Reads whatever arrived and feeds it to reader().
   asio::awaitable<error_code> read_some();
   // Sends one command and waits for its reply (handshakes and Sentinel queries only).
-  asio::awaitable<error_code> request(std::string const& command, ReplyPtr& reply,
-                                      std::string& why);
+  asio::awaitable<Expected<ReplyPtr>> request(std::string const& command);
   ReplyReader& reader() { return *reader_; }
   // Hands every reply to `on_reply` until it returns false, the stream is not RESP, or the
   // connection fails; then closes the connection. `role` names it in the log lines.
@@ -67,6 +66,17 @@ class RedisConnection {
   std::string const& peer() const { return peer_; }
 
  private:
+  // The steps of open(); `timed_out` turns true when options.timeout closed the socket.
+  void reset(ConnectOptions const& options);
+  asio::awaitable<Error> connect_tcp(Endpoint const& endpoint, ConnectOptions const& options,
+                                     bool const& timed_out);
+  asio::awaitable<Error> handshake_tls(Endpoint const& endpoint, ConnectOptions const& options,
+                                       bool const& timed_out);
+  asio::awaitable<Error> handshake(ConnectOptions const& options, bool const& timed_out);
+  // Waits for the next reply; `what` says which step failed ("handshake with", "read from").
+  asio::awaitable<Expected<ReplyPtr>> next_reply(errc on_io_error, std::string_view what,
+                                                 bool const& timed_out);
+
   asio::ip::tcp::socket& tcp() { return tls_ ? tls_->next_layer() : socket_; }
   asio::ip::tcp::socket const& tcp() const { return tls_ ? tls_->next_layer() : socket_; }
 

@@ -1,24 +1,21 @@
 #include "redis/subscriber.hpp"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/use_awaitable.hpp>
-
 #include <map>
 
 #include "redis/cluster_slots.hpp"
 #include "util/log.hpp"
-#include "util/use_tuple.hpp"
 
 namespace podrelay::redis {
 namespace {
 
-using namespace boost::asio::experimental::awaitable_operators;
 using Clock = std::chrono::steady_clock;
 // Keeps one command's size reasonable when thousands of names are re-subscribed at once.
 constexpr std::size_t names_per_command = 512;
+
+log::RateLimit& retry_limit() {
+  static log::RateLimit limit(std::chrono::seconds(5));  // one for every subscriber link
+  return limit;
+}
 
 }  // namespace
 
@@ -27,28 +24,24 @@ Subscriber::Subscriber(asio::any_io_executor ex, config::Config const& cfg, Mast
     : cfg_(cfg),
       locator_(locator),
       events_(events),
-      link_(link),
-      conn_(ex),
-      wake_(ex),
-      retry_(ex) {}
-
-void Subscriber::reconnect() {
-  conn_.close();
-  wake_.cancel();
-  retry_.cancel();  // a pending backoff must not delay the move to the new master
+      id_(link),
+      link_(ex, *this, {"subscriber", cfg.redis_ping_interval}, retry_limit()) {
+  append_command(ping_, {"PING"});
 }
 
-void Subscriber::start() { asio::co_spawn(wake_.get_executor(), run(), asio::detached); }
+void Subscriber::reconnect() { link_.reconnect(); }
 
-void Subscriber::stop() {
-  stopped_ = true;
-  conn_.close();
-  wake_.cancel();
-  retry_.cancel();
+void Subscriber::start() {
+  options_ = locator_.master_options();
+  options_.client_name = "podrelay-sub-" + cfg_.node_id;
+  options_.select_db = false;
+  link_.start();
 }
+
+void Subscriber::stop() { link_.stop(); }
 
 void Subscriber::send(core::SubKind kind, bool subscribe, std::vector<std::string> const& names) {
-  if (!connected_ || names.empty()) return;
+  if (!link_.connected() || names.empty()) return;
   if (sharded_ && kind == core::SubKind::channel) {
     // Redis refuses an SSUBSCRIBE whose channels span slots (CROSSSLOT): group by slot.
     std::map<std::uint16_t, std::vector<std::string_view>> by_slot;
@@ -59,7 +52,7 @@ void Subscriber::send(core::SubKind kind, bool subscribe, std::vector<std::strin
       args.insert(args.end(), group.begin(), group.end());
       queue_command(kind, subscribe, args);
     }
-    wake_writer();
+    link_.wake_writer();
     return;
   }
   std::string_view const verb = kind == core::SubKind::channel
@@ -74,7 +67,7 @@ void Subscriber::send(core::SubKind kind, bool subscribe, std::vector<std::strin
     }
     queue_command(kind, subscribe, args);
   }
-  wake_writer();
+  link_.wake_writer();
 }
 
 void Subscriber::queue_command(core::SubKind kind, bool subscribe,
@@ -85,11 +78,11 @@ void Subscriber::queue_command(core::SubKind kind, bool subscribe,
   in_flight_.push_back(std::move(cmd));
 }
 
-void Subscriber::on_reply(PubSubEvent const& ev) {
+void Subscriber::on_event(PubSubEvent const& ev) {
   using Kind = PubSubEvent::Kind;
   switch (ev.kind) {
     case Kind::message:
-    case Kind::pmessage: events_.on_message(link_, ev); return;
+    case Kind::pmessage: events_.on_message(id_, ev); return;
     case Kind::pong:
       if (!pings_in_flight_.empty()) pings_in_flight_.pop_front();
       if (!in_flight_.empty() && in_flight_.front().ping) in_flight_.pop_front();
@@ -110,7 +103,7 @@ void Subscriber::on_reply(PubSubEvent const& ev) {
           in_flight_.pop_front();
         }
       }
-      events_.on_confirmed(link_, kind, ev.name, subscribed);
+      events_.on_confirmed(id_, kind, ev.name, subscribed);
       return;
     }
     case Kind::error: {
@@ -121,7 +114,7 @@ void Subscriber::on_reply(PubSubEvent const& ev) {
         if (!pings_in_flight_.empty()) pings_in_flight_.pop_front();
         break;
       }
-      events_.on_refused(link_, head.kind, head.subscribe, head.names, ev.payload);
+      events_.on_refused(id_, head.kind, head.subscribe, head.names, ev.payload);
       return;
     }
     case Kind::unexpected: return;
@@ -131,75 +124,53 @@ void Subscriber::on_reply(PubSubEvent const& ev) {
                      {{"error", ev.payload}});
 }
 
-asio::awaitable<void> Subscriber::run() {
-  static log::RateLimit limit(std::chrono::seconds(5));
-  ConnectOptions opts = locator_.master_options();
-  opts.client_name = "podrelay-sub-" + cfg_.node_id;
-  opts.select_db = false;
-  while (!stopped_) {
-    if (!co_await connect_with_retry(conn_, locator_, opts, backoff_, retry_, "subscriber",
-                                     stopped_, limit)) {
-      break;
-    }
-    out_.clear();
-    pings_in_flight_.clear();
-    in_flight_.clear();
-    connected_ = true;
-    events_.on_subscriber_state(link_, true);
-    co_await (reader() || writer() || health());
-    connected_ = false;
-    conn_.close();
-    out_.clear();
-    in_flight_.clear();
-    events_.on_subscriber_state(link_, false);
-  }
+asio::awaitable<Error> Subscriber::connect(RedisConnection& conn) {
+  co_return co_await link_.connect_to_master(conn, locator_, options_);
 }
 
-asio::awaitable<void> Subscriber::reader() {
-  co_await conn_.read_replies("subscriber", stopped_, [this](redisReply const& reply) {
-    on_reply(classify_pubsub(reply));
-    return true;
-  });
+void Subscriber::on_up() {
+  out_.clear();
+  pings_in_flight_.clear();
+  in_flight_.clear();
+  events_.on_subscriber_state(id_, true);
 }
 
-asio::awaitable<void> Subscriber::writer() {
-  while (conn_.is_open()) {
-    if (out_.empty()) {
-      wake_.expires_at(Clock::time_point::max());
-      writer_waiting_ = true;
-      co_await wake_.async_wait(use_tuple);
-      writer_waiting_ = false;
-      continue;
-    }
-    write_buf_.clear();
-    write_buf_.swap(out_);
-    if (auto const ec = co_await conn_.write(write_buf_)) {
-      conn_.close();
-      co_return;
-    }
-  }
+Error Subscriber::on_down() {
+  out_.clear();
+  in_flight_.clear();
+  events_.on_subscriber_state(id_, false);
+  return {};
 }
 
-asio::awaitable<void> Subscriber::health() {
-  asio::steady_timer timer(co_await asio::this_coro::executor);
-  std::string ping;
-  append_command(ping, {"PING"});
-  while (conn_.is_open()) {
-    timer.expires_after(cfg_.redis_ping_interval);
-    co_await timer.async_wait(use_tuple);
-    if (!conn_.is_open()) co_return;
-    auto const now = Clock::now();
-    if (!pings_in_flight_.empty() && now - pings_in_flight_.front() > cfg_.redis_ping_timeout) {
-      log::warn("redis stopped answering PING; dropping the connection", {{"role", "subscriber"}});
-      conn_.close();
-      wake_.cancel();
-      co_return;
-    }
-    out_ += ping;
-    pings_in_flight_.push_back(now);
-    in_flight_.push_back(InFlight{true, core::SubKind::channel, true, {}, 0});
-    wake_writer();
+void Subscriber::log_retry(log::RateLimit& limit, std::string_view reason) {
+  log::warn_limited(limit, "redis unreachable, retrying",
+                    {{"role", "subscriber"}, {"reason", reason}});
+}
+
+bool Subscriber::on_reply(redisReply const& reply) {
+  on_event(classify_pubsub(reply));
+  return true;
+}
+
+Link::Output Subscriber::output() {
+  return out_.empty() ? Link::Output::none : Link::Output::ready;
+}
+
+void Subscriber::take_output(std::string& buf) {
+  buf.clear();
+  buf.swap(out_);
+}
+
+Link::Health Subscriber::on_health_tick() {
+  auto const now = Clock::now();
+  if (!pings_in_flight_.empty() && now - pings_in_flight_.front() > cfg_.redis_ping_timeout) {
+    log::warn("redis stopped answering PING; dropping the connection", {{"role", "subscriber"}});
+    return Link::Health::dead;
   }
+  out_ += ping_;
+  pings_in_flight_.push_back(now);
+  in_flight_.push_back(InFlight{true, core::SubKind::channel, true, {}, 0});
+  return Link::Health::wake_writer;
 }
 
 }  // namespace podrelay::redis

@@ -18,12 +18,13 @@
 
 #include "config/config.hpp"
 #include "core/sub_kind.hpp"
+#include "redis/link.hpp"
 #include "redis/master_locator.hpp"
 #include "redis/redis_connection.hpp"
 
 namespace podrelay::redis {
 
-class Subscriber {
+class Subscriber final : Link::Role {
  public:
   class Events {
    public:
@@ -51,21 +52,20 @@ class Subscriber {
   // Queues (P)SUBSCRIBE or (P)UNSUBSCRIBE of `names` (Redis names). Dropped while
   // disconnected: the tracker re-derives everything on connect.
   void send(core::SubKind kind, bool subscribe, std::vector<std::string> const& names);
-  bool connected() const noexcept { return connected_; }
+  bool connected() const noexcept { return link_.connected(); }
   // SSUBSCRIBE / SUNSUBSCRIBE (Redis Cluster sharded pub/sub), one command per slot.
   void set_sharded(bool sharded) { sharded_ = sharded; }
 
  private:
-  asio::awaitable<void> run();
-  asio::awaitable<void> reader();
-  asio::awaitable<void> writer();
-  asio::awaitable<void> health();
-  void wake_writer() {
-    if (writer_waiting_) {
-      writer_waiting_ = false;
-      wake_.cancel();
-    }
-  }
+  // Link::Role: what the subscriber adds to the shared connection loop.
+  asio::awaitable<Error> connect(RedisConnection& conn) override;
+  void on_up() override;
+  bool on_reply(redisReply const& reply) override;
+  Error on_down() override;
+  void log_retry(log::RateLimit& limit, std::string_view reason) override;
+  Link::Output output() override;
+  void take_output(std::string& buf) override;
+  Link::Health on_health_tick() override;
 
   // A command written and not fully answered yet; a PING has no names.
   struct InFlight {
@@ -76,24 +76,19 @@ class Subscriber {
     std::size_t confirmed = 0;
   };
   void queue_command(core::SubKind kind, bool subscribe, std::span<std::string_view const> args);
-  void on_reply(PubSubEvent const& ev);
+  void on_event(PubSubEvent const& ev);
 
   config::Config const& cfg_;
   MasterLocator& locator_;
   Events& events_;
-  std::size_t link_;
-  RedisConnection conn_;
+  std::size_t id_;
+  ConnectOptions options_;
   std::deque<InFlight> in_flight_;
-  asio::steady_timer wake_;
-  asio::steady_timer retry_;
-  Backoff backoff_;
   std::string out_;
-  std::string write_buf_;
+  std::string ping_;
   std::deque<std::chrono::steady_clock::time_point> pings_in_flight_;
-  bool connected_ = false;
-  bool stopped_ = false;
-  bool writer_waiting_ = false;
   bool sharded_ = false;
+  Link link_;  // last: its coroutines use the members above
 };
 
 }  // namespace podrelay::redis

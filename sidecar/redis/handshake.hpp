@@ -1,0 +1,40 @@
+// The Redis connection handshake, without sockets: the pipelined AUTH / SELECT / CLIENT
+// SETNAME / ROLE commands a new connection sends, and the check of each reply. The
+// connection writes `Handshake::bytes` at once and hands the replies, in order, to
+// check_handshake_reply. Pure functions; unit tested in tests/test_redis_handshake.cpp.
+#pragma once
+
+#include <hiredis/hiredis.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "util/error.hpp"
+
+namespace podrelay::redis {
+
+struct HandshakeOptions {
+  std::string_view username;     // AUTH username password (Redis 6 ACL) when set
+  std::string_view password;     // empty: no AUTH
+  int db = 0;                    // 0: no SELECT
+  std::string_view client_name;  // empty: no CLIENT SETNAME
+  bool require_master = false;   // ROLE must say "master" (Sentinel mode)
+};
+
+enum class HandshakeStep { auth, select, client_setname, role };
+std::string_view step_name(HandshakeStep step) noexcept;  // "AUTH", "CLIENT SETNAME", ...
+
+struct Handshake {
+  std::string bytes;                 // every command, in RESP, in the order of `steps`
+  std::vector<HandshakeStep> steps;  // empty: nothing to send
+};
+
+Handshake build_handshake(HandshakeOptions const& options);
+
+// The reply to `step` from `peer`: an error (auth_failed, not_master) with a one-line
+// reason, or none. Redis' own error text ("WRONGPASS invalid username-password pair")
+// holds no secret and is quoted.
+Error check_handshake_reply(HandshakeStep step, redisReply const& reply, std::string_view peer);
+
+}  // namespace podrelay::redis

@@ -1,0 +1,104 @@
+// One Redis link: the connection loop every Redis role shares (publisher, subscriber,
+// Sentinel watcher). It connects through the role, retries with backoff and jitter, then
+// runs one reader, one writer that sleeps on a timer used as a condition variable (woken
+// only while it sleeps: a timer cancel per publish would cost more than the publish), and a
+// health tick, until the connection breaks; then it reconnects. The role owns what travels
+// on the link: what to write, how to read each reply, when the peer counts as dead.
+// Single-threaded; owned by its role, which outlives the coroutines (they hold `this`).
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <string>
+#include <string_view>
+
+#include "redis/redis_connection.hpp"
+#include "util/error.hpp"
+#include "util/log.hpp"
+
+namespace podrelay::redis {
+
+class MasterLocator;
+
+class Link {
+ public:
+  enum class Output { none, held, ready };  // held: something to write, not yet
+  enum class Health { idle, wake_writer, dead };
+
+  // What a role adds to the link. Every call runs on the link's executor.
+  class Role {
+   public:
+    // Opens `conn` to the peer of this role. An error is logged and retried after a backoff.
+    virtual asio::awaitable<Error> connect(RedisConnection& conn) = 0;
+    // Connected, before any read or write (the role may queue its first commands).
+    virtual void on_up() = 0;
+    // Each reply in order; false drops the connection.
+    virtual bool on_reply(redisReply const& reply) = 0;
+    // After the connection is gone. An error: log it and back off before reconnecting
+    // (the Sentinel watcher); none: reconnect at once (the data connections).
+    virtual Error on_down() = 0;
+    // One rate-limited line for a failed connect (or an on_down error).
+    virtual void log_retry(log::RateLimit& limit, std::string_view reason) = 0;
+    virtual Output output() { return Output::none; }
+    // Moves what is ready into `buf` (cleared or overwritten by the role).
+    virtual void take_output(std::string& /*buf*/) {}
+    // Every ping interval while connected: send a PING (wake_writer) or give up (dead,
+    // after the role logged why).
+    virtual Health on_health_tick() { return Health::idle; }
+
+   protected:
+    ~Role() = default;
+  };
+
+  struct Options {
+    std::string_view name;  // "publisher", "subscriber", "sentinel": names it in log lines
+    std::chrono::milliseconds ping_interval{0};  // zero: no health tick
+  };
+
+  // `limit` rate-limits the retry lines; it may be shared by all links of one role.
+  Link(asio::any_io_executor ex, Role& role, Options options, log::RateLimit& limit);
+  Link(Link const&) = delete;  // its coroutines hold `this`
+  Link& operator=(Link const&) = delete;
+
+  void start();
+  // Drops the connection; the next attempt starts at once (a pending backoff is cut short).
+  void reconnect();
+  // Stops for good: closes the connection, no further attempt.
+  void stop();
+  void wake_writer() {
+    if (writer_waiting_) {
+      writer_waiting_ = false;
+      wake_.cancel();
+    }
+  }
+
+  bool connected() const noexcept { return connected_; }
+  bool stopped() const noexcept { return stopped_; }
+
+  // The connect step of the data connections: ask `locator` where the master is, open it
+  // (unless stopped meanwhile).
+  asio::awaitable<Error> connect_to_master(RedisConnection& conn, MasterLocator& locator,
+                                           ConnectOptions const& options);
+
+ private:
+  asio::awaitable<void> run();
+  asio::awaitable<void> reader();
+  asio::awaitable<void> writer();
+  asio::awaitable<void> health();
+  asio::awaitable<void> back_off(std::string_view reason);
+
+  Role& role_;
+  Options options_;
+  log::RateLimit& limit_;
+  RedisConnection conn_;
+  asio::steady_timer wake_;
+  asio::steady_timer retry_;
+  Backoff backoff_;
+  std::string write_buf_;
+  bool connected_ = false;
+  bool stopped_ = false;
+  bool writer_waiting_ = false;
+};
+
+}  // namespace podrelay::redis

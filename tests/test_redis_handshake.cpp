@@ -1,0 +1,110 @@
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "redis/handshake.hpp"
+#include "redis/resp.hpp"
+
+using namespace podrelay::redis;
+using podrelay::errc;
+
+namespace {
+
+ReplyPtr parse_reply(std::string const& bytes) {
+  ReplyReader r;
+  r.feed(bytes.data(), bytes.size());
+  ReplyPtr reply;
+  REQUIRE(r.next(reply) == ReplyReader::Status::reply);
+  return reply;
+}
+
+}  // namespace
+
+TEST_CASE("handshake: nothing to send without credentials, db, name or ROLE") {
+  auto const hs = build_handshake({});
+  CHECK(hs.bytes.empty());
+  CHECK(hs.steps.empty());
+}
+
+TEST_CASE("handshake: AUTH with the password only, or with user and password") {
+  HandshakeOptions opts;
+  opts.password = "s3cret";
+  auto hs = build_handshake(opts);
+  CHECK(hs.bytes == "*2\r\n$4\r\nAUTH\r\n$6\r\ns3cret\r\n");
+  REQUIRE(hs.steps.size() == 1);
+  CHECK(hs.steps[0] == HandshakeStep::auth);
+
+  opts.username = "app";
+  hs = build_handshake(opts);
+  CHECK(hs.bytes == "*3\r\n$4\r\nAUTH\r\n$3\r\napp\r\n$6\r\ns3cret\r\n");
+
+  opts.password = {};  // a user without a password sends no AUTH (the default user)
+  CHECK(build_handshake(opts).steps.empty());
+}
+
+TEST_CASE("handshake: every step, pipelined in a fixed order") {
+  HandshakeOptions opts;
+  opts.password = "pw";
+  opts.db = 3;
+  opts.client_name = "podrelay-pub-n1";
+  opts.require_master = true;
+  auto const hs = build_handshake(opts);
+  CHECK(hs.bytes ==
+        "*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n"
+        "*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n"
+        "*3\r\n$6\r\nCLIENT\r\n$7\r\nSETNAME\r\n$15\r\npodrelay-pub-n1\r\n"
+        "*1\r\n$4\r\nROLE\r\n");
+  REQUIRE(hs.steps.size() == 4);
+  CHECK(hs.steps[0] == HandshakeStep::auth);
+  CHECK(hs.steps[1] == HandshakeStep::select);
+  CHECK(hs.steps[2] == HandshakeStep::client_setname);
+  CHECK(hs.steps[3] == HandshakeStep::role);
+  CHECK(step_name(HandshakeStep::client_setname) == "CLIENT SETNAME");
+}
+
+TEST_CASE("handshake: OK replies pass") {
+  auto const ok = parse_reply("+OK\r\n");
+  CHECK_FALSE(check_handshake_reply(HandshakeStep::auth, *ok, "r:6379"));
+  CHECK_FALSE(check_handshake_reply(HandshakeStep::select, *ok, "r:6379"));
+  CHECK_FALSE(check_handshake_reply(HandshakeStep::client_setname, *ok, "r:6379"));
+}
+
+TEST_CASE("handshake: an error reply refuses the step with Redis' own text") {
+  auto const wrongpass =
+      parse_reply("-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+  auto const e = check_handshake_reply(HandshakeStep::auth, *wrongpass, "r:6379");
+  CHECK(e.code == errc::auth_failed);
+  CHECK(e.reason ==
+        "AUTH refused by r:6379: WRONGPASS invalid username-password pair or user is disabled.");
+
+  auto const range = parse_reply("-ERR DB index is out of range\r\n");
+  auto const s = check_handshake_reply(HandshakeStep::select, *range, "r:6379");
+  CHECK(s.code == errc::auth_failed);
+  CHECK(s.reason == "SELECT refused by r:6379: ERR DB index is out of range");
+}
+
+TEST_CASE("handshake: ROLE must say master") {
+  auto const master = parse_reply("*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n");
+  CHECK_FALSE(check_handshake_reply(HandshakeStep::role, *master, "r:6379"));
+
+  auto const replica =
+      parse_reply("*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:6379\r\n$9\r\nconnected\r\n:1\r\n");
+  auto const e = check_handshake_reply(HandshakeStep::role, *replica, "r:6380");
+  CHECK(e.code == errc::not_master);
+  CHECK(e.reason == "r:6380 is not a master (ROLE); the sentinels' view is stale");
+
+  auto const odd = parse_reply("+OK\r\n");  // not an array at all
+  CHECK(check_handshake_reply(HandshakeStep::role, *odd, "r:6380").code == errc::not_master);
+  auto const empty = parse_reply("*0\r\n");
+  CHECK(check_handshake_reply(HandshakeStep::role, *empty, "r:6380").code == errc::not_master);
+}
+
+TEST_CASE("errc: a std::error_code with its own category") {
+  std::error_code const ec = errc::not_master;
+  CHECK(ec.category().name() == std::string("podrelay"));
+  CHECK(ec.message() == "not a master");
+  CHECK(ec == errc::not_master);
+  CHECK(ec != errc::auth_failed);
+  CHECK_FALSE(podrelay::Error{});
+  CHECK(podrelay::Error(errc::bad_reply, "x"));
+}
