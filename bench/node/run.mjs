@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // podrelay Node benchmark: the podrelay Socket.IO adapter and Node client against
-// @socket.io/redis-adapter and ioredis, side by side, in one invocation.
+// @socket.io/redis-adapter and ioredis, side by side, in one invocation; and, for Socket.IO,
+// the unmodified @socket.io/redis-adapter + ioredis pointed at the sidecars' --resp-listen.
 // See README.md beside this file for what each figure means and what limits it.
 //
 //   node run.mjs [--quick] [--json FILE] [--reps N] [--cpu-prof DIR] [--only socketio|direct]
@@ -193,7 +194,7 @@ function redisPing(port) {
     const s = net.connect(port, '127.0.0.1');
     let buf = '';
     s.setTimeout(500, () => s.destroy());
-    s.on('connect', () => s.write('PING\r\n'));
+    s.on('connect', () => s.write('*1\r\n$4\r\nPING\r\n'));
     s.on('data', (d) => {
       buf += d;
       if (buf.includes('\r\n')) {
@@ -354,8 +355,10 @@ async function startRedis(o) {
 async function startSidecar(o, name, redisPort) {
   const port = await freePort();
   const admin = await freePort();
+  const respPort = await freePort();
   const child = spawnNative(name, o.podrelayBinUsed, [
     '--listen', `127.0.0.1:${port}`,
+    '--resp-listen', `127.0.0.1:${respPort}`,
     '--redis', `redis://127.0.0.1:${redisPort}`,
     '--admin-listen', `127.0.0.1:${admin}`,
     '--log-level', 'warn',
@@ -364,7 +367,10 @@ async function startSidecar(o, name, redisPort) {
   await waitFor(async () => (await httpStatus(admin, '/readyz')) === 200, { timeout: 15000, every: 100, what: `${name} /readyz` }).catch((err) => {
     throw new Error(`${err.message}\n${child.log.join('')}`);
   });
-  return { name, port, admin, child, pid: child.pid, address: `127.0.0.1:${port}` };
+  await waitFor(() => redisPing(respPort), { timeout: 10000, what: `${name} --resp-listen to answer PING` }).catch((err) => {
+    throw new Error(`${err.message}\n${child.log.join('')}`);
+  });
+  return { name, port, admin, respPort, child, pid: child.pid, address: `127.0.0.1:${port}` };
 }
 
 // ---------------------------------------------------------------------------
@@ -503,6 +509,14 @@ function row(metric, unit, better, base, pod, note) {
   return { metric, unit, better, baseline: base, podrelay: pod, ratio, ...(note ? { note } : {}) };
 }
 
+/** A row of the Socket.IO section: baseline, podrelay and resp (redis-adapter via RESP). */
+function row3(reps, metric, unit, better, kind, f) {
+  const r = row(metric, unit, better, med(reps.baseline[kind], f), med(reps.podrelay[kind], f));
+  r.resp = med(reps.resp[kind], f);
+  r.respRatio = r.baseline && r.resp !== null ? r.resp / r.baseline : null;
+  return r;
+}
+
 function cpuRows(reps, kind, roles, suffix, msgUnit) {
   const rows = [];
   for (const [role, label] of roles) {
@@ -528,18 +542,25 @@ function sumRoles(r, roles) {
 async function socketioSection(o, infra, log) {
   log(`Socket.IO: 2 servers per variant, ${o.clients} clients on server 2`);
   const base = { redisPort: infra.redis.port, pad: o.payload };
-  const mk = (variant, key, label, relay1, relay2) => {
-    const s1 = new Worker(`sio-${key}-s1`, 'sio-server', { ...base, variant, relayAddress: relay1 }, o);
-    const s2 = new Worker(`sio-${key}-s2`, 'sio-server', { ...base, variant, relayAddress: relay2 }, o);
+  const mk = (variant, key, label, relay1, relay2, extra1 = {}, extra2 = {}) => {
+    const s1 = new Worker(`sio-${key}-s1`, 'sio-server', { ...base, variant, relayAddress: relay1, ...extra1 }, o);
+    const s2 = new Worker(`sio-${key}-s2`, 'sio-server', { ...base, variant, relayAddress: relay2, ...extra2 }, o);
     s1.role = 'server1';
     s2.role = 'server2';
     return { key, label, s1, s2 };
   };
   const vb = mk('baseline', 'baseline', 'baseline');
   const vp = mk('podrelay', 'podrelay', 'podrelay', infra.sidecars[0].address, infra.sidecars[1].address);
+  // @socket.io/redis-adapter + ioredis exactly as the baseline, but each server's ioredis
+  // pair (pub and sub) on its own sidecar's --resp-listen port. Its own adapter key keeps
+  // its channels apart from the baseline's on the shared redis-server.
+  const respKey = 'socket.io-resp';
+  const vr = mk('resp', 'resp', 'resp', undefined, undefined,
+    { redisPort: infra.sidecars[0].respPort, adapterKey: respKey },
+    { redisPort: infra.sidecars[1].respPort, adapterKey: respKey });
   const all = [];
   try {
-    for (const v of [vb, vp]) {
+    for (const v of [vb, vp, vr]) {
       all.push(v.s1, v.s2);
       const [, r2] = await Promise.all([v.s1.ready, v.s2.ready]);
       v.clients = new Worker(`sio-${v.key}-clients`, 'sio-clients', { url: `http://127.0.0.1:${r2.port}`, clients: o.clients }, o);
@@ -551,7 +572,7 @@ async function socketioSection(o, infra, log) {
       v.nSources = o.clients;
       v.nodeProcs = [v.s1, v.s2, v.clients];
       v.natives = { redis: infra.redis.pid };
-      if (v.key === 'podrelay') {
+      if (v.key === 'podrelay' || v.key === 'resp') {
         v.natives.sidecar1 = infra.sidecars[0].pid;
         v.natives.sidecar2 = infra.sidecars[1].pid;
       }
@@ -563,23 +584,25 @@ async function socketioSection(o, infra, log) {
       tput: { mode: 'tput', n: o.sioN, window: o.sioWindow, batch: Math.max(1, Math.min(100, o.sioWindow >> 2)), reportEvery: Math.max(1, o.sioWindow >> 3) },
       lat: { mode: 'lat', n: latN, rate: o.sioRate, reportEvery: Math.max(1, latN >> 2) },
     };
-    const reps = await measure(o, [vb, vp], params, log);
+    const reps = await measure(o, [vb, vp, vr], params, log);
     const R = o.sioRate;
     const nodeRoles = ['server1', 'server2'];
     const sysRoles = ['server1', 'server2', 'sidecar1', 'sidecar2', 'redis'];
+    const r3 = (metric, unit, better, kind, f) => row3(reps, metric, unit, better, kind, f);
+    const cpu3 = (kind, roles, suffix, msgUnit) => roles.map(([role, label]) => r3(`${label} CPU${suffix}`, `µs/${msgUnit}`, 'lower', kind, (r) => r.cpuPerMsgUs[role]));
     const rows = [
-      row('cross-server throughput', 'broadcasts/s', 'higher', med(reps.baseline.tput, (r) => r.msgsPerSec), med(reps.podrelay.tput, (r) => r.msgsPerSec)),
-      row(`deliveries to the ${o.clients} clients on server 2`, 'msgs/s', 'higher', med(reps.baseline.tput, (r) => r.deliveriesPerSec), med(reps.podrelay.tput, (r) => r.deliveriesPerSec)),
-      row('capacity if each server had its own core (1e6 / busier server µs)', 'broadcasts/s', 'higher', med(reps.baseline.tput, (r) => capacity(r, nodeRoles)), med(reps.podrelay.tput, (r) => capacity(r, nodeRoles))),
-      row(`latency p50 @ ${R}/s`, 'ms', 'lower', med(reps.baseline.lat, (r) => r.lat.p50Us / 1000), med(reps.podrelay.lat, (r) => r.lat.p50Us / 1000)),
-      row(`latency p99 @ ${R}/s`, 'ms', 'lower', med(reps.baseline.lat, (r) => r.lat.p99Us / 1000), med(reps.podrelay.lat, (r) => r.lat.p99Us / 1000)),
-      ...cpuRows(reps, 'tput', [['server1', 'server 1 (sender) Node'], ['server2', 'server 2 (receiver) Node']], ' (saturated)', 'broadcast'),
-      row('both servers Node CPU (saturated)', 'µs/broadcast', 'lower', med(reps.baseline.tput, (r) => sumRoles(r, nodeRoles)), med(reps.podrelay.tput, (r) => sumRoles(r, nodeRoles))),
-      ...cpuRows(reps, 'tput', [['sidecar1', 'sidecar 1 (server 1)'], ['sidecar2', 'sidecar 2 (server 2)'], ['redis', 'redis-server']], ' (saturated)', 'broadcast'),
-      row('servers + sidecars + redis CPU (saturated)', 'µs/broadcast', 'lower', med(reps.baseline.tput, (r) => sumRoles(r, sysRoles)), med(reps.podrelay.tput, (r) => sumRoles(r, sysRoles))),
-      row('clients process CPU (saturated; same work in both)', 'µs/broadcast', 'lower', med(reps.baseline.tput, (r) => r.cpuPerMsgUs.clients), med(reps.podrelay.tput, (r) => r.cpuPerMsgUs.clients)),
-      row(`both servers Node CPU @ ${R}/s`, 'µs/broadcast', 'lower', med(reps.baseline.lat, (r) => sumRoles(r, nodeRoles)), med(reps.podrelay.lat, (r) => sumRoles(r, nodeRoles))),
-      row(`servers + sidecars + redis CPU @ ${R}/s`, 'µs/broadcast', 'lower', med(reps.baseline.lat, (r) => sumRoles(r, sysRoles)), med(reps.podrelay.lat, (r) => sumRoles(r, sysRoles))),
+      r3('cross-server throughput', 'broadcasts/s', 'higher', 'tput', (r) => r.msgsPerSec),
+      r3(`deliveries to the ${o.clients} clients on server 2`, 'msgs/s', 'higher', 'tput', (r) => r.deliveriesPerSec),
+      r3('capacity if each server had its own core (1e6 / busier server µs)', 'broadcasts/s', 'higher', 'tput', (r) => capacity(r, nodeRoles)),
+      r3(`latency p50 @ ${R}/s`, 'ms', 'lower', 'lat', (r) => r.lat.p50Us / 1000),
+      r3(`latency p99 @ ${R}/s`, 'ms', 'lower', 'lat', (r) => r.lat.p99Us / 1000),
+      ...cpu3('tput', [['server1', 'server 1 (sender) Node'], ['server2', 'server 2 (receiver) Node']], ' (saturated)', 'broadcast'),
+      r3('both servers Node CPU (saturated)', 'µs/broadcast', 'lower', 'tput', (r) => sumRoles(r, nodeRoles)),
+      ...cpu3('tput', [['sidecar1', 'sidecar 1 (server 1)'], ['sidecar2', 'sidecar 2 (server 2)'], ['redis', 'redis-server']], ' (saturated)', 'broadcast'),
+      r3('servers + sidecars + redis CPU (saturated)', 'µs/broadcast', 'lower', 'tput', (r) => sumRoles(r, sysRoles)),
+      r3('clients process CPU (saturated; same work in all)', 'µs/broadcast', 'lower', 'tput', (r) => r.cpuPerMsgUs.clients),
+      r3(`both servers Node CPU @ ${R}/s`, 'µs/broadcast', 'lower', 'lat', (r) => sumRoles(r, nodeRoles)),
+      r3(`servers + sidecars + redis CPU @ ${R}/s`, 'µs/broadcast', 'lower', 'lat', (r) => sumRoles(r, sysRoles)),
     ];
     return { rows, reps, errors: collectErrors(reps) };
   } finally {
@@ -667,13 +690,18 @@ function fmt(x, digits) {
 }
 
 function table(title, rows) {
-  const head = ['metric', 'unit', 'baseline', 'podrelay', 'ratio'];
+  // The Socket.IO rows also carry `resp` (redis-adapter via sidecar RESP) and its ratio to
+  // the same baseline: two more columns.
+  const withResp = rows.some((r) => 'resp' in r);
+  const head = ['metric', 'unit', 'baseline', 'podrelay', 'ratio', ...(withResp ? ['redis-adapter via RESP', 'ratio'] : [])];
+  const ratioCell = (x, better) => (x === null || x === undefined ? '—' : `${fmt(x, 2)}x${better === 'higher' ? ' ↑' : ' ↓'}`);
   const body = rows.map((r) => [
     r.metric,
     r.unit,
     fmt(r.baseline),
     fmt(r.podrelay),
-    r.ratio === null || r.ratio === undefined ? '—' : `${fmt(r.ratio, 2)}x${r.better === 'higher' ? ' ↑' : ' ↓'}`,
+    ratioCell(r.ratio, r.better),
+    ...(withResp ? [fmt(r.resp), ratioCell(r.respRatio, r.better)] : []),
   ]);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells) => `| ${cells.map((c, i) => (i >= 2 ? c.padStart(w[i]) : c.padEnd(w[i]))).join(' | ')} |`;
@@ -760,12 +788,13 @@ async function main() {
   // ok: every run completed, nothing reported an error, and every figure is there (the
   // baseline has no sidecar rows).
   const ok = Object.values(sections).every(
-    (s) => s.errors.length === 0 && s.rows.every((r) => r.podrelay !== null && (r.baseline !== null || r.metric.startsWith('sidecar'))),
+    (s) => s.errors.length === 0 && s.rows.every((r) => r.podrelay !== null && (!('resp' in r) || r.resp !== null) && (r.baseline !== null || r.metric.startsWith('sidecar'))),
   );
 
   const out = [];
   out.push(`podrelay Node benchmark: ${meta.node}, ${meta.cpus} CPUs, load ${meta.loadavgStart.map((x) => x.toFixed(2)).join(' ')} → ${meta.loadavgEnd.map((x) => x.toFixed(2)).join(' ')}; medians of ${o.reps} interleaved rep(s)${o.quick ? ' (QUICK: figures mean little)' : ''}`);
   out.push(`baseline = ${o.only === 'direct' ? '' : `@socket.io/redis-adapter ${meta.versions['@socket.io/redis-adapter']} / `}ioredis ${meta.versions.ioredis}; podrelay = clients/node via sidecar ${meta.podrelay ?? ''}; ratio = podrelay / baseline (↑ higher is better, ↓ lower is better)`);
+  if (sections.socketio) out.push('redis-adapter via RESP = the baseline\'s @socket.io/redis-adapter + ioredis, each server\'s ioredis on its own sidecar\'s --resp-listen port; its ratio is to the same baseline');
   if (sections.socketio) out.push(table(`Socket.IO cross-server (server 1 io.emit → server 2 → ${o.clients} clients; ${o.sioN} broadcasts, payload ~${o.payload + 40} B)`, sections.socketio.rows));
   if (sections.direct) out.push(table(`Direct pub/sub (${o.directN} messages of ${Math.max(16, o.payload)} B, publisher and subscriber in separate processes)`, sections.direct.rows));
   for (const [name, s] of Object.entries(sections)) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Smoke test of the Node benchmark: a --quick run (a few seconds) must exit 0 and write
-# JSON holding both sections, each with its rows, both variants' runs and no errors.
+# JSON holding both sections, each with its rows, every variant's runs (socketio: baseline,
+# podrelay and resp = redis-adapter via the sidecars' RESP front end) and no errors.
 # No timing assertions: the figures of a quick run mean nothing.
 # Usage: bench/node/smoke.sh   (needs build/bin/podrelay or $PODRELAY_BIN, and redis-server)
 set -euo pipefail
@@ -33,7 +34,15 @@ for (const name of want) {
     if (typeof row.podrelay !== 'number') fail(`${name} row without a podrelay figure: ${row.metric}`);
     if (typeof row.baseline !== 'number' && !row.metric.startsWith('sidecar')) fail(`${name} row without a baseline figure: ${row.metric}`);
   }
-  for (const variant of ['baseline', 'podrelay']) {
+  // socketio also runs @socket.io/redis-adapter via the sidecars' RESP front end ('resp')
+  const variants = name === 'socketio' ? ['baseline', 'podrelay', 'resp'] : ['baseline', 'podrelay'];
+  if (name === 'socketio') {
+    for (const row of s.rows) {
+      if (!('resp' in row) || !('respRatio' in row)) fail(`${name} row lacks resp/respRatio: ${row.metric}`);
+      if (typeof row.resp !== 'number') fail(`${name} row without a redis-adapter via RESP figure: ${row.metric}`);
+    }
+  }
+  for (const variant of variants) {
     const reps = s.reps && s.reps[variant];
     if (!reps || !reps.tput.length || !reps.lat.length) fail(`${name}: no ${variant} runs`);
     for (const r of [...reps.tput, ...reps.lat]) {

@@ -3,7 +3,9 @@
 //
 //   node worker.mjs <role> '<json config>'
 //
-// Roles (variant 'baseline' = ioredis / @socket.io/redis-adapter, 'podrelay' = podrelay):
+// Roles (variant 'baseline' = ioredis / @socket.io/redis-adapter, 'podrelay' = podrelay;
+// for sio-server also 'resp' = @socket.io/redis-adapter on ioredis pointed at a sidecar's
+// --resp-listen port, given as redisPort, with its own adapter key `adapterKey`):
 //   sio-server  a Socket.IO server on an ephemeral loopback port with the variant's adapter;
 //               as a sender it broadcasts io.emit('m', {ph, s, t, p}) to every client
 //   sio-clients `clients` socket.io-client connections (websocket only) to one server;
@@ -273,7 +275,10 @@ async function sioServer() {
   const { Server } = await import('socket.io');
   let adapter;
   let close = async () => {};
-  if (cfg.variant === 'baseline') {
+  if (cfg.variant === 'baseline' || cfg.variant === 'resp') {
+    // 'resp' is the same code as 'baseline'; only the port differs (a sidecar's RESP
+    // front end instead of redis-server), and the adapter key, so that its channels do not
+    // cross the baseline's on the shared redis-server (--resp-channel-prefix is empty).
     const Redis = await loadIoredis();
     const { createAdapter } = await import('@socket.io/redis-adapter');
     const pub = new Redis({ host: '127.0.0.1', port: cfg.redisPort });
@@ -282,7 +287,7 @@ async function sioServer() {
     sub.on('error', countError);
     await Promise.all([pub.ping(), sub.ping()]);
     countReads(sub.stream);
-    adapter = createAdapter(pub, sub);
+    adapter = createAdapter(pub, sub, cfg.adapterKey ? { key: cfg.adapterKey } : {});
     close = async () => {
       pub.disconnect();
       sub.disconnect();
