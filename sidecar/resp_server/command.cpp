@@ -117,15 +117,6 @@ constexpr Entry pubsub_subcommands[] = {
     {"pubsub|shardnumsub", -2, CommandId::pubsub_any, 0},
 };
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
-  return true;
-}
-
 // `name` without its "container|" part.
 std::string_view short_name(std::string_view name) noexcept {
   auto const bar = name.find('|');
@@ -516,6 +507,15 @@ void CommandMachine::info(std::span<std::string_view const> argv, std::string& o
            "\r\n";
   }
   append_verbatim(out, protocol_, text);
+}
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i])))
+      return false;
+  return true;
 }
 
 }  // namespace podrelay::resp_server

@@ -81,6 +81,9 @@ struct Reset {};
 struct Close {};
 using Action = std::variant<NoAction, Publish, Subscribe, Unsubscribe, PubsubQuery, Reset, Close>;
 
+// ASCII case-insensitive equality, as Redis compares command and subcommand names.
+bool iequals(std::string_view a, std::string_view b) noexcept;
+
 enum class CommandId : std::uint8_t;  // command.cpp's table
 
 class CommandMachine {

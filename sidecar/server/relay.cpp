@@ -28,6 +28,9 @@ Relay::Relay(asio::any_io_executor ex, config::Config const& cfg, metrics::Metri
       subscriptions_({cfg.max_subscriptions, cfg.redis.mode != redis::RedisUrl::Mode::cluster},
                      [this](std::string_view redis_name) { return route(redis_name).id; }),
       connections_(ex, cfg.max_connections) {
+  if (!cfg.auth_token.empty()) resp_config_.auth_token = cfg.auth_token;
+  resp_config_.podrelay_version = PODRELAY_VERSION;
+  resp_config_.patterns_allowed = cfg.redis.mode != redis::RedisUrl::Mode::cluster;
   if (cfg.redis.mode == redis::RedisUrl::Mode::cluster) {
     // The first seed serves until the slot map is known; MOVED replies correct it.
     auto& seed = shard_at(cfg.redis.endpoints.front());

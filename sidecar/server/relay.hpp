@@ -25,6 +25,7 @@
 #include "metrics/metrics.hpp"
 #include "redis/cluster_slots.hpp"
 #include "redis/cluster_topology.hpp"
+#include "resp_server/command.hpp"
 #include "server/connection_slots.hpp"
 #include "server/shard.hpp"
 
@@ -72,6 +73,8 @@ class Relay final : public redis::Publisher::Events, public redis::Subscriber::E
 
   core::ChannelNames const& framed_names() const noexcept { return names_; }
   core::ChannelNames const& resp_names() const noexcept { return resp_names_; }
+  // What every RESP connection's command machine answers with (it borrows it).
+  resp_server::Config const& resp_config() const noexcept { return resp_config_; }
   bool cluster_mode() const noexcept { return cluster(); }
 
   // Readiness: empty when ready, else the reason.
@@ -117,6 +120,7 @@ class Relay final : public redis::Publisher::Events, public redis::Subscriber::E
   metrics::Metrics& metrics_;
   core::ChannelNames names_;
   core::ChannelNames resp_names_;
+  resp_server::Config resp_config_;
   core::Subscriptions subscriptions_;
   std::vector<std::unique_ptr<Shard>> shards_;  // by id; never shrinks: retired shards stay
   std::unique_ptr<redis::ClusterTopology> topology_;

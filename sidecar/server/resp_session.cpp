@@ -18,15 +18,13 @@ core::SubKind core_kind(rs::SubKind kind) {
   return kind == rs::SubKind::pattern ? SubKind::pattern : SubKind::channel;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
+std::int64_t& count_of(rs::CommandMachine::Counts& counts, rs::SubKind kind) {
+  switch (kind) {
+    case rs::SubKind::channel: return counts.channels;
+    case rs::SubKind::pattern: return counts.patterns;
+    case rs::SubKind::shard: return counts.shards;
   }
-  return true;
+  return counts.channels;
 }
 
 // Re-encodes a Redis reply for the app, removing the RESP prefix from channel names.
@@ -53,25 +51,12 @@ void relay_reply(std::string& out, redisReply const& r, core::ChannelNames const
   }
 }
 
-rs::Config const& command_config(config::Config const& cfg, bool cluster) {
-  // One per process: the command machines borrow it.
-  static rs::Config const c = [&] {
-    rs::Config r;
-    if (!cfg.auth_token.empty()) r.auth_token = cfg.auth_token;
-    r.podrelay_version = PODRELAY_VERSION;
-    r.patterns_allowed = !cluster;
-    return r;
-  }();
-  return c;
-}
-
 }  // namespace
 
 RespSession::RespSession(Socket socket, Relay& relay, std::uint64_t id, std::string peer)
     : Connection(std::move(socket), relay, id, std::move(peer)),
       parser_(rs::Limits::for_max_frame_bytes(relay.config().max_frame_bytes)),
-      machine_(command_config(relay.config(), relay.cluster_mode()),
-               static_cast<std::int64_t>(id)) {}
+      machine_(relay.resp_config(), static_cast<std::int64_t>(id)) {}
 
 bool RespSession::on_read(std::size_t n) {
   parser_.commit(n);
@@ -176,9 +161,7 @@ void RespSession::subscribe(rs::SubKind kind, std::span<std::string_view const> 
   for (auto const name : names) {
     auto const rname = ck == SubKind::channel ? map.redis_channel(name) : map.redis_pattern(name);
     if (held.insert(rname).second) {
-      (kind == rs::SubKind::channel   ? counts.channels
-       : kind == rs::SubKind::pattern ? counts.patterns
-                                      : counts.shards) += 1;
+      count_of(counts, kind) += 1;
       if (kind == rs::SubKind::shard) shard_names_.emplace(name);
     }
     rs::append_subscribed(
@@ -195,9 +178,10 @@ void RespSession::unsubscribe(rs::SubKind kind, std::span<std::string_view const
                               std::string& out) {
   auto const& map = relay_.resp_names();
   auto const ck = core_kind(kind);
+  auto held_list = relay_.held_names(*this, ck);
   std::vector<std::string> all;  // app names, when none were given
   if (names.empty()) {
-    for (auto const& rname : relay_.held_names(*this, ck)) {
+    for (auto const& rname : held_list) {
       auto const app = ck == SubKind::channel ? map.app_channel(rname) : map.app_pattern(rname);
       if (!app) continue;
       bool const shard = shard_names_.contains(std::string(*app));
@@ -207,7 +191,6 @@ void RespSession::unsubscribe(rs::SubKind kind, std::span<std::string_view const
   }
   std::vector<std::string_view> list(names.begin(), names.end());
   if (names.empty()) list.assign(all.begin(), all.end());
-  auto held_list = relay_.held_names(*this, ck);
   std::unordered_set<std::string> held(held_list.begin(), held_list.end());
   auto counts = machine_.subscriptions();
   if (list.empty()) {
@@ -218,9 +201,7 @@ void RespSession::unsubscribe(rs::SubKind kind, std::span<std::string_view const
   for (auto const name : list) {
     auto const rname = ck == SubKind::channel ? map.redis_channel(name) : map.redis_pattern(name);
     if (held.erase(rname) > 0) {
-      (kind == rs::SubKind::channel   ? counts.channels
-       : kind == rs::SubKind::pattern ? counts.patterns
-                                      : counts.shards) -= 1;
+      count_of(counts, kind) -= 1;
       if (kind == rs::SubKind::shard) shard_names_.erase(std::string(name));
     }
     rs::append_unsubscribed(
@@ -258,10 +239,10 @@ void RespSession::query(std::span<std::string_view const> argv) {
   std::string route;
   if (args.size() >= 2) {
     auto const sub = args[1];
-    bool const channels = iequals(sub, "CHANNELS") || iequals(sub, "SHARDCHANNELS");
-    bool const numsub = iequals(sub, "NUMSUB") || iequals(sub, "SHARDNUMSUB");
-    if (cluster && iequals(sub, "CHANNELS")) args[1] = "SHARDCHANNELS";
-    if (cluster && iequals(sub, "NUMSUB")) args[1] = "SHARDNUMSUB";
+    bool const channels = rs::iequals(sub, "CHANNELS") || rs::iequals(sub, "SHARDCHANNELS");
+    bool const numsub = rs::iequals(sub, "NUMSUB") || rs::iequals(sub, "SHARDNUMSUB");
+    if (cluster && rs::iequals(sub, "CHANNELS")) args[1] = "SHARDCHANNELS";
+    if (cluster && rs::iequals(sub, "NUMSUB")) args[1] = "SHARDNUMSUB";
     if (channels) {
       if (args.size() >= 3) {
         args[2] = map.redis_pattern(args[2]);
