@@ -5,6 +5,10 @@
 // See README.md beside this file for what each figure means and what limits it.
 //
 //   node run.mjs [--quick] [--json FILE] [--reps N] [--cpu-prof DIR] [--only socketio|direct]
+//
+// The Socket.IO table opens with the rows issue 13 item 4 sets goals for (latency p50/p99 at
+// each --sio-rates rate, burst throughput, CPU per broadcast of servers + sidecars + redis
+// at each rate and saturated), each with its ratio and whether it meets the goal.
 
 import { spawn, fork, execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync, mkdirSync } from 'node:fs';
@@ -27,16 +31,26 @@ const USAGE = `usage: node run.mjs [options]
   --json FILE           also write the results as JSON
   --reps N              measured repetitions per variant, interleaved (default 5; quick 1)
   --only SECTION        socketio or direct (default: both)
-  --clients N           socket.io clients connected to server 2 (default 4)
-  --sio-n N             broadcasts per Socket.IO throughput run (default 100000)
-  --sio-rate R          broadcasts/s of the Socket.IO latency runs (default 1000)
+  --clients N           socket.io clients connected to server 2 (default 1)
+  --sio-n N             broadcasts per Socket.IO burst (throughput) run (default 50000)
+  --sio-rates R,R       broadcasts/s of the Socket.IO latency runs, one run per rate
+                        (default 1000,2000; --sio-rate R is the same with one rate)
+  --sio-lat-n N         broadcasts per Socket.IO latency run (default 10000)
+  --variants V,V        Socket.IO variants to run: baseline, podrelay, resp, ref
+                        (default baseline,podrelay,resp; ref needs --ref-client-src)
+  --ref-client-src DIR  a second copy of the podrelay client sources (e.g. a checkout of
+                        the previous commit): variant 'ref', the same adapter on the same
+                        sidecars, for a before/after in one run
   --direct-n N          messages per direct pub/sub throughput run (default 400000)
   --direct-rate R       messages/s of the direct latency runs (default 2000)
-  --lat-seconds S       duration of each latency run (default 2)
+  --lat-seconds S       duration of each direct latency run (default 2)
   --payload BYTES       payload size: direct message bytes / Socket.IO padding string (default 100)
   --sio-window N        broadcasts in flight, end to end (default 1000)
   --direct-window N     messages in flight, end to end (default 4000)
   --phase-timeout S     give up on a run after S seconds (default 30; quick 10)
+  --perf-stat           count syscalls and context switches (wake-ups) of every process
+                        during the latency runs with \`perf stat\` (needs perf and the
+                        right to trace: root or kernel.perf_event_paranoid <= 1); adds rows
   --cpu-prof DIR        run every Node child with --cpu-prof, profiles into DIR
                         (slows everything; summarise with: node cpuprof-top.mjs DIR/*/*.cpuprofile)
   --client-src DIR      podrelay Node client sources to test (default ../../clients/node/src);
@@ -50,9 +64,11 @@ function parseArgs(argv) {
     json: null,
     reps: null,
     only: null,
-    clients: 4,
+    clients: 1,
     sioN: null,
-    sioRate: 1000,
+    sioRates: [1000, 2000],
+    sioLatN: null,
+    variants: ['baseline', 'podrelay', 'resp'],
     directN: null,
     directRate: 2000,
     latSeconds: null,
@@ -61,7 +77,9 @@ function parseArgs(argv) {
     directWindow: 4000,
     phaseTimeout: null,
     cpuProf: null,
+    perfStat: false,
     clientSrc: path.join(REPO, 'clients/node/src'),
+    refClientSrc: null,
     podrelayBin: process.env.PODRELAY_BIN || path.join(REPO, 'build/bin/podrelay'),
     redisServer: process.env.REDIS_SERVER || 'redis-server',
   };
@@ -83,7 +101,10 @@ function parseArgs(argv) {
       case '--only': o.only = val(); break;
       case '--clients': o.clients = Math.round(num(a, val())); break;
       case '--sio-n': o.sioN = Math.round(num(a, val())); break;
-      case '--sio-rate': o.sioRate = num(a, val()); break;
+      case '--sio-rate': o.sioRates = [num(a, val())]; break;
+      case '--sio-rates': o.sioRates = val().split(',').map((x) => num(a, x)); break;
+      case '--sio-lat-n': o.sioLatN = Math.round(num(a, val())); break;
+      case '--variants': o.variants = val().split(','); break;
       case '--direct-n': o.directN = Math.round(num(a, val())); break;
       case '--direct-rate': o.directRate = num(a, val()); break;
       case '--lat-seconds': o.latSeconds = num(a, val()); break;
@@ -92,7 +113,9 @@ function parseArgs(argv) {
       case '--direct-window': o.directWindow = Math.round(num(a, val())); break;
       case '--phase-timeout': o.phaseTimeout = num(a, val()); break;
       case '--cpu-prof': o.cpuProf = path.resolve(val()); break;
+      case '--perf-stat': o.perfStat = true; break;
       case '--client-src': o.clientSrc = path.resolve(val()); break;
+      case '--ref-client-src': o.refClientSrc = path.resolve(val()); break;
       case '--podrelay-bin': o.podrelayBin = val(); break;
       case '--redis-server': o.redisServer = val(); break;
       case '-h': case '--help': console.log(USAGE); process.exit(0); break;
@@ -100,8 +123,14 @@ function parseArgs(argv) {
     }
   }
   if (o.only && !['socketio', 'direct'].includes(o.only)) throw new Error('--only takes socketio or direct');
+  if (!o.variants.includes('baseline') || o.variants.some((v) => !['baseline', 'podrelay', 'resp', 'ref'].includes(v))) {
+    throw new Error('--variants takes baseline (always) and any of podrelay, resp, ref');
+  }
+  if (o.refClientSrc && !o.variants.includes('ref')) o.variants.push('ref');
+  if (o.variants.includes('ref') && !o.refClientSrc) throw new Error('variant ref needs --ref-client-src DIR');
   o.reps ??= o.quick ? 1 : 5;
-  o.sioN ??= o.quick ? 3000 : 100000;
+  o.sioN ??= o.quick ? 3000 : 50000;
+  o.sioLatN ??= o.quick ? 500 : 10000;
   o.directN ??= o.quick ? 10000 : 400000;
   o.latSeconds ??= o.quick ? 0.5 : 2;
   o.phaseTimeout ??= o.quick ? 10 : 30;
@@ -280,7 +309,7 @@ class Worker {
     const execArgv = [];
     // One directory per child: a child with a module hook thread writes two profiles.
     if (opts.cpuProf) execArgv.push('--cpu-prof', '--cpu-prof-dir', path.join(opts.cpuProf, name));
-    this.proc = track(fork(WORKER, [role, JSON.stringify({ ...cfg, name, clientSrc: opts.clientSrc })], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+    this.proc = track(fork(WORKER, [role, JSON.stringify({ ...cfg, name, clientSrc: cfg.clientSrc ?? opts.clientSrc })], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
     this.listeners = new Set();
     this.exited = false;
     this.proc.on('message', (m) => {
@@ -390,7 +419,36 @@ async function snapshot(nodeProcs, nativeProcs) {
   return out;
 }
 
-async function runPhase(v, { mode, n, rate, window, batch, reportEvery, timeoutMs }) {
+// --perf-stat: one `perf stat` per process, counting system calls and context switches
+// (a process that sleeps in epoll_wait and is woken switches out once per sleep, so
+// voluntary switches ~ wake-ups). Started after the CPU snapshot, stopped (SIGINT) before
+// the next one, so the window covers the run.
+const PERF_EVENTS = ['raw_syscalls:sys_enter', 'context-switches'];
+function startPerfStat(pids) {
+  return Object.entries(pids).map(([role, pid]) => {
+    const child = track(spawn('perf', ['stat', '-x', ',', '-e', PERF_EVENTS.join(','), '-p', String(pid)], { stdio: ['ignore', 'ignore', 'pipe'] }));
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    const done = new Promise((resolve) => child.on('exit', () => resolve(err)));
+    return { role, child, done };
+  });
+}
+async function stopPerfStat(perfs) {
+  const out = {};
+  for (const p of perfs) p.child.kill('SIGINT');
+  for (const p of perfs) {
+    const text = await withTimeout(p.done, 5000, `perf stat of ${p.role}`);
+    const counts = {};
+    for (const line of text.split('\n')) {
+      const f = line.split(',');
+      if (f.length > 3 && PERF_EVENTS.includes(f[2])) counts[f[2]] = Number(f[0]);
+    }
+    out[p.role] = { syscalls: counts['raw_syscalls:sys_enter'] ?? null, switches: counts['context-switches'] ?? null };
+  }
+  return out;
+}
+
+async function runPhase(v, { mode, n, rate, window, batch, reportEvery, timeoutMs, perfStat }) {
   const phase = ++phaseSeq;
   const { sender, receiver } = v;
   const nodeProcs = v.nodeProcs;
@@ -399,7 +457,17 @@ async function runPhase(v, { mode, n, rate, window, batch, reportEvery, timeoutM
   const offRelay = receiver.on((m) => {
     if (m.ev === 'progress' && m.phase === phase) sender.send({ cmd: 'credit', phase, delivered: m.delivered });
   });
+  if (mode !== 'tput' && v.hopAt) {
+    const started = v.hopAt.once('hopStarted', () => true, 5000);
+    v.hopAt.send({ cmd: 'hopStart' });
+    await started;
+  }
   const cpu0 = await snapshot(nodeProcs, v.natives);
+  let perfs = null;
+  if (perfStat && mode !== 'tput') {
+    perfs = startPerfStat({ ...Object.fromEntries(nodeProcs.map((w) => [w.role, w.proc.pid])), ...v.natives });
+    await sleep(200); // perf attaches
+  }
   const sentP = sender.once('sent', (m) => m.phase === phase, timeoutMs);
   const doneP = receiver.once('done', (m) => m.phase === phase, timeoutMs);
   if (mode === 'tput') sender.send({ cmd: 'tput', phase, n, window, batch });
@@ -422,7 +490,14 @@ async function runPhase(v, { mode, n, rate, window, batch, reportEvery, timeoutM
     offRelay();
   }
   await sleep(100); // let the last acks and socket writes settle into the CPU counters
+  const perfCounts = perfs ? await stopPerfStat(perfs) : null;
   const cpu1 = await snapshot(nodeProcs, v.natives);
+  let hop = null;
+  if (mode !== 'tput' && v.hopAt) {
+    const got = v.hopAt.once('hop', () => true, 5000);
+    v.hopAt.send({ cmd: 'hopStop' });
+    hop = await got;
+  }
   const cpuPerMsg = {};
   const sysPerMsg = {};
   const readsPerMsg = {};
@@ -440,6 +515,13 @@ async function runPhase(v, { mode, n, rate, window, batch, reportEvery, timeoutM
     if (de > 0) errs.push(`${role}: ${de} errors (last: ${cpu1[role].lastError})`);
   }
   const r = { mode, n, cpuPerMsgUs: cpuPerMsg, sysCpuPerMsgUs: sysPerMsg, inboundReadsPerMsg: readsPerMsg, errors: errs, incomplete };
+  if (perfCounts) {
+    // The window also holds ~300 ms of idle time (attach, settle): a few timer wake-ups.
+    r.perfPerMsg = {};
+    for (const [role, c] of Object.entries(perfCounts)) {
+      r.perfPerMsg[role] = { syscalls: c.syscalls === null ? null : c.syscalls / n, switches: c.switches === null ? null : c.switches / n };
+    }
+  }
   if (!incomplete) {
     const durUs = done.tEnd - sent.t0;
     r.seconds = durUs / 1e6;
@@ -447,6 +529,7 @@ async function runPhase(v, { mode, n, rate, window, batch, reportEvery, timeoutM
     r.deliveriesPerSec = (n * v.nSources) / r.seconds;
     r.disorder = done.disorder;
     if (done.lat) r.lat = done.lat;
+    if (hop && hop.count > 0) r.hopToServer2 = { count: hop.count, p50Us: hop.p50Us, p90Us: hop.p90Us, p99Us: hop.p99Us };
     if (mode === 'lat') r.rate = rate;
   }
   return r;
@@ -493,10 +576,12 @@ async function measure(o, variants, params, log) {
       log(`  rep ${rep + 1} ${v.label.padEnd(9)} throughput ${fmt(t.msgsPerSec, 0)} msg/s${t.incomplete ? ` INCOMPLETE: ${t.incomplete}` : ''}`);
       reps[v.key].tput.push(t);
     }
-    for (const v of [...order].reverse()) {
-      const l = await runPhase(v, { ...params.lat, timeoutMs: o.phaseTimeout * 1000 });
-      log(`  rep ${rep + 1} ${v.label.padEnd(9)} latency p50 ${fmt(l.lat?.p50Us / 1000, 3)} ms p99 ${fmt(l.lat?.p99Us / 1000, 3)} ms${l.incomplete ? ` INCOMPLETE: ${l.incomplete}` : ''}`);
-      reps[v.key].lat.push(l);
+    for (const lat of params.lats) {
+      for (const v of [...order].reverse()) {
+        const l = await runPhase(v, { ...lat, timeoutMs: o.phaseTimeout * 1000, perfStat: o.perfStat });
+        log(`  rep ${rep + 1} ${v.label.padEnd(9)} latency @ ${lat.rate}/s p50 ${fmt(l.lat?.p50Us / 1000, 3)} ms p99 ${fmt(l.lat?.p99Us / 1000, 3)} ms${l.incomplete ? ` INCOMPLETE: ${l.incomplete}` : ''}`);
+        reps[v.key].lat.push(l); // every rate's runs; rows pick theirs by r.rate
+      }
     }
   }
   return reps;
@@ -514,6 +599,10 @@ function row3(reps, metric, unit, better, kind, f) {
   const r = row(metric, unit, better, med(reps.baseline[kind], f), med(reps.podrelay[kind], f));
   r.resp = med(reps.resp[kind], f);
   r.respRatio = r.baseline && r.resp !== null ? r.resp / r.baseline : null;
+  if (reps.ref) {
+    r.ref = med(reps.ref[kind], f);
+    r.refRatio = r.baseline && r.ref !== null ? r.ref / r.baseline : null;
+  }
   return r;
 }
 
@@ -549,18 +638,24 @@ async function socketioSection(o, infra, log) {
     s2.role = 'server2';
     return { key, label, s1, s2 };
   };
+  // Only the variants asked for (--variants) start their servers.
+  const want = (key, make) => (o.variants.includes(key) ? make() : null);
   const vb = mk('baseline', 'baseline', 'baseline');
-  const vp = mk('podrelay', 'podrelay', 'podrelay', infra.sidecars[0].address, infra.sidecars[1].address);
+  const vp = want('podrelay', () => mk('podrelay', 'podrelay', 'podrelay', infra.sidecars[0].address, infra.sidecars[1].address));
   // @socket.io/redis-adapter + ioredis exactly as the baseline, but each server's ioredis
   // pair (pub and sub) on its own sidecar's --resp-listen port. Its own adapter key keeps
   // its channels apart from the baseline's on the shared redis-server.
   const respKey = 'socket.io-resp';
-  const vr = mk('resp', 'resp', 'resp', undefined, undefined,
+  const vr = want('resp', () => mk('resp', 'resp', 'resp', undefined, undefined,
     { redisPort: infra.sidecars[0].respPort, adapterKey: respKey },
-    { redisPort: infra.sidecars[1].respPort, adapterKey: respKey });
+    { redisPort: infra.sidecars[1].respPort, adapterKey: respKey }));
+  // The podrelay adapter from --ref-client-src, on the same sidecars, with its own key.
+  const vref = want('ref', () => mk('podrelay', 'ref', 'ref', infra.sidecars[0].address, infra.sidecars[1].address,
+    { clientSrc: o.refClientSrc, adapterKey: 'socket.io-ref' }, { clientSrc: o.refClientSrc, adapterKey: 'socket.io-ref' }));
+  const variants = [vb, vp, vr, vref].filter(Boolean);
   const all = [];
   try {
-    for (const v of [vb, vp, vr]) {
+    for (const v of variants) {
       all.push(v.s1, v.s2);
       const [, r2] = await Promise.all([v.s1.ready, v.s2.ready]);
       v.clients = new Worker(`sio-${v.key}-clients`, 'sio-clients', { url: `http://127.0.0.1:${r2.port}`, clients: o.clients }, o);
@@ -571,39 +666,64 @@ async function socketioSection(o, infra, log) {
       v.receiver = v.clients;
       v.nSources = o.clients;
       v.nodeProcs = [v.s1, v.s2, v.clients];
+      v.hopAt = v.s2; // sender emit -> server 2's adapter hands it to its sockets
       v.natives = { redis: infra.redis.pid };
-      if (v.key === 'podrelay' || v.key === 'resp') {
+      if (v.key !== 'baseline') {
         v.natives.sidecar1 = infra.sidecars[0].pid;
         v.natives.sidecar2 = infra.sidecars[1].pid;
       }
       await probe(v);
     }
-    const latN = Math.max(1, Math.round(o.sioRate * o.latSeconds));
+    const latN = o.sioLatN;
     const params = {
       warmupN: o.warmupN.sio,
       tput: { mode: 'tput', n: o.sioN, window: o.sioWindow, batch: Math.max(1, Math.min(100, o.sioWindow >> 2)), reportEvery: Math.max(1, o.sioWindow >> 3) },
-      lat: { mode: 'lat', n: latN, rate: o.sioRate, reportEvery: Math.max(1, latN >> 2) },
+      lats: o.sioRates.map((rate) => ({ mode: 'lat', n: latN, rate, reportEvery: Math.max(1, latN >> 2) })),
     };
-    const reps = await measure(o, [vb, vp, vr], params, log);
-    const R = o.sioRate;
+    const reps = await measure(o, variants, params, log);
+    for (const key of ['podrelay', 'resp', 'ref']) reps[key] ??= { tput: [], lat: [] }; // not run: its column stays empty
     const nodeRoles = ['server1', 'server2'];
     const sysRoles = ['server1', 'server2', 'sidecar1', 'sidecar2', 'redis'];
-    const r3 = (metric, unit, better, kind, f) => row3(reps, metric, unit, better, kind, f);
+    const r3 = (metric, unit, better, kind, f, goal = false) => ({ ...row3(reps, metric, unit, better, kind, f), ...(goal ? { goal: true } : {}) });
+    // Latency rows: only the runs at rate R.
+    const atRate = (R, f) => (r) => (r.rate === R ? f(r) : null);
     const cpu3 = (kind, roles, suffix, msgUnit) => roles.map(([role, label]) => r3(`${label} CPU${suffix}`, `µs/${msgUnit}`, 'lower', kind, (r) => r.cpuPerMsgUs[role]));
+    const rates = o.sioRates;
     const rows = [
-      r3('cross-server throughput', 'broadcasts/s', 'higher', 'tput', (r) => r.msgsPerSec),
-      r3(`deliveries to the ${o.clients} clients on server 2`, 'msgs/s', 'higher', 'tput', (r) => r.deliveriesPerSec),
+      // The rows issue 13 item 4 sets goals for (ratio <= 1.0 for lower-is-better, >= 1.0 for throughput).
+      ...rates.flatMap((R) => [
+        r3(`latency p50 @ ${R}/s`, 'ms', 'lower', 'lat', atRate(R, (r) => r.lat.p50Us / 1000), true),
+        r3(`latency p99 @ ${R}/s`, 'ms', 'lower', 'lat', atRate(R, (r) => r.lat.p99Us / 1000), true),
+      ]),
+      r3(`cross-server throughput (burst of ${o.sioN})`, 'broadcasts/s', 'higher', 'tput', (r) => r.msgsPerSec, true),
+      ...rates.map((R) => r3(`servers + sidecars + redis CPU @ ${R}/s`, 'µs/broadcast', 'lower', 'lat', atRate(R, (r) => sumRoles(r, sysRoles)), true)),
+      r3('servers + sidecars + redis CPU (saturated)', 'µs/broadcast', 'lower', 'tput', (r) => sumRoles(r, sysRoles), true),
+      // Where it goes.
+      r3(`deliveries to the ${o.clients} client(s) on server 2`, 'msgs/s', 'higher', 'tput', (r) => r.deliveriesPerSec),
       r3('capacity if each server had its own core (1e6 / busier server µs)', 'broadcasts/s', 'higher', 'tput', (r) => capacity(r, nodeRoles)),
-      r3(`latency p50 @ ${R}/s`, 'ms', 'lower', 'lat', (r) => r.lat.p50Us / 1000),
-      r3(`latency p99 @ ${R}/s`, 'ms', 'lower', 'lat', (r) => r.lat.p99Us / 1000),
+      ...rates.flatMap((R) => [
+        r3(`latency p90 @ ${R}/s`, 'ms', 'lower', 'lat', atRate(R, (r) => r.lat.p90Us / 1000)),
+        r3(`  of which emit → server 2 decoded, p50 @ ${R}/s`, 'ms', 'lower', 'lat', atRate(R, (r) => (r.hopToServer2 ? r.hopToServer2.p50Us / 1000 : null))),
+        r3(`  of which emit → server 2 decoded, p99 @ ${R}/s`, 'ms', 'lower', 'lat', atRate(R, (r) => (r.hopToServer2 ? r.hopToServer2.p99Us / 1000 : null))),
+        ...[['server1', 'server 1 (sender) Node'], ['server2', 'server 2 (receiver) Node'], ['sidecar1', 'sidecar 1'], ['sidecar2', 'sidecar 2'], ['redis', 'redis-server']].map(([role, label]) =>
+          r3(`${label} CPU @ ${R}/s`, 'µs/broadcast', 'lower', 'lat', atRate(R, (r) => r.cpuPerMsgUs[role]))),
+        r3(`server 2 inbound socket reads @ ${R}/s`, 'reads/broadcast', 'lower', 'lat', atRate(R, (r) => r.inboundReadsPerMsg.server2?.reads)),
+        ...(o.perfStat
+          ? ['server1', 'server2', 'sidecar1', 'sidecar2', 'redis'].flatMap((role) => [
+              r3(`${role} syscalls @ ${R}/s (perf)`, '/broadcast', 'lower', 'lat', atRate(R, (r) => r.perfPerMsg?.[role]?.syscalls)),
+              r3(`${role} context switches @ ${R}/s (perf)`, '/broadcast', 'lower', 'lat', atRate(R, (r) => r.perfPerMsg?.[role]?.switches)),
+            ])
+          : []),
+      ]),
       ...cpu3('tput', [['server1', 'server 1 (sender) Node'], ['server2', 'server 2 (receiver) Node']], ' (saturated)', 'broadcast'),
       r3('both servers Node CPU (saturated)', 'µs/broadcast', 'lower', 'tput', (r) => sumRoles(r, nodeRoles)),
       ...cpu3('tput', [['sidecar1', 'sidecar 1 (server 1)'], ['sidecar2', 'sidecar 2 (server 2)'], ['redis', 'redis-server']], ' (saturated)', 'broadcast'),
-      r3('servers + sidecars + redis CPU (saturated)', 'µs/broadcast', 'lower', 'tput', (r) => sumRoles(r, sysRoles)),
       r3('clients process CPU (saturated; same work in all)', 'µs/broadcast', 'lower', 'tput', (r) => r.cpuPerMsgUs.clients),
-      r3(`both servers Node CPU @ ${R}/s`, 'µs/broadcast', 'lower', 'lat', (r) => sumRoles(r, nodeRoles)),
-      r3(`servers + sidecars + redis CPU @ ${R}/s`, 'µs/broadcast', 'lower', 'lat', (r) => sumRoles(r, sysRoles)),
     ];
+    for (const r of rows) {
+      if (!o.variants.includes('resp')) delete r.resp, delete r.respRatio;
+      if (!o.variants.includes('ref')) delete r.ref, delete r.refRatio;
+    }
     return { rows, reps, errors: collectErrors(reps) };
   } finally {
     await Promise.all(all.map((w) => w.stop()));
@@ -633,7 +753,7 @@ async function directSection(o, infra, log) {
     const params = {
       warmupN: o.warmupN.direct,
       tput: { mode: 'tput', n: o.directN, window: o.directWindow, batch: Math.max(1, Math.min(500, o.directWindow >> 2)), reportEvery: Math.max(1, o.directWindow >> 3) },
-      lat: { mode: 'lat', n: latN, rate: o.directRate, reportEvery: Math.max(1, latN >> 2) },
+      lats: [{ mode: 'lat', n: latN, rate: o.directRate, reportEvery: Math.max(1, latN >> 2) }],
     };
     const reps = await measure(o, [vb, vp], params, log);
     const R = o.directRate;
@@ -693,15 +813,26 @@ function table(title, rows) {
   // The Socket.IO rows also carry `resp` (redis-adapter via sidecar RESP) and its ratio to
   // the same baseline: two more columns.
   const withResp = rows.some((r) => 'resp' in r);
-  const head = ['metric', 'unit', 'baseline', 'podrelay', 'ratio', ...(withResp ? ['redis-adapter via RESP', 'ratio'] : [])];
+  // Rows with a goal (issue 13: podrelay no worse than the baseline) say whether it is met.
+  const withGoal = rows.some((r) => r.goal);
+  const withRef = rows.some((r) => 'ref' in r);
+  const head = ['metric', 'unit', 'baseline', 'podrelay', 'ratio', ...(withGoal ? ['goal'] : []), ...(withResp ? ['redis-adapter via RESP', 'ratio'] : []), ...(withRef ? ['podrelay ref', 'ratio'] : [])];
   const ratioCell = (x, better) => (x === null || x === undefined ? '—' : `${fmt(x, 2)}x${better === 'higher' ? ' ↑' : ' ↓'}`);
+  const goalCell = (r) => {
+    if (!r.goal) return '';
+    if (r.ratio === null || r.ratio === undefined) return '—';
+    const met = r.better === 'higher' ? r.ratio >= 1 : r.ratio <= 1;
+    return `${r.better === 'higher' ? '≥' : '≤'}1.0 ${met ? 'met' : 'NOT met'}`;
+  };
   const body = rows.map((r) => [
     r.metric,
     r.unit,
     fmt(r.baseline),
     fmt(r.podrelay),
     ratioCell(r.ratio, r.better),
+    ...(withGoal ? [goalCell(r)] : []),
     ...(withResp ? [fmt(r.resp), ratioCell(r.respRatio, r.better)] : []),
+    ...(withRef ? [fmt(r.ref), ratioCell(r.refRatio, r.better)] : []),
   ]);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells) => `| ${cells.map((c, i) => (i >= 2 ? c.padStart(w[i]) : c.padEnd(w[i]))).join(' | ')} |`;
@@ -788,7 +919,7 @@ async function main() {
   // ok: every run completed, nothing reported an error, and every figure is there (the
   // baseline has no sidecar rows).
   const ok = Object.values(sections).every(
-    (s) => s.errors.length === 0 && s.rows.every((r) => r.podrelay !== null && (!('resp' in r) || r.resp !== null) && (r.baseline !== null || r.metric.startsWith('sidecar'))),
+    (s) => s.errors.length === 0 && s.rows.every((r) => (r.podrelay !== null || !s.reps.podrelay.tput.length) && (!('resp' in r) || r.resp !== null) && (r.baseline !== null || r.metric.startsWith('sidecar'))),
   );
 
   const out = [];

@@ -294,8 +294,9 @@ async function sioServer() {
     };
   } else {
     const { createAdapter } = await loadRelayAdapter();
-    adapter = createAdapter({ address: cfg.relayAddress, connectOptions: { clientName: `bench ${cfg.name}` } });
+    adapter = createAdapter({ address: cfg.relayAddress, connectOptions: { clientName: `bench ${cfg.name}` }, ...(cfg.adapterKey ? { key: cfg.adapterKey } : {}) });
   }
+  await installHopProbe();
   const httpServer = http.createServer();
   const io = new Server(httpServer, { adapter, transports: ['websocket'], serveClient: false });
   const nsp = io.of('/');
@@ -314,6 +315,37 @@ async function sioServer() {
     await close();
   };
   send({ ev: 'ready', port: httpServer.address().port });
+}
+
+// Hop timestamps: every variant's adapter hands a remote broadcast to socket.io-adapter's
+// in-memory Adapter#broadcast (ClusterAdapter and RedisAdapter both call super.broadcast),
+// which writes it to the local sockets. Wrapping that one method on the receiving server
+// measures sender emit -> "server 2 has decoded it" in every variant alike; the rest of the
+// end-to-end latency is server 2 -> websocket -> client. Only armed during latency runs
+// ('hopStart' / 'hopStop'); the wrapper costs one property check per broadcast otherwise.
+async function installHopProbe() {
+  const { Adapter } = (await import('socket.io-adapter')).default;
+  const hop = { on: false, buf: new Float64Array(LAT_CAP), n: 0 };
+  const orig = Adapter.prototype.broadcast;
+  Adapter.prototype.broadcast = function broadcast(packet, opts) {
+    if (hop.on) {
+      const d = packet.data;
+      if (d && d[0] === 'm' && d[1] && d[1].t > 0 && hop.n < hop.buf.length) hop.buf[hop.n++] = nowUs() - d[1].t;
+    }
+    return orig.call(this, packet, opts);
+  };
+  Object.assign(handlers, {
+    hopStart() {
+      hop.on = true;
+      hop.n = 0;
+      send({ ev: 'hopStarted' });
+    },
+    hopStop() {
+      hop.on = false;
+      const lat = hop.buf.subarray(0, hop.n).sort();
+      send({ ev: 'hop', count: lat.length, p50Us: percentile(lat, 50), p90Us: percentile(lat, 90), p99Us: percentile(lat, 99) });
+    },
+  });
 }
 
 async function sioClients() {

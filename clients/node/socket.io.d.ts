@@ -38,6 +38,14 @@ export interface PodrelayAdapterOptions extends ClusterAdapterOptions {
    * like a Socket.IO v4 socket id (20 base64url characters), i.e. each socket's own room.
    */
   isPrivateRoom?: (room: string) => boolean;
+  /**
+   * Send each broadcast as an acknowledged PUB (the sidecar answers OK/ERR per broadcast)
+   * instead of fire-and-forget. Default false: nothing waits for the answer, and at
+   * moderate rates the OK frames are a large part of a sender's CPU. Without acks a PUB the
+   * sidecar cannot publish is counted in its podrelay_messages_dropped_total instead of
+   * being reported on the 'error' event.
+   */
+  acknowledgedBroadcasts?: boolean;
   /** How long serverSideEmit with an ack, fetchSockets and allRooms wait for the other servers, ms. Default 5000. */
   requestsTimeout?: number;
   /** Least time `ready` waits for running servers to answer this server's announcement, ms. Default 50. */

@@ -170,6 +170,8 @@ const SEEN_MAX = 10_000;
 const REPLAY_KEEP_MS = 5_000;
 const REPLAY_KEEP_MAX = 2_000;
 
+const RESOLVED = Promise.resolve(undefined);
+
 const sleep = (ms) =>
   new Promise((resolve) => {
     setTimeout(resolve, ms).unref?.();
@@ -196,6 +198,7 @@ export function createAdapter(opts = {}) {
       discoveryWindow: 50,
       maxRoomFanout: 16,
       isPrivateRoom: looksLikeSocketId,
+      acknowledgedBroadcasts: false,
       ...opts,
     },
     client: opts.client || null,
@@ -245,6 +248,8 @@ export class PodrelayAdapter extends Base {
     this._discoveryWindow = shared.opts.discoveryWindow;
     this._isPrivateRoom = shared.opts.isPrivateRoom;
     this._maxRoomFanout = shared.opts.maxRoomFanout;
+    // Broadcasts go out as fire-and-forget PUBs unless asked otherwise (see doPublish).
+    this._broadcastPubOpts = { ack: !!shared.opts.acknowledgedBroadcasts };
     this.channels = channelsOf(shared.opts.key, nsp.name);
     this.channel = this.channels.namespace;
     this.responseChannel = this.channels.server(this.uid);
@@ -259,6 +264,7 @@ export class PodrelayAdapter extends Base {
     this._closed = false;
     this._isReady = false;
 
+    this._reportBound = (err) => this._report(err);
     this._onNamespaceMessage = (payload) => this._onPayload(payload, false, false);
     this._onResponseMessage = (payload) => this._onPayload(payload, true, false);
     this._onRoomMessage = (payload) => this._onPayload(payload, false, true);
@@ -562,21 +568,31 @@ export class PodrelayAdapter extends Base {
       this._report(err);
       return Promise.reject(err);
     }
-    let sent;
-    if (rooms) {
-      const now = Date.now();
-      this._recent.push({ seq: this._seq, rooms, payload, at: now });
-      if (this._recent.length > REPLAY_KEEP_MAX || now - this._recent[0].at > REPLAY_KEEP_MS) this._trimRecent(now);
-      sent = Promise.all(rooms.map((r) => this.client.publish(this.channels.room(r), payload)));
-    } else {
-      sent = this.client.publish(this.channel, payload);
-    }
     if (message.type === MessageType.BROADCAST) {
-      // ClusterAdapter delivers to local sockets only after doPublish resolves: do not make
-      // them wait for Redis. Failures are still reported ('error' event).
-      sent.catch((err) => this._report(err));
-      return Promise.resolve(undefined);
+      // Broadcasts (the hot path) are fire-and-forget PUBs by default: nothing waits for
+      // Redis' answer anyway (ClusterAdapter delivers to local sockets once doPublish
+      // resolves, so it resolves at once), and an acknowledged PUB costs an OK frame per
+      // broadcast: a write in the sidecar and a wake-up, a read and a promise here, which at
+      // 1,000-2,000 broadcasts/s is most of what this server spends on sending one
+      // (BENCHMARKS.md, Node). What can still fail is reported: a write that fails or a
+      // connection lost before the frame was flushed rejects ('error' event); a PUB the
+      // sidecar could not publish (Redis unreachable past --publish-buffer-timeout, buffer
+      // full, draining) is counted in its podrelay_messages_dropped_total{reason}.
+      // `acknowledgedBroadcasts: true` brings back one OK/ERR per broadcast.
+      const po = this._broadcastPubOpts;
+      if (rooms) {
+        const now = Date.now();
+        this._recent.push({ seq: this._seq, rooms, payload, at: now });
+        if (this._recent.length > REPLAY_KEEP_MAX || now - this._recent[0].at > REPLAY_KEEP_MS) this._trimRecent(now);
+        for (const r of rooms) this.client.publish(this.channels.room(r), payload, po).catch(this._reportBound);
+      } else {
+        this.client.publish(this.channel, payload, po).catch(this._reportBound);
+      }
+      return RESOLVED;
     }
+    const sent = rooms
+      ? Promise.all(rooms.map((r) => this.client.publish(this.channels.room(r), payload)))
+      : this.client.publish(this.channel, payload);
     return sent.then(
       () => undefined,
       (err) => {

@@ -186,7 +186,7 @@ describe('live: socket.io adapter over three sidecars', { skip }, () => {
   }
 
   // A Socket.IO server whose adapter talks to sidecar `sidecarName`.
-  async function startServer(name, sidecarName, serverOpts = {}) {
+  async function startServer(name, sidecarName, serverOpts = {}, adapterOpts = {}) {
     const httpServer = http.createServer();
     const io = new Server(httpServer, serverOpts);
     const errors = [];
@@ -197,6 +197,7 @@ describe('live: socket.io adapter over three sidecars', { skip }, () => {
         heartbeatTimeout: HEARTBEAT_TIMEOUT,
         requestsTimeout: REQUESTS_TIMEOUT,
         connectOptions: { clientName: `socketio-test-${name}`, reconnectMinDelay: 50, reconnectMaxDelay: 300 },
+        ...adapterOpts,
       }),
     );
     io.of('/').adapter.on('error', (err) => errors.push(err));
@@ -638,6 +639,64 @@ describe('live: socket.io adapter over three sidecars', { skip }, () => {
       delete env.servers.D;
     }
     await waitServerCount([A, B, C], 3);
+  });
+
+  // podrelay_publish_acks_total of a sidecar: acknowledged PUBs it answered OK.
+  async function acksOf(sidecarName) {
+    const text = await new Promise((resolve, reject) => {
+      const req = http.get({ host: '127.0.0.1', port: env.sidecars[sidecarName].admin, path: '/metrics', timeout: 2000 }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => (body += d));
+        res.on('end', () => resolve(body));
+      });
+      req.on('timeout', () => req.destroy(new Error('metrics timeout')));
+      req.on('error', reject);
+    });
+    const m = /^podrelay_publish_acks_total(?:\{[^}]*\})? (\S+)$/m.exec(text);
+    assert.ok(m, 'podrelay_publish_acks_total in /metrics');
+    return Number(m[1]);
+  }
+
+  live('broadcasts are fire-and-forget PUBs unless acknowledgedBroadcasts is set; both arrive', async () => {
+    const N = 50;
+    // Two lone servers on sidecar A, each with its own key (so neither joins A/B/C's
+    // namespace), each with a client of its own on another server of the same key.
+    const servers = [];
+    try {
+      const mk = async (name, sidecar, opts) => {
+        const s = await startServer(name, sidecar, {}, opts);
+        servers.push(s);
+        return s;
+      };
+      const ff = await mk('FF1', 'A', { key: 'socket.io-ff' });
+      const ffPeer = await mk('FF2', 'B', { key: 'socket.io-ff' });
+      const ack = await mk('ACK1', 'A', { key: 'socket.io-acked', acknowledgedBroadcasts: true });
+      const ackPeer = await mk('ACK2', 'B', { key: 'socket.io-acked', acknowledgedBroadcasts: true });
+      await waitServerCount([ff, ffPeer], 2);
+      await waitServerCount([ack, ackPeer], 2);
+      const cFf = await client(ffPeer, 'ff-peer');
+      const cAck = await client(ackPeer, 'ack-peer');
+
+      const before = await acksOf('A');
+      for (let i = 0; i < N; i++) ff.io.emit('ff', i);
+      const got = await waitEvent(cFf, 'ff', N);
+      assert.deepEqual(got.map((g) => g.args[0]), Array.from({ length: N }, (_, i) => i));
+      const afterFf = await acksOf('A');
+      // Heartbeats and the like are still acknowledged: a few, never one per broadcast.
+      assert.ok(afterFf - before < N / 2, `sidecar A answered ${afterFf - before} acks for ${N} fire-and-forget broadcasts`);
+
+      for (let i = 0; i < N; i++) ack.io.emit('acked', i);
+      const gotAck = await waitEvent(cAck, 'acked', N);
+      assert.deepEqual(gotAck.map((g) => g.args[0]), Array.from({ length: N }, (_, i) => i));
+      await until(async () => (await acksOf('A')) - afterFf >= N, { what: `sidecar A to ack ${N} broadcasts` });
+      for (const s of servers) assert.deepEqual(s.errors.map((e) => e.message), [], `server ${s.name}`);
+    } finally {
+      for (const s of servers) {
+        await closeServer(s);
+        delete env.servers[s.name];
+      }
+    }
   });
 
   live('no adapter reported an error so far', () => {
