@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Smoke test of the Node benchmark: a --quick run (a few seconds) must exit 0 and write
 # JSON holding both sections, each with its rows, every variant's runs (socketio: baseline,
-# podrelay and resp = redis-adapter via the sidecars' RESP front end) and no errors.
+# podrelay and resp = redis-adapter via the sidecars' RESP front end), the Socket.IO rows that
+# issue 13 sets goals for (latency at 1000/s and 2000/s, burst, CPU at each rate and
+# saturated), each with a ratio, and no errors.
 # No timing assertions: the figures of a quick run mean nothing.
 # Usage: bench/node/smoke.sh   (needs build/bin/podrelay or $PODRELAY_BIN, and redis-server)
 set -euo pipefail
@@ -33,6 +35,20 @@ for (const name of want) {
     }
     if (typeof row.podrelay !== 'number') fail(`${name} row without a podrelay figure: ${row.metric}`);
     if (typeof row.baseline !== 'number' && !row.metric.startsWith('sidecar')) fail(`${name} row without a baseline figure: ${row.metric}`);
+  }
+  // The rows issue 13 item 4 sets goals for, each marked as such and with a ratio.
+  if (name === 'socketio') {
+    const goals = s.rows.filter((r) => r.goal).map((r) => r.metric);
+    const want = [
+      'latency p50 @ 1000/s', 'latency p99 @ 1000/s', 'latency p50 @ 2000/s', 'latency p99 @ 2000/s',
+      'servers + sidecars + redis CPU @ 1000/s', 'servers + sidecars + redis CPU @ 2000/s',
+      'servers + sidecars + redis CPU (saturated)',
+    ];
+    for (const m of want) if (!goals.includes(m)) fail(`socketio: goal row '${m}' missing (have: ${goals.join('; ')})`);
+    if (!goals.some((m) => m.startsWith('cross-server throughput (burst'))) fail('socketio: burst throughput goal row missing');
+    for (const r of s.rows.filter((x) => x.goal)) if (typeof r.ratio !== 'number') fail(`socketio goal row without a ratio: ${r.metric}`);
+    const rates = new Set(s.reps.podrelay.lat.map((r) => r.rate));
+    if (!rates.has(1000) || !rates.has(2000)) fail('socketio: latency runs at 1000/s and 2000/s missing');
   }
   // socketio also runs @socket.io/redis-adapter via the sidecars' RESP front end ('resp')
   const variants = name === 'socketio' ? ['baseline', 'podrelay', 'resp'] : ['baseline', 'podrelay'];

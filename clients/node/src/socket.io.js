@@ -572,12 +572,12 @@ export class PodrelayAdapter extends Base {
       // Broadcasts (the hot path) are fire-and-forget PUBs by default: nothing waits for
       // Redis' answer anyway (ClusterAdapter delivers to local sockets once doPublish
       // resolves, so it resolves at once), and an acknowledged PUB costs an OK frame per
-      // broadcast: a write in the sidecar and a wake-up, a read and a promise here, which at
-      // 1,000-2,000 broadcasts/s is most of what this server spends on sending one
-      // (BENCHMARKS.md, Node). What can still fail is reported: a write that fails or a
-      // connection lost before the frame was flushed rejects ('error' event); a PUB the
-      // sidecar could not publish (Redis unreachable past --publish-buffer-timeout, buffer
-      // full, draining) is counted in its podrelay_messages_dropped_total{reason}.
+      // broadcast: a write in the sidecar, and a read, a frame decode and a promise here
+      // (BENCHMARKS.md, Node, has the before/after). What can still fail is reported: a
+      // write that fails or a connection lost before the frame was flushed rejects ('error'
+      // event); a PUB the sidecar could not publish (Redis unreachable past
+      // --publish-buffer-timeout, buffer full, draining) is counted in its
+      // podrelay_messages_dropped_total{reason}.
       // `acknowledgedBroadcasts: true` brings back one OK/ERR per broadcast.
       const po = this._broadcastPubOpts;
       if (rooms) {
