@@ -4,13 +4,13 @@ namespace podrelay::server {
 
 namespace {
 redis::MasterLocator make_locator(boost::asio::any_io_executor ex, config::Config const& cfg,
-                                  std::optional<redis::Endpoint> const& node) {
+                                  std::optional<config::Endpoint> const& node) {
   return node ? redis::MasterLocator(ex, cfg, *node) : redis::MasterLocator(ex, cfg);
 }
 }  // namespace
 
 Shard::Shard(boost::asio::any_io_executor ex, config::Config const& cfg, Events events,
-             std::size_t id_, std::optional<redis::Endpoint> node_, std::function<bool()> hold)
+             std::size_t id_, std::optional<config::Endpoint> node_, std::function<bool()> hold)
     : id(id_),
       node(std::move(node_)),
       locator(make_locator(ex, cfg, node)),
