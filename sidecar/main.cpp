@@ -95,8 +95,8 @@ int fail_start(std::string_view why, int code) {
 int main(int argc, char** argv) {
   auto parsed = config::parse_config(argc, argv);
   if (parsed.exit) {
-    (parsed.exit_code == 0 ? std::cout : std::cerr) << parsed.output
-                                                    << (parsed.exit_code == 0 ? "" : "\n");
+    (parsed.exit_code == 0 ? std::cout : std::cerr)
+        << parsed.output << (parsed.exit_code == 0 ? "" : "\n");
     return parsed.exit_code;
   }
   auto& cfg = parsed.config;
@@ -115,12 +115,11 @@ int main(int argc, char** argv) {
   auto& relay = *relay_owner;
   auto listeners = open_listeners(ioc.get_executor(), cfg, relay);
   if (!listeners) return fail_start(listeners.error().reason, 1);
-  admin::AdminServer admin(ioc.get_executor(),
-                           {[&relay] {
-                              relay.update_gauges();
-                              return relay.metrics().serialize();
-                            },
-                            [&relay] { return relay.not_ready_reason(); }});
+  admin::AdminServer admin(ioc.get_executor(), {[&relay] {
+                                                  relay.update_gauges();
+                                                  return relay.metrics().serialize();
+                                                },
+                                                [&relay] { return relay.not_ready_reason(); }});
   if (auto error = admin.listen(cfg.admin_listen)) return fail_start(error.reason, 1);
 
   relay.start();

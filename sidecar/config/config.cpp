@@ -222,8 +222,8 @@ std::string finish(Config& c, Raw const& raw, bool soft_queue_given) {
   if (!url.ok()) return "--redis: " + url.error;
   c.redis = std::move(url.url);
 
-  c.log_level = raw.log_level == "debug"  ? LogLevel::debug
-                : raw.log_level == "warn" ? LogLevel::warn
+  c.log_level = raw.log_level == "debug"   ? LogLevel::debug
+                : raw.log_level == "warn"  ? LogLevel::warn
                 : raw.log_level == "error" ? LogLevel::error
                                            : LogLevel::info;
   c.log_format = raw.log_format == "json" ? LogFormat::json : LogFormat::text;

@@ -38,12 +38,13 @@ struct Config {
   std::string resp_channel_prefix;  // for RESP clients: empty, so their channels are Redis'
   LogLevel log_level = LogLevel::info;
   LogFormat log_format = LogFormat::text;
-  std::size_t max_frame_bytes = 1024 * 1024;
-  std::size_t max_queue_bytes = 8 * 1024 * 1024;        // hard limit: disconnect at once
-  std::size_t soft_queue_bytes = 2 * 1024 * 1024;  // soft limit (at most max_queue / 4 unless
-                                                   // given): disconnect if over it ...
+  std::size_t max_frame_bytes = std::size_t{1024} * 1024;
+  std::size_t max_queue_bytes = std::size_t{8} * 1024 * 1024;  // hard limit: disconnect at once
+  std::size_t soft_queue_bytes =
+      std::size_t{2} * 1024 * 1024;                     // soft limit (at most max_queue / 4 unless
+                                                        // given): disconnect if over it ...
   std::chrono::milliseconds soft_queue_window{10'000};  // ... for longer than this
-  std::size_t publish_buffer_bytes = 16 * 1024 * 1024;
+  std::size_t publish_buffer_bytes = std::size_t{16} * 1024 * 1024;
   std::chrono::milliseconds publish_buffer_timeout{10'000};
   std::size_t max_connections = 10'000;
   std::size_t max_subscriptions = 10'000;  // per connection

@@ -149,7 +149,8 @@ std::string parse_path(std::string_view path, RedisUrl& url) {
                "redis-sentinel://h1:26379,h2:26379/mymaster";
       url.master_name = std::string(path);
       return {};
-    case RedisUrl::Mode::cluster: return path.empty() ? std::string() : "redis-cluster:// takes no path";
+    case RedisUrl::Mode::cluster:
+      return path.empty() ? std::string() : "redis-cluster:// takes no path";
   }
   return {};
 }

@@ -24,7 +24,7 @@ namespace podrelay::server {
 namespace {
 
 namespace asio = boost::asio;
-using generic = asio::generic::stream_protocol;
+using AnyStream = asio::generic::stream_protocol;
 
 std::uint64_t next_session_id() {
   static std::uint64_t id = 0;
@@ -44,7 +44,7 @@ Expected<std::unique_ptr<Listener>> Listener::open(asio::any_io_executor ex,
   std::unique_ptr<Listener> l(new Listener(ex, relay));
   l->name_ = address.to_string();
   l->protocol_ = protocol;
-  generic::endpoint endpoint;
+  AnyStream::endpoint endpoint;
   if (address.kind == config::ListenAddress::Kind::unix_socket) {
     l->tcp_ = false;
     // A socket file left by a crashed run is stale if nobody accepts on it; a live one
@@ -61,11 +61,11 @@ Expected<std::unique_ptr<Listener>> Listener::open(asio::any_io_executor ex,
       if (!ec) return refuse("another process is listening there");
       ::unlink(address.path.c_str());
     }
-    endpoint = generic::endpoint(asio::local::stream_protocol::endpoint(address.path));
+    endpoint = AnyStream::endpoint(asio::local::stream_protocol::endpoint(address.path));
   } else {
     auto ip = util::listen_ip(address.host, l->name_);
     if (!ip) return ip.error();
-    endpoint = generic::endpoint(asio::ip::tcp::endpoint(*ip, address.port));
+    endpoint = AnyStream::endpoint(asio::ip::tcp::endpoint(*ip, address.port));
   }
   if (auto error = util::listen_on(l->acceptor_, endpoint, l->name_, l->tcp_)) return error;
   if (!l->tcp_) l->unix_path_ = address.path;
@@ -124,7 +124,7 @@ asio::awaitable<void> Listener::accept_loop() {
   }
 }
 
-asio::awaitable<void> Listener::refuse(generic::socket socket) {
+asio::awaitable<void> Listener::refuse(AnyStream::socket socket) {
   auto const code =
       relay_.draining() ? proto::ErrorCode::shutting_down : proto::ErrorCode::too_many_connections;
   relay_.metrics().connection_refused(code).Increment();
@@ -145,7 +145,7 @@ asio::awaitable<void> Listener::refuse(generic::socket socket) {
   boost::system::error_code ec;
   socket.non_blocking(true, ec);
   asio::write(socket, asio::buffer(frame), ec);
-  socket.shutdown(generic::socket::shutdown_both, ec);
+  socket.shutdown(AnyStream::socket::shutdown_both, ec);
   socket.close(ec);
   co_return;
 }

@@ -17,7 +17,9 @@ inline Expected<boost::asio::ip::address> listen_ip(std::string const& host,
                                                     std::string_view name) {
   boost::system::error_code ec;
   auto ip = boost::asio::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
-  if (ec) return Error(errc::listen_failed, "cannot listen on " + std::string(name) + ": " + ec.message());
+  if (ec)
+    return Error(errc::listen_failed,
+                 "cannot listen on " + std::string(name) + ": " + ec.message());
   return ip;
 }
 
