@@ -2,7 +2,7 @@
 # Installs what is needed, builds, and runs every test of podrelay. This is the README's
 # test command and exactly what CI runs (.ci/run). Run as root on Debian 12.
 #
-# Steps: unit tests (doctest), an ASan/UBSan build running the unit tests and the
+# Steps: unit tests (doctest), clang-tidy, an ASan/UBSan build running the unit tests and the
 # integration suite against real redis-server and podrelay processes, the client suites
 # (Node, Python) against real sidecars, deployment checks (Dockerfile, k8s), and bounded
 # fuzzing runs. Every step prints its own result; the script stops at the first failure.
@@ -20,6 +20,9 @@ scripts/build.sh
 
 step "unit tests"
 build/bin/podrelay-tests
+
+step "clang-tidy (the root .clang-tidy; any warning in sidecar/ fails)"
+scripts/tidy.sh
 
 step "ASan/UBSan build"
 BUILD_DIR=build-asan scripts/build.sh -DPODRELAY_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DPODRELAY_BENCH=OFF

@@ -35,87 +35,40 @@ std::string make_node_id() {
   return std::string(host) + "-" + suffix;
 }
 
-}  // namespace
+using Listeners = std::vector<std::unique_ptr<server::Listener>>;
 
-int main(int argc, char** argv) {
-  auto parsed = config::parse_config(argc, argv);
-  if (parsed.exit) {
-    if (parsed.exit_code == 0) {
-      std::cout << parsed.output;
-    } else {
-      std::cerr << parsed.output << '\n';
-    }
-    return parsed.exit_code;
+// Every --listen (framed protocol) and --resp-listen address, bound before anything starts.
+Expected<Listeners> open_listeners(asio::any_io_executor ex, config::Config const& cfg,
+                                   server::Relay& relay) {
+  Listeners out;
+  auto const add = [&](config::ListenAddress const& address, server::Listener::Protocol p,
+                       std::string_view flag) -> Error {
+    auto l = server::Listener::open(ex, address, relay, p);
+    if (!l) return Error(errc::listen_failed, std::string(flag) + l.error().reason);
+    out.push_back(std::move(*l));
+    return {};
+  };
+  for (auto const& a : cfg.listen) {
+    if (auto e = add(a, server::Listener::Protocol::framed, "")) return e;
   }
-  auto& cfg = parsed.config;
-  if (cfg.node_id.empty()) cfg.node_id = make_node_id();
-  log::configure(cfg.log_level, cfg.log_format);
-  ::signal(SIGPIPE, SIG_IGN);
-
-  asio::io_context ioc(1);
-  metrics::Metrics metrics;
-  std::unique_ptr<server::Relay> relay_owner;
-  try {
-    relay_owner = std::make_unique<server::Relay>(ioc.get_executor(), cfg, metrics);
-  } catch (std::exception const& e) {  // TLS files that OpenSSL cannot use
-    std::cerr << "podrelay: " << e.what() << '\n';
-    return 2;
+  for (auto const& a : cfg.resp_listen) {
+    if (auto e = add(a, server::Listener::Protocol::resp, "--resp-listen: ")) return e;
   }
-  auto& relay = *relay_owner;
+  return out;
+}
 
-  std::vector<std::unique_ptr<server::Listener>> listeners;
-  for (auto const& address : cfg.listen) {
-    std::string error;
-    auto l = server::Listener::open(ioc.get_executor(), address, relay, error);
-    if (!l) {
-      std::cerr << "podrelay: " << error << '\n';
-      return 1;
-    }
-    listeners.push_back(std::move(l));
-  }
-  for (auto const& address : cfg.resp_listen) {
-    std::string error;
-    auto l = server::Listener::open(ioc.get_executor(), address, relay, error,
-                                    server::Listener::Protocol::resp);
-    if (!l) {
-      std::cerr << "podrelay: --resp-listen: " << error << '\n';
-      return 1;
-    }
-    listeners.push_back(std::move(l));
-  }
-  admin::AdminServer admin(ioc.get_executor(), relay);
-  if (std::string error; !admin.listen(cfg.admin_listen, error)) {
-    std::cerr << "podrelay: " << error << '\n';
-    return 1;
-  }
-
-  relay.start();
-  for (auto& l : listeners) l->start();
-  admin.start();
-  relay.set_listening(true);
-
-  std::string listen_names;
-  for (auto const& l : listeners) listen_names += (listen_names.empty() ? "" : ",") + l->name();
-  log::info("podrelay started", {{"version", PODRELAY_VERSION},
-                                 {"node_id", cfg.node_id},
-                                 {"listen", listen_names},
-                                 {"admin", cfg.admin_listen.to_string()},
-                                 {"redis", redis::redact(cfg.redis)},
-                                 {"channel_prefix", cfg.channel_prefix}});
-
-  asio::signal_set signals(ioc, SIGTERM, SIGINT);
-  bool stopping = false;
-  std::function<void(boost::system::error_code, int)> on_signal;
-  on_signal = [&](boost::system::error_code ec, int sig) {
+// SIGTERM/SIGINT: stop accepting, drain the relay, stop the loop; a second signal exits at once.
+void on_signals(asio::io_context& ioc, asio::signal_set& signals, Listeners& listeners,
+                server::Relay& relay, admin::AdminServer& admin) {
+  signals.async_wait([&](boost::system::error_code ec, int sig) {
     if (ec) return;
-    if (stopping) {
-      log::warn("second signal; exiting at once", {{"signal", std::to_string(sig)}});
+    log::info("signal received; draining", {{"signal", std::to_string(sig)}});
+    signals.async_wait([](boost::system::error_code ec2, int sig2) {
+      if (ec2) return;
+      log::warn("second signal; exiting at once", {{"signal", std::to_string(sig2)}});
       std::fflush(stderr);
       ::_exit(1);
-    }
-    stopping = true;
-    signals.async_wait(on_signal);
-    log::info("signal received; draining", {{"signal", std::to_string(sig)}});
+    });
     for (auto& l : listeners) l->close();
     asio::co_spawn(
         ioc,
@@ -129,9 +82,62 @@ int main(int argc, char** argv) {
           ioc.stop();
         },
         asio::detached);
-  };
-  signals.async_wait(on_signal);
+  });
+}
 
+int fail_start(std::string_view why, int code) {
+  std::cerr << "podrelay: " << why << '\n';
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto parsed = config::parse_config(argc, argv);
+  if (parsed.exit) {
+    (parsed.exit_code == 0 ? std::cout : std::cerr)
+        << parsed.output << (parsed.exit_code == 0 ? "" : "\n");
+    return parsed.exit_code;
+  }
+  auto& cfg = parsed.config;
+  if (cfg.node_id.empty()) cfg.node_id = make_node_id();
+  log::configure(cfg.log_level, cfg.log_format);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  asio::io_context ioc(1);
+  metrics::Metrics metrics;
+  std::unique_ptr<server::Relay> relay_owner;
+  try {
+    relay_owner = std::make_unique<server::Relay>(ioc.get_executor(), cfg, metrics);
+  } catch (std::exception const& e) {  // TLS files that OpenSSL cannot use
+    return fail_start(e.what(), 2);
+  }
+  auto& relay = *relay_owner;
+  auto listeners = open_listeners(ioc.get_executor(), cfg, relay);
+  if (!listeners) return fail_start(listeners.error().reason, 1);
+  admin::AdminServer admin(ioc.get_executor(), {[&relay] {
+                                                  relay.update_gauges();
+                                                  return relay.metrics().serialize();
+                                                },
+                                                [&relay] { return relay.not_ready_reason(); }});
+  if (auto error = admin.listen(cfg.admin_listen)) return fail_start(error.reason, 1);
+
+  relay.start();
+  for (auto& l : *listeners) l->start();
+  admin.start();
+  relay.set_listening(true);
+
+  std::string listen_names;
+  for (auto const& l : *listeners) listen_names += (listen_names.empty() ? "" : ",") + l->name();
+  log::info("podrelay started", {{"version", PODRELAY_VERSION},
+                                 {"node_id", cfg.node_id},
+                                 {"listen", listen_names},
+                                 {"admin", cfg.admin_listen.to_string()},
+                                 {"redis", config::redact(cfg.redis)},
+                                 {"channel_prefix", cfg.channel_prefix}});
+
+  asio::signal_set signals(ioc, SIGTERM, SIGINT);
+  on_signals(ioc, signals, *listeners, relay, admin);
   ioc.run();
   log::info("podrelay stopped");
   std::fflush(stderr);

@@ -12,7 +12,7 @@
 #include "config/config.hpp"
 
 using namespace podrelay;
-using Mode = redis::RedisUrl::Mode;
+using Mode = config::RedisUrl::Mode;
 
 namespace {
 
@@ -25,37 +25,37 @@ config::ConfigResult parse(std::initializer_list<char const*> args) {
 }  // namespace
 
 TEST_CASE("redis URLs: the good ones") {
-  auto r = redis::parse_redis_url("redis://127.0.0.1:6380");
+  auto r = config::parse_redis_url("redis://127.0.0.1:6380");
   REQUIRE(r.ok());
   CHECK(r.url.mode == Mode::single);
   CHECK_FALSE(r.url.tls);
-  CHECK(r.url.endpoints == std::vector<redis::Endpoint>{{"127.0.0.1", 6380}});
+  CHECK(r.url.endpoints == std::vector<config::Endpoint>{{"127.0.0.1", 6380}});
 
-  r = redis::parse_redis_url("rediss://user:p%40ss%3Aw@redis.svc:6379/3");
+  r = config::parse_redis_url("rediss://user:p%40ss%3Aw@redis.svc:6379/3");
   REQUIRE(r.ok());
   CHECK(r.url.tls);
   CHECK(r.url.username == "user");
   CHECK(r.url.password == "p@ss:w");
   CHECK(r.url.db == 3);
 
-  r = redis::parse_redis_url("redis://secret@h");
+  r = config::parse_redis_url("redis://secret@h");
   REQUIRE(r.ok());
   CHECK(r.url.username.empty());
   CHECK(r.url.password == "secret");
   CHECK(r.url.endpoints[0].port == 6379);
 
-  r = redis::parse_redis_url("redis://[::1]:7000");
+  r = config::parse_redis_url("redis://[::1]:7000");
   REQUIRE(r.ok());
   CHECK(r.url.endpoints[0].host == "::1");
 
-  r = redis::parse_redis_url("redis-sentinel://s1:26379,s2,[::1]:26380/mymaster");
+  r = config::parse_redis_url("redis-sentinel://s1:26379,s2,[::1]:26380/mymaster");
   REQUIRE(r.ok());
   CHECK(r.url.mode == Mode::sentinel);
   CHECK(r.url.master_name == "mymaster");
   REQUIRE(r.url.endpoints.size() == 3);
   CHECK(r.url.endpoints[1].port == 26379);
 
-  r = redis::parse_redis_url("redis-cluster://a:7000,b:7001");
+  r = config::parse_redis_url("redis-cluster://a:7000,b:7001");
   REQUIRE(r.ok());
   CHECK(r.url.mode == Mode::cluster);
   CHECK(r.url.endpoints.size() == 2);
@@ -67,19 +67,19 @@ TEST_CASE("redis URLs: the bad ones say why, never with the password") {
         "redis://a,b", "redis://h/abc", "redis://h/-1", "redis-sentinel://h:1",
         "redis-cluster://h:1/x", "redis://[::1", "redis://::1:6379", "redis://u:%zz@h"}) {
     CAPTURE(bad);
-    auto const r = redis::parse_redis_url(bad);
+    auto const r = config::parse_redis_url(bad);
     CHECK_FALSE(r.ok());
     CHECK_FALSE(r.error.empty());
   }
-  auto const r = redis::parse_redis_url("redis://user:hunter2@h:notaport");
+  auto const r = config::parse_redis_url("redis://user:hunter2@h:notaport");
   CHECK_FALSE(r.ok());
   CHECK(r.error.find("hunter2") == std::string::npos);
 }
 
 TEST_CASE("redact hides the password") {
-  auto const r = redis::parse_redis_url("redis://user:hunter2@h:6379/2");
+  auto const r = config::parse_redis_url("redis://user:hunter2@h:6379/2");
   REQUIRE(r.ok());
-  CHECK(redis::redact(r.url) == "redis://user:***@h:6379/2");
+  CHECK(config::redact(r.url) == "redis://user:***@h:6379/2");
 }
 
 TEST_CASE("listen addresses") {

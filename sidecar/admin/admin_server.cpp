@@ -8,7 +8,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
-#include "server/relay.hpp"
+#include "util/acceptor.hpp"
 #include "util/log.hpp"
 #include "util/use_tuple.hpp"
 
@@ -21,28 +21,15 @@ namespace http = beast::http;
 
 }  // namespace
 
-AdminServer::AdminServer(asio::any_io_executor ex, server::Relay& relay)
-    : acceptor_(ex), relay_(relay) {}
+AdminServer::AdminServer(asio::any_io_executor ex, Probes probes)
+    : acceptor_(ex), probes_(std::move(probes)) {}
 
-bool AdminServer::listen(config::ListenAddress const& address, std::string& error) {
-  boost::system::error_code ec;
+Error AdminServer::listen(config::ListenAddress const& address) {
   name_ = address.to_string();
-  auto const ip =
-      asio::ip::make_address(address.host == "localhost" ? "127.0.0.1" : address.host, ec);
-  if (ec) {
-    error = "cannot listen on --admin-listen " + name_ + ": " + ec.message();
-    return false;
-  }
-  asio::ip::tcp::endpoint const ep(ip, address.port);
-  acceptor_.open(ep.protocol(), ec);
-  if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) acceptor_.bind(ep, ec);
-  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    error = "cannot listen on --admin-listen " + name_ + ": " + ec.message();
-    return false;
-  }
-  return true;
+  auto const label = "--admin-listen " + name_;
+  auto ip = util::listen_ip(address.host, label);
+  if (!ip) return ip.error();
+  return util::listen_on(acceptor_, asio::ip::tcp::endpoint(*ip, address.port), label, true);
 }
 
 void AdminServer::start() {
@@ -91,15 +78,14 @@ asio::awaitable<void> AdminServer::serve(asio::ip::tcp::socket socket) {
       res.result(http::status::method_not_allowed);
       res.body() = "only GET\n";
     } else if (path == "/metrics") {
-      relay_.update_gauges();
       res.result(http::status::ok);
       res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-      res.body() = relay_.metrics().serialize();
+      res.body() = probes_.metrics();
     } else if (path == "/healthz") {
       res.result(http::status::ok);
       res.body() = "ok\n";
     } else if (path == "/readyz") {
-      auto const reason = relay_.not_ready_reason();
+      auto const reason = probes_.not_ready_reason();
       res.result(reason.empty() ? http::status::ok : http::status::service_unavailable);
       res.body() = reason.empty() ? "ready\n" : reason + "\n";
     } else {

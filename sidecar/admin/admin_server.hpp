@@ -5,20 +5,25 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <functional>
 #include <string>
 
 #include "config/address.hpp"
-
-namespace podrelay::server {
-class Relay;
-}
+#include "util/error.hpp"
 
 namespace podrelay::admin {
 
+// What the admin server asks the daemon, on the event loop, once per request.
+struct Probes {
+  std::function<std::string()> metrics;           // the Prometheus text exposition
+  std::function<std::string()> not_ready_reason;  // empty: ready
+};
+
 class AdminServer {
  public:
-  AdminServer(boost::asio::any_io_executor ex, server::Relay& relay);
-  bool listen(config::ListenAddress const& address, std::string& error);
+  AdminServer(boost::asio::any_io_executor ex, Probes probes);
+  // errc::listen_failed with a one-line reason when the address is unusable.
+  Error listen(config::ListenAddress const& address);
   void start();
   void stop();
 
@@ -27,7 +32,7 @@ class AdminServer {
   boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket);
 
   boost::asio::ip::tcp::acceptor acceptor_;
-  server::Relay& relay_;
+  Probes probes_;
   std::string name_;
 };
 

@@ -14,7 +14,7 @@ namespace {
 namespace asio = boost::asio;
 }
 
-BlockingClient::BlockingClient() : socket_(ioc_), decoder_(64 * 1024 * 1024) {}
+BlockingClient::BlockingClient() : socket_(ioc_), decoder_(std::size_t{64} * 1024 * 1024) {}
 
 bool BlockingClient::connect(std::string const& address, std::string& error) {
   auto parsed = config::parse_listen_address(address);
@@ -86,7 +86,7 @@ BlockingClient::ReadStatus BlockingClient::read(proto::Frame& out, Clock::time_p
       error = "poll failed";
       return ReadStatus::error;
     }
-    auto const space = decoder_.prepare(64 * 1024);
+    auto const space = decoder_.prepare(std::size_t{64} * 1024);
     boost::system::error_code ec;
     auto const n = socket_.read_some(asio::buffer(space.data(), space.size()), ec);
     if (ec == asio::error::eof || ec == asio::error::connection_reset) return ReadStatus::closed;

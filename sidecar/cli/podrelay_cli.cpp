@@ -164,7 +164,7 @@ int run_ping(Options const& o) {
     return fail(error.empty() ? "no PONG from the sidecar" : error);
   }
   auto const us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
-  std::cout << "PONG " << us.count() / 1000.0 << " ms\n";
+  std::cout << "PONG " << static_cast<double>(us.count()) / 1000.0 << " ms\n";
   return 0;
 }
 

@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
@@ -14,46 +15,242 @@ namespace podrelay::config {
 namespace {
 
 constexpr int exit_usage = 2;
+constexpr std::int64_t mib = 1024LL * 1024;
+constexpr std::int64_t gib = 1024 * mib;
 
-// Secrets come from files (Kubernetes Secret volumes); one trailing newline is dropped.
-bool read_secret(std::string const& path, std::string const& flag, std::string& out,
-                 std::string& error) {
+// The option table. Each row names a flag, where its value lands in Config and what it must
+// satisfy; the default is what Config{} holds. Every flag is also PODRELAY_<FLAG>.
+
+// Byte sizes and counts, checked against [lo, hi].
+struct CountFlag {
+  char const* name;
+  std::size_t Config::*field;
+  std::int64_t lo;
+  std::int64_t hi;
+  char const* help;
+};
+constexpr CountFlag count_flags[] = {
+    {"--max-frame-bytes", &Config::max_frame_bytes, 64, 64 * mib,
+     "Largest frame accepted from an app"},
+    {"--max-queue-bytes", &Config::max_queue_bytes, 1024, 4 * gib - 1,
+     "Outbound bytes queued to one app connection before it is disconnected as a slow consumer"},
+    {"--soft-queue-bytes", &Config::soft_queue_bytes, 0, 4 * gib - 1,
+     "Outbound bytes a connection may stay above for at most --soft-queue-seconds (Redis' "
+     "client-output-buffer-limit soft limit; default: the smaller of 2 MiB and "
+     "--max-queue-bytes / 4)"},
+    {"--publish-buffer-bytes", &Config::publish_buffer_bytes, 1024, 64 * gib,
+     "Bytes of publishes held while Redis is unreachable; beyond: nack"},
+    {"--max-connections", &Config::max_connections, 1, 1'000'000, "Concurrent app connections"},
+    {"--max-subscriptions", &Config::max_subscriptions, 1, 10'000'000,
+     "Channels plus patterns one app connection may subscribe to"},
+};
+
+// Durations given in (fractional) seconds, checked against [lo, hi].
+struct SecondsFlag {
+  char const* name;
+  std::chrono::milliseconds Config::*field;
+  double lo;
+  double hi;
+  char const* help;
+};
+constexpr SecondsFlag seconds_flags[] = {
+    {"--soft-queue-seconds", &Config::soft_queue_window, 0.001, 3600,
+     "How long a connection may stay above --soft-queue-bytes"},
+    {"--publish-buffer-timeout", &Config::publish_buffer_timeout, 0.001, 3600,
+     "Seconds a publish may wait for Redis before it is nacked"},
+    {"--hello-timeout", &Config::hello_timeout, 0.01, 3600,
+     "Seconds a new app connection has to complete its HELLO before it is closed"},
+    {"--drain-timeout", &Config::drain_timeout, 0, 3600,
+     "Seconds to flush pending publishes after SIGTERM before exiting"},
+    {"--redis-connect-timeout", &Config::redis_connect_timeout, 0.01, 600,
+     "Seconds to connect and authenticate to Redis"},
+    {"--redis-ping-interval", &Config::redis_ping_interval, 0.01, 600,
+     "Seconds between health-check PINGs on each Redis connection"},
+    {"--redis-ping-timeout", &Config::redis_ping_timeout, 0.01, 600,
+     "Seconds without any reply from Redis before the connection is dropped"},
+};
+
+// Free text taken as given.
+struct TextFlag {
+  char const* name;
+  std::string& (*field)(Config&);
+  char const* help;
+};
+constexpr TextFlag text_flags[] = {
+    {"--channel-prefix", [](Config& c) -> std::string& { return c.channel_prefix; },
+     "Prefix of every channel on Redis"},
+    {"--resp-channel-prefix", [](Config& c) -> std::string& { return c.resp_channel_prefix; },
+     "Prefix of the Redis channels of RESP clients (default empty: the same channels as a "
+     "client connected to Redis directly)"},
+    {"--tls-ca-file", [](Config& c) -> std::string& { return c.tls.ca_file; },
+     "CA bundle to verify Redis (rediss://)"},
+    {"--tls-cert-file", [](Config& c) -> std::string& { return c.tls.cert_file; },
+     "Client certificate for Redis TLS"},
+    {"--tls-key-file", [](Config& c) -> std::string& { return c.tls.key_file; },
+     "Client key for Redis TLS"},
+    {"--tls-server-name", [](Config& c) -> std::string& { return c.tls.server_name; },
+     "Name to verify in Redis' certificate and send as SNI (default: URL host)"},
+    {"--node-id", [](Config& c) -> std::string& { return c.node_id; },
+     "Identifier of this sidecar (default: hostname-random)"},
+};
+
+std::string env_name(std::string_view flag) {
+  std::string out = "PODRELAY_";
+  for (char ch : flag.substr(2)) out += ch == '-' ? '_' : static_cast<char>(std::toupper(ch));
+  return out;
+}
+
+std::string seconds_text(std::chrono::milliseconds ms) {
+  std::ostringstream ss;
+  ss << static_cast<double>(ms.count()) / 1000.0;
+  return ss.str();
+}
+
+// NaN passes CLI::Range (every comparison is false), so seconds get their own check.
+CLI::Validator seconds_between(double lo, double hi) {
+  std::ostringstream desc;
+  desc << "SECONDS in [" << lo << ", " << hi << "]";
+  return {[lo, hi](std::string& text) -> std::string {
+            double v = 0;
+            if (!CLI::detail::lexical_cast(text, v) || !std::isfinite(v) || v < lo || v > hi) {
+              std::ostringstream ss;
+              ss << "must be between " << lo << " and " << hi << " seconds (got '" << text << "')";
+              return ss.str();
+            }
+            return {};
+          },
+          desc.str()};
+}
+
+// Secrets come from files (Kubernetes Secret volumes); trailing CR/LF bytes are dropped.
+std::string read_secret(std::string const& path, std::string_view flag, std::string& out) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    error = "cannot read " + flag + " '" + path + "': " + std::strerror(errno);
-    return false;
-  }
+  if (!in) return "cannot read " + std::string(flag) + " '" + path + "': " + std::strerror(errno);
   std::ostringstream ss;
   ss << in.rdbuf();
   out = ss.str();
   while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-  if (out.empty()) {
-    error = flag + " '" + path + "' is empty";
-    return false;
-  }
-  return true;
+  if (out.empty()) return std::string(flag) + " '" + path + "' is empty";
+  return {};
 }
 
-bool to_millis(double seconds, std::string const& flag, double min_s, double max_s,
-               std::chrono::milliseconds& out, std::string& error) {
-  if (!std::isfinite(seconds) || seconds < min_s || seconds > max_s) {
-    std::ostringstream ss;
-    ss << flag << " must be between " << min_s << " and " << max_s << " seconds";
-    error = ss.str();
-    return false;
+// The values that need parsing after CLI11 has read them, as given.
+struct Raw {
+  std::vector<std::string> listen;
+  std::vector<std::string> resp_listen;
+  std::string admin_listen;
+  std::string redis;
+  std::string log_level = "info";
+  std::string log_format = "text";
+  std::string password_file;
+  std::string token_file;
+};
+
+void add_options(CLI::App& app, Config& c, Raw& raw) {
+  auto const opt = [&](char const* name, auto& target, char const* help) {
+    return app.add_option(name, target, help)->envname(env_name(name));
+  };
+  opt("--listen", raw.listen,
+      "App listen address, repeatable: host:port (loopback only unless --allow-remote) or "
+      "unix:/path")
+      ->delimiter(',');
+  app.add_flag("--allow-remote", c.allow_remote,
+               "Allow --listen and --resp-listen on non-loopback addresses (no TLS)")
+      ->envname(env_name("--allow-remote"));
+  opt("--redis", raw.redis,
+      "redis://[user:pass@]host:port[/db], rediss://..., redis-sentinel://h1:p1,h2:p2/master, "
+      "redis-cluster://h1:p1,h2:p2");
+  opt("--redis-password-file", raw.password_file,
+      "File holding the Redis password (overrides a password in --redis)");
+  opt("--admin-listen", raw.admin_listen, "Admin HTTP address for /metrics, /healthz, /readyz");
+  opt("--resp-listen", raw.resp_listen,
+      "Redis-protocol (RESP) listen address for apps' own Redis clients, repeatable: host:port "
+      "(loopback only unless --allow-remote) or unix:/path; off by default")
+      ->delimiter(',');
+  opt("--auth-token-file", raw.token_file,
+      "File holding a token apps must present in HELLO (default: no app auth)");
+  opt("--log-level", raw.log_level, "debug, info, warn or error")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+  opt("--log-format", raw.log_format, "text or json (JSON lines on stderr)")
+      ->check(CLI::IsMember({"text", "json"}));
+  for (auto const& f : text_flags) opt(f.name, f.field(c), f.help);
+  for (auto const& f : count_flags) opt(f.name, c.*f.field, f.help)->check(CLI::Range(f.lo, f.hi));
+  for (auto const& f : seconds_flags) {
+    app.add_option_function<double>(
+           f.name,
+           [&c, field = f.field](double s) {
+             c.*field = std::chrono::milliseconds(std::llround(s * 1000.0));
+           },
+           f.help)
+        ->envname(env_name(f.name))
+        ->default_str(seconds_text(c.*f.field))
+        ->check(seconds_between(f.lo, f.hi));
   }
-  out = std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000.0));
-  return true;
 }
 
-bool in_range(std::int64_t v, std::string const& flag, std::int64_t lo, std::int64_t hi,
-              std::size_t& out, std::string& error) {
-  if (v < lo || v > hi) {
-    error = flag + " must be between " + std::to_string(lo) + " and " + std::to_string(hi);
-    return false;
+// --listen and --resp-listen: addresses, loopback only unless --allow-remote.
+std::string parse_listeners(std::vector<std::string> const& texts, std::string_view flag,
+                            bool allow_remote, std::vector<ListenAddress>& out) {
+  out.clear();
+  for (auto const& text : texts) {
+    auto parsed = parse_listen_address(text);
+    if (!parsed.ok()) return std::string(flag) + ": " + parsed.error;
+    if (!allow_remote && !is_loopback(parsed.address)) {
+      return std::string(flag) + " " + text +
+             " is not a loopback address; the port is unauthenticated plain TCP. Use 127.0.0.1 "
+             "(the pod shares its network namespace) or pass --allow-remote";
+    }
+    out.push_back(std::move(parsed.address));
   }
-  out = static_cast<std::size_t>(v);
-  return true;
+  return {};
+}
+
+// Everything CLI11 cannot check alone: addresses, the URL, secrets and how the flags relate.
+std::string finish(Config& c, Raw const& raw, bool soft_queue_given) {
+  if (auto e = parse_listeners(raw.listen, "--listen", c.allow_remote, c.listen); !e.empty())
+    return e;
+  if (c.listen.empty()) return "--listen: at least one address is needed";
+  if (auto e = parse_listeners(raw.resp_listen, "--resp-listen", c.allow_remote, c.resp_listen);
+      !e.empty())
+    return e;
+  auto admin = parse_listen_address(raw.admin_listen);
+  if (!admin.ok()) return "--admin-listen: " + admin.error;
+  if (admin.address.kind != ListenAddress::Kind::tcp)
+    return "--admin-listen must be host:port (probes and Prometheus use TCP)";
+  c.admin_listen = std::move(admin.address);
+  auto url = parse_redis_url(raw.redis);
+  if (!url.ok()) return "--redis: " + url.error;
+  c.redis = std::move(url.url);
+
+  c.log_level = raw.log_level == "debug"   ? LogLevel::debug
+                : raw.log_level == "warn"  ? LogLevel::warn
+                : raw.log_level == "error" ? LogLevel::error
+                                           : LogLevel::info;
+  c.log_format = raw.log_format == "json" ? LogFormat::json : LogFormat::text;
+
+  if (c.max_queue_bytes < c.max_frame_bytes + 64)
+    return "--max-queue-bytes must be at least --max-frame-bytes + 64";
+  if (!soft_queue_given)
+    c.soft_queue_bytes = std::min<std::size_t>(c.soft_queue_bytes, c.max_queue_bytes / 4);
+  if (c.soft_queue_bytes > c.max_queue_bytes)
+    return "--soft-queue-bytes must not exceed --max-queue-bytes";
+
+  if (!raw.password_file.empty()) {
+    if (auto e = read_secret(raw.password_file, "--redis-password-file", c.redis.password);
+        !e.empty())
+      return e;
+  }
+  if (!raw.token_file.empty()) {
+    if (auto e = read_secret(raw.token_file, "--auth-token-file", c.auth_token); !e.empty())
+      return e;
+  }
+  for (auto const* f : {&c.tls.ca_file, &c.tls.cert_file, &c.tls.key_file}) {
+    if (!f->empty() && !std::ifstream(*f))
+      return "cannot read TLS file '" + *f + "': " + std::strerror(errno);
+  }
+  if (c.tls.cert_file.empty() != c.tls.key_file.empty())
+    return "--tls-cert-file and --tls-key-file go together";
+  return {};
 }
 
 }  // namespace
@@ -61,7 +258,6 @@ bool in_range(std::int64_t v, std::string const& flag, std::int64_t lo, std::int
 ConfigResult parse_config(int argc, char const* const* argv) {
   ConfigResult result;
   Config& c = result.config;
-
   CLI::App app{
       "podrelay: a Kubernetes sidecar that mirrors a tiny framed localhost protocol onto Redis "
       "pub/sub.\nEvery flag can also be set with the environment variable PODRELAY_<FLAG> "
@@ -70,236 +266,30 @@ ConfigResult parse_config(int argc, char const* const* argv) {
   app.set_version_flag("--version", std::string("podrelay ") + PODRELAY_VERSION);
   app.option_defaults()->always_capture_default();
 
-  std::vector<std::string> listen{"127.0.0.1:7400"};
-  std::vector<std::string> resp_listen;
-  std::string redis_url = "redis://127.0.0.1:6379";
-  std::string admin_listen = "0.0.0.0:9400";
-  std::string log_level = "info";
-  std::string log_format = "text";
-  std::int64_t max_frame = static_cast<std::int64_t>(c.max_frame_bytes);
-  std::int64_t max_queue = static_cast<std::int64_t>(c.max_queue_bytes);
-  std::int64_t soft_queue = static_cast<std::int64_t>(c.soft_queue_bytes);
-  double soft_window = 10.0;
-  std::int64_t pub_buffer = static_cast<std::int64_t>(c.publish_buffer_bytes);
-  double pub_timeout = 10.0;
-  std::int64_t max_conns = static_cast<std::int64_t>(c.max_connections);
-  std::int64_t max_subs = static_cast<std::int64_t>(c.max_subscriptions);
-  double drain_timeout = 10.0;
-  double hello_timeout = 5.0;
-  double connect_timeout = 3.0;
-  double ping_interval = 1.0;
-  double ping_timeout = 3.0;
-  std::string password_file;
-  std::string token_file;
+  Raw raw;
+  for (auto const& l : c.listen) raw.listen.push_back(l.to_string());
+  raw.admin_listen = c.admin_listen.to_string();
+  raw.redis = redact(c.redis);  // the default has no password
+  add_options(app, c, raw);
 
-  auto env = [](std::string const& flag) { return "PODRELAY_" + flag; };
-  app.add_option("--listen", listen,
-                 "App listen address, repeatable: host:port (loopback only unless "
-                 "--allow-remote) or unix:/path")
-      ->envname(env("LISTEN"))
-      ->delimiter(',');
-  app.add_flag("--allow-remote", c.allow_remote,
-               "Allow --listen on non-loopback addresses (the app port has no TLS)")
-      ->envname(env("ALLOW_REMOTE"));
-  app.add_option("--redis", redis_url,
-                 "redis://[user:pass@]host:port[/db], rediss://..., "
-                 "redis-sentinel://h1:p1,h2:p2/master, redis-cluster://h1:p1,h2:p2")
-      ->envname(env("REDIS"));
-  app.add_option("--redis-password-file", password_file,
-                 "File holding the Redis password (overrides a password in --redis)")
-      ->envname(env("REDIS_PASSWORD_FILE"));
-  app.add_option("--tls-ca-file", c.tls.ca_file, "CA bundle to verify Redis (rediss://)")
-      ->envname(env("TLS_CA_FILE"));
-  app.add_option("--tls-cert-file", c.tls.cert_file, "Client certificate for Redis TLS")
-      ->envname(env("TLS_CERT_FILE"));
-  app.add_option("--tls-key-file", c.tls.key_file, "Client key for Redis TLS")
-      ->envname(env("TLS_KEY_FILE"));
-  app.add_option("--tls-server-name", c.tls.server_name,
-                 "Name to verify in Redis' certificate and send as SNI (default: URL host)")
-      ->envname(env("TLS_SERVER_NAME"));
-  app.add_option("--admin-listen", admin_listen,
-                 "Admin HTTP address for /metrics, /healthz, /readyz")
-      ->envname(env("ADMIN_LISTEN"));
-  app.add_option("--resp-listen", resp_listen,
-                 "Redis-protocol (RESP) listen address for apps' own Redis clients, repeatable: "
-                 "host:port (loopback only unless --allow-remote) or unix:/path; off by default")
-      ->delimiter(',')
-      ->envname(env("RESP_LISTEN"));
-  app.add_option("--resp-channel-prefix", c.resp_channel_prefix,
-                 "Prefix of the Redis channels of RESP clients (default empty: the same "
-                 "channels as a client connected to Redis directly)")
-      ->envname(env("RESP_CHANNEL_PREFIX"));
-  app.add_option("--channel-prefix", c.channel_prefix, "Prefix of every channel on Redis")
-      ->envname(env("CHANNEL_PREFIX"));
-  app.add_option("--auth-token-file", token_file,
-                 "File holding a token apps must present in HELLO (default: no app auth)")
-      ->envname(env("AUTH_TOKEN_FILE"));
-  app.add_option("--log-level", log_level, "debug, info, warn or error")->envname(env("LOG_LEVEL"));
-  app.add_option("--log-format", log_format, "text or json (JSON lines on stderr)")
-      ->envname(env("LOG_FORMAT"));
-  app.add_option("--max-frame-bytes", max_frame, "Largest frame accepted from an app")
-      ->envname(env("MAX_FRAME_BYTES"));
-  app.add_option("--max-queue-bytes", max_queue,
-                 "Outbound bytes queued to one app connection before it is disconnected as a "
-                 "slow consumer")
-      ->envname(env("MAX_QUEUE_BYTES"));
-  auto* soft_queue_opt =
-      app.add_option("--soft-queue-bytes", soft_queue,
-                     "Outbound bytes a connection may stay above for at most --soft-queue-seconds "
-                     "(Redis' client-output-buffer-limit soft limit; default: the smaller of "
-                     "2 MiB and --max-queue-bytes / 4)")
-          ->envname(env("SOFT_QUEUE_BYTES"));
-  app.add_option("--soft-queue-seconds", soft_window,
-                 "How long a connection may stay above --soft-queue-bytes")
-      ->envname(env("SOFT_QUEUE_SECONDS"));
-  app.add_option("--publish-buffer-bytes", pub_buffer,
-                 "Bytes of publishes held while Redis is unreachable; beyond: nack")
-      ->envname(env("PUBLISH_BUFFER_BYTES"));
-  app.add_option("--publish-buffer-timeout", pub_timeout,
-                 "Seconds a publish may wait for Redis before it is nacked")
-      ->envname(env("PUBLISH_BUFFER_TIMEOUT"));
-  app.add_option("--max-connections", max_conns, "Concurrent app connections")
-      ->envname(env("MAX_CONNECTIONS"));
-  app.add_option("--max-subscriptions", max_subs,
-                 "Channels plus patterns one app connection may subscribe to")
-      ->envname(env("MAX_SUBSCRIPTIONS"));
-  app.add_option("--hello-timeout", hello_timeout,
-                 "Seconds a new app connection has to complete its HELLO before it is closed")
-      ->envname(env("HELLO_TIMEOUT"));
-  app.add_option("--drain-timeout", drain_timeout,
-                 "Seconds to flush pending publishes after SIGTERM before exiting")
-      ->envname(env("DRAIN_TIMEOUT"));
-  app.add_option("--redis-connect-timeout", connect_timeout,
-                 "Seconds to connect and authenticate to Redis")
-      ->envname(env("REDIS_CONNECT_TIMEOUT"));
-  app.add_option("--redis-ping-interval", ping_interval,
-                 "Seconds between health-check PINGs on each Redis connection")
-      ->envname(env("REDIS_PING_INTERVAL"));
-  app.add_option("--redis-ping-timeout", ping_timeout,
-                 "Seconds without any reply from Redis before the connection is dropped")
-      ->envname(env("REDIS_PING_TIMEOUT"));
-  app.add_option("--node-id", c.node_id, "Identifier of this sidecar (default: hostname-random)")
-      ->envname(env("NODE_ID"));
-
+  auto const stop = [&](int code, std::string output) {
+    result.exit = true;
+    result.exit_code = code;
+    result.output = std::move(output);
+    return result;
+  };
   try {
     app.parse(argc, argv);
   } catch (CLI::CallForHelp const&) {
-    result.exit = true;
-    result.output = app.help();
-    return result;
+    return stop(0, app.help());
   } catch (CLI::CallForVersion const& e) {
-    result.exit = true;
-    result.output = std::string(e.what()) + "\n";
-    return result;
+    return stop(0, std::string(e.what()) + "\n");
   } catch (CLI::ParseError const& e) {
-    result.exit = true;
-    result.exit_code = exit_usage;
-    result.output = std::string("podrelay: ") + e.what() + " (see --help)";
-    return result;
+    return stop(exit_usage, std::string("podrelay: ") + e.what() + " (see --help)");
   }
-
-  auto const fail = [&](std::string msg) {
-    result.exit = true;
-    result.exit_code = exit_usage;
-    result.output = "podrelay: " + msg;
-    return result;
-  };
-
-  c.listen.clear();
-  for (auto const& l : listen) {
-    auto parsed = parse_listen_address(l);
-    if (!parsed.ok()) return fail("--listen: " + parsed.error);
-    if (!c.allow_remote && !is_loopback(parsed.address)) {
-      return fail("--listen " + l +
-                  " is not a loopback address; the app port is unauthenticated plain TCP. "
-                  "Use 127.0.0.1 (the pod shares its network namespace) or pass --allow-remote");
-    }
-    c.listen.push_back(std::move(parsed.address));
-  }
-  if (c.listen.empty()) return fail("--listen: at least one address is needed");
-  for (auto const& l : resp_listen) {
-    auto parsed = parse_listen_address(l);
-    if (!parsed.ok()) return fail("--resp-listen: " + parsed.error);
-    if (!c.allow_remote && !is_loopback(parsed.address)) {
-      return fail("--resp-listen " + l +
-                  " is not a loopback address; add --allow-remote to expose it (no TLS)");
-    }
-    c.resp_listen.push_back(std::move(parsed.address));
-  }
-
-  auto admin = parse_listen_address(admin_listen);
-  if (!admin.ok()) return fail("--admin-listen: " + admin.error);
-  if (admin.address.kind != ListenAddress::Kind::tcp) {
-    return fail("--admin-listen must be host:port (probes and Prometheus use TCP)");
-  }
-  c.admin_listen = std::move(admin.address);
-
-  auto url = redis::parse_redis_url(redis_url);
-  if (!url.ok()) return fail("--redis: " + url.error);
-  c.redis = std::move(url.url);
-
-  if (log_level == "debug")
-    c.log_level = LogLevel::debug;
-  else if (log_level == "info")
-    c.log_level = LogLevel::info;
-  else if (log_level == "warn")
-    c.log_level = LogLevel::warn;
-  else if (log_level == "error")
-    c.log_level = LogLevel::error;
-  else
-    return fail("--log-level must be debug, info, warn or error (got '" + log_level + "')");
-
-  if (log_format == "text")
-    c.log_format = LogFormat::text;
-  else if (log_format == "json")
-    c.log_format = LogFormat::json;
-  else
-    return fail("--log-format must be text or json (got '" + log_format + "')");
-
-  std::string err;
-  constexpr std::int64_t GiB = 1024LL * 1024 * 1024;
-  if (!in_range(max_frame, "--max-frame-bytes", 64, 64 * 1024 * 1024, c.max_frame_bytes, err) ||
-      !in_range(max_queue, "--max-queue-bytes", 1024, 4 * GiB - 1, c.max_queue_bytes, err) ||
-      !in_range(soft_queue, "--soft-queue-bytes", 0, 4 * GiB - 1, c.soft_queue_bytes, err) ||
-      !to_millis(soft_window, "--soft-queue-seconds", 0.001, 3600, c.soft_queue_window, err) ||
-      !in_range(pub_buffer, "--publish-buffer-bytes", 1024, 64 * GiB, c.publish_buffer_bytes,
-                err) ||
-      !in_range(max_conns, "--max-connections", 1, 1'000'000, c.max_connections, err) ||
-      !in_range(max_subs, "--max-subscriptions", 1, 10'000'000, c.max_subscriptions, err) ||
-      !to_millis(pub_timeout, "--publish-buffer-timeout", 0.001, 3600, c.publish_buffer_timeout,
-                 err) ||
-      !to_millis(drain_timeout, "--drain-timeout", 0, 3600, c.drain_timeout, err) ||
-      !to_millis(hello_timeout, "--hello-timeout", 0.01, 3600, c.hello_timeout, err) ||
-      !to_millis(connect_timeout, "--redis-connect-timeout", 0.01, 600, c.redis_connect_timeout,
-                 err) ||
-      !to_millis(ping_interval, "--redis-ping-interval", 0.01, 600, c.redis_ping_interval, err) ||
-      !to_millis(ping_timeout, "--redis-ping-timeout", 0.01, 600, c.redis_ping_timeout, err)) {
-    return fail(err);
-  }
-  if (c.max_queue_bytes < c.max_frame_bytes + 64) {
-    return fail("--max-queue-bytes must be at least --max-frame-bytes + 64");
-  }
-
-  if (soft_queue_opt->count() == 0) {
-    c.soft_queue_bytes = std::min<std::size_t>(c.soft_queue_bytes, c.max_queue_bytes / 4);
-  }
-  if (c.soft_queue_bytes > c.max_queue_bytes) {
-    return fail("--soft-queue-bytes must not exceed --max-queue-bytes");
-  }
-  if (!password_file.empty()) {
-    if (!read_secret(password_file, "--redis-password-file", c.redis.password, err))
-      return fail(err);
-  }
-  if (!token_file.empty()) {
-    if (!read_secret(token_file, "--auth-token-file", c.auth_token, err)) return fail(err);
-  }
-  for (auto const* f : {&c.tls.ca_file, &c.tls.cert_file, &c.tls.key_file}) {
-    if (!f->empty() && !std::ifstream(*f))
-      return fail("cannot read TLS file '" + *f + "': " + std::strerror(errno));
-  }
-  if (c.tls.cert_file.empty() != c.tls.key_file.empty()) {
-    return fail("--tls-cert-file and --tls-key-file go together");
-  }
+  if (auto error = finish(c, raw, app.get_option("--soft-queue-bytes")->count() > 0);
+      !error.empty())
+    return stop(exit_usage, "podrelay: " + error);
   return result;
 }
 

@@ -9,12 +9,14 @@
 #include <vector>
 
 #include "config/address.hpp"
-#include "redis/redis_url.hpp"
+#include "config/redis_url.hpp"
+#include "util/log.hpp"
 
 namespace podrelay::config {
 
-enum class LogFormat { text, json };
-enum class LogLevel { debug, info, warn, error };
+// The log settings are the logger's own types (util/ sits below config/).
+using log::LogFormat;
+using log::LogLevel;
 
 struct TlsFiles {
   std::string ca_file;    // verify Redis with this CA bundle (system store when empty)
@@ -24,21 +26,25 @@ struct TlsFiles {
   bool insecure_skip_verify = false;
 };
 
+// Every default lives here: parse_config() shows these values in --help and keeps them when a
+// flag is not given.
 struct Config {
-  std::vector<ListenAddress> listen;
+  std::vector<ListenAddress> listen{{ListenAddress::Kind::tcp, "127.0.0.1", 7400, ""}};
   std::vector<ListenAddress> resp_listen;  // the Redis-protocol front end; empty: off
-  ListenAddress admin_listen;
+  ListenAddress admin_listen{ListenAddress::Kind::tcp, "0.0.0.0", 9400, ""};
   bool allow_remote = false;
-  redis::RedisUrl redis;
+  RedisUrl redis{.endpoints = {{"127.0.0.1", 6379}}};
   std::string channel_prefix = "podrelay:";
   std::string resp_channel_prefix;  // for RESP clients: empty, so their channels are Redis'
   LogLevel log_level = LogLevel::info;
   LogFormat log_format = LogFormat::text;
-  std::size_t max_frame_bytes = 1024 * 1024;
-  std::size_t max_queue_bytes = 8 * 1024 * 1024;        // hard limit: disconnect at once
-  std::size_t soft_queue_bytes = 2 * 1024 * 1024;       // soft limit: disconnect if over it ...
+  std::size_t max_frame_bytes = std::size_t{1024} * 1024;
+  std::size_t max_queue_bytes = std::size_t{8} * 1024 * 1024;  // hard limit: disconnect at once
+  std::size_t soft_queue_bytes =
+      std::size_t{2} * 1024 * 1024;                     // soft limit (at most max_queue / 4 unless
+                                                        // given): disconnect if over it ...
   std::chrono::milliseconds soft_queue_window{10'000};  // ... for longer than this
-  std::size_t publish_buffer_bytes = 16 * 1024 * 1024;
+  std::size_t publish_buffer_bytes = std::size_t{16} * 1024 * 1024;
   std::chrono::milliseconds publish_buffer_timeout{10'000};
   std::size_t max_connections = 10'000;
   std::size_t max_subscriptions = 10'000;  // per connection

@@ -11,62 +11,50 @@ using prometheus::BuildCounter;
 using prometheus::BuildGauge;
 using prometheus::BuildHistogram;
 
+prometheus::Family<prometheus::Counter>& counters(prometheus::Registry& r, std::string const& name,
+                                                  std::string const& help) {
+  return BuildCounter().Name(name).Help(help).Register(r);
+}
+prometheus::Family<prometheus::Gauge>& gauges(prometheus::Registry& r, std::string const& name,
+                                              std::string const& help) {
+  return BuildGauge().Name(name).Help(help).Register(r);
+}
 prometheus::Counter& counter(prometheus::Registry& r, std::string const& name,
                              std::string const& help, prometheus::Labels const& labels = {}) {
-  return BuildCounter().Name(name).Help(help).Register(r).Add(labels);
+  return counters(r, name, help).Add(labels);
 }
 prometheus::Gauge& gauge(prometheus::Registry& r, std::string const& name, std::string const& help,
                          prometheus::Labels const& labels = {}) {
-  return BuildGauge().Name(name).Help(help).Register(r).Add(labels);
+  return gauges(r, name, help).Add(labels);
 }
 
 }  // namespace
 
 Metrics::Metrics()
     : registry_(std::make_shared<prometheus::Registry>()),
-      frames_received_(BuildCounter()
-                           .Name("podrelay_frames_received_total")
-                           .Help("Frames received from apps, by type.")
-                           .Register(*registry_)),
-      protocol_errors_(BuildCounter()
-                           .Name("podrelay_protocol_errors_total")
-                           .Help("Protocol errors answered to apps, by error code name.")
-                           .Register(*registry_)),
-      publish_nacks_(BuildCounter()
-                         .Name("podrelay_publish_nacks_total")
-                         .Help("Publishes answered with ERR, by reason.")
-                         .Register(*registry_)),
-      messages_dropped_(BuildCounter()
-                            .Name("podrelay_messages_dropped_total")
-                            .Help("Fire-and-forget publishes that could not be published, by "
-                                  "reason.")
-                            .Register(*registry_)),
-      connections_refused_(BuildCounter()
-                               .Name("podrelay_app_connections_refused_total")
-                               .Help("App connections refused, by reason.")
-                               .Register(*registry_)),
-      local_subscriptions_(BuildGauge()
-                               .Name("podrelay_local_subscriptions")
-                               .Help("App subscriptions on this sidecar (connection x name).")
-                               .Register(*registry_)),
+      frames_received_(counters(*registry_, "podrelay_frames_received_total",
+                                "Frames received from apps, by type.")),
+      protocol_errors_(counters(*registry_, "podrelay_protocol_errors_total",
+                                "Protocol errors answered to apps, by error code name.")),
+      publish_nacks_(counters(*registry_, "podrelay_publish_nacks_total",
+                              "Publishes answered with ERR, by reason.")),
+      messages_dropped_(counters(*registry_, "podrelay_messages_dropped_total",
+                                 "Fire-and-forget publishes that could not be published, by "
+                                 "reason.")),
+      connections_refused_(counters(*registry_, "podrelay_app_connections_refused_total",
+                                    "App connections refused, by reason.")),
+      local_subscriptions_(gauges(*registry_, "podrelay_local_subscriptions",
+                                  "App subscriptions on this sidecar (connection x name).")),
       redis_subscriptions_(
-          BuildGauge()
-              .Name("podrelay_redis_subscriptions")
-              .Help("Subscriptions this sidecar holds on Redis (one per distinct name).")
-              .Register(*registry_)),
-      redis_connected_(BuildGauge()
-                           .Name("podrelay_redis_connected")
-                           .Help("1 when the Redis connection of this role is up.")
-                           .Register(*registry_)),
-      redis_reconnects_(BuildCounter()
-                            .Name("podrelay_redis_reconnects_total")
-                            .Help("Redis connections re-established after a loss.")
-                            .Register(*registry_)),
-      shard_connected_(BuildGauge()
-                           .Name("podrelay_redis_shard_connected")
-                           .Help("Redis Cluster: 1 when this pod's connection of the role to the "
-                                 "shard's master is up.")
-                           .Register(*registry_)),
+          gauges(*registry_, "podrelay_redis_subscriptions",
+                 "Subscriptions this sidecar holds on Redis (one per distinct name).")),
+      redis_connected_(gauges(*registry_, "podrelay_redis_connected",
+                              "1 when the Redis connection of this role is up.")),
+      redis_reconnects_(counters(*registry_, "podrelay_redis_reconnects_total",
+                                 "Redis connections re-established after a loss.")),
+      shard_connected_(gauges(*registry_, "podrelay_redis_shard_connected",
+                              "Redis Cluster: 1 when this pod's connection of the role to the "
+                              "shard's master is up.")),
       app_connections(gauge(*registry_, "podrelay_app_connections", "App connections open now.")),
       app_connections_accepted(counter(*registry_, "podrelay_app_connections_accepted_total",
                                        "App connections accepted.")),

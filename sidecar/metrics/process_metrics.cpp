@@ -47,8 +47,8 @@ double boot_time_seconds() {
 }  // namespace
 
 void append_process_metrics(std::string& out) {
-  double const ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
-  double const page = static_cast<double>(sysconf(_SC_PAGESIZE));
+  auto const ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  auto const page = static_cast<double>(sysconf(_SC_PAGESIZE));
 
   std::ifstream stat("/proc/self/stat");
   std::string line;

@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "redis/redis_url.hpp"
+#include "redis/endpoint.hpp"
 #include "util/error.hpp"
 
 namespace podrelay::redis {

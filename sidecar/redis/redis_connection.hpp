@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "config/config.hpp"
-#include "redis/redis_url.hpp"
+#include "redis/endpoint.hpp"
 #include "redis/resp.hpp"
 #include "util/error.hpp"
 

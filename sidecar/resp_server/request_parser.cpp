@@ -123,7 +123,7 @@ bool parse_integer(std::string_view s, std::int64_t& out) noexcept {
 Limits Limits::for_max_frame_bytes(std::size_t max_frame_bytes) noexcept {
   Limits l;
   l.max_bulk_bytes = max_frame_bytes + 1024;
-  l.max_request_bytes = 2 * l.max_bulk_bytes + 64 * 1024;
+  l.max_request_bytes = 2 * l.max_bulk_bytes + std::size_t{64} * 1024;
   return l;
 }
 

@@ -29,15 +29,15 @@ namespace podrelay::resp_server {
 struct Limits {
   // Arguments in one multibulk request. Redis 6 refused counts above 1,048,576 with
   // "invalid multibulk length"; Redis 7 accepts up to INT_MAX and waits for the bytes.
-  std::size_t max_args = 1024 * 1024;
+  std::size_t max_args = std::size_t{1024} * 1024;
   // One argument (Redis' proto-max-bulk-len, 512 MB by default there).
-  std::size_t max_bulk_bytes = 1024 * 1024 + 1024;
+  std::size_t max_bulk_bytes = std::size_t{1024} * 1024 + 1024;
   // One inline line, and one `*N` / `$N` header line (Redis: PROTO_INLINE_MAX_SIZE).
-  std::size_t max_inline_bytes = 64 * 1024;
+  std::size_t max_inline_bytes = std::size_t{64} * 1024;
   // Wire bytes of one whole request, headers included: bounds the buffer a single request
   // can hold (Redis bounds it with client-query-buffer-limit, 1 GB, and closes silently).
   // Two full arguments and 64 KiB of headers and small arguments.
-  std::size_t max_request_bytes = 2 * (1024 * 1024 + 1024) + 64 * 1024;
+  std::size_t max_request_bytes = 2 * (std::size_t{1024} * 1024 + 1024) + std::size_t{64} * 1024;
   // Before authentication (when a token is configured), Redis 7 allows at most 10 arguments
   // and 16 KiB per argument.
   std::size_t unauthenticated_max_args = 10;

@@ -17,7 +17,7 @@ namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 constexpr std::size_t read_chunk = 4096;
 constexpr std::size_t max_gather = 64;
-constexpr std::size_t owned_chunk_limit = 16 * 1024;
+constexpr std::size_t owned_chunk_limit = std::size_t{16} * 1024;
 constexpr std::chrono::milliseconds linger{1000};
 // Where closing connections drop what their clients still send. One for the process (one
 // thread; the bytes are never read): a buffer in each reader's coroutine frame would cost

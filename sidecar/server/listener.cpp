@@ -16,6 +16,7 @@
 #include "server/relay.hpp"
 #include "server/resp_session.hpp"
 #include "server/session.hpp"
+#include "util/acceptor.hpp"
 #include "util/log.hpp"
 #include "util/use_tuple.hpp"
 
@@ -23,7 +24,7 @@ namespace podrelay::server {
 namespace {
 
 namespace asio = boost::asio;
-using generic = asio::generic::stream_protocol;
+using AnyStream = asio::generic::stream_protocol;
 
 std::uint64_t next_session_id() {
   static std::uint64_t id = 0;
@@ -37,55 +38,39 @@ Listener::Listener(asio::any_io_executor ex, Relay& relay)
 
 Listener::~Listener() { close(); }
 
-std::unique_ptr<Listener> Listener::open(asio::any_io_executor ex,
-                                         config::ListenAddress const& address, Relay& relay,
-                                         std::string& error, Protocol protocol) {
+Expected<std::unique_ptr<Listener>> Listener::open(asio::any_io_executor ex,
+                                                   config::ListenAddress const& address,
+                                                   Relay& relay, Protocol protocol) {
   std::unique_ptr<Listener> l(new Listener(ex, relay));
   l->name_ = address.to_string();
   l->protocol_ = protocol;
-  boost::system::error_code ec;
-  generic::endpoint endpoint;
+  AnyStream::endpoint endpoint;
   if (address.kind == config::ListenAddress::Kind::unix_socket) {
     l->tcp_ = false;
     // A socket file left by a crashed run is stale if nobody accepts on it; a live one
     // means another process owns the address.
     struct stat st {};
     if (::stat(address.path.c_str(), &st) == 0) {
-      if (!S_ISSOCK(st.st_mode)) {
-        error = "cannot listen on " + l->name_ + ": the path exists and is not a socket";
-        return nullptr;
-      }
+      auto const refuse = [&](char const* why) {
+        return Error(errc::listen_failed, "cannot listen on " + l->name_ + ": " + why);
+      };
+      if (!S_ISSOCK(st.st_mode)) return refuse("the path exists and is not a socket");
       asio::local::stream_protocol::socket probe(ex);
+      boost::system::error_code ec;
       probe.connect(asio::local::stream_protocol::endpoint(address.path), ec);
-      if (!ec) {
-        error = "cannot listen on " + l->name_ + ": another process is listening there";
-        return nullptr;
-      }
+      if (!ec) return refuse("another process is listening there");
       ::unlink(address.path.c_str());
     }
-    endpoint = generic::endpoint(asio::local::stream_protocol::endpoint(address.path));
+    endpoint = AnyStream::endpoint(asio::local::stream_protocol::endpoint(address.path));
   } else {
-    auto const ip =
-        asio::ip::make_address(address.host == "localhost" ? "127.0.0.1" : address.host, ec);
-    if (ec) {
-      error = "cannot listen on " + l->name_ + ": " + ec.message();
-      return nullptr;
-    }
-    endpoint = generic::endpoint(asio::ip::tcp::endpoint(ip, address.port));
+    auto ip = util::listen_ip(address.host, l->name_);
+    if (!ip) return ip.error();
+    endpoint = AnyStream::endpoint(asio::ip::tcp::endpoint(*ip, address.port));
   }
-  auto fail = [&](char const* step) {
-    error = "cannot listen on " + l->name_ + ": " + step + ": " + ec.message();
-    return nullptr;
-  };
-  l->acceptor_.open(endpoint.protocol(), ec);
-  if (ec) return fail("socket");
-  if (l->tcp_) l->acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
-  l->acceptor_.bind(endpoint, ec);
-  if (ec) return fail("bind");
+  if (auto error = util::listen_on(l->acceptor_, endpoint, l->name_, l->tcp_)) return error;
   if (!l->tcp_) l->unix_path_ = address.path;
-  l->acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return fail("listen");
   if (l->tcp_) {
+    boost::system::error_code ec;
     auto const local = l->acceptor_.local_endpoint(ec);
     if (!ec) {
       asio::ip::tcp::endpoint tcp_ep;
@@ -139,7 +124,7 @@ asio::awaitable<void> Listener::accept_loop() {
   }
 }
 
-asio::awaitable<void> Listener::refuse(generic::socket socket) {
+asio::awaitable<void> Listener::refuse(AnyStream::socket socket) {
   auto const code =
       relay_.draining() ? proto::ErrorCode::shutting_down : proto::ErrorCode::too_many_connections;
   relay_.metrics().connection_refused(code).Increment();
@@ -160,7 +145,7 @@ asio::awaitable<void> Listener::refuse(generic::socket socket) {
   boost::system::error_code ec;
   socket.non_blocking(true, ec);
   asio::write(socket, asio::buffer(frame), ec);
-  socket.shutdown(generic::socket::shutdown_both, ec);
+  socket.shutdown(AnyStream::socket::shutdown_both, ec);
   socket.close(ec);
   co_return;
 }

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "config/address.hpp"
+#include "util/error.hpp"
 
 namespace podrelay::server {
 
@@ -20,10 +21,11 @@ class Relay;
 class Listener {
  public:
   enum class Protocol { framed, resp };
-  // Binds and listens; nullptr with `error` set (one line) when the address is unusable.
-  static std::unique_ptr<Listener> open(boost::asio::any_io_executor ex,
-                                        config::ListenAddress const& address, Relay& relay,
-                                        std::string& error, Protocol protocol = Protocol::framed);
+  // Binds and listens; errc::listen_failed with a one-line reason when the address is unusable.
+  static Expected<std::unique_ptr<Listener>> open(boost::asio::any_io_executor ex,
+                                                  config::ListenAddress const& address,
+                                                  Relay& relay,
+                                                  Protocol protocol = Protocol::framed);
   ~Listener();
 
   void start();

@@ -25,13 +25,13 @@ Relay::Relay(asio::any_io_executor ex, config::Config const& cfg, metrics::Metri
       metrics_(metrics),
       names_(cfg.channel_prefix),
       resp_names_(cfg.resp_channel_prefix),
-      subscriptions_({cfg.max_subscriptions, cfg.redis.mode != redis::RedisUrl::Mode::cluster},
+      subscriptions_({cfg.max_subscriptions, cfg.redis.mode != config::RedisUrl::Mode::cluster},
                      [this](std::string_view redis_name) { return route(redis_name).id; }),
       connections_(ex, cfg.max_connections) {
   if (!cfg.auth_token.empty()) resp_config_.auth_token = cfg.auth_token;
   resp_config_.podrelay_version = PODRELAY_VERSION;
-  resp_config_.patterns_allowed = cfg.redis.mode != redis::RedisUrl::Mode::cluster;
-  if (cfg.redis.mode == redis::RedisUrl::Mode::cluster) {
+  resp_config_.patterns_allowed = cfg.redis.mode != config::RedisUrl::Mode::cluster;
+  if (cfg.redis.mode == config::RedisUrl::Mode::cluster) {
     // The first seed serves until the slot map is known; MOVED replies correct it.
     auto& seed = shard_at(cfg.redis.endpoints.front());
     topology_ = std::make_unique<redis::ClusterTopology>(
@@ -56,7 +56,7 @@ void Relay::start() {
   if (topology_) topology_->start();
 }
 
-Shard& Relay::shard_at(redis::Endpoint const& node) {
+Shard& Relay::shard_at(config::Endpoint const& node) {
   for (auto& s : shards_) {
     if (s->node && *s->node == node && !s->retired()) return *s;
   }
@@ -89,7 +89,7 @@ std::vector<Shard*> Relay::active_shards() const {
 }
 
 std::string Relay::where(Shard const& shard) const {
-  return shard.node ? shard.node->to_string() : redis::redact(cfg_.redis);
+  return shard.node ? shard.node->to_string() : config::redact(cfg_.redis);
 }
 
 void Relay::apply(core::Subscriptions::Effects const& fx) {

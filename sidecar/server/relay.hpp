@@ -107,7 +107,7 @@ class Relay final : public redis::Publisher::Events, public redis::Subscriber::E
   std::vector<Shard*> active_shards() const;
   // The shard that owns `redis_name` now (cluster: by slot; unknown slot: the first seed).
   Shard& route(std::string_view redis_name);
-  Shard& shard_at(redis::Endpoint const& node);
+  Shard& shard_at(config::Endpoint const& node);
   std::string where(Shard const& shard) const;
   void apply(core::Subscriptions::Effects const& effects);
   void on_topology(redis::SlotMap const& map);

@@ -4,15 +4,16 @@ namespace podrelay::server {
 
 namespace {
 redis::MasterLocator make_locator(boost::asio::any_io_executor ex, config::Config const& cfg,
-                                  std::optional<redis::Endpoint> const& node) {
+                                  std::optional<config::Endpoint> const& node) {
   return node ? redis::MasterLocator(ex, cfg, *node) : redis::MasterLocator(ex, cfg);
 }
 }  // namespace
 
 Shard::Shard(boost::asio::any_io_executor ex, config::Config const& cfg, Events events,
-             std::size_t id_, std::optional<redis::Endpoint> node_, std::function<bool()> hold)
-    : id(id_),
-      node(std::move(node_)),
+             std::size_t shard_id, std::optional<config::Endpoint> redis_node,
+             std::function<bool()> hold)
+    : id(shard_id),
+      node(std::move(redis_node)),
       locator(make_locator(ex, cfg, node)),
       publisher(ex, cfg, locator, events.first, id),
       subscriber(ex, cfg, locator, events.second, id) {

@@ -22,7 +22,7 @@ class Shard {
   // `node`: the cluster master this shard talks to; empty for single and Sentinel modes.
   // `hold`: true while publishes written after a (re)connect must wait (see Publisher).
   Shard(boost::asio::any_io_executor ex, config::Config const& cfg, Events events, std::size_t id,
-        std::optional<redis::Endpoint> node, std::function<bool()> hold);
+        std::optional<config::Endpoint> node, std::function<bool()> hold);
 
   void start();
   void stop();
@@ -30,7 +30,7 @@ class Shard {
   void mark_retired() noexcept { retired_ = true; }
 
   std::size_t const id;
-  std::optional<redis::Endpoint> const node;
+  std::optional<config::Endpoint> const node;
   redis::MasterLocator locator;  // before the connections that use it
   redis::Publisher publisher;
   redis::Subscriber subscriber;

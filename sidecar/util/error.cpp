@@ -21,6 +21,7 @@ class Category final : public std::error_category {
       case errc::sentinel_unknown_master: return "no sentinel knows the master";
       case errc::bad_reply: return "unexpected reply";
       case errc::slot_map_invalid: return "invalid CLUSTER SLOTS reply";
+      case errc::listen_failed: return "cannot listen";
     }
     return "unknown podrelay error";
   }

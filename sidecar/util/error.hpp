@@ -1,5 +1,5 @@
 // The daemon's internal error vocabulary: why a Redis connection, a Sentinel query, a
-// CLUSTER SLOTS reply or the TLS setup failed. Codes are for programs (compare them, count
+// CLUSTER SLOTS reply, the TLS setup or a listening socket failed. Codes are for programs (compare them, count
 // them); the reason string that travels with them is one line for humans and the logs, and
 // never holds a secret. The wire codes sent to apps live in proto/error_code.hpp instead.
 #pragma once
@@ -26,6 +26,7 @@ enum class errc {
   sentinel_unknown_master,  // no sentinel named the configured master
   bad_reply,                // a well-formed reply that is not what the command returns
   slot_map_invalid,         // CLUSTER SLOTS did not describe a slot map
+  listen_failed,            // an app or admin address cannot be bound or listened on
 };
 
 std::error_category const& error_category() noexcept;

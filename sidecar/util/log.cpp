@@ -9,7 +9,7 @@ namespace podrelay::log {
 namespace {
 
 LogLevel g_level = LogLevel::info;
-config::LogFormat g_format = config::LogFormat::text;
+LogFormat g_format = LogFormat::text;
 
 std::string_view level_name(LogLevel l) {
   switch (l) {
@@ -71,7 +71,7 @@ std::string timestamp() {
 
 }  // namespace
 
-void configure(LogLevel level, config::LogFormat format) {
+void configure(LogLevel level, LogFormat format) {
   g_level = level;
   g_format = format;
 }
@@ -86,7 +86,7 @@ void write(LogLevel level, std::string_view msg, std::span<Field const> fields) 
   if (!enabled(level)) return;
   std::string line;
   line.reserve(128);
-  if (g_format == config::LogFormat::json) {
+  if (g_format == LogFormat::json) {
     line += "{\"ts\":\"" + timestamp() + "\",\"level\":\"";
     line += level_name(level);
     line += "\",\"msg\":\"";

@@ -1,5 +1,5 @@
 // Structured logging to stderr as text or JSON lines. Messages carry key/value fields;
-// callers never pass secrets (URLs go through redis::redact). Single-threaded use.
+// callers never pass secrets (URLs go through config::redact). Single-threaded use.
 #pragma once
 
 #include <chrono>
@@ -9,15 +9,14 @@
 #include <string_view>
 #include <utility>
 
-#include "config/config.hpp"
-
 namespace podrelay::log {
 
 using Field = std::pair<std::string_view, std::string_view>;
 using Fields = std::initializer_list<Field>;
-using config::LogLevel;
+enum class LogLevel { debug, info, warn, error };
+enum class LogFormat { text, json };
 
-void configure(LogLevel level, config::LogFormat format);
+void configure(LogLevel level, LogFormat format);
 bool enabled(LogLevel level) noexcept;
 void write(LogLevel level, std::string_view msg, Fields fields = {});
 void write(LogLevel level, std::string_view msg, std::span<Field const> fields);

@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-namespace podrelay::redis {
+namespace podrelay::config {
 
 struct Endpoint {
   std::string host;
@@ -28,10 +28,10 @@ struct RedisUrl {
   Mode mode = Mode::single;
   bool tls = false;
   std::vector<Endpoint> endpoints;  // one for single mode
-  std::string username;             // empty: the default user
-  std::string password;             // empty: no AUTH
+  std::string username{};           // empty: the default user
+  std::string password{};           // empty: no AUTH
   int db = 0;
-  std::string master_name;  // sentinel mode
+  std::string master_name{};  // sentinel mode
 };
 
 struct RedisUrlResult {
@@ -49,4 +49,4 @@ bool parse_host_port(std::string_view text, std::uint16_t default_port, Endpoint
 // The URL with the password replaced by "***", for logs.
 std::string redact(RedisUrl const& url);
 
-}  // namespace podrelay::redis
+}  // namespace podrelay::config

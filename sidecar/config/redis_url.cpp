@@ -1,8 +1,8 @@
-#include "redis/redis_url.hpp"
+#include "config/redis_url.hpp"
 
 #include <charconv>
 
-namespace podrelay::redis {
+namespace podrelay::config {
 namespace {
 
 bool parse_port(std::string_view s, std::uint16_t& port) {
@@ -84,58 +84,38 @@ bool parse_host_port(std::string_view text, std::uint16_t default_port, Endpoint
   return true;
 }
 
-RedisUrlResult parse_redis_url(std::string_view text) {
-  RedisUrlResult r;
-  auto& url = r.url;
-  auto const fail = [&](std::string msg) {
-    r.error = std::move(msg);
-    return r;
-  };
-  auto const sep = text.find("://");
-  if (sep == std::string_view::npos) {
-    return fail("expected a URL such as redis://host:6379 (missing '://')");
-  }
-  auto const scheme = text.substr(0, sep);
-  std::uint16_t default_port = 6379;
+namespace {
+
+// Each step of parse_redis_url fills its part of the URL and returns why it failed (empty: ok).
+
+std::string parse_scheme(std::string_view scheme, RedisUrl& url) {
   if (scheme == "redis" || scheme == "rediss") {
     url.mode = RedisUrl::Mode::single;
   } else if (scheme == "redis-sentinel" || scheme == "rediss-sentinel") {
     url.mode = RedisUrl::Mode::sentinel;
-    default_port = 26379;
   } else if (scheme == "redis-cluster" || scheme == "rediss-cluster") {
     url.mode = RedisUrl::Mode::cluster;
   } else {
-    return fail("unknown scheme '" + std::string(scheme) +
-                "' (expected redis, rediss, redis-sentinel or redis-cluster)");
+    return "unknown scheme '" + std::string(scheme) +
+           "' (expected redis, rediss, redis-sentinel or redis-cluster)";
   }
   url.tls = scheme.starts_with("rediss");
+  return {};
+}
 
-  auto rest = text.substr(sep + 3);
-  auto const slash = rest.find('/');
-  auto const authority = rest.substr(0, slash);
-  std::string_view path =
-      slash == std::string_view::npos ? std::string_view{} : rest.substr(slash + 1);
+// "user:pass" or the password-only form "secret" many clients accept; %-escapes allowed.
+std::string parse_userinfo(std::string_view userinfo, RedisUrl& url) {
+  auto const colon = userinfo.find(':');
+  bool const ok = colon == std::string_view::npos
+                      ? percent_decode(userinfo, url.password)
+                      : percent_decode(userinfo.substr(0, colon), url.username) &&
+                            percent_decode(userinfo.substr(colon + 1), url.password);
+  return ok ? std::string() : "invalid %-escape in URL credentials";
+}
 
-  // userinfo: the last '@' separates it, so the host part never contains one.
-  std::string_view hosts = authority;
-  if (auto const at = authority.rfind('@'); at != std::string_view::npos) {
-    auto const userinfo = authority.substr(0, at);
-    hosts = authority.substr(at + 1);
-    auto const colon = userinfo.find(':');
-    std::string user_raw(userinfo.substr(0, colon));
-    if (colon == std::string_view::npos) {
-      // "redis://secret@host" is the password-only form many clients accept.
-      if (!percent_decode(user_raw, url.password))
-        return fail("invalid %-escape in URL credentials");
-    } else {
-      if (!percent_decode(user_raw, url.username) ||
-          !percent_decode(userinfo.substr(colon + 1), url.password)) {
-        return fail("invalid %-escape in URL credentials");
-      }
-    }
-  }
-  if (hosts.empty()) return fail("missing host (e.g. redis://127.0.0.1:6379)");
-
+std::string parse_hosts(std::string_view hosts, RedisUrl& url) {
+  if (hosts.empty()) return "missing host (e.g. redis://127.0.0.1:6379)";
+  std::uint16_t const default_port = url.mode == RedisUrl::Mode::sentinel ? 26379 : 6379;
   std::size_t start = 0;
   while (start <= hosts.size()) {
     auto const comma = hosts.find(',', start);
@@ -143,39 +123,59 @@ RedisUrlResult parse_redis_url(std::string_view text) {
         hosts.substr(start, comma == std::string_view::npos ? hosts.npos : comma - start);
     Endpoint ep;
     std::string err;
-    if (!parse_host_port(item, default_port, ep, err)) return fail(err);
+    if (!parse_host_port(item, default_port, ep, err)) return err;
     url.endpoints.push_back(std::move(ep));
     if (comma == std::string_view::npos) break;
     start = comma + 1;
   }
-  if (url.mode == RedisUrl::Mode::single && url.endpoints.size() != 1) {
-    return fail(
-        "redis:// takes exactly one host; use redis-sentinel:// or redis-cluster:// for several");
-  }
+  if (url.mode == RedisUrl::Mode::single && url.endpoints.size() != 1)
+    return "redis:// takes exactly one host; use redis-sentinel:// or redis-cluster:// for several";
+  return {};
+}
 
+// The path: the database number, the Sentinel master name, or nothing for a cluster.
+std::string parse_path(std::string_view path, RedisUrl& url) {
   switch (url.mode) {
-    case RedisUrl::Mode::single:
-      if (!path.empty()) {
-        int db = 0;
-        auto const [p, ec] = std::from_chars(path.data(), path.data() + path.size(), db);
-        if (ec != std::errc{} || p != path.data() + path.size() || db < 0) {
-          return fail("invalid database '" + std::string(path) + "' (expected a number >= 0)");
-        }
-        url.db = db;
-      }
-      break;
+    case RedisUrl::Mode::single: {
+      if (path.empty()) return {};
+      auto const [p, ec] = std::from_chars(path.data(), path.data() + path.size(), url.db);
+      if (ec != std::errc{} || p != path.data() + path.size() || url.db < 0)
+        return "invalid database '" + std::string(path) + "' (expected a number >= 0)";
+      return {};
+    }
     case RedisUrl::Mode::sentinel:
-      if (path.empty() || path.find('/') != std::string_view::npos) {
-        return fail(
-            "redis-sentinel:// needs the master name as the path, e.g. "
-            "redis-sentinel://h1:26379,h2:26379/mymaster");
-      }
+      if (path.empty() || path.find('/') != std::string_view::npos)
+        return "redis-sentinel:// needs the master name as the path, e.g. "
+               "redis-sentinel://h1:26379,h2:26379/mymaster";
       url.master_name = std::string(path);
-      break;
+      return {};
     case RedisUrl::Mode::cluster:
-      if (!path.empty()) return fail("redis-cluster:// takes no path");
-      break;
+      return path.empty() ? std::string() : "redis-cluster:// takes no path";
   }
+  return {};
+}
+
+}  // namespace
+
+RedisUrlResult parse_redis_url(std::string_view text) {
+  RedisUrlResult r;
+  auto const sep = text.find("://");
+  if (sep == std::string_view::npos) {
+    r.error = "expected a URL such as redis://host:6379 (missing '://')";
+    return r;
+  }
+  auto const rest = text.substr(sep + 3);
+  auto const slash = rest.find('/');
+  auto const authority = rest.substr(0, slash);
+  auto const path = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash + 1);
+  // The last '@' ends the userinfo, so a host never contains one.
+  auto const at = authority.rfind('@');
+  auto const hosts = at == std::string_view::npos ? authority : authority.substr(at + 1);
+  r.error = parse_scheme(text.substr(0, sep), r.url);
+  if (r.error.empty() && at != std::string_view::npos)
+    r.error = parse_userinfo(authority.substr(0, at), r.url);
+  if (r.error.empty()) r.error = parse_hosts(hosts, r.url);
+  if (r.error.empty()) r.error = parse_path(path, r.url);
   return r;
 }
 
@@ -195,14 +195,11 @@ std::string redact(RedisUrl const& url) {
   }
   for (std::size_t i = 0; i < url.endpoints.size(); ++i) {
     if (i > 0) out += ',';
-    auto const& ep = url.endpoints[i];
-    bool const v6 = ep.host.find(':') != std::string::npos;
-    out += v6 ? "[" + ep.host + "]" : ep.host;
-    out += ':' + std::to_string(ep.port);
+    out += url.endpoints[i].to_string();
   }
   if (url.mode == RedisUrl::Mode::single && url.db != 0) out += '/' + std::to_string(url.db);
   if (url.mode == RedisUrl::Mode::sentinel) out += '/' + url.master_name;
   return out;
 }
 
-}  // namespace podrelay::redis
+}  // namespace podrelay::config
