@@ -41,7 +41,7 @@ struct Limits {
   // Before authentication (when a token is configured), Redis 7 allows at most 10 arguments
   // and 16 KiB per argument.
   std::size_t unauthenticated_max_args = 10;
-  std::size_t unauthenticated_max_bulk_bytes = 16 * 1024;
+  std::size_t unauthenticated_max_bulk_bytes = std::size_t{16} * 1024;
 
   // The limits the daemon derives from --max-frame-bytes: an argument as large as a frame
   // plus 1 KiB, and a request of two such arguments plus 64 KiB (PUBLISH's channel and
