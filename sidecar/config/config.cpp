@@ -56,6 +56,51 @@ bool in_range(std::int64_t v, std::string const& flag, std::int64_t lo, std::int
   return true;
 }
 
+// --- durable channels: one block, easy to move into an option table ---------------------
+struct DurableFlags {
+  std::int64_t max_len = 10'000;
+  std::int64_t ttl = 86'400;
+  std::int64_t min_replicas = 0;
+};
+
+void add_durable_flags(CLI::App& app, Config& c, DurableFlags& f) {
+  auto env = [](std::string const& flag) { return "PODRELAY_" + flag; };
+  app.add_option("--durable", c.durable,
+                 "Durable channels: a Redis glob over app channel names (repeatable or comma "
+                 "separated), read and written as Redis streams with recovery")
+      ->envname(env("DURABLE"))
+      ->delimiter(',');
+  app.add_option("--durable-max-len", f.max_len,
+                 "Entries kept per durable channel (approximate trimming, MAXLEN ~)")
+      ->envname(env("DURABLE_MAX_LEN"));
+  app.add_option("--durable-ttl", f.ttl, "Seconds an idle durable channel's stream is kept")
+      ->envname(env("DURABLE_TTL"));
+  app.add_option("--durable-min-replicas", f.min_replicas,
+                 "Replicas that must have a durable publish (WAIT) before it is acknowledged")
+      ->envname(env("DURABLE_MIN_REPLICAS"));
+}
+
+bool validate_durable(Config& c, DurableFlags const& f, std::string& error) {
+  for (auto const& p : c.durable) {
+    if (p.empty()) {
+      error = "--durable: empty pattern";
+      return false;
+    }
+  }
+  std::size_t ttl = 0;
+  if (!in_range(f.max_len, "--durable-max-len", 1, 1'000'000'000, c.durable_max_len, error) ||
+      !in_range(f.ttl, "--durable-ttl", 1, 10LL * 365 * 86'400, ttl, error) ||
+      !in_range(f.min_replicas, "--durable-min-replicas", 0, 100, c.durable_min_replicas, error)) {
+    return false;
+  }
+  c.durable_ttl = std::chrono::seconds(ttl);
+  if (!c.durable.empty() && c.redis.mode == redis::RedisUrl::Mode::cluster) {
+    error = "--durable is not supported with redis-cluster:// yet (single Redis and Sentinel only)";
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 ConfigResult parse_config(int argc, char const* const* argv) {
@@ -180,6 +225,8 @@ ConfigResult parse_config(int argc, char const* const* argv) {
       ->envname(env("REDIS_PING_TIMEOUT"));
   app.add_option("--node-id", c.node_id, "Identifier of this sidecar (default: hostname-random)")
       ->envname(env("NODE_ID"));
+  DurableFlags durable_flags;
+  add_durable_flags(app, c, durable_flags);
 
   try {
     app.parse(argc, argv);
@@ -276,6 +323,7 @@ ConfigResult parse_config(int argc, char const* const* argv) {
       !to_millis(ping_timeout, "--redis-ping-timeout", 0.01, 600, c.redis_ping_timeout, err)) {
     return fail(err);
   }
+  if (!validate_durable(c, durable_flags, err)) return fail(err);
   if (c.max_queue_bytes < c.max_frame_bytes + 64) {
     return fail("--max-queue-bytes must be at least --max-frame-bytes + 64");
   }
