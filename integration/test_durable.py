@@ -213,6 +213,18 @@ class TestDurableCompatibilityAndBadInput(DurableCase):
         v1.publish("room:v1", b"still fine")
         self.assertEqual(self.expect_msgs(v1, 1)[0].payload, b"still fine")
 
+    def test_min_replicas_not_reached_is_a_clear_nack(self):
+        # One Redis without replicas: WAIT 1 answers 0, so the publish is appended but the
+        # app is told it is not replicated (and may be lost on a failover).
+        (a,) = self.start_pods(1, ["--durable-min-replicas", "1"])
+        c = v2(a, "pub")
+        with self.assertRaises(ServerError) as e:
+            c.publish_durable("room:w", b"w")
+        self.assertEqual(e.exception.code, proto.NOT_REPLICATED)
+        self.assertIn(b"only 0 of --durable-min-replicas 1", e.exception.message)
+        self.assertEqual(self.redis.cli("XLEN", "podrelay:{room:w}").strip(), "1")
+        c.ping()  # the connection goes on
+
     def test_durable_refused_on_cluster_at_start(self):
         r = subprocess.run([PODRELAY_BIN, "--redis", "redis-cluster://127.0.0.1:1",
                             "--durable", "room:*"], capture_output=True, timeout=10)
