@@ -51,7 +51,7 @@ class StreamCursor {
   std::string const* channel_of_key(std::string_view key) const;
 
   // XREAD BLOCK <block_ms> COUNT <count> STREAMS k1 .. kn id1 .. idn over every positioned
-  // channel, as arguments (views into this object, valid until it changes).
+  // channel, as arguments.
   std::vector<std::string> xread_args(std::size_t block_ms, std::size_t count) const;
 
  private:

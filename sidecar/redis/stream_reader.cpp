@@ -1,6 +1,7 @@
 #include "redis/stream_reader.hpp"
 
 #include <boost/asio/post.hpp>
+#include <utility>
 
 #include "redis/stream_commands.hpp"
 #include "util/log.hpp"
@@ -107,7 +108,10 @@ Error StreamReader::on_down() {
   client_id_ = 0;
   cursor_.on_disconnected();
   events_.on_reader_state(false);
-  return {};
+  // A refused command (a key of another type under a durable stream's name, an ACL) would
+  // be refused again at once: back off rather than spin.
+  if (refused_.empty()) return {};
+  return Error(errc::bad_reply, std::exchange(refused_, {}));
 }
 
 void StreamReader::log_retry(log::RateLimit& limit, std::string_view reason) {
@@ -126,6 +130,7 @@ bool StreamReader::on_reply(redisReply const& reply) {
     static log::RateLimit limit;
     log::error_limited(limit, "redis refused a stream reader command; reconnecting",
                        {{"error", reply_string(reply)}});
+    refused_ = "redis refused a stream reader command: " + std::string(reply_string(reply));
     return false;
   }
   switch (head.kind) {
@@ -148,6 +153,7 @@ bool StreamReader::on_reply(redisReply const& reply) {
         // pause rather than spin.
         static log::RateLimit limit;
         log::error_limited(limit, "XREAD failed; retrying", {{"error", reply_string(reply)}});
+        refused_ = "XREAD failed: " + std::string(reply_string(reply));
         return false;
       }
       on_xread(reply);

@@ -98,6 +98,7 @@ class StreamReader final : Link::Role {
   std::size_t fetches_in_flight_ = 0;
   std::vector<std::string> confirm_on_, confirm_off_;
   bool confirm_posted_ = false;
+  std::string refused_;  // Redis refused a command: back off before reconnecting
   asio::any_io_executor ex_;
   Link link_;  // last: its coroutines use the members above
 };
