@@ -237,8 +237,15 @@ class TestDurableCompatibilityAndBadInput(DurableCase):
 
 
 class TestDurableScale(DurableCase):
+    @staticmethod
+    def rss(pod) -> float:
+        _, text = pod.get("/metrics")
+        return [float(l.split()[1]) for l in text.splitlines()
+                if l.startswith("process_resident_memory_bytes")][0]
+
     def test_many_channels_one_reader_and_idle_expiry(self):
         (a,) = self.start_pods(1, ["--durable-ttl", "2"])
+        rss_before = self.rss(a)
         c = v2(a, "many")
         names = [f"room:{i}" for i in range(1000)]
         c.subscribe(*names, timeout=30)
@@ -252,9 +259,10 @@ class TestDurableScale(DurableCase):
         self.assertEqual(len(readers), 1, readers)
         _, text = a.get("/metrics")
         self.assertIn("podrelay_durable_streams 1000", text)
-        rss = [float(l.split()[1]) for l in text.splitlines()
-               if l.startswith("process_resident_memory_bytes")]
-        self.assertTrue(rss and rss[0] < 96 * 1024 * 1024, rss)
+        # Memory bounded: 1,000 read channels cost the pod little (ASan builds included).
+        growth = self.rss(a) - rss_before
+        print(f"    RSS growth for 1,000 durable channels: {growth / 1024:.0f} KiB")
+        self.assertLess(growth, 32 * 1024 * 1024)
         # Idle streams (and their epochs) expire after --durable-ttl.
         wait_for(lambda: self.redis.cli("KEYS", "podrelay:{room:*").strip() == "", 15,
                  what="idle durable streams to expire")
