@@ -34,7 +34,7 @@ struct Options {
   std::optional<std::string> message;
   std::vector<std::string> names;
   long count = 0;
-  double timeout = 0;  // 0: none
+  double timeout = 0;                // 0: none
   std::optional<std::string> since;  // sub: resume durable channels after this stream id
   std::string epoch;                 // ... if the stream's epoch is still this one
   bool verbose = false;              // print stream ids
