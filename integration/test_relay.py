@@ -480,9 +480,9 @@ class BadInputTest(IntegrationCase):
         with self.subTest("first frame not HELLO"):
             self.assert_rejected(proto.encode_ping(1), proto.HANDSHAKE_REQUIRED, hello=False,
                                  what="PING first")
-        with self.subTest("version 2"):
-            self.assert_rejected(proto.encode_hello(b"x", b"", version=2),
-                                 proto.UNSUPPORTED_VERSION, hello=False, what="v2")
+        with self.subTest("version 3"):
+            self.assert_rejected(proto.encode_hello(b"x", b"", version=3),
+                                 proto.UNSUPPORTED_VERSION, hello=False, what="v3")
         with self.subTest("second HELLO"):
             self.assert_rejected(proto.encode_hello(b"again"), proto.UNEXPECTED_FRAME,
                                  what="2nd HELLO")

@@ -143,7 +143,7 @@ TEST_CASE("malformed bodies") {
     CHECK(r.error == expected);
   };
   check("", ErrorCode::malformed_frame);
-  check("\x08", ErrorCode::unknown_type);
+  check("\x0a", ErrorCode::unknown_type);
   check(std::string("\x00", 1), ErrorCode::unknown_type);
   check("\x80", ErrorCode::unknown_type);
   check("\xff", ErrorCode::unknown_type);

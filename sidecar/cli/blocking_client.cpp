@@ -14,7 +14,9 @@ namespace {
 namespace asio = boost::asio;
 }
 
-BlockingClient::BlockingClient() : socket_(ioc_), decoder_(std::size_t{64} * 1024 * 1024) {}
+BlockingClient::BlockingClient() : socket_(ioc_), decoder_(std::size_t{64} * 1024 * 1024) {
+  decoder_.set_version(proto::max_protocol_version);  // what it says in HELLO
+}
 
 bool BlockingClient::connect(std::string const& address, std::string& error) {
   auto parsed = config::parse_listen_address(address);
@@ -101,7 +103,8 @@ BlockingClient::ReadStatus BlockingClient::read(proto::Frame& out, Clock::time_p
 bool BlockingClient::handshake(std::string const& client_name, std::string const& token,
                                Clock::time_point deadline, std::string& error) {
   std::string hello;
-  proto::encode_hello(hello, client_name, token);
+  // Version 2: a durable channel's messages carry their stream id, and sub --since works.
+  proto::encode_hello(hello, client_name, token, proto::max_protocol_version);
   if (!send(hello, error)) return false;
   proto::Frame f;
   switch (read(f, deadline, error)) {

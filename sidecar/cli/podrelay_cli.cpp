@@ -1,6 +1,7 @@
 // podrelay-cli: publish, subscribe and ping from a shell.
 //   podrelay-cli [-c ADDR] pub CHANNEL [MESSAGE]     (no MESSAGE: one message per stdin line)
-//   podrelay-cli [-c ADDR] sub CHANNEL... [-n COUNT] [--timeout SECONDS]
+//   podrelay-cli [-c ADDR] sub CHANNEL... [-n COUNT] [--timeout SECONDS] [--since ID
+//                [--epoch E]] [-v]
 //   podrelay-cli [-c ADDR] psub PATTERN... [-n COUNT] [--timeout SECONDS]
 //   podrelay-cli [-c ADDR] ping
 // Exit status: 0 success, 1 runtime failure (one line on stderr), 2 usage error.
@@ -33,7 +34,10 @@ struct Options {
   std::optional<std::string> message;
   std::vector<std::string> names;
   long count = 0;
-  double timeout = 0;  // 0: none
+  double timeout = 0;                // 0: none
+  std::optional<std::string> since;  // sub: resume durable channels after this stream id
+  std::string epoch;                 // ... if the stream's epoch is still this one
+  bool verbose = false;              // print stream ids
 };
 
 bool open_client(BlockingClient& client, Options const& o, std::string& error) {
@@ -70,7 +74,7 @@ int run_pub(Options const& o) {
       if (st == BlockingClient::ReadStatus::closed) error = "the sidecar closed the connection";
       return false;
     }
-    if (std::holds_alternative<proto::Ok>(f)) {
+    if (std::holds_alternative<proto::Ok>(f) || std::holds_alternative<proto::PubOk>(f)) {
       --outstanding;
     } else if (auto* e = std::get_if<proto::Err>(&f)) {
       --outstanding;
@@ -115,7 +119,16 @@ int run_sub(Options const& o, proto::FrameType type) {
   if (!open_client(client, o, error)) return fail(error);
   std::vector<std::string_view> names(o.names.begin(), o.names.end());
   std::string out;
-  proto::encode_name_list(out, type, 1, names);
+  std::size_t answers_due = 1;
+  if (o.since) {
+    // One RSUB per channel (durable channels only): the missed messages come first.
+    answers_due = names.size();
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      proto::encode_rsub(out, static_cast<std::uint32_t>(i + 1), names[i], *o.since, o.epoch);
+    }
+  } else {
+    proto::encode_name_list(out, type, 1, names);
+  }
   if (!client.send(out, error)) return fail(error);
   auto const deadline =
       o.timeout > 0 ? Clock::now() + std::chrono::milliseconds(static_cast<long>(o.timeout * 1000))
@@ -140,8 +153,20 @@ int run_sub(Options const& o, proto::FrameType type) {
       std::cout.write(m->payload.data(), static_cast<std::streamsize>(m->payload.size()));
       std::cout << '\n' << std::flush;
       ++received;
+    } else if (auto* d = std::get_if<proto::Smsg>(&f)) {
+      if (o.verbose) std::cout << d->id << ' ';
+      std::cout.write(d->payload.data(), static_cast<std::streamsize>(d->payload.size()));
+      std::cout << '\n' << std::flush;
+      ++received;
     } else if (std::holds_alternative<proto::Ok>(f)) {
       subscribed = true;
+    } else if (auto* r = std::get_if<proto::RsubOk>(&f)) {
+      if (o.verbose || r->recovered == 0) {
+        std::cerr << "podrelay-cli: " << o.names.at(r->request_id - 1)
+                  << (r->recovered ? " recovered" : " NOT recovered (reload your state)")
+                  << " epoch=" << r->epoch << " last_id=" << r->last_id << '\n';
+      }
+      subscribed = --answers_due == 0;
     } else if (auto* e = std::get_if<proto::Err>(&f)) {
       return fail("sidecar refused: " + cli::describe_error(e->code, e->message));
     } else if (auto* g = std::get_if<proto::Goaway>(&f)) {
@@ -194,6 +219,10 @@ int main(int argc, char** argv) {
                   "Give up after SECONDS (with -n: exit 1 unless COUNT arrived)")
         ->check(CLI::NonNegativeNumber);
   }
+  sub->add_option("--since", o.since,
+                  "Durable channels: first replay what was published after this stream id");
+  sub->add_option("--epoch", o.epoch, "With --since: the stream epoch the id belongs to");
+  sub->add_flag("-v,--verbose", o.verbose, "Print each durable message's stream id first");
   auto* ping = app.add_subcommand("ping", "Check that the sidecar answers");
 
   try {

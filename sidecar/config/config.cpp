@@ -10,6 +10,7 @@
 #include <fstream>
 #include <limits>
 #include <sstream>
+#include <type_traits>
 
 namespace podrelay::config {
 namespace {
@@ -43,6 +44,10 @@ constexpr CountFlag count_flags[] = {
     {"--max-connections", &Config::max_connections, 1, 1'000'000, "Concurrent app connections"},
     {"--max-subscriptions", &Config::max_subscriptions, 1, 10'000'000,
      "Channels plus patterns one app connection may subscribe to"},
+    {"--durable-max-len", &Config::durable_max_len, 1, 1'000'000'000,
+     "Entries kept per durable channel (approximate trimming, MAXLEN ~)"},
+    {"--durable-min-replicas", &Config::durable_min_replicas, 0, 100,
+     "Replicas that must have a durable publish (WAIT) before it is acknowledged"},
 };
 
 // Durations given in (fractional) seconds, checked against [lo, hi].
@@ -68,6 +73,8 @@ constexpr SecondsFlag seconds_flags[] = {
      "Seconds between health-check PINGs on each Redis connection"},
     {"--redis-ping-timeout", &Config::redis_ping_timeout, 0.01, 600,
      "Seconds without any reply from Redis before the connection is dropped"},
+    {"--durable-ttl", &Config::durable_ttl, 1, 10.0 * 365 * 86'400,
+     "Seconds an idle durable channel's stream is kept (whole seconds: Redis' EXPIRE)"},
 };
 
 // Free text taken as given.
@@ -106,18 +113,19 @@ std::string seconds_text(std::chrono::milliseconds ms) {
   return ss.str();
 }
 
-// NaN passes CLI::Range (every comparison is false), so seconds get their own check.
-CLI::Validator seconds_between(double lo, double hi) {
+// "must be between lo and hi" for a number of type T, NaN and trailing text refused (NaN
+// passes CLI::Range, every comparison being false).
+template <class T>
+CLI::Validator between(T lo, T hi, char const* unit) {
+  std::ostringstream range;
+  range << lo << " and " << hi << unit;
   std::ostringstream desc;
-  desc << "SECONDS in [" << lo << ", " << hi << "]";
-  return {[lo, hi](std::string& text) -> std::string {
-            double v = 0;
-            if (!CLI::detail::lexical_cast(text, v) || !std::isfinite(v) || v < lo || v > hi) {
-              std::ostringstream ss;
-              ss << "must be between " << lo << " and " << hi << " seconds (got '" << text << "')";
-              return ss.str();
-            }
-            return {};
+  desc << "in [" << lo << ", " << hi << "]";
+  return {[lo, hi, range = range.str()](std::string& text) -> std::string {
+            T v{};
+            bool ok = CLI::detail::lexical_cast(text, v) && v >= lo && v <= hi;
+            if constexpr (std::is_floating_point_v<T>) ok = ok && std::isfinite(v);
+            return ok ? std::string() : "must be between " + range + " (got '" + text + "')";
           },
           desc.str()};
 }
@@ -167,6 +175,10 @@ void add_options(CLI::App& app, Config& c, Raw& raw) {
       "Redis-protocol (RESP) listen address for apps' own Redis clients, repeatable: host:port "
       "(loopback only unless --allow-remote) or unix:/path; off by default")
       ->delimiter(',');
+  opt("--durable", c.durable,
+      "Durable channels: a Redis glob over app channel names (repeatable or comma separated), "
+      "read and written as Redis streams with recovery")
+      ->delimiter(',');
   opt("--auth-token-file", raw.token_file,
       "File holding a token apps must present in HELLO (default: no app auth)");
   opt("--log-level", raw.log_level, "debug, info, warn or error")
@@ -174,7 +186,7 @@ void add_options(CLI::App& app, Config& c, Raw& raw) {
   opt("--log-format", raw.log_format, "text or json (JSON lines on stderr)")
       ->check(CLI::IsMember({"text", "json"}));
   for (auto const& f : text_flags) opt(f.name, f.field(c), f.help);
-  for (auto const& f : count_flags) opt(f.name, c.*f.field, f.help)->check(CLI::Range(f.lo, f.hi));
+  for (auto const& f : count_flags) opt(f.name, c.*f.field, f.help)->check(between(f.lo, f.hi, ""));
   for (auto const& f : seconds_flags) {
     app.add_option_function<double>(
            f.name,
@@ -184,7 +196,7 @@ void add_options(CLI::App& app, Config& c, Raw& raw) {
            f.help)
         ->envname(env_name(f.name))
         ->default_str(seconds_text(c.*f.field))
-        ->check(seconds_between(f.lo, f.hi));
+        ->check(between(f.lo, f.hi, " seconds"));
   }
 }
 
@@ -250,6 +262,11 @@ std::string finish(Config& c, Raw const& raw, bool soft_queue_given) {
   }
   if (c.tls.cert_file.empty() != c.tls.key_file.empty())
     return "--tls-cert-file and --tls-key-file go together";
+  for (auto const& p : c.durable) {
+    if (p.empty()) return "--durable: empty pattern";
+  }
+  if (!c.durable.empty() && c.redis.mode == RedisUrl::Mode::cluster)
+    return "--durable is not supported with redis-cluster:// yet (single Redis and Sentinel only)";
   return {};
 }
 

@@ -56,6 +56,12 @@ struct Config {
   std::string node_id;     // generated when empty
   std::string auth_token;  // from --auth-token-file; empty: no app auth
   TlsFiles tls;
+  // Durable channels (--durable*): globs over app channel names read and written as Redis
+  // streams; empty: none.
+  std::vector<std::string> durable;
+  std::size_t durable_max_len = 10'000;
+  std::chrono::milliseconds durable_ttl{86'400'000};
+  std::size_t durable_min_replicas = 0;
 };
 
 struct ConfigResult {

@@ -28,6 +28,23 @@ SharedFrame const& Delivery::framed() {
   return framed_;
 }
 
+SharedFrame const& Delivery::framed_durable() {
+  if (durable_done_) return durable_;
+  durable_done_ = true;
+  auto const channel = names_.app_channel(channel_);
+  if (!channel || !proto::fits_str(*channel)) return durable_;
+  auto const size = proto::smsg_frame_size(channel->size(), stream_id_.size(), payload_.size());
+  if (size - proto::header_bytes > max_frame_bytes_) {
+    too_large_ = true;
+    return durable_;
+  }
+  auto frame = std::make_shared<std::string>();
+  frame->reserve(size);
+  proto::encode_smsg(*frame, *channel, stream_id_, payload_);
+  durable_ = std::move(frame);
+  return durable_;
+}
+
 SharedFrame const& Delivery::resp(resp_server::Protocol protocol, bool sharded) {
   auto const i = (protocol == resp_server::Protocol::resp3 ? 2U : 0U) + (sharded ? 1U : 0U);
   if (resp_done_[i]) return resp_[i];

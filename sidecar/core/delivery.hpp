@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "core/channel_names.hpp"
+#include "core/stream_id.hpp"
 #include "resp_server/reply_writer.hpp"
 
 namespace podrelay::core {
@@ -37,6 +38,15 @@ class Delivery {
   // max_frame_bytes the sidecar announced in WELCOME (counted by too_large()).
   SharedFrame const& framed();
   bool too_large() const noexcept { return too_large_; }
+  // A message of a durable channel carries its stream id; protocol version 2 receivers get
+  // it in an SMSG (null under the same conditions as framed()).
+  void set_stream_id(std::string_view id, StreamId parsed) noexcept {
+    stream_id_ = id;
+    parsed_id_ = parsed;
+  }
+  std::string_view stream_id() const noexcept { return stream_id_; }
+  StreamId parsed_stream_id() const noexcept { return parsed_id_; }
+  SharedFrame const& framed_durable();
   // The RESP push (message / pmessage, or smessage for a shard-channel subscriber), or null
   // when the names do not carry the RESP prefix.
   SharedFrame const& resp(resp_server::Protocol protocol, bool sharded);
@@ -54,6 +64,10 @@ class Delivery {
   std::string_view payload_;
   SharedFrame framed_;
   bool framed_done_ = false;
+  std::string_view stream_id_;
+  StreamId parsed_id_{};
+  SharedFrame durable_;
+  bool durable_done_ = false;
   SharedFrame resp_[4];  // by protocol (2, 3) x sharded
   bool resp_done_[4] = {};
   bool too_large_ = false;

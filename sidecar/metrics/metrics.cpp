@@ -90,8 +90,23 @@ Metrics::Metrics()
                                              latency_bounds.begin(), latency_bounds.end()))),
       slow_consumer_disconnects(counter(*registry_, "podrelay_slow_consumer_disconnects_total",
                                         "App connections closed for not reading fast enough.")),
-      draining(
-          gauge(*registry_, "podrelay_draining", "1 while the sidecar drains after SIGTERM.")) {
+      draining(gauge(*registry_, "podrelay_draining", "1 while the sidecar drains after SIGTERM.")),
+      durable_recoveries_(BuildCounter()
+                              .Name("podrelay_durable_recoveries_total")
+                              .Help("Resumed durable subscriptions (RSUB), by outcome.")
+                              .Register(*registry_)),
+      durable_published(counter(*registry_, "podrelay_durable_published_total",
+                                "Publishes on durable channels that Redis appended.")),
+      durable_received(counter(*registry_, "podrelay_durable_received_total",
+                               "Entries of durable channels the stream reader read.")),
+      durable_delivered(counter(*registry_, "podrelay_durable_delivered_total",
+                                "Live durable messages queued to apps (one per receiver).")),
+      durable_replayed(counter(*registry_, "podrelay_durable_replayed_total",
+                               "Durable messages replayed to resumed subscriptions.")),
+      durable_reader_reconnects(redis_reconnects_.Add({{"role", "stream-reader"}})),
+      durable_streams(gauge(*registry_, "podrelay_durable_streams",
+                            "Durable channels the stream reader reads now.")),
+      redis_stream_reader_connected(redis_connected_.Add({{"role", "stream-reader"}})) {
   BuildGauge()
       .Name("podrelay_build_info")
       .Help("Build information; the value is always 1.")
@@ -107,6 +122,7 @@ std::string_view Metrics::reason_label(proto::ErrorCode code) {
     case ErrorCode::publish_timeout: return "timeout";
     case ErrorCode::outcome_unknown: return "outcome_unknown";
     case ErrorCode::redis_error: return "redis_error";
+    case ErrorCode::not_replicated: return "not_replicated";
     case ErrorCode::draining:
     case ErrorCode::shutting_down: return "draining";
     case ErrorCode::slow_consumer: return "slow_consumer";
@@ -162,6 +178,10 @@ void Metrics::fold_hot() {
     exported_.latency_buckets = hot.latency_buckets;
     exported_.latency_sum = hot.latency_sum;
   }
+}
+
+prometheus::Counter& Metrics::durable_recovery(std::string_view outcome) {
+  return durable_recoveries_.Add({{"outcome", std::string(outcome)}});
 }
 
 prometheus::Gauge& Metrics::shard_connected(std::string const& shard, std::string_view role) {

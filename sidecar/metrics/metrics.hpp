@@ -98,6 +98,21 @@ class Metrics {
 
  public:
   prometheus::Gauge& draining;
+
+  // Durable channels (after `draining` so the families above exist first).
+ private:
+  prometheus::Family<prometheus::Counter>& durable_recoveries_;
+
+ public:
+  prometheus::Counter& durable_published;  // durable publishes Redis accepted (XADD)
+  prometheus::Counter& durable_received;   // entries the stream reader read
+  prometheus::Counter& durable_delivered;  // live durable messages queued to apps
+  prometheus::Counter& durable_replayed;   // messages replayed to resumed subscriptions
+  prometheus::Counter& durable_reader_reconnects;
+  prometheus::Gauge& durable_streams;  // durable channels the reader reads now
+  prometheus::Gauge& redis_stream_reader_connected;
+  // RSUB outcomes: fresh, recovered, epoch_changed, trimmed, stream_gone, unknown_id, failed.
+  prometheus::Counter& durable_recovery(std::string_view outcome);
 };
 
 }  // namespace podrelay::metrics

@@ -6,7 +6,7 @@
 namespace podrelay::proto {
 namespace {
 
-constexpr std::array<std::pair<ErrorCode, std::string_view>, 19> names{{
+constexpr std::array<std::pair<ErrorCode, std::string_view>, 20> names{{
     {ErrorCode::malformed_frame, "MALFORMED_FRAME"},
     {ErrorCode::frame_too_large, "FRAME_TOO_LARGE"},
     {ErrorCode::unknown_type, "UNKNOWN_TYPE"},
@@ -23,6 +23,7 @@ constexpr std::array<std::pair<ErrorCode, std::string_view>, 19> names{{
     {ErrorCode::publish_timeout, "PUBLISH_TIMEOUT"},
     {ErrorCode::outcome_unknown, "OUTCOME_UNKNOWN"},
     {ErrorCode::redis_error, "REDIS_ERROR"},
+    {ErrorCode::not_replicated, "NOT_REPLICATED"},
     {ErrorCode::slow_consumer, "SLOW_CONSUMER"},
     {ErrorCode::shutting_down, "SHUTTING_DOWN"},
     {ErrorCode::too_many_connections, "TOO_MANY_CONNECTIONS"},

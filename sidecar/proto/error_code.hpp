@@ -25,6 +25,7 @@ enum class ErrorCode : std::uint16_t {
   publish_timeout = 301,
   outcome_unknown = 302,
   redis_error = 303,
+  not_replicated = 304,
   slow_consumer = 400,
   shutting_down = 401,
   too_many_connections = 402,

@@ -107,12 +107,17 @@ std::string_view frame_type_name(FrameType type) noexcept {
     case FrameType::err: return "ERR";
     case FrameType::pong: return "PONG";
     case FrameType::goaway: return "GOAWAY";
+    case FrameType::rsub: return "RSUB";
+    case FrameType::smsg: return "SMSG";
+    case FrameType::pubok: return "PUBOK";
+    case FrameType::rsubok: return "RSUBOK";
   }
   return "UNKNOWN";
 }
 
-bool is_known_type(std::uint8_t type) noexcept {
-  return (type >= 0x01 && type <= 0x07) || (type >= 0x81 && type <= 0x86);
+bool is_known_type(std::uint8_t type, std::uint16_t version) noexcept {
+  if ((type >= 0x01 && type <= 0x07) || (type >= 0x81 && type <= 0x86)) return true;
+  return version >= 2 && (type == 0x08 || (type >= 0x87 && type <= 0x89));
 }
 
 FrameType type_of(Frame const& frame) noexcept {
@@ -127,6 +132,10 @@ FrameType type_of(Frame const& frame) noexcept {
     FrameType operator()(Err const&) const { return FrameType::err; }
     FrameType operator()(Pong const&) const { return FrameType::pong; }
     FrameType operator()(Goaway const&) const { return FrameType::goaway; }
+    FrameType operator()(Rsub const&) const { return FrameType::rsub; }
+    FrameType operator()(Smsg const&) const { return FrameType::smsg; }
+    FrameType operator()(PubOk const&) const { return FrameType::pubok; }
+    FrameType operator()(RsubOk const&) const { return FrameType::rsubok; }
   };
   return std::visit(Visitor{}, frame);
 }
@@ -216,6 +225,42 @@ void encode_goaway(std::string& out, ErrorCode code, std::string_view message) {
   finish(out, at);
 }
 
+void encode_rsub(std::string& out, std::uint32_t request_id, std::string_view channel,
+                 std::string_view since_id, std::string_view epoch) {
+  auto const at = start(out, FrameType::rsub, 10 + channel.size() + since_id.size() + epoch.size());
+  put_u32(out, request_id);
+  put_str(out, channel);
+  put_str(out, since_id);
+  put_str(out, epoch);
+  finish(out, at);
+}
+
+void encode_smsg(std::string& out, std::string_view channel, std::string_view id,
+                 std::string_view payload) {
+  auto const at = start(out, FrameType::smsg, 4 + channel.size() + id.size() + payload.size());
+  put_str(out, channel);
+  put_str(out, id);
+  out.append(payload);
+  finish(out, at);
+}
+
+void encode_pubok(std::string& out, std::uint32_t request_id, std::string_view id) {
+  auto const at = start(out, FrameType::pubok, 6 + id.size());
+  put_u32(out, request_id);
+  put_str(out, id);
+  finish(out, at);
+}
+
+void encode_rsubok(std::string& out, std::uint32_t request_id, std::uint16_t recovered,
+                   std::string_view epoch, std::string_view last_id) {
+  auto const at = start(out, FrameType::rsubok, 10 + epoch.size() + last_id.size());
+  put_u32(out, request_id);
+  put_u16(out, recovered);
+  put_str(out, epoch);
+  put_str(out, last_id);
+  finish(out, at);
+}
+
 void encode(std::string& out, Frame const& frame) {
   struct Visitor {
     std::string& out;
@@ -240,18 +285,26 @@ void encode(std::string& out, Frame const& frame) {
     void operator()(Goaway const& f) const {
       encode_goaway(out, static_cast<ErrorCode>(f.code), f.message);
     }
+    void operator()(Rsub const& f) const {
+      encode_rsub(out, f.request_id, f.channel, f.since_id, f.epoch);
+    }
+    void operator()(Smsg const& f) const { encode_smsg(out, f.channel, f.id, f.payload); }
+    void operator()(PubOk const& f) const { encode_pubok(out, f.request_id, f.id); }
+    void operator()(RsubOk const& f) const {
+      encode_rsubok(out, f.request_id, f.recovered, f.epoch, f.last_id);
+    }
   };
   std::visit(Visitor{out}, frame);
 }
 
-ParseResult parse_body(std::string_view body) {
+ParseResult parse_body(std::string_view body, std::uint16_t version) {
   ParseResult r;
   if (body.empty()) {
     r.error = ErrorCode::malformed_frame;
     return r;
   }
   auto const raw_type = static_cast<std::uint8_t>(body[0]);
-  if (!is_known_type(raw_type)) {
+  if (!is_known_type(raw_type, version)) {
     r.error = ErrorCode::unknown_type;
     return r;
   }
@@ -333,6 +386,40 @@ ParseResult parse_body(std::string_view body) {
       r.frame = f;
       break;
     }
+    case FrameType::rsub: {
+      Rsub f;
+      f.request_id = in.u32();
+      f.channel = in.str();
+      f.since_id = in.str();
+      f.epoch = in.str();
+      r.frame = f;
+      break;
+    }
+    case FrameType::smsg: {
+      Smsg f;
+      f.channel = in.str();
+      f.id = in.str();
+      f.payload = in.rest();
+      has_rest = true;
+      r.frame = f;
+      break;
+    }
+    case FrameType::pubok: {
+      PubOk f;
+      f.request_id = in.u32();
+      f.id = in.str();
+      r.frame = f;
+      break;
+    }
+    case FrameType::rsubok: {
+      RsubOk f;
+      f.request_id = in.u32();
+      f.recovered = in.u16();
+      f.epoch = in.str();
+      f.last_id = in.str();
+      r.frame = f;
+      break;
+    }
   }
   if (in.bad() || (!has_rest && !in.at_end())) {
     r.error = ErrorCode::malformed_frame;
@@ -388,7 +475,7 @@ Decoder::Result Decoder::next() {
     return r;
   }
   if (end_ - begin_ - header_bytes < len) return r;
-  auto parsed = parse_body(std::string_view(buf_.data() + begin_ + header_bytes, len));
+  auto parsed = parse_body(std::string_view(buf_.data() + begin_ + header_bytes, len), version_);
   begin_ += header_bytes + len;
   if (!parsed.ok) {
     failed_ = true;

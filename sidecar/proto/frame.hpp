@@ -16,6 +16,8 @@
 namespace podrelay::proto {
 
 inline constexpr std::uint16_t protocol_version = 1;
+// Version 2 adds durable channels (RSUB, SMSG, PUBOK, RSUBOK); a HELLO may ask for 1 or 2.
+inline constexpr std::uint16_t max_protocol_version = 2;
 inline constexpr std::size_t header_bytes = 4;  // the u32 length prefix
 inline constexpr std::size_t max_str_bytes = 0xffff;
 
@@ -27,16 +29,28 @@ enum class FrameType : std::uint8_t {
   psub = 0x05,
   punsub = 0x06,
   ping = 0x07,
+  rsub = 0x08,  // version 2
   welcome = 0x81,
   msg = 0x82,
   ok = 0x83,
   err = 0x84,
   pong = 0x85,
   goaway = 0x86,
+  smsg = 0x87,    // version 2
+  pubok = 0x88,   // version 2
+  rsubok = 0x89,  // version 2
 };
 
+// Types that exist only from protocol version 2 on.
+constexpr bool is_v2_type(FrameType type) noexcept {
+  return type == FrameType::rsub || type == FrameType::smsg || type == FrameType::pubok ||
+         type == FrameType::rsubok;
+}
+
 std::string_view frame_type_name(FrameType type) noexcept;
-bool is_known_type(std::uint8_t type) noexcept;
+// Known in protocol `version`: the version 2 types are unknown to a version 1 connection,
+// exactly as they were before version 2 existed.
+bool is_known_type(std::uint8_t type, std::uint16_t version = max_protocol_version) noexcept;
 
 // Decoded frames. string_view fields point into the decoder's buffer and stay valid until
 // the decoder is fed or advanced again.
@@ -87,7 +101,37 @@ struct Goaway {
   std::string_view message;
 };
 
-using Frame = std::variant<Hello, Pub, NameList, Ping, Welcome, Msg, Ok, Err, Pong, Goaway>;
+// Version 2: subscribe to a durable channel, resuming after `since_id` (empty: from now)
+// if the stream's epoch is still `epoch` (empty: not checked).
+struct Rsub {
+  std::uint32_t request_id = 0;
+  std::string_view channel;
+  std::string_view since_id;
+  std::string_view epoch;
+};
+// Version 2: a message of a durable channel with its stream id.
+struct Smsg {
+  std::string_view channel;
+  std::string_view id;
+  std::string_view payload;
+};
+// Version 2: the answer to an acked PUB on a durable channel, with the id Redis assigned.
+struct PubOk {
+  std::uint32_t request_id = 0;
+  std::string_view id;
+};
+// Version 2: the answer to RSUB, sent after the replayed messages. `recovered` is 1 when
+// every message after `since_id` was delivered (or none was asked for), 0 when the app
+// must reload its state; `last_id` is the id live delivery continues after.
+struct RsubOk {
+  std::uint32_t request_id = 0;
+  std::uint16_t recovered = 0;
+  std::string_view epoch;
+  std::string_view last_id;
+};
+
+using Frame = std::variant<Hello, Pub, NameList, Ping, Welcome, Msg, Ok, Err, Pong, Goaway, Rsub,
+                           Smsg, PubOk, RsubOk>;
 
 FrameType type_of(Frame const& frame) noexcept;
 
@@ -113,6 +157,14 @@ void encode_err(std::string& out, std::uint32_t request_id, ErrorCode code,
                 std::string_view message);
 void encode_pong(std::string& out, std::uint32_t request_id);
 void encode_goaway(std::string& out, ErrorCode code, std::string_view message);
+void encode_rsub(std::string& out, std::uint32_t request_id, std::string_view channel,
+                 std::string_view since_id, std::string_view epoch);
+void encode_smsg(std::string& out, std::string_view channel, std::string_view id,
+                 std::string_view payload);
+void encode_pubok(std::string& out, std::uint32_t request_id, std::string_view id);
+// `recovered`: 1 or 0 (other values are kept as given, for the vectors).
+void encode_rsubok(std::string& out, std::uint32_t request_id, std::uint16_t recovered,
+                   std::string_view epoch, std::string_view last_id);
 void encode(std::string& out, Frame const& frame);
 
 // Size on the wire of a MSG frame, so fan-out can reserve once.
@@ -121,13 +173,18 @@ constexpr std::size_t msg_frame_size(std::size_t channel, std::size_t pattern,
   return header_bytes + 1 + 2 + channel + 2 + pattern + payload;
 }
 
+constexpr std::size_t smsg_frame_size(std::size_t channel, std::size_t id,
+                                      std::size_t payload) noexcept {
+  return header_bytes + 1 + 2 + channel + 2 + id + payload;
+}
+
 // Parses one frame body (the bytes after the length prefix: type byte, then fields).
 struct ParseResult {
   Frame frame;
   ErrorCode error{};
   bool ok = false;
 };
-ParseResult parse_body(std::string_view body);
+ParseResult parse_body(std::string_view body, std::uint16_t version = max_protocol_version);
 
 // Incremental decoder with a hard frame limit. Usage per read:
 //   auto buf = decoder.prepare(n); read into buf; decoder.commit(bytes_read);
@@ -144,6 +201,9 @@ class Decoder {
   };
 
   explicit Decoder(std::size_t max_frame_bytes) : max_frame_bytes_(max_frame_bytes) {}
+  // The connection's protocol version (1 until a HELLO asked for 2): decides which types
+  // are known.
+  void set_version(std::uint16_t version) noexcept { version_ = version; }
 
   // Writable space of at least `min_bytes` (more when a large frame is partly in).
   std::span<char> prepare(std::size_t min_bytes);
@@ -160,6 +220,7 @@ class Decoder {
 
  private:
   std::size_t max_frame_bytes_;
+  std::uint16_t version_ = protocol_version;
   std::vector<char> buf_;
   std::size_t begin_ = 0;
   std::size_t end_ = 0;

@@ -30,9 +30,21 @@ class PublishOrigin {
   // `reply` is Redis' answer when there is one (the PUBLISH integer, a PUBSUB reply).
   virtual void on_publish_outcome(std::uint32_t request_id, std::optional<proto::ErrorCode> error,
                                   std::string_view text, redisReply const* reply) = 0;
+  // The reply to a durable-channel query (a resume's stream metadata or XRANGE page),
+  // matched by the `token` the origin chose.
+  virtual void on_durable_reply(std::uint64_t /*token*/, std::optional<proto::ErrorCode> /*error*/,
+                                std::string_view /*text*/, redisReply const* /*reply*/) {}
 
  protected:
   ~PublishOrigin() = default;
+};
+
+// Shared by the EVAL of a durable publish and the WAIT behind it (--durable-min-replicas):
+// the EVAL's outcome waits here until the WAIT answers.
+struct DurableAck {
+  std::optional<proto::ErrorCode> error;
+  std::string text;
+  std::string id;
 };
 
 struct PublishTag {
@@ -45,6 +57,14 @@ struct PublishTag {
   std::shared_ptr<std::string const> command;
   std::uint8_t redirects = 0;
   std::uint16_t slot = 0;
+  // Durable channels: a publish (its reply is the entry id), the EVAL whose outcome waits
+  // for the WAIT behind it (`wait` set, `durable_wait` false), that WAIT (both set), or a
+  // resume's query for the origin (`durable_query`, matched by `token`).
+  bool durable = false;
+  bool durable_wait = false;
+  bool durable_query = false;
+  std::uint64_t token = 0;
+  std::shared_ptr<DurableAck> wait;
 };
 
 class Publisher final : Link::Role {

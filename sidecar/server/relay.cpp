@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <boost/asio/steady_timer.hpp>
+#include <random>
+
+#include "redis/stream_commands.hpp"
 
 #include "server/connection.hpp"
 #include "util/log.hpp"
@@ -16,6 +19,33 @@ using proto::ErrorCode;
 using Clock = std::chrono::steady_clock;
 constexpr std::uint8_t max_redirects = 5;
 constexpr std::chrono::seconds cluster_refresh_interval{5};
+// Durable channels are "held" by the stream reader, which the subscriptions core sees as
+// one more shard (durable channels are refused on Redis Cluster, so id 1 is free).
+constexpr core::ShardId durable_shard = 1;
+// How long a durable publish with --durable-min-replicas waits for its replicas.
+constexpr std::chrono::milliseconds replica_wait{1000};
+
+core::DurableChannels::Options durable_options(config::Config const& cfg) {
+  core::DurableChannels::Options o;
+  o.patterns = cfg.durable;
+  o.max_len = cfg.durable_max_len;
+  o.ttl = std::chrono::duration_cast<decltype(o.ttl)>(cfg.durable_ttl);
+  o.min_replicas = cfg.durable_min_replicas;
+  return o;
+}
+
+// splitmix64: distinct, unpredictable-enough tokens from a counter (an epoch only has to
+// differ from the one before; it is not a secret).
+std::string epoch_token(std::uint64_t& counter) {
+  std::uint64_t z = (counter += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  z ^= z >> 31;
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out(16, '0');
+  for (int i = 15; i >= 0; --i, z >>= 4) out[static_cast<std::size_t>(i)] = digits[z & 0xf];
+  return out;
+}
 
 }  // namespace
 
@@ -25,9 +55,17 @@ Relay::Relay(asio::any_io_executor ex, config::Config const& cfg, metrics::Metri
       metrics_(metrics),
       names_(cfg.channel_prefix),
       resp_names_(cfg.resp_channel_prefix),
+      durable_(cfg.channel_prefix, durable_options(cfg)),
       subscriptions_({cfg.max_subscriptions, cfg.redis.mode != config::RedisUrl::Mode::cluster},
-                     [this](std::string_view redis_name) { return route(redis_name).id; }),
+                     [this](std::string_view redis_name) {
+                       if (reader_ && durable_.durable_app_channel(redis_name)) {
+                         return durable_shard;
+                       }
+                       return route(redis_name).id;
+                     }),
       connections_(ex, cfg.max_connections) {
+  std::random_device entropy;
+  epoch_counter_ = (std::uint64_t{entropy()} << 32) ^ entropy();
   if (!cfg.auth_token.empty()) resp_config_.auth_token = cfg.auth_token;
   resp_config_.podrelay_version = PODRELAY_VERSION;
   resp_config_.patterns_allowed = cfg.redis.mode != config::RedisUrl::Mode::cluster;
@@ -48,11 +86,17 @@ Relay::Relay(asio::any_io_executor ex, config::Config const& cfg, metrics::Metri
     shards_.push_back(std::make_unique<Shard>(ex, cfg, Shard::Events{*this, *this}, id,
                                               std::nullopt,
                                               [this, id] { return !subscriptions_.settled(id); }));
+    if (durable_.enabled()) {
+      reader_ =
+          std::make_unique<redis::StreamReader>(ex, cfg, shards_.front()->locator, durable_, *this);
+      shards_.front()->also_on_failover([this] { reader_->reconnect(); });
+    }
   }
 }
 
 void Relay::start() {
   for (auto& s : shards_) s->start();
+  if (reader_) reader_->start();
   if (topology_) topology_->start();
 }
 
@@ -93,8 +137,13 @@ std::string Relay::where(Shard const& shard) const {
 }
 
 void Relay::apply(core::Subscriptions::Effects const& fx) {
-  for (auto const& c : fx.commands)
-    shards_.at(c.shard)->subscriber.send(c.kind, c.subscribe, c.names);
+  for (auto const& c : fx.commands) {
+    if (reader_ && c.shard == durable_shard) {
+      reader_->send(c.subscribe, c.names);
+    } else {
+      shards_.at(c.shard)->subscriber.send(c.kind, c.subscribe, c.names);
+    }
+  }
   for (auto const& r : fx.replies) r.receiver->on_subscription_reply(r.request_id, r.error, r.text);
 }
 
@@ -127,6 +176,15 @@ std::optional<Relay::Nack> Relay::publish(Connection& session, std::uint32_t req
     tag.origin = std::weak_ptr<redis::PublishOrigin>(session.shared_from_this());
     tag.request_id = request_id;
   }
+  if (reader_) {
+    auto const rname = names.redis_channel(channel);
+    if (auto const app = durable_.durable_app_channel(rname)) {
+      if (auto nack = publish_durable(std::move(tag), *app, payload)) {
+        return refuse(nack->code, std::move(nack->text));
+      }
+      return std::nullopt;
+    }
+  }
   // Single Redis: no per-message string for the prefixed name; the encoder joins them.
   Shard* shard = shards_.front().get();
   if (cluster()) {
@@ -143,6 +201,144 @@ std::optional<Relay::Nack> Relay::publish(Connection& session, std::uint32_t req
   return refuse(ErrorCode::publish_buffer_full, "publish buffer full (--publish-buffer-bytes " +
                                                     std::to_string(cfg_.publish_buffer_bytes) +
                                                     ")");
+}
+
+std::optional<Relay::Nack> Relay::publish_durable(redis::PublishTag tag, std::string_view app,
+                                                  std::string_view payload) {
+  auto& publisher = shards_.front()->publisher;
+  auto const key = durable_.stream_key(app);
+  auto const epoch_key = durable_.epoch_key(app);
+  auto const epoch = epoch_token(epoch_counter_);
+  auto const& opt = durable_.options();
+  std::string command;
+  redis::append_durable_publish(
+      command, {key, epoch_key, opt.max_len, payload, epoch,
+                durable_.ttl_refresh_due(app, core::DurableChannels::Clock::now()), opt.ttl});
+  tag.durable = true;
+  bool queued = false;
+  if (opt.min_replicas == 0) {
+    queued = publisher.publish_encoded(command, std::move(tag), false);
+  } else {
+    // The EVAL and its WAIT travel together: the EVAL's outcome waits in `wait` until the
+    // WAIT says how many replicas have it.
+    std::string wait_command;
+    redis::append_command(wait_command, {"WAIT", std::to_string(opt.min_replicas),
+                                         std::to_string(replica_wait.count())});
+    if (publisher.buffered_bytes() + command.size() + wait_command.size() + 64 <=
+        cfg_.publish_buffer_bytes) {
+      auto wait = std::make_shared<redis::DurableAck>();
+      redis::PublishTag eval;
+      eval.durable = true;
+      eval.wait = wait;
+      tag.durable_wait = true;
+      tag.wait = std::move(wait);
+      queued = publisher.publish_encoded(command, std::move(eval), false) &&
+               publisher.publish_encoded(wait_command, std::move(tag), false);
+    }
+  }
+  if (queued) return std::nullopt;
+  return Nack{ErrorCode::publish_buffer_full, "publish buffer full (--publish-buffer-bytes " +
+                                                  std::to_string(cfg_.publish_buffer_bytes) + ")"};
+}
+
+bool Relay::durable_outcome(redis::PublishTag const& tag, std::optional<ErrorCode>& error,
+                            std::string& text, redisReply const* reply) {
+  auto const id = [&] {
+    return reply && reply->type == REDIS_REPLY_STRING ? std::string(redis::reply_string(*reply))
+                                                      : std::string();
+  };
+  if (tag.wait && !tag.durable_wait) {  // the EVAL: its WAIT answers for both
+    tag.wait->error = error;
+    tag.wait->text = error ? text : id();
+    return false;
+  }
+  if (!tag.durable_wait) {
+    if (!error) text = id();
+    return true;
+  }
+  auto const& ack = *tag.wait;
+  if (ack.error) {
+    error = ack.error;
+    text = ack.text;
+  } else if (!error && reply && reply->type == REDIS_REPLY_INTEGER &&
+             reply->integer < static_cast<long long>(durable_.options().min_replicas)) {
+    error = ErrorCode::not_replicated;
+    text = "appended as " + ack.text + " on the master, but only " +
+           std::to_string(reply->integer) + " of --durable-min-replicas " +
+           std::to_string(durable_.options().min_replicas) + " replicas had it within " +
+           std::to_string(replica_wait.count()) + " ms; a failover may lose it";
+  } else if (!error) {
+    text = ack.text;
+  }
+  return true;
+}
+
+std::optional<Relay::Nack> Relay::durable_query(Connection& connection, std::uint64_t token,
+                                                std::string const& command) {
+  if (draining_) return Nack{ErrorCode::draining, "the sidecar is shutting down"};
+  redis::PublishTag tag;
+  tag.origin = std::weak_ptr<redis::PublishOrigin>(connection.shared_from_this());
+  tag.durable_query = true;
+  tag.token = token;
+  if (shards_.front()->publisher.publish_encoded(command, std::move(tag), false)) {
+    return std::nullopt;
+  }
+  return Nack{ErrorCode::publish_buffer_full, "publish buffer full (--publish-buffer-bytes " +
+                                                  std::to_string(cfg_.publish_buffer_bytes) + ")"};
+}
+
+void Relay::on_reader_state(bool connected) {
+  metrics_.redis_stream_reader_connected.Set(connected ? 1 : 0);
+  if (!connected) {
+    subscriptions_.on_disconnected(durable_shard);
+    log::warn("redis disconnected", {{"role", "stream-reader"}, {"redis", where(*shards_[0])}});
+    return;
+  }
+  if (reader_seen_up_) metrics_.durable_reader_reconnects.Increment();
+  reader_seen_up_ = true;
+  auto const fx = subscriptions_.on_connected(durable_shard);
+  std::vector<std::string> wanted;
+  for (auto const& c : fx.commands) {
+    if (c.shard == durable_shard && c.subscribe) {
+      wanted.insert(wanted.end(), c.names.begin(), c.names.end());
+    }
+  }
+  // Channels that lost their last subscriber while the link was down are forgotten; the
+  // others keep their last id, so reading resumes exactly where it stopped.
+  reader_->retain_only(wanted);
+  log::info("redis connected", {{"role", "stream-reader"},
+                                {"redis", where(*shards_[0])},
+                                {"streams", std::to_string(wanted.size())}});
+  apply(fx);
+}
+
+void Relay::on_reader_confirmed(std::vector<std::string> const& channels, bool subscribed) {
+  for (auto const& name : channels) {
+    apply(subscriptions_.on_confirmed(durable_shard, SubKind::channel, name, subscribed));
+  }
+}
+
+void Relay::on_stream_entry(std::string const& channel, std::string_view id, core::StreamId parsed,
+                            std::string_view payload) {
+  metrics_.durable_received.Increment();
+  core::Delivery message(names_, resp_names_, cfg_.max_frame_bytes, channel, "", payload);
+  message.set_stream_id(id, parsed);
+  auto const delivered = subscriptions_.deliver(SubKind::channel, channel, message);
+  metrics_.hot.delivered += delivered;
+  metrics_.durable_delivered.Increment(static_cast<double>(delivered));
+  if (message.too_large()) {
+    metrics_.message_dropped(ErrorCode::frame_too_large).Increment();
+  } else if (subscriptions_.receiver_count(SubKind::channel, channel) == 0) {
+    metrics_.messages_unrouted.Increment();
+  }
+}
+
+void Relay::on_reader_unblock(std::int64_t client_id) {
+  std::string command;
+  redis::append_command(command, {"CLIENT", "UNBLOCK", std::to_string(client_id)});
+  redis::PublishTag tag;
+  tag.health_ping = true;  // nobody waits for the reply
+  shards_.front()->publisher.publish_encoded(command, std::move(tag), false);
 }
 
 bool Relay::redirect(redis::PublishTag const& tag, std::string_view error_text) {
@@ -165,6 +361,18 @@ void Relay::on_publish_outcome(std::size_t, redis::PublishTag const& tag,
       origin->on_publish_outcome(tag.request_id, error, text, reply);
     }
     return;
+  }
+  if (tag.durable_query) {
+    if (auto origin = tag.origin.lock()) origin->on_durable_reply(tag.token, error, text, reply);
+    return;
+  }
+  std::string durable_text;
+  if (tag.durable) {
+    durable_text = std::string(text);
+    if (!durable_outcome(tag, error, durable_text, reply)) return;
+    text = durable_text;
+    reply = nullptr;  // the id travels in `text`
+    if (!error) metrics_.durable_published.Increment();
   }
   if (error == ErrorCode::redis_error && redirect(tag, text)) return;
   if (!error) {
@@ -385,6 +593,7 @@ std::string Relay::not_ready_reason() const {
     if (!s->publisher.connected()) return "redis publisher connection is down" + at;
     if (!s->subscriber.connected()) return "redis subscriber connection is down" + at;
   }
+  if (reader_ && !reader_->connected()) return "redis stream reader connection is down";
   return {};
 }
 
@@ -404,6 +613,7 @@ void Relay::update_gauges() {
   std::size_t queued = 0;
   for (auto const& [ptr, weak] : sessions_) queued += ptr->queued_bytes();
   metrics_.outbound_queue_bytes.Set(static_cast<double>(queued));
+  if (reader_) metrics_.durable_streams.Set(static_cast<double>(reader_->channels()));
   update_connected_gauges();
 }
 
@@ -433,6 +643,7 @@ asio::awaitable<void> Relay::drain() {
   // the sessions get a moment to write those last replies before they are closed.
   if (topology_) topology_->stop();
   for (auto const& s : shards_) s->stop();
+  if (reader_) reader_->stop();
   auto const last_words = Clock::now() + std::chrono::seconds(1);
   while (connections_.open() > 0 && Clock::now() < last_words) {
     timer.expires_after(std::chrono::milliseconds(5));

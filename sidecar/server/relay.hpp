@@ -21,10 +21,12 @@
 
 #include "config/config.hpp"
 #include "core/channel_names.hpp"
+#include "core/durable_channels.hpp"
 #include "core/subscriptions.hpp"
 #include "metrics/metrics.hpp"
 #include "redis/cluster_slots.hpp"
 #include "redis/cluster_topology.hpp"
+#include "redis/stream_reader.hpp"
 #include "resp_server/command.hpp"
 #include "server/connection_slots.hpp"
 #include "server/shard.hpp"
@@ -33,7 +35,9 @@ namespace podrelay::server {
 
 class Connection;
 
-class Relay final : public redis::Publisher::Events, public redis::Subscriber::Events {
+class Relay final : public redis::Publisher::Events,
+                    public redis::Subscriber::Events,
+                    public redis::StreamReader::Events {
  public:
   Relay(boost::asio::any_io_executor ex, config::Config const& cfg, metrics::Metrics& metrics);
 
@@ -71,6 +75,15 @@ class Relay final : public redis::Publisher::Events, public redis::Subscriber::E
   // Redis names this connection holds, of one kind (for RESP's UNSUBSCRIBE without names).
   std::vector<std::string> held_names(Connection const& connection, core::SubKind kind) const;
 
+  // Durable channels. A resume (RSUB) sends its queries (stream metadata, XRANGE pages)
+  // through durable_query; the reply comes back through PublishOrigin::on_durable_reply.
+  core::DurableChannels const& durable() const noexcept { return durable_; }
+  core::StreamId durable_position(std::string_view redis_channel) const {
+    return reader_ ? reader_->position(redis_channel) : core::StreamId{};
+  }
+  std::optional<Nack> durable_query(Connection& connection, std::uint64_t token,
+                                    std::string const& command);
+
   core::ChannelNames const& framed_names() const noexcept { return names_; }
   core::ChannelNames const& resp_names() const noexcept { return resp_names_; }
   // What every RESP connection's command machine answers with (it borrows it).
@@ -103,6 +116,17 @@ class Relay final : public redis::Publisher::Events, public redis::Subscriber::E
   void on_refused(std::size_t link, core::SubKind kind, bool subscribe,
                   std::vector<std::string> const& names, std::string_view text) override;
 
+  // redis::StreamReader::Events.
+  void on_reader_state(bool connected) override;
+  void on_reader_confirmed(std::vector<std::string> const& channels, bool subscribed) override;
+  void on_stream_entry(std::string const& channel, std::string_view id, core::StreamId parsed,
+                       std::string_view payload) override;
+  void on_reader_unblock(std::int64_t client_id) override;
+  std::optional<Nack> publish_durable(redis::PublishTag tag, std::string_view app_channel,
+                                      std::string_view payload);
+  bool durable_outcome(redis::PublishTag const& tag, std::optional<proto::ErrorCode>& error,
+                       std::string& text, redisReply const* reply);
+
   bool cluster() const noexcept { return topology_ != nullptr; }
   std::vector<Shard*> active_shards() const;
   // The shard that owns `redis_name` now (cluster: by slot; unknown slot: the first seed).
@@ -120,11 +144,15 @@ class Relay final : public redis::Publisher::Events, public redis::Subscriber::E
   metrics::Metrics& metrics_;
   core::ChannelNames names_;
   core::ChannelNames resp_names_;
+  core::DurableChannels durable_;  // before subscriptions_: its router asks it
   resp_server::Config resp_config_;
   core::Subscriptions subscriptions_;
   std::vector<std::unique_ptr<Shard>> shards_;  // by id; never shrinks: retired shards stay
   std::unique_ptr<redis::ClusterTopology> topology_;
   redis::SlotMap slots_;
+  std::unique_ptr<redis::StreamReader> reader_;  // with --durable only
+  bool reader_seen_up_ = false;
+  std::uint64_t epoch_counter_ = 0;  // epoch tokens: a random start, then a mixed counter
   std::unordered_map<Connection*, std::weak_ptr<Connection>> sessions_;
   ConnectionSlots connections_;
   bool listening_ = false;

@@ -278,6 +278,8 @@ void RespSession::on_publish_outcome(std::uint32_t request_id,
       rs::append_error(p.bytes, redis::reply_string(*reply));
     } else if (reply != nullptr && reply->type == REDIS_REPLY_INTEGER) {
       rs::append_integer(p.bytes, reply->integer);  // Redis' own count of receivers
+    } else if (!error) {
+      rs::append_integer(p.bytes, 0);  // a durable channel: appended to its stream, no count
     } else {
       p.bytes = error_reply(error.value_or(proto::ErrorCode::redis_error), text);
     }

@@ -10,7 +10,9 @@
 #include <deque>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
+#include "core/resume.hpp"
 #include "proto/frame.hpp"
 #include "server/connection.hpp"
 #include "util/fifo.hpp"
@@ -28,6 +30,9 @@ class Session final : public Connection {
   // redis::PublishOrigin: the answer to an acked PUB.
   void on_publish_outcome(std::uint32_t request_id, std::optional<proto::ErrorCode> error,
                           std::string_view text, redisReply const* reply) override;
+  // The replies to a resume's queries (stream metadata, XRANGE pages).
+  void on_durable_reply(std::uint64_t token, std::optional<proto::ErrorCode> error,
+                        std::string_view text, redisReply const* reply) override;
 
  private:
   // An acked PUB, answered in request order once its outcome is known.
@@ -35,8 +40,16 @@ class Session final : public Connection {
     std::uint32_t request_id = 0;
     bool ready = false;
     std::optional<proto::ErrorCode> error;
-    std::string text;
+    std::string text;  // the error's text, or the id of a durable publish
   };
+  // A resumed durable subscription (RSUB), by app channel; kept once live to skip ids
+  // already delivered.
+  struct Resuming {
+    std::uint32_t request_id = 0;
+    core::Resume resume;
+    bool answered = false;
+  };
+  static constexpr std::size_t replay_page = 256;
 
   void on_started() override;
   std::span<char> read_space(std::size_t at_least) override { return decoder_.prepare(at_least); }
@@ -58,10 +71,26 @@ class Session final : public Connection {
   void publish(proto::Pub const& pub);
   void protocol_error(proto::ErrorCode code, std::string_view text);
   void answer_acks();
+  void resume_subscribe(proto::Rsub const& rsub);
+  void resume_subscribed(std::string const& channel, std::optional<proto::ErrorCode> error,
+                         std::string_view text);
+  void resume_query(std::string const& channel, bool info);
+  void resume_page(std::string const& channel, Resuming& r, redisReply const& reply);
+  void resume_failed(std::string const& channel, proto::ErrorCode code, std::string_view text);
+  void resume_done(Resuming& r);
+  void forget_resumes(std::span<std::string_view const> channels);
 
   proto::Decoder decoder_;
   util::Fifo<PendingAck> acks_;
   std::size_t subscription_requests_ = 0;  // SUB-family requests not answered yet
+  // For each SUB-family request the core still owes an answer, in order: the channel of an
+  // RSUB (its answer goes on to the resume), or empty for the others.
+  util::Fifo<std::string> core_requests_;
+  std::unordered_map<std::string, Resuming> resumes_;
+  // Queries in flight: token -> (channel, is the metadata query).
+  std::unordered_map<std::uint64_t, std::pair<std::string, bool>> queries_;
+  std::uint64_t next_token_ = 1;
+  std::uint16_t version_ = proto::protocol_version;
   boost::asio::steady_timer hello_timer_;
   bool hello_done_ = false;
   bool eof_ = false;  // the app half-closed

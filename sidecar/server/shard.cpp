@@ -30,6 +30,7 @@ void Shard::start() {
   locator.start_watch([this] {
     publisher.reconnect();
     subscriber.reconnect();
+    if (also_on_failover_) also_on_failover_();
   });
 }
 

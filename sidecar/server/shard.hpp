@@ -27,6 +27,8 @@ class Shard {
   void start();
   void stop();
   bool retired() const noexcept { return retired_; }
+  // One more connection to move after a Sentinel failover (the stream reader).
+  void also_on_failover(std::function<void()> f) { also_on_failover_ = std::move(f); }
   void mark_retired() noexcept { retired_ = true; }
 
   std::size_t const id;
@@ -37,6 +39,7 @@ class Shard {
 
  private:
   bool retired_ = false;
+  std::function<void()> also_on_failover_;
 };
 
 }  // namespace podrelay::server

@@ -19,12 +19,16 @@ export const FrameType = Object.freeze({
   PSUB: 0x05,
   PUNSUB: 0x06,
   PING: 0x07,
+  RSUB: 0x08, // version 2 (durable channels)
   WELCOME: 0x81,
   MSG: 0x82,
   OK: 0x83,
   ERR: 0x84,
   PONG: 0x85,
   GOAWAY: 0x86,
+  SMSG: 0x87, // version 2
+  PUBOK: 0x88, // version 2
+  RSUBOK: 0x89, // version 2
 });
 
 const TYPE_NAMES = new Map(Object.entries(FrameType).map(([name, byte]) => [byte, name]));
@@ -52,6 +56,7 @@ export const ErrorCode = Object.freeze({
   PUBLISH_TIMEOUT: 301,
   OUTCOME_UNKNOWN: 302,
   REDIS_ERROR: 303,
+  NOT_REPLICATED: 304,
   SLOW_CONSUMER: 400,
   SHUTTING_DOWN: 401,
   TOO_MANY_CONNECTIONS: 402,
@@ -223,6 +228,38 @@ export function encodeGoaway(code, message = '') {
   return new Writer(FrameType.GOAWAY, 2 + 2 + msg.length).u16(code).str(msg).buf;
 }
 
+/** Version 2: subscribe to a durable channel, resuming after `sinceId` (empty: from now). */
+export function encodeRsub(requestId, channel, sinceId = '', epoch = '') {
+  checkU32(requestId, 'requestId');
+  const ch = strBytes(channel, 'channel');
+  const since = strBytes(sinceId, 'sinceId');
+  const ep = strBytes(epoch, 'epoch');
+  return new Writer(FrameType.RSUB, 4 + 2 + ch.length + 2 + since.length + 2 + ep.length)
+    .u32(requestId).str(ch).str(since).str(ep).buf;
+}
+
+export function encodeSmsg(channel, id, payload) {
+  const ch = strBytes(channel, 'channel');
+  const sid = strBytes(id, 'id');
+  const body = toBytes(payload, 'payload');
+  return new Writer(FrameType.SMSG, 2 + ch.length + 2 + sid.length + body.length).str(ch).str(sid).raw(body).buf;
+}
+
+export function encodePubok(requestId, id) {
+  checkU32(requestId, 'requestId');
+  const sid = strBytes(id, 'id');
+  return new Writer(FrameType.PUBOK, 4 + 2 + sid.length).u32(requestId).str(sid).buf;
+}
+
+export function encodeRsubok(requestId, recovered, epoch, lastId) {
+  checkU32(requestId, 'requestId');
+  checkU16(recovered, 'recovered');
+  const ep = strBytes(epoch, 'epoch');
+  const last = strBytes(lastId, 'lastId');
+  return new Writer(FrameType.RSUBOK, 4 + 2 + 2 + ep.length + 2 + last.length)
+    .u32(requestId).u16(recovered).str(ep).str(last).buf;
+}
+
 /**
  * Encodes a frame object of the shape FrameDecoder produces (`{ type: 'PUB', requestId,
  * channel, payload }`, ...). `type` may be the name or the type byte.
@@ -243,6 +280,10 @@ export function encodeFrame(frame) {
     case 'ERR': return encodeErr(frame.requestId, frame.code, frame.message);
     case 'PONG': return encodePong(frame.requestId);
     case 'GOAWAY': return encodeGoaway(frame.code, frame.message);
+    case 'RSUB': return encodeRsub(frame.requestId, frame.channel, frame.sinceId, frame.epoch);
+    case 'SMSG': return encodeSmsg(frame.channel, frame.id, frame.payload);
+    case 'PUBOK': return encodePubok(frame.requestId, frame.id);
+    case 'RSUBOK': return encodeRsubok(frame.requestId, frame.recovered, frame.epoch, frame.lastId);
     default: throw new TypeError(`unknown frame type ${String(frame.type)}`);
   }
 }
@@ -339,6 +380,24 @@ export function decodeBody(typeByte, body) {
       break;
     case 'GOAWAY':
       frame = { type, code: r.u16('code'), message: r.str('message') };
+      break;
+    case 'RSUB':
+      frame = {
+        type, requestId: r.u32('request_id'), channel: r.str('channel'), sinceId: r.str('since_id'),
+        epoch: r.str('epoch'),
+      };
+      break;
+    case 'SMSG':
+      frame = { type, channel: r.str('channel'), id: r.str('id'), payload: r.rest() };
+      break;
+    case 'PUBOK':
+      frame = { type, requestId: r.u32('request_id'), id: r.str('id') };
+      break;
+    case 'RSUBOK':
+      frame = {
+        type, requestId: r.u32('request_id'), recovered: r.u16('recovered'), epoch: r.str('epoch'),
+        lastId: r.str('last_id'),
+      };
       break;
   }
   r.end();

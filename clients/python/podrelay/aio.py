@@ -101,7 +101,7 @@ class _Op:
 
     def __init__(self, kind: str, rid: int, data: bytes, future: Optional[asyncio.Future],
                  names: Optional[List[bytes]] = None):
-        self.kind = kind          # "pub", "pub0" (no ack), "sub", "unsub", "psub", "punsub", "ping"
+        self.kind = kind  # "pub", "pub0" (no ack), "sub", "unsub", "psub", "punsub", "rsub", "ping"
         self.rid = rid
         self.data = data
         self.future = future      # None for internal re-subscribe frames
@@ -149,7 +149,8 @@ class Client:
                  connect_timeout: float = 5.0, max_pending_bytes: int = 8 * 1024 * 1024,
                  max_incoming_frame_bytes: int = 16 * 1024 * 1024,
                  max_dispatch_bytes: int = 8 * 1024 * 1024,
-                 ping_interval: float = 30.0, ping_timeout: float = 10.0):
+                 ping_interval: float = 30.0, ping_timeout: float = 10.0,
+                 protocol_version: int = p.MAX_PROTOCOL_VERSION):
         parse_address(address)  # validate early
         self.address = address
         self.client_name = _to_bytes(client_name, "client_name")
@@ -163,6 +164,8 @@ class Client:
         self.max_dispatch_bytes = max_dispatch_bytes
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
+        # 2: durable channels (subscribe_durable, stream ids); 1 for a sidecar before them.
+        self.protocol_version = protocol_version
 
         self.state = "connecting"  # connecting, ready, backoff, closed
         self.server_info: Optional[p.Welcome] = None
@@ -175,6 +178,10 @@ class Client:
         self._inflight: Dict[int, _Op] = {}     # insertion order = send order
         self._channels: Dict[bytes, List[Handler]] = {}
         self._patterns: Dict[bytes, List[Handler]] = {}
+        # Durable channels: handlers, and the last stream id and epoch seen per channel, so
+        # a reconnect resumes exactly after the last message received.
+        self._durable: Dict[bytes, List[Handler]] = {}
+        self.durable_positions: Dict[bytes, Tuple[bytes, bytes]] = {}  # channel -> (id, epoch)
         self._listeners: Dict[str, List[Callable[..., Any]]] = {}
         self._dispatch: Deque[p.Msg] = deque()
         self._dispatch_bytes = 0
@@ -233,8 +240,43 @@ class Client:
             raise _local(p.PUBLISH_BUFFER_FULL, "PUBLISH_BUFFER_FULL",
                          f"client queue is full ({self._pending_bytes} of "
                          f"{self.max_pending_bytes} bytes)")
-        await self._request(_Op("pub" if ack else "pub0", rid, data,
-                                self._loop.create_future()))
+        # On a durable channel (protocol 2) the answer carries the stream id Redis assigned.
+        return await self._request(_Op("pub" if ack else "pub0", rid, data,
+                                       self._loop.create_future()))
+
+    async def subscribe_durable(self, channel: Name, handler: Handler, *,
+                                since: Optional[Name] = None,
+                                epoch: Optional[Name] = None) -> p.RsubOk:
+        """Subscribe ``handler(payload, channel, stream_id)`` to a durable channel (one the
+        sidecar's ``--durable`` patterns select; protocol version 2). With ``since`` (and
+        the ``epoch`` it came from) the messages published after that id are replayed
+        first. Returns the sidecar's RSUBOK: ``recovered`` 0 means history no longer
+        reaches back that far (or the stream was recreated): reload your state.
+        After a reconnect the client resumes each durable channel after the last id it
+        received, by itself, and emits ``resumed(channel, rsubok)``."""
+        if not callable(handler):
+            raise TypeError("handler must be callable")
+        ch = _to_bytes(channel, "channel")
+        if self._closed_error is not None:
+            raise self._closed_error
+        since_b = _to_bytes(since, "since") if since is not None else b""
+        epoch_b = _to_bytes(epoch, "epoch") if epoch is not None else b""
+        created = ch not in self._durable
+        self._durable.setdefault(ch, [])
+        if handler not in self._durable[ch]:
+            self._durable[ch].append(handler)
+        if since_b:
+            self.durable_positions[ch] = (since_b, epoch_b)
+        rid = self._rid()
+        op = _Op("rsub", rid, p.encode_rsub(rid, ch, since_b, epoch_b),
+                 self._loop.create_future(), [ch])
+        try:
+            ok = await self._request(op)
+        except PodrelayError:
+            if created:
+                self._durable.pop(ch, None)
+            raise
+        return ok
 
     async def subscribe(self, channels: Union[Name, Iterable[Name]], handler: Handler) -> None:
         """Subscribe ``handler(payload, channel, None)`` to one channel or a list of them.
@@ -254,6 +296,16 @@ class Client:
     async def punsubscribe(self, patterns: Union[None, Name, Iterable[Name]] = None,
                            handler: Optional[Handler] = None) -> None:
         await self._unsub("punsub", self._patterns, patterns, handler, "pattern")
+
+    async def unsubscribe_durable(self, channel: Name) -> None:
+        """Stop a durable subscription and forget its position."""
+        ch = _to_bytes(channel, "channel")
+        if self._durable.pop(ch, None) is None:
+            return
+        self.durable_positions.pop(ch, None)
+        rid = self._rid()
+        await self._request(_Op("unsub", rid, p.encode_unsub(rid, [ch]),
+                                self._loop.create_future(), [ch]))
 
     async def ping(self, timeout: float = 5.0) -> float:
         """Round trip to the sidecar (not to Redis) in seconds."""
@@ -480,9 +532,10 @@ class Client:
                 except OSError:
                     pass
         try:
-            writer.write(p.encode_hello(self.client_name, self.auth_token))
+            writer.write(p.encode_hello(self.client_name, self.auth_token,
+                                        self.protocol_version))
             await writer.drain()
-            decoder = p.Decoder(self.max_incoming_frame_bytes)
+            decoder = p.Decoder(self.max_incoming_frame_bytes, self.protocol_version)
             while True:
                 data = await reader.read(_READ_SIZE)
                 if not data:
@@ -512,6 +565,13 @@ class Client:
             if table:
                 resub += [_Op(kind, rid, data, None, chunk)
                           for rid, data, chunk in self._sub_frames(kind, list(table))]
+        asked = {op.names[0] for op in self._queue if op.kind == "rsub" and op.future}
+        for ch in self._durable:
+            if ch in asked:  # the app's own RSUB is still queued; it will do
+                continue
+            since, epoch = self.durable_positions.get(ch, (b"", b""))
+            rid = self._rid()
+            resub.append(_Op("rsub", rid, p.encode_rsub(rid, ch, since, epoch), None, [ch]))
         for op in reversed(resub):
             self._enqueue(op, front=True)
         if not self._ready.done():
@@ -651,10 +711,27 @@ class Client:
             self._dispatch_bytes += len(f.payload) + len(f.channel) + len(f.pattern) + 64
             self._dispatch_event.set()
             self._update_read_gate()
+        elif isinstance(f, p.Smsg):
+            last = self.durable_positions.get(f.channel)
+            self.durable_positions[f.channel] = (f.id, last[1] if last else b"")
+            self._dispatch.append(f)
+            self._dispatch_bytes += len(f.payload) + len(f.channel) + len(f.id) + 64
+            self._dispatch_event.set()
+            self._update_read_gate()
         elif isinstance(f, (p.Ok, p.Pong)):
             op = self._inflight.pop(f.request_id, None)
             if op is not None:
                 self._settle(op, result=None)
+        elif isinstance(f, p.PubOk):
+            op = self._inflight.pop(f.request_id, None)
+            if op is not None:
+                self._settle(op, result=f.id)
+        elif isinstance(f, p.RsubOk):
+            op = self._inflight.pop(f.request_id, None)
+            if op is not None and op.names:
+                self.durable_positions[op.names[0]] = (f.last_id, f.epoch)
+                self._emit("resumed", op.names[0], f)
+                self._settle(op, result=f)
         elif isinstance(f, p.Err):
             if f.request_id == 0 or p.closes_connection(f.code):
                 err = PodrelayError.from_frame(f)
@@ -699,6 +776,11 @@ class Client:
                 self._dispatch_event.clear()
                 await self._dispatch_event.wait()
             m = self._dispatch.popleft()
+            if isinstance(m, p.Smsg):
+                self._dispatch_bytes -= len(m.payload) + len(m.channel) + len(m.id) + 64
+                self._update_read_gate()
+                await self._dispatch_durable(m)
+                continue
             self._dispatch_bytes -= len(m.payload) + len(m.channel) + len(m.pattern) + 64
             self._update_read_gate()
             pattern = m.pattern or None
@@ -710,6 +792,20 @@ class Client:
                     continue
                 try:
                     r = h(m.payload, m.channel, pattern)
+                    if inspect.isawaitable(r):
+                        await r
+                except asyncio.CancelledError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - reported, the client goes on
+                    self._emit("error", e)
+
+    async def _dispatch_durable(self, m: p.Smsg) -> None:
+        self._emit("message", m.payload, m.channel, None)
+        # Plain SUB handlers of a durable channel get it too (as for a MSG).
+        for table, third in ((self._durable, m.id), (self._channels, None)):
+            for h in list(table.get(m.channel, ())):
+                try:
+                    r = h(m.payload, m.channel, third)
                     if inspect.isawaitable(r):
                         await r
                 except asyncio.CancelledError:

@@ -1,4 +1,4 @@
-"""Sans-I/O codec for the podrelay wire protocol, version 1 (proto/PROTOCOL.md).
+"""Sans-I/O codec for the podrelay wire protocol, versions 1 and 2 (proto/PROTOCOL.md).
 
 Nothing here touches a socket: ``encode_*`` functions turn fields into bytes, and
 ``Decoder`` turns bytes (fed in any split) into frame objects. The blocking client
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields as dc_fields
 from typing import ClassVar, Dict, Iterable, List, Optional, Tuple, Union
 
 PROTOCOL_VERSION = 1
+MAX_PROTOCOL_VERSION = 2  # version 2 adds durable channels: RSUB, SMSG, PUBOK, RSUBOK
 DEFAULT_MAX_FRAME_BYTES = 1048576
 MAX_STR_BYTES = 65535
 MAX_LIST_ITEMS = 65535
@@ -28,17 +29,23 @@ UNSUB = 0x04
 PSUB = 0x05
 PUNSUB = 0x06
 PING = 0x07
+RSUB = 0x08  # version 2
 WELCOME = 0x81
 MSG = 0x82
 OK = 0x83
 ERR = 0x84
 PONG = 0x85
 GOAWAY = 0x86
+SMSG = 0x87    # version 2
+PUBOK = 0x88   # version 2
+RSUBOK = 0x89  # version 2
+V2_TYPES = frozenset((RSUB, SMSG, PUBOK, RSUBOK))
 
 TYPE_NAMES: Dict[int, str] = {
     HELLO: "HELLO", PUB: "PUB", SUB: "SUB", UNSUB: "UNSUB", PSUB: "PSUB",
     PUNSUB: "PUNSUB", PING: "PING", WELCOME: "WELCOME", MSG: "MSG", OK: "OK",
-    ERR: "ERR", PONG: "PONG", GOAWAY: "GOAWAY",
+    ERR: "ERR", PONG: "PONG", GOAWAY: "GOAWAY", RSUB: "RSUB", SMSG: "SMSG", PUBOK: "PUBOK",
+    RSUBOK: "RSUBOK",
 }
 TYPE_CODES: Dict[str, int] = {v: k for k, v in TYPE_NAMES.items()}
 
@@ -59,6 +66,7 @@ PUBLISH_BUFFER_FULL = 300
 PUBLISH_TIMEOUT = 301
 OUTCOME_UNKNOWN = 302
 REDIS_ERROR = 303
+NOT_REPLICATED = 304
 SLOW_CONSUMER = 400
 SHUTTING_DOWN = 401
 TOO_MANY_CONNECTIONS = 402
@@ -69,7 +77,7 @@ ERROR_NAMES: Dict[int, str] = {
     106: "UNEXPECTED_FRAME", 200: "INVALID_ARGUMENT", 201: "TOO_MANY_SUBSCRIPTIONS",
     202: "NOT_SUPPORTED", 203: "DRAINING", 204: "SUBSCRIBE_REFUSED",
     300: "PUBLISH_BUFFER_FULL",
-    301: "PUBLISH_TIMEOUT", 302: "OUTCOME_UNKNOWN", 303: "REDIS_ERROR",
+    301: "PUBLISH_TIMEOUT", 302: "OUTCOME_UNKNOWN", 303: "REDIS_ERROR", 304: "NOT_REPLICATED",
     400: "SLOW_CONSUMER", 401: "SHUTTING_DOWN", 402: "TOO_MANY_CONNECTIONS",
 }
 ERROR_CODES: Dict[str, int] = {v: k for k, v in ERROR_NAMES.items()}
@@ -215,7 +223,45 @@ class Goaway:
         return error_name(self.code)
 
 
-Frame = Union[Hello, Pub, Sub, Unsub, Psub, Punsub, Ping, Welcome, Msg, Ok, Err, Pong, Goaway]
+@dataclass
+class Rsub:
+    """Version 2: subscribe to a durable channel, resuming after ``since_id`` (empty: now)."""
+    request_id: int
+    channel: bytes
+    since_id: bytes = b""
+    epoch: bytes = b""
+    type: ClassVar[str] = "RSUB"
+
+
+@dataclass
+class Smsg:
+    """Version 2: a message of a durable channel with its stream id."""
+    channel: bytes
+    id: bytes
+    payload: bytes
+    type: ClassVar[str] = "SMSG"
+
+
+@dataclass
+class PubOk:
+    """Version 2: the answer to an acked PUB on a durable channel, with its stream id."""
+    request_id: int
+    id: bytes
+    type: ClassVar[str] = "PUBOK"
+
+
+@dataclass
+class RsubOk:
+    """Version 2: the answer to RSUB, after the replayed messages."""
+    request_id: int
+    recovered: int
+    epoch: bytes
+    last_id: bytes
+    type: ClassVar[str] = "RSUBOK"
+
+
+Frame = Union[Hello, Pub, Sub, Unsub, Psub, Punsub, Ping, Welcome, Msg, Ok, Err, Pong, Goaway,
+              Rsub, Smsg, PubOk, RsubOk]
 
 # Layout of each frame body: (field name, kind). Kinds: u16, u32, str, list, rest.
 SCHEMA: Dict[int, Tuple[type, Tuple[Tuple[str, str], ...]]] = {
@@ -233,6 +279,12 @@ SCHEMA: Dict[int, Tuple[type, Tuple[Tuple[str, str], ...]]] = {
     ERR: (Err, (("request_id", "u32"), ("code", "u16"), ("message", "str"))),
     PONG: (Pong, (("request_id", "u32"),)),
     GOAWAY: (Goaway, (("code", "u16"), ("message", "str"))),
+    RSUB: (Rsub, (("request_id", "u32"), ("channel", "str"), ("since_id", "str"),
+                  ("epoch", "str"))),
+    SMSG: (Smsg, (("channel", "str"), ("id", "str"), ("payload", "rest"))),
+    PUBOK: (PubOk, (("request_id", "u32"), ("id", "str"))),
+    RSUBOK: (RsubOk, (("request_id", "u32"), ("recovered", "u16"), ("epoch", "str"),
+                      ("last_id", "str"))),
 }
 _CLASS_TO_CODE = {cls: code for code, (cls, _) in SCHEMA.items()}
 
@@ -341,10 +393,33 @@ def encode_goaway(code: int, message: Bytesish = b"") -> bytes:
     return encode(Goaway(code, _b(message)))
 
 
+def encode_rsub(request_id: int, channel: Bytesish, since_id: Bytesish = b"",
+                epoch: Bytesish = b"") -> bytes:
+    return encode(Rsub(request_id, _b(channel), _b(since_id), _b(epoch)))
+
+
+def encode_smsg(channel: Bytesish, id: Bytesish, payload: Bytesish = b"") -> bytes:
+    return encode(Smsg(_b(channel), _b(id), _b(payload)))
+
+
+def encode_pubok(request_id: int, id: Bytesish) -> bytes:
+    return encode(PubOk(request_id, _b(id)))
+
+
+def encode_rsubok(request_id: int, recovered: int, epoch: Bytesish, last_id: Bytesish) -> bytes:
+    return encode(RsubOk(request_id, recovered, _b(epoch), _b(last_id)))
+
+
+def known_type(type_code: int, version: int = MAX_PROTOCOL_VERSION) -> bool:
+    """Whether ``type_code`` exists in protocol ``version`` (v2 types are unknown to v1)."""
+    return type_code in SCHEMA and (version >= 2 or type_code not in V2_TYPES)
+
+
 # --- decoding ------------------------------------------------------------------------
-def decode_body(type_code: int, body: Union[bytes, memoryview]) -> Frame:
+def decode_body(type_code: int, body: Union[bytes, memoryview],
+                version: int = MAX_PROTOCOL_VERSION) -> Frame:
     """Decode the body of one frame whose type byte is ``type_code``."""
-    if type_code not in SCHEMA:
+    if not known_type(type_code, version):
         raise _perr(UNKNOWN_TYPE, f"unknown frame type 0x{type_code:02x}")
     cls, layout = SCHEMA[type_code]
     name_of = TYPE_NAMES[type_code]
@@ -404,10 +479,12 @@ class Decoder:
     Not thread-safe; one decoder per connection direction.
     """
 
-    def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES):
+    def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+                 version: int = MAX_PROTOCOL_VERSION):
         if max_frame_bytes < 1:
             raise ValueError("max_frame_bytes must be >= 1")
         self.max_frame_bytes = max_frame_bytes
+        self.version = version
         self._buf = bytearray()
         self._error: Optional[ProtocolError] = None
 
@@ -431,12 +508,13 @@ class Decoder:
                 if length > self.max_frame_bytes:
                     raise _perr(FRAME_TOO_LARGE,
                                 f"frame length {length} above limit {self.max_frame_bytes}")
-                if len(buf) - pos >= 5 and buf[pos + 4] not in SCHEMA:
+                if len(buf) - pos >= 5 and not known_type(buf[pos + 4], self.version):
                     raise _perr(UNKNOWN_TYPE, f"unknown frame type 0x{buf[pos + 4]:02x}")
                 if len(buf) - pos - 4 < length:
                     break
                 type_code = buf[pos + 4]
-                out.append(decode_body(type_code, bytes(buf[pos + 5:pos + 4 + length])))
+                out.append(decode_body(type_code, bytes(buf[pos + 5:pos + 4 + length]),
+                                       self.version))
                 pos += 4 + length
         except ProtocolError as e:
             self._error = e

@@ -159,7 +159,8 @@ class Client:
 
     def _wait_reply(self, request_id: int, timeout: Optional[float]) -> p.Frame:
         def match(f):
-            return isinstance(f, (p.Ok, p.Err, p.Pong)) and f.request_id == request_id
+            return (isinstance(f, (p.Ok, p.Err, p.Pong, p.PubOk, p.RsubOk))
+                    and f.request_id == request_id)
         f = self._take(match, self._deadline(timeout), self._raise_on_connection_error)
         if f is None:
             raise TimeoutError(f"no reply to request {request_id} within timeout")
@@ -185,6 +186,7 @@ class Client:
         if isinstance(f, p.Goaway):
             raise ServerError(f.code, f.message, 0, goaway=True)
         self.welcome = f
+        self.decoder.version = f.version
         return f
 
     def publish(self, channel: Bytesish, payload: Bytesish = b"", *, ack: bool = True,
@@ -197,6 +199,23 @@ class Client:
         self.send_raw(p.encode_pub(rid, channel, payload))
         self._wait_reply(rid, timeout)
         return rid
+
+    def publish_durable(self, channel: Bytesish, payload: Bytesish = b"",
+                        timeout: Optional[float] = None) -> bytes:
+        """Version 2: acked publish; the stream id Redis assigned on a durable channel
+        (b"" on a plain channel)."""
+        f = self._request(lambda rid: p.encode_pub(rid, channel, payload), timeout)
+        return f.id if isinstance(f, p.PubOk) else b""
+
+    def resume(self, channel: Bytesish, since_id: Bytesish = b"", epoch: Bytesish = b"",
+               timeout: Optional[float] = None) -> p.RsubOk:
+        """Version 2: RSUB; returns the RSUBOK (the replayed SMSGs arrive before it)."""
+        return self._request(lambda rid: p.encode_rsub(rid, channel, since_id, epoch), timeout)
+
+    def recv_smsg(self, timeout: Optional[float] = None) -> Optional[p.Smsg]:
+        """Next SMSG (version 2 durable message), or None on timeout."""
+        return self._take(lambda f: isinstance(f, p.Smsg), self._deadline(timeout),
+                          self._raise_on_connection_error)
 
     def publish_many(self, channel: Bytesish, payloads: Iterable[Bytesish],
                      batch_bytes: int = 256 * 1024) -> None:

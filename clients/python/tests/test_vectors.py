@@ -71,6 +71,11 @@ class VectorTest(unittest.TestCase):
                 "ERR": lambda: p.encode_err(f.request_id, f.code, f.message),
                 "PONG": lambda: p.encode_pong(f.request_id),
                 "GOAWAY": lambda: p.encode_goaway(f.code, f.message),
+                "RSUB": lambda: p.encode_rsub(f.request_id, f.channel, f.since_id, f.epoch),
+                "SMSG": lambda: p.encode_smsg(f.channel, f.id, f.payload),
+                "PUBOK": lambda: p.encode_pubok(f.request_id, f.id),
+                "RSUBOK": lambda: p.encode_rsubok(f.request_id, f.recovered, f.epoch,
+                                                  f.last_id),
             }[t]
             with self.subTest(v["name"]):
                 self.assertEqual(enc().hex(), v["hex"])
@@ -96,6 +101,13 @@ class VectorTest(unittest.TestCase):
                     self.assertEqual(got, [], v["name"])
                 frames += got
             self.assertEqual([p.frame_to_dict(f) for f in frames], [v["frame"]], v["name"])
+
+    def test_v2_types_are_unknown_to_a_v1_decoder(self):
+        for t in sorted(p.V2_TYPES):
+            with self.subTest(type=hex(t)):
+                with self.assertRaises(p.ProtocolError) as e:
+                    p.Decoder(self.limit, version=1).feed(p.encode_frame_raw(t, b"\0" * 12))
+                self.assertEqual(e.exception.code, p.UNKNOWN_TYPE)
 
     def test_all_valid_concatenated(self):
         data = b"".join(bytes.fromhex(v["hex"]) for v in self.doc["valid"])

@@ -1,0 +1,311 @@
+"""Durable channels (--durable, protocol version 2) against real redis-server processes on
+AOF (appendfsync always, so an acked publish is on disk) and real sidecars: at-least-once
+across Redis SIGKILLs, recovery after an app reconnect to the same or another pod, the
+"not recovered" answers, version 1 clients and bad input, one reader connection for many
+channels, idle expiry, the CLI and the asyncio client's own recovery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import threading
+import time
+from typing import Dict, List, Optional
+
+from harness import (PODRELAY_BIN, REDIS_SERVER, Client, IntegrationCase, Proc, Redis,
+                     ServerError, proto, wait_for)
+
+from podrelay import aio  # noqa: E402  (harness put clients/python on sys.path)
+
+DURABLE = ["--durable", "room:*", "--publish-buffer-timeout", "8"]
+
+
+class AofRedis(Redis):
+    """A redis-server that keeps its data in an AOF fsynced on every write; restartable on
+    the same port and directory after a SIGKILL."""
+
+    def start(self, timeout: float = 10.0) -> "AofRedis":
+        argv = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "yes", "--appendfsync", "always", "--dir", self.dir]
+        self.proc = self.case.track(Proc(self.name, argv, self.case.tmpdir, cwd=self.dir))
+        wait_for(self._pong, timeout, what=f"{self.name} on port {self.port} to answer PING")
+        return self
+
+
+def v2(pod, name: str = "v2") -> Client:
+    c = pod.case.track_client(Client(pod.addr, hello=False, timeout=15))
+    c.hello(name, version=2)
+    return c
+
+
+def smsgs(c: Client, n: int, timeout: float = 15.0) -> List[proto.Smsg]:
+    out: List[proto.Smsg] = []
+    deadline = time.monotonic() + timeout
+    while len(out) < n:
+        m = c.recv_smsg(timeout=max(0.0, deadline - time.monotonic()))
+        if m is None:
+            break
+        out.append(m)
+    return out
+
+
+class DurableCase(IntegrationCase):
+    def start_pods(self, n: int = 2, extra=()):
+        self.redis = AofRedis(self).start()
+        return [self.start_sidecar(f"pod-{i}", self.redis, [*DURABLE, *extra])
+                for i in range(n)]
+
+
+class TestDurableAcrossRedisKills(DurableCase):
+    def test_every_acked_message_reaches_every_pod_once_in_order(self):
+        pods = self.start_pods(2)
+        subs = [v2(p, f"sub-{i}") for i, p in enumerate(pods)]
+        for s in subs:
+            self.assertEqual(s.resume("room:kills").recovered, 1)
+        pub = v2(pods[0], "pub")
+        acked: List[bytes] = []
+        nacked: Dict[int, int] = {}
+        stop = threading.Event()
+
+        def publish():
+            i = 0
+            while not stop.is_set() and i < 3000:
+                payload = b"m%06d" % i
+                i += 1
+                try:
+                    pub.publish_durable("room:kills", payload, timeout=15)
+                    acked.append(payload)
+                except ServerError as e:
+                    nacked[e.code] = nacked.get(e.code, 0) + 1
+                time.sleep(0.002)
+
+        t = threading.Thread(target=publish, daemon=True)
+        t.start()
+        try:
+            for _ in range(3):
+                wait_for(lambda: len(acked) > 0, 20, what="acked publishes")
+                time.sleep(0.4)
+                self.redis.kill()
+                time.sleep(0.3)
+                self.redis = AofRedis(self, port=self.redis.port).start()
+                before = len(acked)
+                wait_for(lambda: len(acked) > before + 20, 30,
+                         what="publishes acked after the restart")
+        finally:
+            stop.set()
+            t.join(timeout=30)
+        self.assertFalse(t.is_alive())
+        self.assertGreater(len(acked), 100)
+        want = set(acked)
+        for i, s in enumerate(subs):
+            got: List[bytes] = []
+            deadline = time.monotonic() + 30
+            while not want.issubset(got) and time.monotonic() < deadline:
+                m = s.recv_smsg(timeout=1)
+                if m is not None:
+                    got.append(m.payload)
+            with self.subTest(pod=i):
+                missing = want.difference(got)
+                self.assertEqual(missing, set(), f"pod {i} missed {len(missing)} acked")
+                self.assertEqual(len(got), len(set(got)), "a message arrived twice")
+                self.assertEqual(got, sorted(got), "out of order")
+                self.assertEqual([g for g in got if g in want], acked)
+        # Redis restarted three times, so the reader reconnected at least that often.
+        _, text = pods[0].get("/metrics")
+        self.assertRegex(text, r'podrelay_redis_reconnects_total\{role="stream-reader"\} [3-9]')
+
+
+class TestDurableRecovery(DurableCase):
+    def test_reconnect_to_same_and_other_pod_gets_exactly_the_missed(self):
+        a, b = self.start_pods(2)
+        pub = v2(a, "pub")
+        first = v2(a, "app")
+        ok = first.resume("room:r")
+        self.assertEqual(ok.recovered, 1)
+        ids = [pub.publish_durable("room:r", b"a%d" % i) for i in range(5)]
+        got = smsgs(first, 5)
+        self.assertEqual([m.id for m in got], ids)
+        epoch = self.redis.cli("GET", "podrelay:{room:r}:epoch").strip().encode()
+        self.assertTrue(epoch)
+        first.close()  # the app goes away ...
+        missed = [pub.publish_durable("room:r", b"b%d" % i) for i in range(7)]
+        payloads = [b"b%d" % i for i in range(7)]
+        for pod in (a, b):  # ... and comes back, to its own pod or to another one
+            with self.subTest(pod=pod.name):
+                again = v2(pod, "app-again")
+                ok = again.resume("room:r", ids[-1], epoch)
+                self.assertEqual(ok.recovered, 1)
+                self.assertEqual(ok.epoch, epoch)
+                self.assertEqual(ok.last_id, missed[-1])
+                replayed = [f for f in again.pending() if isinstance(f, proto.Smsg)]
+                self.assertEqual([m.id for m in replayed], missed)
+                self.assertEqual([m.payload for m in replayed], payloads)
+                # and then live, with no duplicate
+                live = pub.publish_durable("room:r", b"live-" + pod.name.encode())
+                [m] = [x for x in smsgs(again, len(missed) + 1, timeout=10)
+                       if x.id not in missed]
+                self.assertEqual(m.id, live)
+                missed.append(live)
+                payloads.append(b"live-" + pod.name.encode())
+                again.close()
+        _, text = b.get("/metrics")
+        self.assertIn('podrelay_durable_recoveries_total{outcome="recovered"} 1', text)
+
+    def test_trimmed_history_and_recreated_stream_are_not_recovered(self):
+        (a,) = self.start_pods(1, ["--durable-max-len", "10"])
+        pub = v2(a, "pub")
+        ids = [pub.publish_durable("room:t", b"x%d" % i) for i in range(400)]
+        epoch = self.redis.cli("GET", "podrelay:{room:t}:epoch").strip().encode()
+        with self.subTest("since older than the trimmed history"):
+            c = v2(a, "old")
+            ok = c.resume("room:t", ids[0], epoch)
+            self.assertEqual(ok.recovered, 0)
+            self.assertEqual(ok.epoch, epoch)
+            self.assertEqual([f for f in c.pending() if isinstance(f, proto.Smsg)], [])
+            c.close()
+        with self.subTest("a recreated stream (keys deleted, as if Redis lost its data)"):
+            self.redis.cli("DEL", "podrelay:{room:t}", "podrelay:{room:t}:epoch")
+            new_id = pub.publish_durable("room:t", b"after")
+            new_epoch = self.redis.cli("GET", "podrelay:{room:t}:epoch").strip().encode()
+            self.assertNotEqual(new_epoch, epoch)
+            c = v2(a, "recreated")
+            ok = c.resume("room:t", ids[-1], epoch)
+            self.assertEqual(ok.recovered, 0)
+            self.assertEqual(ok.epoch, new_epoch)
+            self.assertEqual(ok.last_id, new_id)
+            c.close()
+        _, text = a.get("/metrics")
+        self.assertIn('podrelay_durable_recoveries_total{outcome="trimmed"} 1', text)
+        self.assertIn('podrelay_durable_recoveries_total{outcome="epoch_changed"} 1', text)
+
+
+class TestDurableCompatibilityAndBadInput(DurableCase):
+    def test_v1_client_unchanged_and_bad_input_gets_clear_errors(self):
+        (a,) = self.start_pods(1)
+        v1 = self.track_client(a.client())
+        v1.subscribe("room:v1")
+        v1.publish("room:v1", b"plain")  # acked with a plain OK in version 1
+        [m] = self.expect_msgs(v1, 1)
+        self.assertEqual((m.channel, m.pattern, m.payload), (b"room:v1", b"", b"plain"))
+        c = v2(a, "v2")
+        with self.subTest("RSUB on a channel that is not durable"):
+            with self.assertRaises(ServerError) as e:
+                c.resume("chat", b"", b"")
+            self.assertEqual(e.exception.code, proto.NOT_SUPPORTED)
+            self.assertIn(b"not durable", e.exception.message)
+        with self.subTest("a since id that is not a stream id"):
+            with self.assertRaises(ServerError) as e:
+                c.resume("room:v1", b"12-x", b"")
+            self.assertEqual(e.exception.code, proto.INVALID_ARGUMENT)
+        with self.subTest("a plain channel still works on version 2"):
+            c.subscribe("chat")
+            c.publish("chat", b"hi")
+            self.assertEqual(c.recv_msg(timeout=5).payload, b"hi")
+        with self.subTest("a version 2 frame from a version 1 connection"):
+            bad = self.track_client(a.client())
+            bad.send_raw(proto.encode_rsub(1, "room:v1"))
+            frames = bad.read_until_closed(timeout=5)
+            errs = [f for f in frames if isinstance(f, proto.Err)]
+            self.assertEqual([e.code for e in errs], [proto.UNKNOWN_TYPE])
+            self.assertIn(b"version 2", errs[0].message)
+        v1.publish("room:v1", b"still fine")
+        self.assertEqual(self.expect_msgs(v1, 1)[0].payload, b"still fine")
+
+    def test_min_replicas_not_reached_is_a_clear_nack(self):
+        # One Redis without replicas: WAIT 1 answers 0, so the publish is appended but the
+        # app is told it is not replicated (and may be lost on a failover).
+        (a,) = self.start_pods(1, ["--durable-min-replicas", "1"])
+        c = v2(a, "pub")
+        with self.assertRaises(ServerError) as e:
+            c.publish_durable("room:w", b"w")
+        self.assertEqual(e.exception.code, proto.NOT_REPLICATED)
+        self.assertIn(b"only 0 of --durable-min-replicas 1", e.exception.message)
+        self.assertEqual(self.redis.cli("XLEN", "podrelay:{room:w}").strip(), "1")
+        c.ping()  # the connection goes on
+
+    def test_durable_refused_on_cluster_at_start(self):
+        r = subprocess.run([PODRELAY_BIN, "--redis", "redis-cluster://127.0.0.1:1",
+                            "--durable", "room:*"], capture_output=True, timeout=10)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn(b"--durable is not supported with redis-cluster://", r.stderr)
+        r = subprocess.run([PODRELAY_BIN, "--durable", "room:*", "--durable-max-len", "0"],
+                           capture_output=True, timeout=10)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn(b"--durable-max-len: must be between 1 and", r.stderr)
+
+
+class TestDurableScale(DurableCase):
+    @staticmethod
+    def rss(pod) -> float:
+        _, text = pod.get("/metrics")
+        return [float(l.split()[1]) for l in text.splitlines()
+                if l.startswith("process_resident_memory_bytes")][0]
+
+    def test_many_channels_one_reader_and_idle_expiry(self):
+        (a,) = self.start_pods(1, ["--durable-ttl", "2"])
+        rss_before = self.rss(a)
+        c = v2(a, "many")
+        names = [f"room:{i}" for i in range(1000)]
+        c.subscribe(*names, timeout=30)
+        pub = v2(a, "pub")
+        for name in names[::100]:
+            pub.publish_durable(name, name.encode())
+        got = {m.payload for m in smsgs(c, 10)}
+        self.assertEqual(got, {n.encode() for n in names[::100]})
+        readers = [l for l in self.redis.cli("CLIENT", "LIST").splitlines()
+                   if "name=podrelay-streams-" in l]
+        self.assertEqual(len(readers), 1, readers)
+        _, text = a.get("/metrics")
+        self.assertIn("podrelay_durable_streams 1000", text)
+        # Memory bounded: 1,000 read channels cost the pod little (ASan builds included).
+        growth = self.rss(a) - rss_before
+        print(f"    RSS growth for 1,000 durable channels: {growth / 1024:.0f} KiB")
+        self.assertLess(growth, 32 * 1024 * 1024)
+        # Idle streams (and their epochs) expire after --durable-ttl.
+        wait_for(lambda: self.redis.cli("KEYS", "podrelay:{room:*").strip() == "", 15,
+                 what="idle durable streams to expire")
+
+
+class TestDurableClients(DurableCase):
+    def test_cli_sub_since_prints_ids(self):
+        (a,) = self.start_pods(1)
+        pub = v2(a, "pub")
+        ids = [pub.publish_durable("room:cli", b"c%d" % i) for i in range(4)]
+        r = self.run_cli("-c", a.addr, "sub", "room:cli", "--since", ids[0].decode(), "-v",
+                         "-n", "3", "--timeout", "10")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = r.stdout.decode().splitlines()
+        self.assertEqual(lines, [f"{ids[i].decode()} c{i}" for i in range(1, 4)])
+        r = self.run_cli("-c", a.addr, "sub", "chat", "--since", "1-0", "--timeout", "5")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("NOT_SUPPORTED", r.stderr.decode())
+
+    def test_asyncio_client_resumes_by_itself_after_its_sidecar_restarts(self):
+        a, b = self.start_pods(2)
+        asyncio.run(self._aio_resume(a, b))
+
+    async def _aio_resume(self, a, b):
+        got: asyncio.Queue = asyncio.Queue()
+        resumed: List[proto.RsubOk] = []
+        client = await aio.connect(a.addr, client_name="aio", timeout=10,
+                                   reconnect_max_delay=0.3)
+        try:
+            client.on("resumed", lambda ch, ok: resumed.append(ok))
+            ok = await client.subscribe_durable(
+                "room:aio", lambda payload, ch, sid: got.put_nowait((payload, sid)))
+            self.assertEqual(ok.recovered, 1)
+            pub = v2(b, "pub")
+            first = pub.publish_durable("room:aio", b"before")
+            self.assertEqual(await asyncio.wait_for(got.get(), 10), (b"before", first))
+            a.proc.kill()  # the client's sidecar dies ...
+            missed = [pub.publish_durable("room:aio", b"gap%d" % i) for i in range(5)]
+            a.start()      # ... and comes back on the same port
+            for i in range(5):
+                payload, sid = await asyncio.wait_for(got.get(), 20)
+                self.assertEqual((payload, sid), (b"gap%d" % i, missed[i]))
+            self.assertTrue(resumed and resumed[-1].recovered == 1, resumed)
+            self.assertTrue(got.empty())
+        finally:
+            await client.close()

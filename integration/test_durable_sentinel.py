@@ -1,0 +1,93 @@
+"""Durable channels across a Sentinel failover with --durable-min-replicas 1: a master, one
+replica, three sentinels, two sidecars. A publish answered PUBOK was on the replica
+(WAIT 1), so it survives the master's SIGKILL: both pods deliver every one of them exactly
+once, in order, from the promoted replica. After the failover the new master has no
+replica, so publishes are appended but answered ERR 304 NOT_REPLICATED, and delivered too.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from typing import Dict, List
+
+from harness import IntegrationCase, ServerError, Sidecar, proto, wait_for
+from harness_ext import RedisExt
+from test_durable import v2
+import test_sentinel  # the module, not its class: its own test must not run here too
+
+
+class DurableSentinelFailoverTest(IntegrationCase):
+    # The sentinel set-up of the pub/sub failover test (borrowed, so its test is not run
+    # twice).
+    start_sentinel = test_sentinel.SentinelFailoverTest.start_sentinel
+    sentinel_view = test_sentinel.SentinelFailoverTest.sentinel_view
+
+    def test_acked_durable_messages_survive_the_failover(self):
+        if shutil.which(test_sentinel.REDIS_SENTINEL) is None:
+            self.skipTest("redis-sentinel not installed")
+        master = RedisExt(self, "master").start()
+        replica = RedisExt(self, "replica",
+                           extra_args=["--replicaof", "127.0.0.1", str(master.port)]).start()
+        wait_for(lambda: "master_link_status:up" in replica.cli("INFO", "replication"), 15,
+                 what="replica in sync")
+        sentinels = [self.start_sentinel(i, master.port) for i in (1, 2, 3)]
+        wait_for(lambda: all(self.sentinel_view(p) == (b"*2", b"*1") for p in sentinels), 20,
+                 interval=0.2, what="sentinels discovering each other and the replica")
+        url = "redis-sentinel://" + ",".join(f"127.0.0.1:{p}" for p in sentinels) + "/mymaster"
+        args = ["--durable", "room:*", "--durable-min-replicas", "1",
+                "--publish-buffer-timeout", "8"]
+        pods = [Sidecar(self, f"pod{i}", url, args).start() for i in range(2)]
+        subs = [v2(p, f"sub{i}") for i, p in enumerate(pods)]
+        for s in subs:
+            self.assertEqual(s.resume("room:fo").recovered, 1)
+        pub = v2(pods[0], "pub")
+        acked: List[bytes] = []
+        outcomes: Dict[int, int] = {}
+        stop = threading.Event()
+
+        def publish():
+            i = 0
+            while not stop.is_set() and i < 5000:
+                payload = b"f%06d" % i
+                i += 1
+                try:
+                    pub.publish_durable("room:fo", payload, timeout=20)
+                    acked.append(payload)
+                except ServerError as e:
+                    outcomes[e.code] = outcomes.get(e.code, 0) + 1
+                time.sleep(0.003)
+
+        t = threading.Thread(target=publish, daemon=True)
+        t.start()
+        try:
+            wait_for(lambda: len(acked) > 50, 20, what="acked publishes before the kill")
+            master.kill()
+            wait_for(lambda: replica.cli("ROLE").startswith("master"), 30, interval=0.05,
+                     what="the replica promoted to master")
+            for p in pods:
+                p.wait_ready(timeout=20)
+            wait_for(lambda: outcomes.get(proto.NOT_REPLICATED, 0) > 5, 20,
+                     what="publishes on the promoted master (no replica left: 304)")
+        finally:
+            stop.set()
+            t.join(timeout=30)
+        self.assertFalse(t.is_alive())
+        want = set(acked)
+        last = b"f%06d" % (max(int(a[1:]) for a in acked) if acked else 0)
+        for i, s in enumerate(subs):
+            got: List[bytes] = []
+            deadline = time.monotonic() + 30
+            # every acked one, and one published after the failover (answered 304)
+            while ((not want.issubset(got) or not any(g > last for g in got))
+                   and time.monotonic() < deadline):
+                m = s.recv_smsg(timeout=1)
+                if m is not None:
+                    got.append(m.payload)
+            with self.subTest(pod=i):
+                self.assertEqual(want.difference(got), set(), f"pod {i} missed acked messages")
+                self.assertEqual(len(got), len(set(got)), "a message arrived twice")
+                self.assertEqual(got, sorted(got), "out of order")
+                self.assertTrue(any(g > last for g in got),
+                                "nothing published after the failover was delivered")

@@ -1,0 +1,72 @@
+#include "core/resume.hpp"
+
+namespace podrelay::core {
+
+void Resume::on_subscribed(StreamId reader_position) {
+  reader_position_ = reader_position;
+  phase_ = Phase::checking;
+}
+
+Resume::Outcome Resume::on_info(StreamInfo const& info) {
+  epoch_ = info.epoch;
+  phase_ = Phase::replaying;
+  // Whatever the outcome, the app gets everything after the reader's position at the
+  // subscription (so nothing between the subscription and the switch to live is lost); a
+  // recovery starts further back, at the app's own id.
+  last_ = reader_position_;
+  if (!since_) {
+    outcome_ = Outcome::fresh;
+  } else if (info.epoch.empty() || !info.last) {
+    outcome_ = Outcome::stream_gone;
+  } else if (!client_epoch_.empty() && client_epoch_ != info.epoch) {
+    outcome_ = Outcome::epoch_changed;
+  } else if (*since_ > *info.last) {
+    outcome_ = Outcome::unknown_id;
+  } else if (info.first ? *since_ < *info.first : *since_ != *info.last) {
+    // Trimming removes entries from the front only, so when the app's id is still at or
+    // after the first entry, everything after it is still held. Before it, something the
+    // app never saw may have been trimmed: say so rather than guess.
+    outcome_ = Outcome::trimmed;
+  } else {
+    outcome_ = Outcome::recovered;
+    if (*since_ < last_) last_ = *since_;
+  }
+  return outcome_;
+}
+
+bool Resume::on_live(StreamId id) {
+  if (phase_ != Phase::live || id <= last_) return false;
+  last_ = id;
+  return true;
+}
+
+bool Resume::on_replayed(StreamId id) {
+  if (phase_ != Phase::replaying || id <= last_) return false;
+  last_ = id;
+  ++replayed_;
+  return true;
+}
+
+bool Resume::page_done(std::size_t entries, std::size_t count, StreamId reader_position) {
+  // A full page may have more behind it; and the reader may have delivered (to others,
+  // not to us) entries past our last one while the page was on its way.
+  // An empty page ends it either way: the stream holds nothing after our last id (entries
+  // the reader saw meanwhile were deleted with the stream).
+  if (entries > 0 && (entries >= count || last_ < reader_position)) return true;
+  phase_ = Phase::live;
+  return false;
+}
+
+char const* outcome_name(Resume::Outcome outcome) noexcept {
+  switch (outcome) {
+    case Resume::Outcome::fresh: return "fresh";
+    case Resume::Outcome::recovered: return "recovered";
+    case Resume::Outcome::epoch_changed: return "epoch_changed";
+    case Resume::Outcome::trimmed: return "trimmed";
+    case Resume::Outcome::stream_gone: return "stream_gone";
+    case Resume::Outcome::unknown_id: return "unknown_id";
+  }
+  return "unknown";
+}
+
+}  // namespace podrelay::core

@@ -1,0 +1,102 @@
+#include "core/stream_cursor.hpp"
+
+#include <algorithm>
+#include <unordered_set>
+
+namespace podrelay::core {
+
+bool StreamCursor::want(std::string const& channel, std::string stream_key) {
+  auto const it = channels_.find(channel);
+  if (it != channels_.end()) return it->second.state == State::positioned;
+  by_key_[stream_key] = channel;
+  channels_.emplace(channel, Channel{std::move(stream_key), {}, State::unpositioned});
+  ++unpositioned_;
+  ++generation_;
+  return false;
+}
+
+void StreamCursor::unwant(std::string const& channel) {
+  auto const it = channels_.find(channel);
+  if (it == channels_.end()) return;
+  if (it->second.state == State::fetching) --fetching_;
+  if (it->second.state == State::unpositioned) --unpositioned_;
+  by_key_.erase(it->second.key);
+  channels_.erase(it);
+  ++generation_;
+}
+
+void StreamCursor::retain_only(std::vector<std::string> const& wanted) {
+  std::unordered_set<std::string_view> keep(wanted.begin(), wanted.end());
+  std::vector<std::string> gone;
+  for (auto const& [name, ch] : channels_) {
+    if (!keep.contains(name)) gone.push_back(name);
+  }
+  for (auto const& name : gone) unwant(name);
+}
+
+std::vector<std::string> StreamCursor::take_unpositioned() {
+  std::vector<std::string> out;
+  if (unpositioned_ == 0) return out;
+  for (auto& [name, ch] : channels_) {
+    if (ch.state != State::unpositioned) continue;
+    ch.state = State::fetching;
+    out.push_back(name);
+  }
+  unpositioned_ = 0;
+  fetching_ += out.size();
+  return out;
+}
+
+bool StreamCursor::set_position(std::string const& channel, StreamId id) {
+  auto const it = channels_.find(channel);
+  if (it == channels_.end() || it->second.state != State::fetching) return false;
+  it->second.id = id;
+  it->second.state = State::positioned;
+  --fetching_;
+  ++generation_;
+  return true;
+}
+
+bool StreamCursor::advance(std::string_view channel, StreamId id) {
+  auto const it = channels_.find(channel);
+  if (it == channels_.end() || it->second.state != State::positioned || id <= it->second.id) {
+    return false;
+  }
+  it->second.id = id;
+  return true;
+}
+
+void StreamCursor::on_disconnected() {
+  for (auto& [name, ch] : channels_) {
+    if (ch.state == State::fetching) {
+      ch.state = State::unpositioned;
+      --fetching_;
+      ++unpositioned_;
+    }
+  }
+}
+
+StreamId StreamCursor::position(std::string_view channel) const {
+  auto const it = channels_.find(channel);
+  return it == channels_.end() ? StreamId{} : it->second.id;
+}
+
+std::string const* StreamCursor::channel_of_key(std::string_view key) const {
+  auto const it = by_key_.find(key);
+  return it == by_key_.end() ? nullptr : &it->second;
+}
+
+std::vector<std::string> StreamCursor::xread_args(std::size_t block_ms, std::size_t count) const {
+  std::vector<std::string> args{
+      "XREAD", "BLOCK", std::to_string(block_ms), "COUNT", std::to_string(count), "STREAMS"};
+  args.reserve(args.size() + 2 * channels_.size());
+  for (auto const& [name, ch] : channels_) {
+    if (ch.state == State::positioned) args.push_back(ch.key);
+  }
+  for (auto const& [name, ch] : channels_) {
+    if (ch.state == State::positioned) args.push_back(ch.id.to_string());
+  }
+  return args;
+}
+
+}  // namespace podrelay::core

@@ -1,0 +1,103 @@
+#include "redis/stream_commands.hpp"
+
+namespace podrelay::redis {
+namespace {
+
+// Why one EVAL rather than `XADD NOMKSTREAM` and, on a nil reply, a second command that
+// creates the stream: publishes are pipelined, so the XADDs behind a nil one are already on
+// the wire; if another pod creates the stream meanwhile, they succeed while the first is
+// retried, and this pod's publishes land out of order. The script keeps them in order and
+// makes the stream, its epoch and its TTL one atomic step. Redis caches the script by its
+// SHA1, so the cost over a plain XADD is the script's bytes on the wire.
+// KEYS: stream, epoch. ARGV: max_len, payload, new epoch, refresh ('1'/'0'), ttl seconds.
+constexpr std::string_view publish_script =
+    "local refresh = ARGV[4] == '1'\n"
+    "if redis.call('EXISTS', KEYS[1]) == 0 then\n"
+    "  redis.call('SET', KEYS[2], ARGV[3])\n"
+    "  refresh = true\n"
+    "elseif redis.call('EXISTS', KEYS[2]) == 0 then\n"
+    "  redis.call('SET', KEYS[2], ARGV[3])\n"
+    "  refresh = true\n"
+    "end\n"
+    "local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'd', ARGV[2])\n"
+    "if refresh then\n"
+    "  redis.call('EXPIRE', KEYS[1], ARGV[5])\n"
+    "  redis.call('EXPIRE', KEYS[2], ARGV[5])\n"
+    "end\n"
+    "return id\n";
+
+// KEYS: stream, epoch.
+constexpr std::string_view info_script =
+    "local e = redis.call('GET', KEYS[2]) or ''\n"
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return {e} end\n"
+    "local info = redis.call('XINFO', 'STREAM', KEYS[1])\n"
+    "local first, last = '', ''\n"
+    "for i = 1, #info, 2 do\n"
+    "  if info[i] == 'last-generated-id' then last = info[i + 1]\n"
+    "  elseif info[i] == 'first-entry' and info[i + 1] then first = info[i + 1][1] end\n"
+    "end\n"
+    "return {e, last, first}\n";
+
+std::string_view element_string(redisReply const& r, std::size_t i) {
+  if (r.type != REDIS_REPLY_ARRAY || i >= r.elements || !r.element[i]) return {};
+  return reply_string(*r.element[i]);
+}
+
+}  // namespace
+
+void append_durable_publish(std::string& out, DurablePublish const& p) {
+  auto const max_len = std::to_string(p.max_len);
+  auto const ttl = std::to_string(p.ttl.count());
+  append_command(out, {"EVAL", publish_script, "2", p.stream_key, p.epoch_key, max_len, p.payload,
+                       p.new_epoch, p.refresh_ttl ? "1" : "0", ttl});
+}
+
+void append_stream_info(std::string& out, std::string_view stream_key, std::string_view epoch_key) {
+  append_command(out, {"EVAL", info_script, "2", stream_key, epoch_key});
+}
+
+core::StreamInfo parse_stream_info(redisReply const& reply) {
+  core::StreamInfo info;
+  info.epoch = std::string(element_string(reply, 0));
+  info.last = core::StreamId::parse(element_string(reply, 1));
+  info.first = core::StreamId::parse(element_string(reply, 2));
+  return info;
+}
+
+void append_xrange_after(std::string& out, std::string_view stream_key, std::string_view after,
+                         std::size_t count) {
+  auto const start = "(" + std::string(after);
+  auto const n = std::to_string(count);
+  append_command(out, {"XRANGE", stream_key, start, "+", "COUNT", n});
+}
+
+void append_last_entry(std::string& out, std::string_view stream_key) {
+  append_command(out, {"XREVRANGE", stream_key, "+", "-", "COUNT", "1"});
+}
+
+bool entry_payload(redisReply const& fields, std::string_view& payload) {
+  if (fields.type != REDIS_REPLY_ARRAY || fields.elements < 2) return false;
+  for (std::size_t i = 0; i + 1 < fields.elements; i += 2) {
+    if (element_string(fields, i) == "d") {
+      payload = element_string(fields, i + 1);
+      return true;
+    }
+  }
+  payload = element_string(fields, 1);
+  return true;
+}
+
+std::size_t for_each_entry(
+    redisReply const& entries,
+    std::function<void(std::string_view, std::string_view)> const& on_entry) {
+  if (entries.type != REDIS_REPLY_ARRAY) return 0;
+  for (std::size_t i = 0; i < entries.elements; ++i) {
+    auto const* e = entries.element[i];
+    if (!e || e->type != REDIS_REPLY_ARRAY || e->elements < 2 || !e->element[1]) continue;
+    std::string_view payload;
+    if (entry_payload(*e->element[1], payload)) on_entry(element_string(*e, 0), payload);
+  }
+  return entries.elements;
+}
+
+}  // namespace podrelay::redis

@@ -1,0 +1,50 @@
+// The Redis commands of durable channels, encoded, and the parsing of their replies; byte
+// buffers only (no sockets). A durable publish is one EVAL so that creating the stream,
+// its epoch and their TTL happen atomically with the XADD, in the order the publishes were
+// pipelined (see stream_commands.cpp for why not XADD NOMKSTREAM plus a retry).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "core/resume.hpp"
+#include "redis/resp.hpp"
+
+namespace podrelay::redis {
+
+struct DurablePublish {
+  std::string_view stream_key;
+  std::string_view epoch_key;
+  std::size_t max_len = 0;
+  std::string_view payload;
+  std::string_view new_epoch;  // the epoch token if this publish creates the stream
+  bool refresh_ttl = false;    // EXPIRE both keys (a created stream always gets its TTL)
+  std::chrono::seconds ttl{0};
+};
+// EVAL: creates stream + epoch when the stream is missing, XADD MAXLEN ~ N * d <payload>,
+// EXPIRE when due. Replies with the entry id.
+void append_durable_publish(std::string& out, DurablePublish const& p);
+
+// EVAL replying {epoch, last-generated-id, first-entry-id} ({epoch} when there is no
+// stream; '' for what is missing).
+void append_stream_info(std::string& out, std::string_view stream_key, std::string_view epoch_key);
+core::StreamInfo parse_stream_info(redisReply const& reply);
+
+// XRANGE key (after + COUNT n: the entries after `after`.
+void append_xrange_after(std::string& out, std::string_view stream_key, std::string_view after,
+                         std::size_t count);
+// XREVRANGE key + - COUNT 1: the last entry (for a reader's start position).
+void append_last_entry(std::string& out, std::string_view stream_key);
+
+// The payload of an entry's field list: the value of field "d" (what podrelay writes), else
+// the first value (an entry another writer added); false when there is none.
+bool entry_payload(redisReply const& fields, std::string_view& payload);
+// Calls `on_entry(id, payload)` for each [id, [field, value, ...]] of an XRANGE-style
+// array; returns how many entries the array held (also those without a payload).
+std::size_t for_each_entry(redisReply const& entries,
+                           std::function<void(std::string_view, std::string_view)> const& on_entry);
+
+}  // namespace podrelay::redis

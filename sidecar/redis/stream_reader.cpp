@@ -1,0 +1,229 @@
+#include "redis/stream_reader.hpp"
+
+#include <boost/asio/post.hpp>
+#include <utility>
+
+#include "redis/stream_commands.hpp"
+#include "util/log.hpp"
+
+namespace podrelay::redis {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+log::RateLimit& retry_limit() {
+  static log::RateLimit limit(std::chrono::seconds(5));
+  return limit;
+}
+
+}  // namespace
+
+StreamReader::StreamReader(asio::any_io_executor ex, config::Config const& cfg,
+                           MasterLocator& locator, core::DurableChannels const& durable,
+                           Events& events)
+    : cfg_(cfg),
+      locator_(locator),
+      durable_(durable),
+      events_(events),
+      ex_(ex),
+      link_(ex, *this, {"stream-reader", cfg.redis_ping_interval}, retry_limit()) {}
+
+void StreamReader::start() {
+  options_ = locator_.master_options();
+  options_.client_name = "podrelay-streams-" + cfg_.node_id;
+  link_.start();
+}
+
+void StreamReader::stop() { link_.stop(); }
+
+void StreamReader::send(bool subscribe, std::vector<std::string> const& channels) {
+  if (!link_.connected() || channels.empty()) return;
+  for (auto const& channel : channels) {
+    if (subscribe) {
+      auto const app = durable_.durable_app_channel(channel);
+      if (!app) continue;  // the router sends only durable names here
+      if (cursor_.want(channel, durable_.stream_key(*app))) confirm_later(channel, true);
+    } else {
+      cursor_.unwant(channel);
+      confirm_later(channel, false);
+    }
+  }
+  maybe_unblock();
+  link_.wake_writer();
+}
+
+void StreamReader::maybe_unblock() {
+  // The blocked XREAD does not cover the new set: have it return now rather than at the end
+  // of its block (measured alternative: a short block costs a round trip per block per pod
+  // even when idle; a second connection per pod doubles the connections).
+  if (xread_in_flight_ && !unblock_sent_ && client_id_ != 0 &&
+      cursor_.generation() != xread_generation_) {
+    unblock_sent_ = true;
+    events_.on_reader_unblock(client_id_);
+  }
+}
+
+void StreamReader::confirm_later(std::string channel, bool subscribed) {
+  // Never call back into the subscriptions core from inside its own effects: confirm on
+  // the next turn of the event loop, in one batch.
+  (subscribed ? confirm_on_ : confirm_off_).push_back(std::move(channel));
+  if (confirm_posted_) return;
+  confirm_posted_ = true;
+  asio::post(ex_, [this] {
+    confirm_posted_ = false;
+    auto on = std::move(confirm_on_);
+    auto off = std::move(confirm_off_);
+    confirm_on_.clear();
+    confirm_off_.clear();
+    if (!off.empty()) events_.on_reader_confirmed(off, false);
+    if (!on.empty()) events_.on_reader_confirmed(on, true);
+  });
+}
+
+void StreamReader::queue(Kind kind, std::string channel) {
+  in_flight_.push_back(InFlight{kind, std::move(channel), Clock::now()});
+}
+
+asio::awaitable<Error> StreamReader::connect(RedisConnection& conn) {
+  co_return co_await link_.connect_to_master(conn, locator_, options_);
+}
+
+void StreamReader::on_up() {
+  out_.clear();
+  in_flight_.clear();
+  xread_in_flight_ = false;
+  unblock_sent_ = false;
+  fetches_in_flight_ = 0;
+  client_id_ = 0;
+  append_command(out_, {"CLIENT", "ID"});
+  queue(Kind::client_id, {});
+  events_.on_reader_state(true);
+}
+
+Error StreamReader::on_down() {
+  out_.clear();
+  in_flight_.clear();
+  xread_in_flight_ = false;
+  fetches_in_flight_ = 0;
+  client_id_ = 0;
+  cursor_.on_disconnected();
+  events_.on_reader_state(false);
+  // A refused command (a key of another type under a durable stream's name, an ACL) would
+  // be refused again at once: back off rather than spin.
+  if (refused_.empty()) return {};
+  return Error(errc::bad_reply, std::exchange(refused_, {}));
+}
+
+void StreamReader::log_retry(log::RateLimit& limit, std::string_view reason) {
+  log::warn_limited(limit, "redis unreachable, retrying",
+                    {{"role", "stream-reader"}, {"reason", reason}});
+}
+
+bool StreamReader::on_reply(redisReply const& reply) {
+  if (in_flight_.empty()) {
+    log::error("redis sent a reply nobody asked for; reconnecting", {{"role", "stream-reader"}});
+    return false;
+  }
+  auto const head = std::move(in_flight_.front());
+  in_flight_.pop_front();
+  if (reply.type == REDIS_REPLY_ERROR && head.kind != Kind::xread) {
+    static log::RateLimit limit;
+    log::error_limited(limit, "redis refused a stream reader command; reconnecting",
+                       {{"error", reply_string(reply)}});
+    refused_ = "redis refused a stream reader command: " + std::string(reply_string(reply));
+    return false;
+  }
+  switch (head.kind) {
+    case Kind::client_id: client_id_ = reply.integer; break;
+    case Kind::ping: break;
+    case Kind::fetch: {
+      --fetches_in_flight_;
+      core::StreamId last{};
+      for_each_entry(reply, [&](std::string_view id, std::string_view) {
+        if (auto const parsed = core::StreamId::parse(id)) last = *parsed;
+      });
+      if (cursor_.set_position(head.channel, last)) confirm_later(head.channel, true);
+      break;
+    }
+    case Kind::xread:
+      xread_in_flight_ = false;
+      unblock_sent_ = false;
+      if (reply.type == REDIS_REPLY_ERROR) {
+        // A key that is not a stream (someone wrote it): say so and read again after a
+        // pause rather than spin.
+        static log::RateLimit limit;
+        log::error_limited(limit, "XREAD failed; retrying", {{"error", reply_string(reply)}});
+        refused_ = "XREAD failed: " + std::string(reply_string(reply));
+        return false;
+      }
+      on_xread(reply);
+      break;
+  }
+  link_.wake_writer();
+  return true;
+}
+
+void StreamReader::on_xread(redisReply const& reply) {
+  if (reply.type != REDIS_REPLY_ARRAY) return;  // nil: timed out or unblocked
+  for (std::size_t i = 0; i < reply.elements; ++i) {
+    auto const* stream = reply.element[i];
+    if (!stream || stream->type != REDIS_REPLY_ARRAY || stream->elements < 2) continue;
+    auto const* channel = cursor_.channel_of_key(reply_string(*stream->element[0]));
+    if (!channel) continue;      // no longer read
+    auto const name = *channel;  // the cursor may change under the callbacks
+    for_each_entry(*stream->element[1], [&](std::string_view id, std::string_view payload) {
+      auto const parsed = core::StreamId::parse(id);
+      if (parsed && cursor_.advance(name, *parsed)) {
+        events_.on_stream_entry(name, id, *parsed, payload);
+      }
+    });
+  }
+}
+
+Link::Output StreamReader::output() {
+  if (!out_.empty()) return Link::Output::ready;
+  if (xread_in_flight_ || fetches_in_flight_ > 0 || client_id_ == 0) return Link::Output::none;
+  auto const fetch = cursor_.take_unpositioned();
+  if (!fetch.empty()) {
+    for (auto const& channel : fetch) {
+      auto const app = durable_.durable_app_channel(channel);
+      append_last_entry(out_, durable_.stream_key(app ? *app : channel));
+      queue(Kind::fetch, channel);
+    }
+    fetches_in_flight_ = fetch.size();
+    return Link::Output::ready;
+  }
+  if (cursor_.empty()) return Link::Output::none;
+  auto const args = cursor_.xread_args(static_cast<std::size_t>(block.count()), entries_per_stream);
+  std::vector<std::string_view> views(args.begin(), args.end());
+  append_command(out_, views);
+  queue(Kind::xread, {});
+  xread_in_flight_ = true;
+  xread_generation_ = cursor_.generation();
+  return Link::Output::ready;
+}
+
+void StreamReader::take_output(std::string& buf) {
+  buf.clear();
+  buf.swap(out_);
+}
+
+Link::Health StreamReader::on_health_tick() {
+  auto const now = Clock::now();
+  if (!in_flight_.empty()) {
+    auto const& head = in_flight_.front();
+    auto const allowed =
+        cfg_.redis_ping_timeout + (head.kind == Kind::xread ? std::chrono::milliseconds(block)
+                                                            : std::chrono::milliseconds(0));
+    if (now - head.sent > allowed) {
+      log::warn("redis stopped answering; dropping the connection", {{"role", "stream-reader"}});
+      return Link::Health::dead;
+    }
+    return Link::Health::idle;
+  }
+  append_command(out_, {"PING"});
+  queue(Kind::ping, {});
+  return Link::Health::wake_writer;
+}
+
+}  // namespace podrelay::redis

@@ -1,0 +1,184 @@
+// Durable channels without I/O: the glob matcher, stream ids, channel selection and keys,
+// the stream reader's cursor, and a resume's replay state machine, step by step.
+#include <doctest/doctest.h>
+
+#include "core/durable_channels.hpp"
+#include "core/glob.hpp"
+#include "core/resume.hpp"
+#include "core/stream_cursor.hpp"
+#include "core/stream_id.hpp"
+
+using namespace podrelay::core;
+
+namespace {
+StreamId id(char const* text) { return *StreamId::parse(text); }
+}  // namespace
+
+TEST_CASE("glob_match follows Redis' stringmatchlen") {
+  CHECK(glob_match("room:*", "room:42"));
+  CHECK(glob_match("room:*", "room:"));
+  CHECK_FALSE(glob_match("room:*", "roo"));
+  CHECK(glob_match("*", ""));
+  CHECK(glob_match("r?om", "room"));
+  CHECK_FALSE(glob_match("r?om", "rom"));
+  CHECK(glob_match("[abc]x", "bx"));
+  CHECK_FALSE(glob_match("[abc]x", "dx"));
+  CHECK(glob_match("[^abc]x", "dx"));
+  CHECK(glob_match("[a-c]", "b"));
+  CHECK_FALSE(glob_match("[a-c]", "d"));
+  CHECK(glob_match("a\\*b", "a*b"));
+  CHECK_FALSE(glob_match("a\\*b", "axb"));
+  CHECK(glob_match("*a*b*c", "xxaybzzc"));
+  CHECK_FALSE(glob_match("*a*b*c", "xxaybzz"));
+  CHECK(glob_match("chat.**", "chat.x"));
+}
+
+TEST_CASE("stream ids parse strictly and compare numerically") {
+  CHECK(StreamId::parse("1-2") == StreamId{1, 2});
+  CHECK(StreamId::parse("7") == StreamId{7, 0});
+  CHECK_FALSE(StreamId::parse("").has_value());
+  CHECK_FALSE(StreamId::parse("1-").has_value());
+  CHECK_FALSE(StreamId::parse("-1").has_value());
+  CHECK_FALSE(StreamId::parse("1-2-3").has_value());
+  CHECK_FALSE(StreamId::parse("x-1").has_value());
+  CHECK_FALSE(StreamId::parse("99999999999999999999-0").has_value());
+  CHECK(id("9-0") < id("10-0"));
+  CHECK(id("10-1") > id("10-0"));
+  CHECK(id("10-1").to_string() == "10-1");
+}
+
+TEST_CASE("durable channels: globs over app names, hash-tagged keys, spaced TTL refresh") {
+  DurableChannels::Options o;
+  o.patterns = {"room:*", "feed"};
+  o.ttl = std::chrono::seconds(100);
+  o.ttl_cache_entries = 2;
+  DurableChannels d("podrelay:", o);
+  CHECK(d.enabled());
+  CHECK(d.is_durable("room:1"));
+  CHECK(d.is_durable("feed"));
+  CHECK_FALSE(d.is_durable("feeds"));
+  CHECK(d.durable_app_channel("podrelay:room:1") == "room:1");
+  CHECK_FALSE(d.durable_app_channel("other:room:1").has_value());
+  CHECK_FALSE(d.durable_app_channel("podrelay:chat").has_value());
+  CHECK(d.stream_key("room:1") == "podrelay:{room:1}");
+  CHECK(d.epoch_key("room:1") == "podrelay:{room:1}:epoch");
+
+  auto const t0 = DurableChannels::Clock::now();
+  CHECK(d.ttl_refresh_due("a", t0));
+  CHECK_FALSE(d.ttl_refresh_due("a", t0 + std::chrono::seconds(24)));
+  CHECK(d.ttl_refresh_due("a", t0 + std::chrono::seconds(26)));
+  CHECK(d.ttl_refresh_due("b", t0));
+  CHECK(d.ttl_refresh_due("c", t0));  // full: forgotten as a whole, bounded
+  CHECK(d.ttl_refresh_due("a", t0 + std::chrono::seconds(27)));
+
+  DurableChannels none("p:", {});
+  CHECK_FALSE(none.enabled());
+  CHECK_FALSE(none.durable_app_channel("p:room:1").has_value());
+}
+
+TEST_CASE("the cursor fetches each new channel's position once and reads from there") {
+  StreamCursor c;
+  CHECK(c.empty());
+  CHECK_FALSE(c.want("p:a", "p:{a}"));
+  CHECK_FALSE(c.want("p:b", "p:{b}"));
+  CHECK_FALSE(c.ready());
+  auto const fetch = c.take_unpositioned();
+  CHECK(fetch == std::vector<std::string>{"p:a", "p:b"});
+  CHECK(c.take_unpositioned().empty());
+  CHECK(c.set_position("p:a", id("5-0")));
+  CHECK_FALSE(c.set_position("p:a", id("6-0")));  // once
+  CHECK(c.set_position("p:b", id("0-0")));
+  CHECK(c.ready());
+  CHECK(c.xread_args(1000, 10) == std::vector<std::string>{"XREAD", "BLOCK", "1000", "COUNT", "10",
+                                                           "STREAMS", "p:{a}", "p:{b}", "5-0",
+                                                           "0-0"});
+  CHECK(c.advance("p:a", id("6-0")));
+  CHECK_FALSE(c.advance("p:a", id("6-0")));  // never twice
+  CHECK_FALSE(c.advance("p:a", id("5-9")));  // never backwards
+  CHECK_FALSE(c.advance("p:zz", id("9-0")));
+  CHECK(*c.channel_of_key("p:{b}") == "p:b");
+  CHECK(c.channel_of_key("p:{zz}") == nullptr);
+
+  // A reconnect keeps positions: a channel wanted again is confirmed at once.
+  auto const generation = c.generation();
+  c.on_disconnected();
+  CHECK(c.want("p:a", "p:{a}"));
+  CHECK(c.position("p:a") == id("6-0"));
+  c.retain_only({"p:a"});
+  CHECK_FALSE(c.wanted("p:b"));
+  CHECK(c.generation() != generation);
+
+  // A position being fetched when the link broke is fetched again.
+  CHECK_FALSE(c.want("p:c", "p:{c}"));
+  CHECK(c.take_unpositioned() == std::vector<std::string>{"p:c"});
+  c.on_disconnected();
+  CHECK(c.take_unpositioned() == std::vector<std::string>{"p:c"});
+  c.unwant("p:c");
+  CHECK(c.ready());
+  CHECK(c.size() == 1);
+}
+
+TEST_CASE("resume without since: live from the reader's position, after catching up") {
+  Resume r(std::nullopt, "");
+  CHECK_FALSE(r.on_live(id("1-0")));  // not subscribed yet: the replay covers it
+  r.on_subscribed(id("10-0"));
+  CHECK(r.on_info({"E1", id("1-0"), id("12-0")}) == Resume::Outcome::fresh);
+  CHECK(r.replay_after() == id("10-0"));
+  CHECK_FALSE(r.on_live(id("11-0")));  // still replaying
+  CHECK(r.on_replayed(id("11-0")));
+  CHECK(r.on_replayed(id("12-0")));
+  CHECK_FALSE(r.page_done(2, 256, id("11-0")));
+  CHECK(r.phase() == Resume::Phase::live);
+  CHECK(r.recovered());
+  CHECK(r.epoch() == "E1");
+  CHECK_FALSE(r.on_live(id("11-0")));  // delivered by the replay
+  CHECK_FALSE(r.on_live(id("12-0")));
+  CHECK(r.on_live(id("13-0")));
+}
+
+TEST_CASE("resume with since: replays from there, pages on until it caught up") {
+  Resume r(id("3-0"), "E1");
+  r.on_subscribed(id("10-0"));
+  CHECK(r.on_info({"E1", id("2-0"), id("10-0")}) == Resume::Outcome::recovered);
+  CHECK(r.replay_after() == id("3-0"));
+  CHECK(r.on_replayed(id("4-0")));
+  CHECK(r.on_replayed(id("5-0")));
+  CHECK(r.page_done(2, 2, id("10-0")));  // a full page: ask again
+  CHECK(r.replay_after() == id("5-0"));
+  CHECK(r.on_replayed(id("10-0")));
+  // The reader moved on while the page travelled: one more page.
+  CHECK(r.page_done(1, 2, id("11-0")));
+  CHECK(r.on_replayed(id("11-0")));
+  CHECK_FALSE(r.page_done(1, 2, id("11-0")));
+  CHECK(r.replayed() == 4);
+  CHECK(r.recovered());
+  CHECK(r.on_live(id("12-0")));
+}
+
+TEST_CASE("an empty page ends the replay even when the reader is ahead (stream deleted)") {
+  Resume r(id("3-0"), "");
+  r.on_subscribed(id("10-0"));
+  CHECK(r.on_info({"E", id("1-0"), id("10-0")}) == Resume::Outcome::recovered);
+  CHECK_FALSE(r.page_done(0, 256, id("10-0")));
+  CHECK(r.phase() == Resume::Phase::live);
+}
+
+TEST_CASE("resume outcomes that say: reload your state") {
+  auto outcome = [](std::optional<StreamId> since, std::string epoch, StreamInfo info) {
+    Resume r(since, std::move(epoch));
+    r.on_subscribed(id("10-0"));
+    auto const o = r.on_info(info);
+    CHECK_FALSE(r.recovered());
+    CHECK(r.replay_after() == id("10-0"));  // live from the subscription on
+    return o;
+  };
+  CHECK(outcome(id("5-0"), "E1", {"E2", id("1-0"), id("10-0")}) == Resume::Outcome::epoch_changed);
+  CHECK(outcome(id("5-0"), "E1", {"", std::nullopt, std::nullopt}) == Resume::Outcome::stream_gone);
+  CHECK(outcome(id("5-0"), "E1", {"E1", id("6-0"), id("10-0")}) == Resume::Outcome::trimmed);
+  CHECK(outcome(id("11-0"), "E1", {"E1", id("6-0"), id("10-0")}) == Resume::Outcome::unknown_id);
+  CHECK(outcome(id("5-0"), "E1", {"E1", std::nullopt, id("10-0")}) == Resume::Outcome::trimmed);
+  // An empty epoch from the app is not checked.
+  Resume r(id("6-0"), "");
+  r.on_subscribed(id("10-0"));
+  CHECK(r.on_info({"E9", id("6-0"), id("10-0")}) == Resume::Outcome::recovered);
+}
