@@ -129,6 +129,7 @@ asio::awaitable<Error> Subscriber::connect(RedisConnection& conn) {
 }
 
 void Subscriber::on_up() {
+  pushes_.emplace(max_reply_bytes(cfg_));
   out_.clear();
   pings_in_flight_.clear();
   in_flight_.clear();
@@ -150,6 +151,19 @@ void Subscriber::log_retry(log::RateLimit& limit, std::string_view reason) {
 bool Subscriber::on_reply(redisReply const& reply) {
   on_event(classify_pubsub(reply));
   return true;
+}
+
+bool Subscriber::on_item(PushReader::Status status, PushReader::Item& item) {
+  switch (status) {
+    case PushReader::Status::push: events_.on_message(id_, item.event); return true;
+    case PushReader::Status::oversized:
+      events_.on_message_dropped(id_, item.event, item.payload_bytes);
+      return true;
+    case PushReader::Status::reply: return on_reply(*item.reply);
+    case PushReader::Status::need_more:
+    case PushReader::Status::error: break;
+  }
+  return false;
 }
 
 Link::Output Subscriber::output() {
