@@ -5,7 +5,8 @@
 // unsolicited ones (Redis Cluster's sunsubscribe after a slot moved) pass through as
 // confirmations. What to (re)subscribe is decided by the subscriptions core, which it
 // informs of every (re)connect and loss. A PING every interval proves the connection
-// alive. Single-threaded; lives as long as the relay.
+// alive, unless replies keep arriving (its PONG waits behind them). Single-threaded; lives as long
+// as the relay.
 #pragma once
 
 #include <algorithm>
@@ -102,6 +103,7 @@ class Subscriber final : Link::Role {
   std::string ping_;
   std::deque<std::chrono::steady_clock::time_point> pings_in_flight_;
   bool sharded_ = false;
+  bool heard_ = false;                // a reply arrived since the last health tick
   std::optional<PushReader> pushes_;  // replaced on every connect
   Link link_;                         // last: its coroutines use the members above
 };
