@@ -518,6 +518,10 @@ class GapTest(IntegrationCase):
         self.assertEqual(metric(m, "podrelay_messages_dropped_total", reason="frame_too_large"),
                          4, "both copies of the skipped one and of the one above the frame limit")
         self.assertEqual(metric(m, "podrelay_redis_reconnects_total", role="subscriber"), 0)
+        # Skipped, not buffered and then refused: only the 3 MB one takes that path.
+        log = pod.proc.stderr_text() + pod.proc.stdout_text()
+        self.assertIn("too large to buffer; skipped", log)
+        self.assertIn("payload_bytes=3000000", log)
 
     def test_auth_token_sent_to_a_sidecar_without_auth_is_ignored(self):
         """Spec 3: a token sent to a sidecar that has no token configured is accepted."""
