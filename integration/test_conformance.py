@@ -498,6 +498,31 @@ class GapTest(IntegrationCase):
         c.send(proto.encode_ping(3))
         self.assertEqual(kinds(c.collect(1, 5)), [("PONG", 3)])
 
+    def test_message_no_receiver_could_queue_is_skipped_unbuffered_and_counted(self):
+        """A message from Redis above both the frame limit and the per-connection hard queue
+        limit is skipped as it arrives (the subscriber link never buffers it) and counted in
+        podrelay_messages_dropped_total{reason="frame_too_large"}; the link stays up and the
+        next message arrives."""
+        pod = self.start_sidecar("pod", self.redis, ["--max-frame-bytes", "4096",
+                                                     "--max-queue-bytes", "65536"])
+        c = Raw(self, pod.port)
+        c.send(proto.encode_sub(1, [b"huge"]) + proto.encode_psub(2, [b"h*"]))
+        self.assertEqual(kinds(c.collect(2, 5)), [("OK", 1), ("OK", 2)])
+        for payload in (b"s" * 3_000_000, b"m" * 10_000, b"end"):
+            r = resp_command(self.redis.port, b"PUBLISH", b"podrelay:huge", payload)
+            self.assertEqual(r, b":2\r\n")
+        got = c.collect_until(lambda f: isinstance(f, proto.Msg) and f.payload == b"end"
+                              and f.pattern == b"h*", 10)
+        self.assertEqual(kinds(got), [("MSG", b"huge", b"", 3), ("MSG", b"huge", b"h*", 3)])
+        m = sidecar_metrics(pod)
+        self.assertEqual(metric(m, "podrelay_messages_dropped_total", reason="frame_too_large"),
+                         4, "both copies of the skipped one and of the one above the frame limit")
+        self.assertEqual(metric(m, "podrelay_redis_reconnects_total", role="subscriber"), 0)
+        # Skipped, not buffered and then refused: only the 3 MB one takes that path.
+        log = pod.proc.stderr_text() + pod.proc.stdout_text()
+        self.assertIn("too large to buffer; skipped", log)
+        self.assertIn("payload_bytes=3000000", log)
+
     def test_auth_token_sent_to_a_sidecar_without_auth_is_ignored(self):
         """Spec 3: a token sent to a sidecar that has no token configured is accepted."""
         pod = self.start_sidecar("pod", self.redis)

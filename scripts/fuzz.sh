@@ -9,10 +9,11 @@ if [[ ! -f build-fuzz/CMakeCache.txt ]]; then
   CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DPODRELAY_FUZZ=ON -DPODRELAY_SANITIZE=ON -DPODRELAY_BENCH=OFF >/dev/null
 fi
-cmake --build build-fuzz --target fuzz_frame_decoder fuzz_redis_reply fuzz_resp_request
+cmake --build build-fuzz --target fuzz_frame_decoder fuzz_redis_reply fuzz_resp_request \
+  fuzz_push_reader
 
 corpus=build-fuzz/corpus
-mkdir -p "$corpus/frame_decoder" "$corpus/redis_reply" "$corpus/resp_request"
+mkdir -p "$corpus/frame_decoder" "$corpus/redis_reply" "$corpus/resp_request" "$corpus/push_reader"
 # Each vector becomes a seed; the leading byte is the chunk-size selector of the target.
 python3 - "$corpus/frame_decoder" <<'PY'
 import json, sys, os
@@ -23,13 +24,16 @@ for group in ("valid", "malformed"):
             f.write(b"\x07" + bytes.fromhex(v["hex"]))
 PY
 cp fuzz/seeds/redis_reply/* "$corpus/redis_reply/"
+# The push reader reads the same streams (same leading chunk-size byte), compared with hiredis.
+cp fuzz/seeds/redis_reply/* fuzz/seeds/push_reader/* "$corpus/push_reader/"
 # Two leading bytes: the chunk-size selector and the configuration flags of the target.
 cp fuzz/seeds/resp_request/* "$corpus/resp_request/"
 # Inputs that once crashed a target stay in its corpus.
 cp fuzz/regressions/frame_decoder/* "$corpus/frame_decoder/"
 cp fuzz/regressions/redis_reply/* "$corpus/redis_reply/"
+cp fuzz/regressions/redis_reply/* fuzz/regressions/push_reader/* "$corpus/push_reader/"
 
-for t in frame_decoder redis_reply resp_request; do
+for t in frame_decoder redis_reply resp_request push_reader; do
   echo "fuzz: $t for ${seconds}s"
   if ! (cd build-fuzz && ./bin/fuzz_$t -max_total_time="$seconds" -print_final_stats=1 \
     -rss_limit_mb=2048 "corpus/$t" 2>&1 | tail -n 12); then

@@ -75,6 +75,12 @@ asio::awaitable<void> Link::back_off(std::string_view reason) {
 }
 
 asio::awaitable<void> Link::reader() {
+  if (auto* pushes = role_.push_reader()) {
+    co_await conn_.read_pushes(
+        options_.name, stopped_, *pushes,
+        [this](PushReader::Status st, PushReader::Item& item) { return role_.on_item(st, item); });
+    co_return;
+  }
   co_await conn_.read_replies(options_.name, stopped_,
                               [this](redisReply const& reply) { return role_.on_reply(reply); });
 }

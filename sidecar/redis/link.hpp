@@ -35,6 +35,12 @@ class Link {
     virtual void on_up() = 0;
     // Each reply in order; false drops the connection.
     virtual bool on_reply(redisReply const& reply) = 0;
+    // A role that reads with a PushReader of its own (the subscriber: message pushes parsed
+    // in place) returns it, fresh for each connection; then every reply goes to on_item.
+    virtual PushReader* push_reader() { return nullptr; }
+    virtual bool on_item(PushReader::Status /*status*/, PushReader::Item& /*item*/) {
+      return false;
+    }
     // After the connection is gone. An error: log it and back off before reconnecting
     // (the Sentinel watcher); none: reconnect at once (the data connections).
     virtual Error on_down() = 0;

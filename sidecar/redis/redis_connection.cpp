@@ -257,6 +257,42 @@ asio::awaitable<void> RedisConnection::read_replies(
   }
 }
 
+asio::awaitable<void> RedisConnection::read_pushes(std::string_view role, bool const& stopped,
+                                                   PushReader& reader, OnItem const& on_item) {
+  // The handshake's replies were all consumed, so hiredis holds whole replies only.
+  reader.feed(reader_->unread());
+  reader_ = std::make_unique<ReplyReader>();
+  PushReader::Item item;
+  for (;;) {
+    for (;;) {
+      auto const st = reader.next(item);
+      if (st == PushReader::Status::need_more) break;
+      if (st == PushReader::Status::error) {
+        log::error("redis protocol error", {{"role", role}, {"error", reader.error_text()}});
+        close();
+        co_return;
+      }
+      if (!on_item(st, item)) {
+        close();
+        co_return;
+      }
+    }
+    auto const space = reader.prepare();
+    auto [ec, n] =
+        tls_
+            ? co_await tls_->async_read_some(asio::buffer(space.data(), space.size()), use_tuple)
+            : co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), use_tuple);
+    if (ec) {
+      if (!stopped && is_open()) {
+        log::warn("redis connection lost", {{"role", role}, {"error", ec.message()}});
+      }
+      close();
+      co_return;
+    }
+    reader.commit(n);
+  }
+}
+
 void RedisConnection::close() {
   error_code ignored;
   auto& s = tcp();

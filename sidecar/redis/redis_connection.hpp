@@ -18,6 +18,7 @@
 
 #include "config/config.hpp"
 #include "redis/endpoint.hpp"
+#include "redis/push_reader.hpp"
 #include "redis/resp.hpp"
 #include "util/error.hpp"
 
@@ -60,6 +61,11 @@ class RedisConnection {
   // connection fails; then closes the connection. `role` names it in the log lines.
   asio::awaitable<void> read_replies(std::string_view role, bool const& stopped,
                                      std::function<bool(redisReply const&)> const& on_reply);
+  // The same with the subscriber's reader, which parses message pushes in place: the
+  // socket reads straight into its buffer, starting with what the handshake left unread.
+  using OnItem = std::function<bool(PushReader::Status, PushReader::Item&)>;
+  asio::awaitable<void> read_pushes(std::string_view role, bool const& stopped, PushReader& reader,
+                                    OnItem const& on_item);
 
   void close();
   bool is_open() const { return tcp().is_open(); }

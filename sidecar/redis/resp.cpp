@@ -9,14 +9,7 @@ namespace podrelay::redis {
 
 namespace {
 
-// hiredis 0.14 allocates an array reply's element table as soon as it reads the header, so
-// "*555555553\r\n" from a broken or hostile server would ask for gigabytes (found by
-// fuzz/fuzz_redis_reply). Newer hiredis has a maxelements limit; here the reader's own
-// object functions are wrapped and larger arrays fail as a protocol error (the connection
-// is dropped). Nothing podrelay asks for comes near the limit: pub/sub pushes have at most
-// 4 elements, CLUSTER SLOTS at most one per slot range.
-constexpr int max_array_elements = 1 << 20;
-
+// The reader's own object functions are wrapped to enforce max_array_elements.
 redisReplyObjectFunctions const* default_functions() {
   static redisReplyObjectFunctions const fns = [] {
     redisReader* r = redisReaderCreate();
@@ -61,6 +54,12 @@ ReplyReader::Status ReplyReader::next(ReplyPtr& reply) {
 }
 
 std::string_view ReplyReader::error_text() const noexcept { return reader_->errstr; }
+
+std::string_view ReplyReader::unread() const noexcept {
+  auto const* r = reader_.get();
+  if (r->buf == nullptr || r->len <= r->pos) return {};
+  return {r->buf + r->pos, r->len - r->pos};
+}
 
 void append_command(std::string& out, std::span<std::string_view const> args) {
   // hiredis wants parallel arrays of pointers and lengths.
@@ -174,6 +173,12 @@ PubSubEvent classify_pubsub(redisReply const& reply) noexcept {
       ev.kind = Kind::punsubscribed;
   }
   return ev;
+}
+
+std::string describe(PubSubEvent const& ev) {
+  std::string out = std::to_string(static_cast<int>(ev.kind));
+  for (auto const part : {ev.name, ev.channel, ev.payload}) out.append(1, '|').append(part);
+  return out;
 }
 
 }  // namespace podrelay::redis

@@ -19,6 +19,13 @@ struct ReplyDeleter {
 };
 using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
 
+// hiredis 0.14 allocates an array reply's element table as soon as it reads the header, so
+// "*555555553\r\n" from a broken or hostile server would ask for gigabytes (found by
+// fuzz/fuzz_redis_reply). Newer hiredis has a maxelements limit; here larger arrays fail as
+// a protocol error (the connection is dropped). Nothing podrelay asks for comes near it:
+// pub/sub pushes have at most 4 elements, CLUSTER SLOTS at most one per slot range.
+inline constexpr int max_array_elements = 1 << 20;
+
 // Incremental RESP parser. Not thread-safe; one per connection.
 class ReplyReader {
  public:
@@ -28,6 +35,8 @@ class ReplyReader {
   enum class Status { reply, need_more, error };
   Status next(ReplyPtr& reply);
   std::string_view error_text() const noexcept;
+  // What was fed and not parsed yet (a connection switching readers hands it on).
+  std::string_view unread() const noexcept;
 
  private:
   struct ReaderDeleter {
@@ -72,5 +81,8 @@ struct PubSubEvent {
   std::string_view payload;  // message body, or error text
 };
 PubSubEvent classify_pubsub(redisReply const& reply) noexcept;
+// "kind|name|channel|payload", bytes as they are: tests and the fuzz target compare readers
+// with it.
+std::string describe(PubSubEvent const& ev);
 
 }  // namespace podrelay::redis

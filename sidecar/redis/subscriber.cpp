@@ -1,6 +1,7 @@
 #include "redis/subscriber.hpp"
 
 #include <map>
+#include <utility>
 
 #include "redis/cluster_slots.hpp"
 #include "util/log.hpp"
@@ -129,6 +130,7 @@ asio::awaitable<Error> Subscriber::connect(RedisConnection& conn) {
 }
 
 void Subscriber::on_up() {
+  pushes_.emplace(max_reply_bytes(cfg_));
   out_.clear();
   pings_in_flight_.clear();
   in_flight_.clear();
@@ -152,6 +154,20 @@ bool Subscriber::on_reply(redisReply const& reply) {
   return true;
 }
 
+bool Subscriber::on_item(PushReader::Status status, PushReader::Item& item) {
+  heard_ = true;
+  switch (status) {
+    case PushReader::Status::push: events_.on_message(id_, item.event); return true;
+    case PushReader::Status::oversized:
+      events_.on_message_dropped(id_, item.event, item.payload_bytes);
+      return true;
+    case PushReader::Status::reply: return on_reply(*item.reply);
+    case PushReader::Status::need_more:
+    case PushReader::Status::error: break;
+  }
+  return false;
+}
+
 Link::Output Subscriber::output() {
   return out_.empty() ? Link::Output::none : Link::Output::ready;
 }
@@ -163,7 +179,11 @@ void Subscriber::take_output(std::string& buf) {
 
 Link::Health Subscriber::on_health_tick() {
   auto const now = Clock::now();
-  if (!pings_in_flight_.empty() && now - pings_in_flight_.front() > cfg_.redis_ping_timeout) {
+  // A PONG queues behind every message Redis already owes this link: while messages keep
+  // arriving Redis is alive, only the backlog is long (it dropped the link under load).
+  bool const heard = std::exchange(heard_, false);
+  if (!heard && !pings_in_flight_.empty() &&
+      now - pings_in_flight_.front() > cfg_.redis_ping_timeout) {
     log::warn("redis stopped answering PING; dropping the connection", {{"role", "subscriber"}});
     return Link::Health::dead;
   }

@@ -5,12 +5,15 @@
 // unsolicited ones (Redis Cluster's sunsubscribe after a slot moved) pass through as
 // confirmations. What to (re)subscribe is decided by the subscriptions core, which it
 // informs of every (re)connect and loss. A PING every interval proves the connection
-// alive. Single-threaded; lives as long as the relay.
+// alive, unless replies keep arriving (its PONG waits behind them). Single-threaded; lives as long
+// as the relay.
 #pragma once
 
+#include <algorithm>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <deque>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -20,6 +23,7 @@
 #include "core/sub_kind.hpp"
 #include "redis/link.hpp"
 #include "redis/master_locator.hpp"
+#include "redis/push_reader.hpp"
 #include "redis/redis_connection.hpp"
 
 namespace podrelay::redis {
@@ -32,6 +36,10 @@ class Subscriber final : Link::Role {
     // handler re-sends its subscriptions.
     virtual void on_subscriber_state(std::size_t link, bool connected) = 0;
     virtual void on_message(std::size_t link, PubSubEvent const& event) = 0;  // (p)message
+    // A (p)message whose payload (`payload_bytes`) exceeds max_reply_bytes(): skipped
+    // unbuffered; `event` has its names and no payload.
+    virtual void on_message_dropped(std::size_t link, PubSubEvent const& event,
+                                    std::size_t payload_bytes) = 0;
     virtual void on_confirmed(std::size_t link, core::SubKind kind, std::string_view name,
                               bool subscribed) = 0;
     // Redis answered one of our commands with an error (`text`): none of it took effect.
@@ -55,12 +63,19 @@ class Subscriber final : Link::Role {
   bool connected() const noexcept { return link_.connected(); }
   // SSUBSCRIBE / SUNSUBSCRIBE (Redis Cluster sharded pub/sub), one command per slot.
   void set_sharded(bool sharded) { sharded_ = sharded; }
+  // The largest payload the link buffers: one no receiver could queue (above the frame
+  // limit and the per-connection hard queue limit) is dropped and counted instead.
+  static std::size_t max_reply_bytes(config::Config const& cfg) noexcept {
+    return std::max(cfg.max_frame_bytes, cfg.max_queue_bytes);
+  }
 
  private:
   // Link::Role: what the subscriber adds to the shared connection loop.
   asio::awaitable<Error> connect(RedisConnection& conn) override;
   void on_up() override;
   bool on_reply(redisReply const& reply) override;
+  PushReader* push_reader() override { return &*pushes_; }
+  bool on_item(PushReader::Status status, PushReader::Item& item) override;
   Error on_down() override;
   void log_retry(log::RateLimit& limit, std::string_view reason) override;
   Link::Output output() override;
@@ -88,7 +103,9 @@ class Subscriber final : Link::Role {
   std::string ping_;
   std::deque<std::chrono::steady_clock::time_point> pings_in_flight_;
   bool sharded_ = false;
-  Link link_;  // last: its coroutines use the members above
+  bool heard_ = false;                // a reply arrived since the last health tick
+  std::optional<PushReader> pushes_;  // replaced on every connect
+  Link link_;                         // last: its coroutines use the members above
 };
 
 }  // namespace podrelay::redis

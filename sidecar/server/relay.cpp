@@ -510,6 +510,19 @@ void Relay::on_message(std::size_t, redis::PubSubEvent const& ev) {
   }
 }
 
+void Relay::on_message_dropped(std::size_t, redis::PubSubEvent const& ev,
+                               std::size_t payload_bytes) {
+  ++metrics_.hot.received;
+  // No receiver could take it: above the frame limit and every connection's hard queue limit.
+  metrics_.message_dropped(ErrorCode::frame_too_large).Increment();
+  static log::RateLimit limit;
+  log::warn_limited(
+      limit, "message from Redis too large to buffer; skipped",
+      {{"channel", ev.channel},
+       {"payload_bytes", std::to_string(payload_bytes)},
+       {"max_reply_bytes", std::to_string(redis::Subscriber::max_reply_bytes(cfg_))}});
+}
+
 void Relay::on_confirmed(std::size_t link, SubKind kind, std::string_view name, bool subscribed) {
   apply(subscriptions_.on_confirmed(link, kind, name, subscribed));
   // Redis Cluster drops sharded subscriptions of a slot that moved away.

@@ -111,6 +111,8 @@ class Relay final : public redis::Publisher::Events,
   void on_publisher_state(std::size_t link, bool connected) override;
   void on_subscriber_state(std::size_t link, bool connected) override;
   void on_message(std::size_t link, redis::PubSubEvent const& event) override;
+  void on_message_dropped(std::size_t link, redis::PubSubEvent const& event,
+                          std::size_t payload_bytes) override;
   void on_confirmed(std::size_t link, core::SubKind kind, std::string_view name,
                     bool subscribed) override;
   void on_refused(std::size_t link, core::SubKind kind, bool subscribe,
