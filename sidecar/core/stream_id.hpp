@@ -14,6 +14,7 @@ struct StreamId {
   std::uint64_t ms = 0;
   std::uint64_t seq = 0;
 
+  // NOLINTNEXTLINE(modernize-use-nullptr): clang-tidy 14 misreads a defaulted <=> (0 literal)
   auto operator<=>(StreamId const&) const = default;
 
   // "<ms>-<seq>" or "<ms>" (seq 0); nullopt for anything else (empty, signs, spaces,

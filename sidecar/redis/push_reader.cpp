@@ -10,7 +10,7 @@ namespace {
 
 // Room for the names in front of a payload: a message may be this much larger than its
 // payload limit before it counts as an oversized reply.
-constexpr std::size_t header_slack = 64 * 1024;
+constexpr std::size_t header_slack = std::size_t{64} * 1024;
 // hiredis 0.14 refuses a multi-bulk nested deeper than this; so does the framer.
 constexpr std::size_t max_depth = 8;
 

@@ -52,8 +52,8 @@ class PushReader {
   std::size_t buffered() const noexcept { return end_ - begin_; }
   std::size_t capacity() const noexcept { return capacity_; }
 
-  static constexpr std::size_t min_read = 16 * 1024;
-  static constexpr std::size_t initial_capacity = 64 * 1024;
+  static constexpr std::size_t min_read = std::size_t{16} * 1024;
+  static constexpr std::size_t initial_capacity = std::size_t{64} * 1024;
 
  private:
   enum class Parse { done, oversized, need_more, fallback, error };
