@@ -1,7 +1,7 @@
 // The daemon's internal error vocabulary: why a Redis connection, a Sentinel query, a
-// CLUSTER SLOTS reply, the TLS setup or a listening socket failed. Codes are for programs (compare them, count
-// them); the reason string that travels with them is one line for humans and the logs, and
-// never holds a secret. The wire codes sent to apps live in proto/error_code.hpp instead.
+// CLUSTER SLOTS reply, the TLS setup or a listening socket failed. Codes are for programs (compare
+// them, count them); the reason string that travels with them is one line for humans and the logs,
+// and never holds a secret. The wire codes sent to apps live in proto/error_code.hpp instead.
 #pragma once
 
 #include <string>
