@@ -19,11 +19,6 @@ using proto::ErrorCode;
 using Clock = std::chrono::steady_clock;
 constexpr std::uint8_t max_redirects = 5;
 constexpr std::chrono::seconds cluster_refresh_interval{5};
-// Durable channels are "held" by the stream reader, which the subscriptions core sees as
-// one more shard (durable channels are refused on Redis Cluster, so id 1 is free).
-constexpr core::ShardId durable_shard = 1;
-// How long a durable publish with --durable-min-replicas waits for its replicas.
-constexpr std::chrono::milliseconds replica_wait{1000};
 
 core::DurableChannels::Options durable_options(config::Config const& cfg) {
   core::DurableChannels::Options o;
@@ -32,19 +27,6 @@ core::DurableChannels::Options durable_options(config::Config const& cfg) {
   o.ttl = std::chrono::duration_cast<decltype(o.ttl)>(cfg.durable_ttl);
   o.min_replicas = cfg.durable_min_replicas;
   return o;
-}
-
-// splitmix64: distinct, unpredictable-enough tokens from a counter (an epoch only has to
-// differ from the one before; it is not a secret).
-std::string epoch_token(std::uint64_t& counter) {
-  std::uint64_t z = (counter += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  z ^= z >> 31;
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out(16, '0');
-  for (int i = 15; i >= 0; --i, z >>= 4) out[static_cast<std::size_t>(i)] = digits[z & 0xf];
-  return out;
 }
 
 }  // namespace
@@ -59,7 +41,7 @@ Relay::Relay(asio::any_io_executor ex, config::Config const& cfg, metrics::Metri
       subscriptions_({cfg.max_subscriptions, cfg.redis.mode != config::RedisUrl::Mode::cluster},
                      [this](std::string_view redis_name) {
                        if (reader_ && durable_.durable_app_channel(redis_name)) {
-                         return durable_shard;
+                         return durable_shard_id;
                        }
                        return route(redis_name).id;
                      }),
@@ -138,7 +120,7 @@ std::string Relay::where(Shard const& shard) const {
 
 void Relay::apply(core::Subscriptions::Effects const& fx) {
   for (auto const& c : fx.commands) {
-    if (reader_ && c.shard == durable_shard) {
+    if (reader_ && c.shard == durable_shard_id) {
       reader_->send(c.subscribe, c.names);
     } else {
       shards_.at(c.shard)->subscriber.send(c.kind, c.subscribe, c.names);
@@ -201,144 +183,6 @@ std::optional<Relay::Nack> Relay::publish(Connection& session, std::uint32_t req
   return refuse(ErrorCode::publish_buffer_full, "publish buffer full (--publish-buffer-bytes " +
                                                     std::to_string(cfg_.publish_buffer_bytes) +
                                                     ")");
-}
-
-std::optional<Relay::Nack> Relay::publish_durable(redis::PublishTag tag, std::string_view app,
-                                                  std::string_view payload) {
-  auto& publisher = shards_.front()->publisher;
-  auto const key = durable_.stream_key(app);
-  auto const epoch_key = durable_.epoch_key(app);
-  auto const epoch = epoch_token(epoch_counter_);
-  auto const& opt = durable_.options();
-  std::string command;
-  redis::append_durable_publish(
-      command, {key, epoch_key, opt.max_len, payload, epoch,
-                durable_.ttl_refresh_due(app, core::DurableChannels::Clock::now()), opt.ttl});
-  tag.durable = true;
-  bool queued = false;
-  if (opt.min_replicas == 0) {
-    queued = publisher.publish_encoded(command, std::move(tag), false);
-  } else {
-    // The EVAL and its WAIT travel together: the EVAL's outcome waits in `wait` until the
-    // WAIT says how many replicas have it.
-    std::string wait_command;
-    redis::append_command(wait_command, {"WAIT", std::to_string(opt.min_replicas),
-                                         std::to_string(replica_wait.count())});
-    if (publisher.buffered_bytes() + command.size() + wait_command.size() + 64 <=
-        cfg_.publish_buffer_bytes) {
-      auto wait = std::make_shared<redis::DurableAck>();
-      redis::PublishTag eval;
-      eval.durable = true;
-      eval.wait = wait;
-      tag.durable_wait = true;
-      tag.wait = std::move(wait);
-      queued = publisher.publish_encoded(command, std::move(eval), false) &&
-               publisher.publish_encoded(wait_command, std::move(tag), false);
-    }
-  }
-  if (queued) return std::nullopt;
-  return Nack{ErrorCode::publish_buffer_full, "publish buffer full (--publish-buffer-bytes " +
-                                                  std::to_string(cfg_.publish_buffer_bytes) + ")"};
-}
-
-bool Relay::durable_outcome(redis::PublishTag const& tag, std::optional<ErrorCode>& error,
-                            std::string& text, redisReply const* reply) {
-  auto const id = [&] {
-    return reply && reply->type == REDIS_REPLY_STRING ? std::string(redis::reply_string(*reply))
-                                                      : std::string();
-  };
-  if (tag.wait && !tag.durable_wait) {  // the EVAL: its WAIT answers for both
-    tag.wait->error = error;
-    tag.wait->text = error ? text : id();
-    return false;
-  }
-  if (!tag.durable_wait) {
-    if (!error) text = id();
-    return true;
-  }
-  auto const& ack = *tag.wait;
-  if (ack.error) {
-    error = ack.error;
-    text = ack.text;
-  } else if (!error && reply && reply->type == REDIS_REPLY_INTEGER &&
-             reply->integer < static_cast<long long>(durable_.options().min_replicas)) {
-    error = ErrorCode::not_replicated;
-    text = "appended as " + ack.text + " on the master, but only " +
-           std::to_string(reply->integer) + " of --durable-min-replicas " +
-           std::to_string(durable_.options().min_replicas) + " replicas had it within " +
-           std::to_string(replica_wait.count()) + " ms; a failover may lose it";
-  } else if (!error) {
-    text = ack.text;
-  }
-  return true;
-}
-
-std::optional<Relay::Nack> Relay::durable_query(Connection& connection, std::uint64_t token,
-                                                std::string const& command) {
-  if (draining_) return Nack{ErrorCode::draining, "the sidecar is shutting down"};
-  redis::PublishTag tag;
-  tag.origin = std::weak_ptr<redis::PublishOrigin>(connection.shared_from_this());
-  tag.durable_query = true;
-  tag.token = token;
-  if (shards_.front()->publisher.publish_encoded(command, std::move(tag), false)) {
-    return std::nullopt;
-  }
-  return Nack{ErrorCode::publish_buffer_full, "publish buffer full (--publish-buffer-bytes " +
-                                                  std::to_string(cfg_.publish_buffer_bytes) + ")"};
-}
-
-void Relay::on_reader_state(bool connected) {
-  metrics_.redis_stream_reader_connected.Set(connected ? 1 : 0);
-  if (!connected) {
-    subscriptions_.on_disconnected(durable_shard);
-    log::warn("redis disconnected", {{"role", "stream-reader"}, {"redis", where(*shards_[0])}});
-    return;
-  }
-  if (reader_seen_up_) metrics_.durable_reader_reconnects.Increment();
-  reader_seen_up_ = true;
-  auto const fx = subscriptions_.on_connected(durable_shard);
-  std::vector<std::string> wanted;
-  for (auto const& c : fx.commands) {
-    if (c.shard == durable_shard && c.subscribe) {
-      wanted.insert(wanted.end(), c.names.begin(), c.names.end());
-    }
-  }
-  // Channels that lost their last subscriber while the link was down are forgotten; the
-  // others keep their last id, so reading resumes exactly where it stopped.
-  reader_->retain_only(wanted);
-  log::info("redis connected", {{"role", "stream-reader"},
-                                {"redis", where(*shards_[0])},
-                                {"streams", std::to_string(wanted.size())}});
-  apply(fx);
-}
-
-void Relay::on_reader_confirmed(std::vector<std::string> const& channels, bool subscribed) {
-  for (auto const& name : channels) {
-    apply(subscriptions_.on_confirmed(durable_shard, SubKind::channel, name, subscribed));
-  }
-}
-
-void Relay::on_stream_entry(std::string const& channel, std::string_view id, core::StreamId parsed,
-                            std::string_view payload) {
-  metrics_.durable_received.Increment();
-  core::Delivery message(names_, resp_names_, cfg_.max_frame_bytes, channel, "", payload);
-  message.set_stream_id(id, parsed);
-  auto const delivered = subscriptions_.deliver(SubKind::channel, channel, message);
-  metrics_.hot.delivered += delivered;
-  metrics_.durable_delivered.Increment(static_cast<double>(delivered));
-  if (message.too_large()) {
-    metrics_.message_dropped(ErrorCode::frame_too_large).Increment();
-  } else if (subscriptions_.receiver_count(SubKind::channel, channel) == 0) {
-    metrics_.messages_unrouted.Increment();
-  }
-}
-
-void Relay::on_reader_unblock(std::int64_t client_id) {
-  std::string command;
-  redis::append_command(command, {"CLIENT", "UNBLOCK", std::to_string(client_id)});
-  redis::PublishTag tag;
-  tag.health_ping = true;  // nobody waits for the reply
-  shards_.front()->publisher.publish_encoded(command, std::move(tag), false);
 }
 
 bool Relay::redirect(redis::PublishTag const& tag, std::string_view error_text) {

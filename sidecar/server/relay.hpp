@@ -104,6 +104,9 @@ class Relay final : public redis::Publisher::Events,
   std::size_t session_count() const noexcept { return sessions_.size(); }
 
  private:
+  // Durable channels are "held" by the stream reader, which the subscriptions core sees as
+  // one more shard (durable channels are refused on Redis Cluster, so id 1 is free).
+  static constexpr core::ShardId durable_shard_id = 1;
   // redis::Publisher::Events and redis::Subscriber::Events; `link` is the shard id.
   void on_publish_outcome(std::size_t link, redis::PublishTag const& tag,
                           std::optional<proto::ErrorCode> error, std::string_view text,
