@@ -438,3 +438,33 @@ describe('close', () => {
     await client.close();
   });
 });
+
+// The sidecar binary of this repository speaks version 2, so a sidecar from before it is
+// played by the fake: it refuses HELLO v2 with UNSUPPORTED_VERSION, as version 1 did.
+describe('protocol version fallback', () => {
+  test('HELLO v2 refused with UNSUPPORTED_VERSION: the client says v1 at once and works', async () => {
+    const { fake, client } = await setup(
+      {
+        onFrame(conn, f) {
+          if (f.type !== 'HELLO' || f.version === 1) return false;
+          conn.socket.end(encodeErr(0, 104, 'unsupported protocol version 2'));
+          return true;
+        },
+      },
+      { protocolVersion: 2, reconnect: false },
+    );
+    const info = await withTimeout(client.ready(), 2000, 'ready');
+    assert.equal(info.version, 1);
+    assert.equal(client.protocolVersion, 1);
+    assert.deepEqual(fake.conns.map((c) => c.frames[0].version), [2, 1]);
+    assert.equal(await withTimeout(client.publish('room:1', 'x'), 2000, 'publish'), undefined);
+    await assert.rejects(client.subscribeDurable('room:1', () => {}), { name: 'NOT_SUPPORTED' });
+  });
+
+  test('without the option the client says v1 and rejects subscribeDurable', async () => {
+    const { fake, client } = await setup();
+    await withTimeout(client.ready(), 2000, 'ready');
+    assert.equal(fake.frames('HELLO')[0].version, 1);
+    await assert.rejects(client.subscribeDurable('room:1', () => {}), { name: 'NOT_SUPPORTED' });
+  });
+});
