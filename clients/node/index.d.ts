@@ -47,6 +47,45 @@ export interface ConnectOptions {
   pingInterval?: number;
   /** A keepalive PONG later than this (ms) drops and reconnects the connection. Default 10000. */
   pingTimeout?: number;
+  /**
+   * Protocol version to ask for. 2 adds durable channels (subscribeDurable, stream ids);
+   * a sidecar that refuses it (one from before version 2) is spoken to in version 1.
+   * Default 1 (unchanged behaviour; in version 2 pattern subscriptions do not receive
+   * durable channels' messages).
+   */
+  protocolVersion?: 1 | 2;
+}
+
+/** A durable channel's RSUBOK. */
+export interface DurableOutcome<C extends string | Buffer = string | Buffer> {
+  /** The channel as subscribed. */
+  channel: C;
+  /** false: messages after `since` may be lost (trimmed, or the stream was recreated); reload the state. */
+  recovered: boolean;
+  /** The stream's epoch; '' while the stream does not exist yet. */
+  epoch: string;
+  /** The id after which live delivery continues ('0-0' for a stream not created yet). */
+  lastId: string;
+}
+
+/** Where a durable channel resumes: the last stream id received and its epoch. */
+export interface DurablePosition {
+  id: string;
+  epoch: string;
+}
+
+/** Called once per message of a durable channel, with its stream id ('<ms>-<seq>'). */
+export type DurableHandler<C extends string | Buffer = string | Buffer> = (
+  payload: Buffer,
+  channel: C,
+  streamId: string,
+) => void;
+
+export interface SubscribeDurableOptions {
+  /** Replay what was published after this stream id. */
+  since?: string;
+  /** The epoch `since` belongs to (from DurableOutcome or durablePositions). */
+  epoch?: string;
 }
 
 export interface ServerInfo {
@@ -90,7 +129,10 @@ export interface ClientEvents {
   disconnect: [error: Error | undefined];
   reconnecting: [info: { attempt: number; delay: number; error: Error | undefined }];
   goaway: [info: GoawayInfo];
-  message: [payload: Buffer, channel: Buffer, pattern: Buffer | null];
+  /** `streamId` is set for a durable channel's message (version 2), else absent. */
+  message: [payload: Buffer, channel: Buffer, pattern: Buffer | null, streamId?: string];
+  /** A durable channel was re-subscribed after a reconnect; check `outcome.recovered`. */
+  resumed: [channel: string | Buffer, outcome: DurableOutcome];
   drain: [];
   error: [error: Error];
   close: [error: Error | undefined];
@@ -106,11 +148,22 @@ export declare class Client extends EventEmitter {
   readonly state: ClientState;
   /** Bytes of frames waiting in the client. */
   readonly pendingBytes: number;
+  /** The version the current connection speaks (1 or 2); 0 while not connected. */
+  readonly protocolVersion: 0 | 1 | 2;
+  /** A snapshot: durable channel (as subscribed) -> where it resumes after a reconnect. */
+  readonly durablePositions: Map<string | Buffer, DurablePosition>;
 
   /** Resolves when connected (at once if already); rejects if the client closes first. */
   ready(): Promise<ServerInfo>;
 
-  publish(channel: Bytes, payload: Bytes, options?: PublishOptions): Promise<void>;
+  /** Resolves with the stream id on a durable channel over version 2, else undefined. */
+  publish(channel: Bytes, payload: Bytes, options?: PublishOptions): Promise<string | undefined>;
+
+  /** Durable channel (version 2): replays after `since`, then live; resumes by itself after reconnects. */
+  subscribeDurable(channel: string, handler: DurableHandler<string>, options?: SubscribeDurableOptions): Promise<DurableOutcome<string>>;
+  subscribeDurable(channel: Uint8Array, handler: DurableHandler<Buffer>, options?: SubscribeDurableOptions): Promise<DurableOutcome<Buffer>>;
+  /** Ends the durable subscription (or removes one handler) and forgets its position. */
+  unsubscribeDurable(channel: Bytes, handler?: DurableHandler<any>): Promise<void>;
 
   subscribe(channels: string | string[], handler: MessageHandler<string>): Promise<void>;
   subscribe(channels: Uint8Array | Uint8Array[], handler: MessageHandler<Buffer>): Promise<void>;

@@ -25,6 +25,7 @@ import {
   encodePub,
   encodePsub,
   encodePunsub,
+  encodeRsub,
   encodeSub,
   encodeUnsub,
   errorName,
@@ -38,6 +39,17 @@ const localError = (code, name, message, cause) =>
 const outcomeUnknown = (why) =>
   localError(ErrorCode.OUTCOME_UNKNOWN, 'OUTCOME_UNKNOWN', `publish outcome unknown: ${why}`);
 const connectionLost = (why) => localError(0, 'CONNECTION_LOST', `connection to the sidecar lost: ${why}`);
+const needsVersion2 = (channel) =>
+  localError(
+    ErrorCode.NOT_SUPPORTED,
+    'NOT_SUPPORTED',
+    `durable channel ${channel}: this connection speaks protocol version 1 ` +
+      '(connect with protocolVersion: 2, and a sidecar with durable channels)',
+  );
+
+// Stream ids and epochs are ASCII on the wire; latin1 keeps them byte-exact both ways.
+const idText = (bytes) => bytes.toString('latin1');
+const idBytes = (text) => Buffer.from(text, 'latin1');
 
 /**
  * Parses 'host:port', '[v6]:port', ':port', 'port' or 'unix:/path' into net.connect
@@ -119,8 +131,10 @@ class Queue {
  *
  * Events: 'connect' (welcome info), 'disconnect' (error|undefined), 'reconnecting'
  * ({ attempt, delay, error }), 'goaway' ({ code, name, message }), 'message' (payload,
- * channel: Buffer, pattern: Buffer|null), 'drain', 'error' (err; only emitted when a
- * listener is attached), 'close'.
+ * channel: Buffer, pattern: Buffer|null, streamId: string|null), 'resumed' (channel,
+ * outcome: a durable channel re-subscribed after a reconnect), 'drain', 'error' (err;
+ * only emitted when a listener is attached), 'close'.
+ * Thread-safety: single-threaded; every method and event runs on the Node event loop.
  */
 export class Client extends EventEmitter {
   constructor(options = {}) {
@@ -137,10 +151,21 @@ export class Client extends EventEmitter {
       maxIncomingFrameBytes = 16 * 1024 * 1024,
       pingInterval = 30000,
       pingTimeout = 10000,
+      protocolVersion = PROTOCOL_VERSION,
     } = options;
+    if (protocolVersion !== 1 && protocolVersion !== 2) throw new RangeError('protocolVersion must be 1 or 2');
     this._target = parseAddress(address);
     this.address = address;
-    this._hello = encodeHello({ version: PROTOCOL_VERSION, clientName, authToken });
+    // Version 2 adds durable channels. A sidecar from before them refuses HELLO v2
+    // (UNSUPPORTED_VERSION); the client then says v1 on the next attempt, and tries v2
+    // again after that connection ends (the sidecar may have been upgraded meanwhile).
+    this._wantVersion = protocolVersion;
+    this._helloVersion = protocolVersion;
+    this._hellos = {
+      1: encodeHello({ version: 1, clientName, authToken }),
+      2: encodeHello({ version: 2, clientName, authToken }),
+    };
+    this._version = 0; // the version the current connection speaks; 0 while not ready
     this._opts = {
       reconnect: !!reconnect,
       reconnectMinDelay,
@@ -166,6 +191,7 @@ export class Client extends EventEmitter {
     this._reconnectTimer = null;
     this._keepaliveTimer = null;
     this._attempt = 0;
+    this._fallingBack = false;
 
     this._lastId = 0;
     this._pending = new Map(); // request id -> op, for requests written on this socket
@@ -176,6 +202,9 @@ export class Client extends EventEmitter {
 
     this._subs = new Map(); // key -> { name, bytes, handlers: Set }
     this._psubs = new Map();
+    // Durable channels: key -> { name, bytes, handlers: Set, id, epoch, waiters, inflight,
+    // confirmed }. `id`/`epoch` are the position the next RSUB resumes from.
+    this._durable = new Map();
     this._subWaiters = []; // { resolve, reject } settled by the next resubscribe
 
     this._readyWaiters = [];
@@ -197,6 +226,22 @@ export class Client extends EventEmitter {
     return this._state;
   }
 
+  /** The protocol version the current connection speaks (1 or 2); 0 while not connected. */
+  get protocolVersion() {
+    return this._version;
+  }
+
+  /**
+   * Where each durable channel resumes after a reconnect: a new Map from the channel (as
+   * subscribed) to { id, epoch }, the last stream id received and the epoch it belongs to.
+   * Persist it to resume across process restarts (subscribeDurable's since/epoch).
+   */
+  get durablePositions() {
+    const out = new Map();
+    for (const e of this._durable.values()) out.set(e.name, { id: e.id, epoch: e.epoch });
+    return out;
+  }
+
   /** Bytes of frames waiting in the client (disconnected or socket backpressure). */
   get pendingBytes() {
     return this._queuedBytes;
@@ -215,7 +260,9 @@ export class Client extends EventEmitter {
   /**
    * Publishes `payload` on `channel`. With ack (default) resolves when Redis accepted the
    * message and rejects with a PodrelayError on ERR; with { ack: false } resolves once
-   * the frame was handed to the operating system.
+   * the frame was handed to the operating system. On a durable channel over protocol
+   * version 2 the acked publish resolves with the stream id Redis assigned (PUBOK);
+   * otherwise with undefined.
    */
   publish(channel, payload, { ack = true } = {}) {
     if (this._closing || this._state === 'closed') return Promise.reject(this._closedError());
@@ -265,6 +312,82 @@ export class Client extends EventEmitter {
   /** Like unsubscribe() for patterns. */
   punsubscribe(patterns, handler) {
     return this._unsubscribe('psub', patterns, handler);
+  }
+
+  /**
+   * Subscribes `handler(payload, channel, streamId)` to a durable channel (one the
+   * sidecar's --durable patterns select; needs protocolVersion 2). With `since` (and the
+   * `epoch` it belongs to) the sidecar first replays what was published after that id.
+   * Resolves with the RSUBOK outcome { channel, recovered, epoch, lastId }: recovered
+   * false means the history no longer reaches back to `since` (trimmed, or the stream was
+   * recreated): reload the state from its source of truth. The client then tracks the
+   * last id itself and resumes after it on every reconnect ('resumed' event).
+   * A further handler on a channel already subscribed joins the live stream at once
+   * (its since/epoch are not used).
+   */
+  subscribeDurable(channel, handler, { since, epoch } = {}) {
+    if (this._closing || this._state === 'closed') return Promise.reject(this._closedError());
+    let name;
+    let bytes;
+    try {
+      if (typeof handler !== 'function') throw new TypeError('handler must be a function');
+      [{ name, bytes }] = toNameList([channel], 'channel');
+      for (const [v, what] of [[since, 'since'], [epoch, 'epoch']]) {
+        if (v !== undefined && v !== null && typeof v !== 'string') throw new TypeError(`${what} must be a string`);
+      }
+      if (this._state === 'ready' && this._version !== 2) throw needsVersion2(bytes.toString('utf8'));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const key = keyOf(bytes);
+    let entry = this._durable.get(key);
+    if (entry && entry.confirmed && !entry.inflight) {
+      entry.handlers.add(handler);
+      return Promise.resolve({ channel: entry.name, recovered: true, epoch: entry.epoch, lastId: entry.id });
+    }
+    if (!entry) {
+      entry = {
+        name, bytes, handlers: new Set(), id: since || '', epoch: since ? epoch || '' : '',
+        waiters: [], inflight: false, confirmed: false,
+      };
+      this._durable.set(key, entry);
+    }
+    entry.handlers.add(handler);
+    const done = new Promise((resolve, reject) => entry.waiters.push({ resolve, reject, handler }));
+    // Not connected: the RSUB goes out with the others once the connection is up.
+    if (this._state === 'ready' && !entry.inflight) this._sendRsub(entry);
+    return done;
+  }
+
+  /**
+   * Ends a durable subscription (every handler, or only `handler`) and, once no handler
+   * remains, forgets its position.
+   */
+  unsubscribeDurable(channel, handler) {
+    if (this._closing || this._state === 'closed') return Promise.reject(this._closedError());
+    let bytes;
+    try {
+      [{ bytes }] = toNameList([channel], 'channel');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const key = keyOf(bytes);
+    const entry = this._durable.get(key);
+    if (!entry) return Promise.resolve();
+    if (handler) {
+      entry.handlers.delete(handler);
+      if (entry.handlers.size > 0) return Promise.resolve();
+    }
+    this._durable.delete(key);
+    // An RSUB still in flight is answered ERR (the UNSUB cut it short); its callers learn
+    // it from that answer.
+    if (this._state !== 'ready' || this._subs.has(key)) {
+      // Not connected, or a plain subscribe() of the channel still wants the subscription.
+      const err = localError(0, 'UNSUBSCRIBED', `unsubscribed from ${bytes.toString('utf8')} before it was confirmed`);
+      if (!entry.inflight) for (const w of entry.waiters.splice(0)) w.reject(err);
+      return Promise.resolve();
+    }
+    return this._sendList('unsub', [bytes]).then(() => undefined);
   }
 
   /** Round trip to the sidecar (not to Redis). Resolves with the latency in milliseconds. */
@@ -405,6 +528,11 @@ export class Client extends EventEmitter {
           }
         }
         if (toSend.length === 0) return Promise.resolve();
+      } else if (kind === 'sub' && this._durable.size > 0) {
+        // An empty UNSUB would end the durable subscriptions too: name the plain ones.
+        toSend = [...table.values()].map((e) => e.bytes);
+        table.clear();
+        if (toSend.length === 0) return Promise.resolve();
       } else {
         table.clear();
         toSend = []; // an empty list removes every subscription of this kind
@@ -421,6 +549,11 @@ export class Client extends EventEmitter {
           toSend.push(bytes);
         }
       }
+      if (toSend.length === 0) return Promise.resolve();
+    }
+    // A channel also subscribed durably keeps its subscription on the sidecar.
+    if (kind === 'sub' && toSend.length > 0) {
+      toSend = toSend.filter((b) => !this._durable.has(keyOf(b)));
       if (toSend.length === 0) return Promise.resolve();
     }
     // Not connected: there is nothing to remove on the sidecar; the resubscribe after the
@@ -494,6 +627,64 @@ export class Client extends EventEmitter {
         this._emitError(err);
       },
     );
+  }
+
+  // Sends one RSUB for a durable channel from its tracked position. Only while connected;
+  // at most one per channel in flight (the sidecar refuses a second one).
+  _sendRsub(entry, auto = false) {
+    entry.inflight = true;
+    const buf = encodeRsub(0, entry.bytes, idBytes(entry.id), idBytes(entry.epoch));
+    this._submit({ kind: 'rsub', buf, needsId: true, keepQueued: false, entry, auto, resolve() {}, reject() {} }, true);
+  }
+
+  // After a handshake: every durable channel resumes from its position (version 2), or
+  // its callers learn that this sidecar cannot (version 1).
+  _resubscribeDurable() {
+    for (const entry of this._durable.values()) {
+      if (this._version === 2) {
+        this._sendRsub(entry, entry.confirmed);
+        continue;
+      }
+      const err = needsVersion2(entry.bytes.toString('utf8'));
+      if (entry.confirmed) {
+        this._emitError(err); // kept: a later connection to a version 2 sidecar resumes it
+        continue;
+      }
+      this._durable.delete(keyOf(entry.bytes));
+      for (const w of entry.waiters.splice(0)) w.reject(err);
+    }
+  }
+
+  _onRsubok(op, frame) {
+    const { entry } = op;
+    entry.inflight = false;
+    const outcome = {
+      channel: entry.name,
+      recovered: frame.recovered !== 0,
+      epoch: idText(frame.epoch),
+      lastId: idText(frame.lastId),
+    };
+    entry.id = outcome.lastId;
+    entry.epoch = outcome.epoch;
+    const wasConfirmed = entry.confirmed;
+    entry.confirmed = true;
+    for (const w of entry.waiters.splice(0)) w.resolve(outcome);
+    if (op.auto && wasConfirmed) this.emit('resumed', entry.name, outcome);
+  }
+
+  _onRsubErr(op, err) {
+    const { entry } = op;
+    entry.inflight = false;
+    const waiters = entry.waiters.splice(0);
+    for (const w of waiters) w.reject(err);
+    if (!entry.confirmed) {
+      // Never subscribed: the handlers of the refused calls go.
+      for (const w of waiters) entry.handlers.delete(w.handler);
+      if (entry.handlers.size === 0 && this._durable.get(keyOf(entry.bytes)) === entry) {
+        this._durable.delete(keyOf(entry.bytes));
+      }
+    }
+    if (op.auto) this._emitError(err);
   }
 
   // -------------------------------------------------------------------------
@@ -635,7 +826,7 @@ export class Client extends EventEmitter {
       if (socket !== this._socket) return;
       if (this._target.host !== undefined) socket.setNoDelay(true);
       this._state = 'handshaking';
-      socket.write(this._hello);
+      socket.write(this._hellos[this._helloVersion]);
     });
     socket.on('data', (chunk) => this._onData(socket, chunk));
     socket.on('drain', () => {
@@ -673,6 +864,14 @@ export class Client extends EventEmitter {
   _onFrame(socket, frame) {
     if (this._state === 'handshaking') {
       if (frame.type === 'WELCOME') return this._onWelcome(frame);
+      if (frame.type === 'ERR' && frame.code === ErrorCode.UNSUPPORTED_VERSION && this._helloVersion === 2) {
+        // A sidecar from before version 2: say version 1 on the next attempt, at once.
+        this._helloVersion = 1;
+        this._fallingBack = true;
+        this._lastError = new PodrelayError(frame.code, errorName(frame.code), 'sidecar refused protocol version 2; retrying with version 1');
+        socket.destroy();
+        return;
+      }
       if (frame.type === 'ERR') {
         // The sidecar refused the handshake (bad token, version): retrying cannot help.
         const err = new PodrelayError(frame.code, errorName(frame.code), `sidecar refused the handshake: ${frame.message.toString('utf8')}`);
@@ -684,9 +883,29 @@ export class Client extends EventEmitter {
       if (frame.type === 'GOAWAY') return this._onGoaway(socket, frame);
       return this._protocolViolation(socket, localError(ErrorCode.UNEXPECTED_FRAME, 'UNEXPECTED_FRAME', `${frame.type} before WELCOME`));
     }
+    if (this._version !== 2 && (frame.type === 'SMSG' || frame.type === 'PUBOK' || frame.type === 'RSUBOK')) {
+      return this._protocolViolation(
+        socket,
+        localError(ErrorCode.UNEXPECTED_FRAME, 'UNEXPECTED_FRAME', `${frame.type} on a protocol version 1 connection`),
+      );
+    }
     switch (frame.type) {
       case 'MSG':
         return this._onMsg(frame);
+      case 'SMSG':
+        return this._onSmsg(frame);
+      case 'PUBOK':
+      case 'RSUBOK': {
+        const op = this._pending.get(frame.requestId);
+        if (!op) return;
+        this._pending.delete(frame.requestId);
+        if (frame.type === 'RSUBOK' && op.kind === 'rsub') this._onRsubok(op, frame);
+        else if (frame.type === 'PUBOK' && op.kind === 'pub') this._settle(op, null, idText(frame.id));
+        else {
+          this._settle(op, localError(ErrorCode.UNEXPECTED_FRAME, 'UNEXPECTED_FRAME', `${frame.type} answered a ${op.kind}`));
+        }
+        return;
+      }
       case 'OK':
       case 'PONG': {
         const op = this._pending.get(frame.requestId);
@@ -701,7 +920,8 @@ export class Client extends EventEmitter {
         const op = frame.requestId === 0 ? undefined : this._pending.get(frame.requestId);
         if (op) {
           this._pending.delete(frame.requestId);
-          this._settle(op, err);
+          if (op.kind === 'rsub') this._onRsubErr(op, err);
+          else this._settle(op, err);
         } else {
           // A connection-level error (1xx); the sidecar closes the connection next.
           this._lastError = err;
@@ -720,7 +940,9 @@ export class Client extends EventEmitter {
   }
 
   _onWelcome(frame) {
-    if (frame.version !== PROTOCOL_VERSION) {
+    // A sidecar answers the version asked for; one that only knows version 1 may also
+    // answer 1 to a HELLO v2, which is a clean fallback too.
+    if (frame.version !== 1 && frame.version !== this._helloVersion) {
       this._protocolViolation(
         this._socket,
         localError(ErrorCode.UNSUPPORTED_VERSION, 'UNSUPPORTED_VERSION', `sidecar speaks version ${frame.version}`),
@@ -738,9 +960,11 @@ export class Client extends EventEmitter {
       maxQueueBytes: frame.maxQueueBytes,
     };
     this._serverMaxFrame = frame.maxFrameBytes || DEFAULT_MAX_FRAME_BYTES;
+    this._version = frame.version;
     this._state = 'ready';
     // Subscriptions first, so that publishes queued while away follow them.
     this._resubscribe();
+    this._resubscribeDurable();
     this._flush();
     this._startKeepalive();
     const waiters = this._readyWaiters;
@@ -768,21 +992,42 @@ export class Client extends EventEmitter {
     const channelOut =
       typeof entry.name === 'string' ? (isPattern ? channel.toString('utf8') : entry.name) : channel;
     const patternOut = isPattern ? entry.name : null;
-    for (const handler of [...entry.handlers]) {
-      try {
-        handler(payload, channelOut, patternOut);
-      } catch (err) {
-        if (this.listenerCount('error') > 0) this.emit('error', err);
-        else queueMicrotask(() => {
-          throw err;
-        });
-      }
+    for (const handler of [...entry.handlers]) this._callHandler(handler, payload, channelOut, patternOut);
+  }
+
+  _onSmsg(frame) {
+    const { channel, id, payload } = frame;
+    const key = keyOf(channel);
+    const entry = this._durable.get(key);
+    const streamId = idText(id);
+    if (entry) entry.id = streamId; // the next RSUB resumes after it
+    if (this.listenerCount('message') > 0) this.emit('message', payload, channel, null, streamId);
+    // A plain subscribe() of a durable channel gets it as a message, without the id.
+    const plain = this._subs.get(key);
+    const calls = [];
+    if (entry) for (const h of entry.handlers) calls.push([h, entry.name, streamId]);
+    if (plain) for (const h of plain.handlers) calls.push([h, plain.name, null]);
+    for (const [handler, name, third] of calls) this._callHandler(handler, payload, name, third);
+  }
+
+  _callHandler(handler, payload, channel, third) {
+    try {
+      handler(payload, channel, third);
+    } catch (err) {
+      if (this.listenerCount('error') > 0) this.emit('error', err);
+      else queueMicrotask(() => {
+        throw err;
+      });
     }
   }
 
   _onClose(socket) {
     if (socket !== this._socket) return;
     const wasReady = this._state === 'ready';
+    this._version = 0;
+    // After a version 1 connection ends, ask for version 2 again (see the constructor).
+    if (wasReady) this._helloVersion = this._wantVersion;
+    for (const entry of this._durable.values()) entry.inflight = false;
     this._socket = null;
     this._decoder = null;
     this._writable = false;
@@ -819,6 +1064,11 @@ export class Client extends EventEmitter {
     if (this._fatalError) {
       this._closing = true;
       this._finalize(this._fatalError);
+      return;
+    }
+    if (this._fallingBack) {
+      this._fallingBack = false;
+      this._connect(); // the same sidecar, at once, now with HELLO v1
       return;
     }
     if (!this._opts.reconnect) {
@@ -864,6 +1114,11 @@ export class Client extends EventEmitter {
         // Closing the connection removed the subscription on the sidecar.
         this._settle(op, null);
         break;
+      case 'rsub':
+        // Its callers wait on the channel's entry; the next connection re-sends the RSUB.
+        op.entry.inflight = false;
+        op.settled = true;
+        break;
     }
   }
 
@@ -887,6 +1142,7 @@ export class Client extends EventEmitter {
     const subWaiters = this._subWaiters;
     this._subWaiters = [];
     for (const w of subWaiters) w.reject(err);
+    for (const entry of this._durable.values()) for (const w of entry.waiters.splice(0)) w.reject(err);
     const readyWaiters = this._readyWaiters;
     this._readyWaiters = [];
     for (const w of readyWaiters) w.reject(err);

@@ -16,6 +16,8 @@ import {
   encodeMsg,
   encodeOk,
   encodePong,
+  encodeRsubok,
+  encodeSmsg,
   encodeWelcome,
 } from '../src/protocol.js';
 
@@ -436,5 +438,91 @@ describe('close', () => {
     await client.publish('c', 'over unix');
     assert.equal(fake.frames('PUB')[0].payload.toString(), 'over unix');
     await client.close();
+  });
+});
+
+// The sidecar binary of this repository speaks version 2, so a sidecar from before it is
+// played by the fake: it refuses HELLO v2 with UNSUPPORTED_VERSION, as version 1 did.
+describe('protocol version fallback', () => {
+  test('HELLO v2 refused with UNSUPPORTED_VERSION: the client says v1 at once and works', async () => {
+    const { fake, client } = await setup(
+      {
+        onFrame(conn, f) {
+          if (f.type !== 'HELLO' || f.version === 1) return false;
+          conn.socket.end(encodeErr(0, 104, 'unsupported protocol version 2'));
+          return true;
+        },
+      },
+      { protocolVersion: 2, reconnect: false },
+    );
+    const info = await withTimeout(client.ready(), 2000, 'ready');
+    assert.equal(info.version, 1);
+    assert.equal(client.protocolVersion, 1);
+    assert.deepEqual(fake.conns.map((c) => c.frames[0].version), [2, 1]);
+    assert.equal(await withTimeout(client.publish('room:1', 'x'), 2000, 'publish'), undefined);
+    await assert.rejects(client.subscribeDurable('room:1', () => {}), { name: 'NOT_SUPPORTED' });
+  });
+
+  test('without the option the client says v1 and rejects subscribeDurable', async () => {
+    const { fake, client } = await setup();
+    await withTimeout(client.ready(), 2000, 'ready');
+    assert.equal(fake.frames('HELLO')[0].version, 1);
+    await assert.rejects(client.subscribeDurable('room:1', () => {}), { name: 'NOT_SUPPORTED' });
+  });
+});
+
+describe('durable channels (version 2) against a scripted sidecar', () => {
+  test('an RSUB lost with its connection is re-sent; later resumes carry the tracked id and epoch', async () => {
+    let dropFirst = true;
+    const { fake, client } = await setup(
+      {
+        welcome: { version: 2 },
+        onFrame(conn, f) {
+          if (f.type !== 'RSUB') return false;
+          if (dropFirst) {
+            dropFirst = false;
+            conn.socket.destroy(); // the RSUB is never answered
+            return true;
+          }
+          const since = f.sinceId.toString();
+          if (since) conn.socket.write(encodeSmsg(f.channel, '7-0', 'missed'));
+          conn.socket.write(encodeRsubok(f.requestId, 1, 'E1', since ? '7-0' : '5-0'));
+          return true;
+        },
+      },
+      { protocolVersion: 2 },
+    );
+    const got = [];
+    const resumed = [];
+    client.on('resumed', (channel, outcome) => resumed.push([channel, outcome]));
+    const outcome = await withTimeout(
+      client.subscribeDurable('room:1', (p, ch, id) => got.push([p.toString(), ch, id])),
+      3000,
+      'subscribeDurable',
+    );
+    assert.deepEqual(outcome, { channel: 'room:1', recovered: true, epoch: 'E1', lastId: '5-0' });
+    assert.equal(fake.conns.length, 2);
+    assert.deepEqual(resumed, []); // the first answer settles the call, it is not a resume
+    fake.last.socket.write(encodeSmsg('room:1', '6-0', 'live'));
+    await until(() => got.length === 1, { what: 'the live SMSG' });
+    assert.deepEqual(client.durablePositions.get('room:1'), { id: '6-0', epoch: 'E1' });
+    fake.last.socket.destroy();
+    await until(() => resumed.length === 1, { what: 'the resume after the reconnect' });
+    const rsub = fake.frames('RSUB').at(-1);
+    assert.equal(rsub.sinceId.toString(), '6-0');
+    assert.equal(rsub.epoch.toString(), 'E1');
+    assert.deepEqual(resumed[0], ['room:1', { channel: 'room:1', recovered: true, epoch: 'E1', lastId: '7-0' }]);
+    assert.deepEqual(got, [['live', 'room:1', '6-0'], ['missed', 'room:1', '7-0']]);
+  });
+
+  test('a version 2 frame on a version 1 connection is a protocol violation', async () => {
+    const { fake, client } = await setup();
+    const errors = [];
+    client.on('error', (e) => errors.push(e));
+    await withTimeout(client.ready(), 2000, 'ready');
+    fake.last.socket.write(encodeSmsg('room:1', '1-0', 'x'));
+    await until(() => errors.length === 1, { what: 'the error' });
+    assert.equal(errors[0].name, 'UNEXPECTED_FRAME');
+    await until(() => fake.conns.length === 2, { what: 'the reconnect' });
   });
 });

@@ -97,10 +97,10 @@ export function redisCommand(cli, port, args) {
  * Starts redis-server on a free loopback port; returns { port, proc, stop() }.
  * `tools` = { redisServer, redisCli }.
  */
-export async function startRedis(tools) {
+export async function startRedis(tools, extraArgs = []) {
   const dir = mkdtempSync(join(tmpdir(), 'podrelay-matrix-'));
   const port = await loopbackPort();
-  const proc = launch('redis-server', tools.redisServer, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir]);
+  const proc = launch('redis-server', tools.redisServer, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extraArgs]);
   await waitFor(async () => (await redisCommand(tools.redisCli, port, ['PING']).catch(() => '')).startsWith('PONG'), {
     within: 10000,
     every: 50,
@@ -116,10 +116,13 @@ export async function startRedis(tools) {
   };
 }
 
-/** Starts a podrelay sidecar on free loopback ports; resolves once /readyz answers 200. */
-export async function startSidecar(bin, label, redisPort) {
-  const [port, admin] = [await loopbackPort(), await loopbackPort()];
-  const proc = launch(label, bin, ['--listen', `127.0.0.1:${port}`, '--redis', `redis://127.0.0.1:${redisPort}`, '--admin-listen', `127.0.0.1:${admin}`]);
+/**
+ * Starts a podrelay sidecar on free loopback ports (or `port`, to restart one in place)
+ * with further flags `args`; resolves once /readyz answers 200.
+ */
+export async function startSidecar(bin, label, redisPort, { args = [], port: fixedPort } = {}) {
+  const [port, admin] = [fixedPort ?? (await loopbackPort()), await loopbackPort()];
+  const proc = launch(label, bin, ['--listen', `127.0.0.1:${port}`, '--redis', `redis://127.0.0.1:${redisPort}`, '--admin-listen', `127.0.0.1:${admin}`, ...args]);
   await waitFor(
     async () => {
       if (proc.exitStatus) throw new Error(`${label} exited: ${JSON.stringify(proc.exitStatus)}\n${proc.tail.join('')}`);
