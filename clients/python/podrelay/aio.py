@@ -790,28 +790,25 @@ class Client:
             for h in list(table.get(key, ())):
                 if h not in table.get(key, ()):  # removed by an earlier handler
                     continue
-                try:
-                    r = h(m.payload, m.channel, pattern)
-                    if inspect.isawaitable(r):
-                        await r
-                except asyncio.CancelledError:
-                    raise
-                except Exception as e:  # noqa: BLE001 - reported, the client goes on
-                    self._emit("error", e)
+                await self._call_handler(h, m.payload, m.channel, pattern)
 
     async def _dispatch_durable(self, m: p.Smsg) -> None:
         self._emit("message", m.payload, m.channel, None)
         # Plain SUB handlers of a durable channel get it too (as for a MSG).
         for table, third in ((self._durable, m.id), (self._channels, None)):
             for h in list(table.get(m.channel, ())):
-                try:
-                    r = h(m.payload, m.channel, third)
-                    if inspect.isawaitable(r):
-                        await r
-                except asyncio.CancelledError:
-                    raise
-                except Exception as e:  # noqa: BLE001 - reported, the client goes on
-                    self._emit("error", e)
+                await self._call_handler(h, m.payload, m.channel, third)
+
+    async def _call_handler(self, h: Handler, *args: object) -> None:
+        # A handler's exception is reported on "error"; the client goes on.
+        try:
+            r = h(*args)
+            if inspect.isawaitable(r):
+                await r
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - reported, the client goes on
+            self._emit("error", e)
 
     def _shutdown(self, error: PodrelayError) -> None:
         """Closed for good: fail everything still owed, stop the tasks."""
