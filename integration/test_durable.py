@@ -51,6 +51,42 @@ def smsgs(c: Client, n: int, timeout: float = 15.0) -> List[proto.Smsg]:
     return out
 
 
+class DurableLoad:
+    """Acked durable publishes from a thread until stopped: payloads `tag` + 6 digits, at most
+    `limit`, `pause` s apart. Keeps the acked payloads in order and the nacks per error code."""
+
+    def __init__(self, client: Client, channel: str, tag: bytes, limit: int, timeout: float,
+                 pause: float):
+        self.acked: List[bytes] = []
+        self.nacked: Dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(client, channel, tag, limit, timeout, pause), daemon=True)
+
+    def start(self) -> "DurableLoad":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self, client, channel, tag, limit, timeout, pause) -> None:
+        for i in range(limit):
+            if self._stop.is_set():
+                return
+            payload = tag + b"%06d" % i
+            try:
+                client.publish_durable(channel, payload, timeout=timeout)
+                self.acked.append(payload)
+            except ServerError as e:
+                self.nacked[e.code] = self.nacked.get(e.code, 0) + 1
+            time.sleep(pause)
+
+
 class DurableCase(IntegrationCase):
     def start_pods(self, n: int = 2, extra=()):
         self.redis = AofRedis(self).start()
@@ -64,25 +100,8 @@ class TestDurableAcrossRedisKills(DurableCase):
         subs = [v2(p, f"sub-{i}") for i, p in enumerate(pods)]
         for s in subs:
             self.assertEqual(s.resume("room:kills").recovered, 1)
-        pub = v2(pods[0], "pub")
-        acked: List[bytes] = []
-        nacked: Dict[int, int] = {}
-        stop = threading.Event()
-
-        def publish():
-            i = 0
-            while not stop.is_set() and i < 3000:
-                payload = b"m%06d" % i
-                i += 1
-                try:
-                    pub.publish_durable("room:kills", payload, timeout=15)
-                    acked.append(payload)
-                except ServerError as e:
-                    nacked[e.code] = nacked.get(e.code, 0) + 1
-                time.sleep(0.002)
-
-        t = threading.Thread(target=publish, daemon=True)
-        t.start()
+        load = DurableLoad(v2(pods[0], "pub"), "room:kills", b"m", 3000, 15, 0.002).start()
+        acked = load.acked
         try:
             for _ in range(3):
                 wait_for(lambda: len(acked) > 0, 20, what="acked publishes")
@@ -94,9 +113,8 @@ class TestDurableAcrossRedisKills(DurableCase):
                 wait_for(lambda: len(acked) > before + 20, 30,
                          what="publishes acked after the restart")
         finally:
-            stop.set()
-            t.join(timeout=30)
-        self.assertFalse(t.is_alive())
+            load.stop()
+        self.assertFalse(load.running())
         self.assertGreater(len(acked), 100)
         want = set(acked)
         for i, s in enumerate(subs):

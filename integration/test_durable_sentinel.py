@@ -8,13 +8,12 @@ replica, so publishes are appended but answered ERR 304 NOT_REPLICATED, and deli
 from __future__ import annotations
 
 import shutil
-import threading
 import time
-from typing import Dict, List
+from typing import List
 
-from harness import IntegrationCase, ServerError, Sidecar, proto, wait_for
+from harness import IntegrationCase, Sidecar, proto, wait_for
 from harness_ext import RedisExt
-from test_durable import v2
+from test_durable import DurableLoad, v2
 import test_sentinel  # the module, not its class: its own test must not run here too
 
 
@@ -42,25 +41,8 @@ class DurableSentinelFailoverTest(IntegrationCase):
         subs = [v2(p, f"sub{i}") for i, p in enumerate(pods)]
         for s in subs:
             self.assertEqual(s.resume("room:fo").recovered, 1)
-        pub = v2(pods[0], "pub")
-        acked: List[bytes] = []
-        outcomes: Dict[int, int] = {}
-        stop = threading.Event()
-
-        def publish():
-            i = 0
-            while not stop.is_set() and i < 5000:
-                payload = b"f%06d" % i
-                i += 1
-                try:
-                    pub.publish_durable("room:fo", payload, timeout=20)
-                    acked.append(payload)
-                except ServerError as e:
-                    outcomes[e.code] = outcomes.get(e.code, 0) + 1
-                time.sleep(0.003)
-
-        t = threading.Thread(target=publish, daemon=True)
-        t.start()
+        load = DurableLoad(v2(pods[0], "pub"), "room:fo", b"f", 5000, 20, 0.003).start()
+        acked, outcomes = load.acked, load.nacked
         try:
             wait_for(lambda: len(acked) > 50, 20, what="acked publishes before the kill")
             master.kill()
@@ -71,9 +53,8 @@ class DurableSentinelFailoverTest(IntegrationCase):
             wait_for(lambda: outcomes.get(proto.NOT_REPLICATED, 0) > 5, 20,
                      what="publishes on the promoted master (no replica left: 304)")
         finally:
-            stop.set()
-            t.join(timeout=30)
-        self.assertFalse(t.is_alive())
+            load.stop()
+        self.assertFalse(load.running())
         want = set(acked)
         last = b"f%06d" % (max(int(a[1:]) for a in acked) if acked else 0)
         for i, s in enumerate(subs):
