@@ -7,12 +7,10 @@ replica, so publishes are appended but answered ERR 304 NOT_REPLICATED, and deli
 
 from __future__ import annotations
 
-import shutil
 import time
 from typing import List
 
 from harness import IntegrationCase, Sidecar, proto, wait_for
-from harness_ext import RedisExt
 from test_durable import DurableLoad, v2
 import test_sentinel  # the module, not its class: its own test must not run here too
 
@@ -22,19 +20,10 @@ class DurableSentinelFailoverTest(IntegrationCase):
     # twice).
     start_sentinel = test_sentinel.SentinelFailoverTest.start_sentinel
     sentinel_view = test_sentinel.SentinelFailoverTest.sentinel_view
+    start_failover_set = test_sentinel.SentinelFailoverTest.start_failover_set
 
     def test_acked_durable_messages_survive_the_failover(self):
-        if shutil.which(test_sentinel.REDIS_SENTINEL) is None:
-            self.skipTest("redis-sentinel not installed")
-        master = RedisExt(self, "master").start()
-        replica = RedisExt(self, "replica",
-                           extra_args=["--replicaof", "127.0.0.1", str(master.port)]).start()
-        wait_for(lambda: "master_link_status:up" in replica.cli("INFO", "replication"), 15,
-                 what="replica in sync")
-        sentinels = [self.start_sentinel(i, master.port) for i in (1, 2, 3)]
-        wait_for(lambda: all(self.sentinel_view(p) == (b"*2", b"*1") for p in sentinels), 20,
-                 interval=0.2, what="sentinels discovering each other and the replica")
-        url = "redis-sentinel://" + ",".join(f"127.0.0.1:{p}" for p in sentinels) + "/mymaster"
+        master, replica, _, url = self.start_failover_set()
         args = ["--durable", "room:*", "--durable-min-replicas", "1",
                 "--publish-buffer-timeout", "8"]
         pods = [Sidecar(self, f"pod{i}", url, args).start() for i in range(2)]

@@ -50,7 +50,9 @@ class SentinelFailoverTest(IntegrationCase):
         replicas = resp_command(port, b"SENTINEL", b"replicas", b"mymaster")
         return known.split(b"\r\n", 1)[0], replicas.split(b"\r\n", 1)[0]
 
-    def test_master_killed_under_load(self):
+    def start_failover_set(self):
+        """A master, a replica in sync and three sentinels that know both: (master, replica,
+        the sentinel ports, the redis-sentinel:// URL). Skips when redis-sentinel is missing."""
         if shutil.which(REDIS_SENTINEL) is None and not os.access(REDIS_SENTINEL, os.X_OK):
             self.skipTest("redis-sentinel not installed")
         master = RedisExt(self, "master").start()
@@ -63,6 +65,10 @@ class SentinelFailoverTest(IntegrationCase):
         wait_for(lambda: all(self.sentinel_view(p) == (b"*2", b"*1") for p in sentinels), 20,
                  interval=0.2, what="sentinels discovering each other and the replica")
         url = "redis-sentinel://" + ",".join(f"127.0.0.1:{p}" for p in sentinels) + "/mymaster"
+        return master, replica, sentinels, url
+
+    def test_master_killed_under_load(self):
+        master, replica, sentinels, url = self.start_failover_set()
         pods = {n: Sidecar(self, f"pod{n}", url).start() for n in "ABC"}
         cols = {}
         for n, pod in pods.items():
