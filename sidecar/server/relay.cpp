@@ -4,8 +4,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <random>
 
-#include "redis/stream_commands.hpp"
-
 #include "server/connection.hpp"
 #include "util/log.hpp"
 #include "util/use_tuple.hpp"

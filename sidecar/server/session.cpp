@@ -10,7 +10,6 @@
 #include <sstream>
 #include <vector>
 
-#include "redis/stream_commands.hpp"
 #include "server/relay.hpp"
 #include "util/log.hpp"
 #include "util/use_tuple.hpp"
