@@ -204,6 +204,48 @@ describe(`connection state recovery, socket.io ${INSTALL ? versionOf('socket.io'
     assert.deepEqual(socket.got.map((a) => a[0]), [8]);
   });
 
+  live('under emits from three servers while it drops and reconnects, it gets the same packets in the same order as a client that never left', async (t) => {
+    const ios = await three();
+    const { name, nsps } = await namespace(ios);
+    const join = (s) => deadline(new Promise((r) => s.emit('join', 'r1', r)), 5000, 'join');
+    const watcher = await client(t, ios[2].url, name);
+    const socket = await client(t, ios[0].url, name);
+    await Promise.all([join(watcher), join(socket)]);
+    const TOTAL = 300; // bounded: 100 per server, one every 2 ms each
+    let sent = 0;
+    const emitting = Promise.all(
+      nsps.map(async (nsp, i) => {
+        for (let k = 0; k < TOTAL / 3; k++) {
+          if (k % 2) nsp.to('r1').emit('ev', `${i}:${k}`);
+          else nsp.emit('ev', `${i}:${k}`);
+          sent++;
+          await sleep(2);
+        }
+      }),
+    );
+    await waitFor(() => socket.got.length >= 30, { within: 10000, what: 'the first packets' });
+    const disconnected = new Promise((resolve) => socket.once('disconnect', resolve));
+    socket.io.uri = ios[1].url;
+    socket.io.engine.close();
+    await deadline(disconnected, 5000, 'client disconnect');
+    const pid = socket._pid;
+    // The session entry is in the log (its payload holds the pid in clear).
+    await waitFor(async () => (await redisCommand(tools.redisCli, env.redis.port, ['XREVRANGE', streamKey(name), '+', '-', 'COUNT', '400'])).includes(pid), {
+      within: 5000,
+      what: 'the session entry',
+    });
+    await waitFor(() => sent >= TOTAL / 2, { within: 10000, what: 'more emits meanwhile' });
+    await reconnect(socket); // while the servers keep emitting
+    assert.equal(socket.recovered, true);
+    await deadline(emitting, 20000, 'the emitters to finish');
+    await waitFor(() => watcher.got.length === TOTAL && socket.got.length >= TOTAL, { within: 10000, what: 'every packet on both clients' });
+    await sleep(QUIET_MS);
+    const seq = (c) => c.got.map((a) => a[0]);
+    assert.equal(new Set(seq(watcher)).size, TOTAL);
+    assert.deepEqual(seq(socket), seq(watcher), 'same packets, same order, none twice');
+    assert.deepEqual(socket.got.map((a) => a[1]), watcher.got.map((a) => a[1]), 'same offsets');
+  });
+
   live('a session is restored once: the same pid again gets a new session', async (t) => {
     const ios = await three();
     const { name, nsps } = await namespace(ios);
