@@ -5,16 +5,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import {
-  RecentLog,
-  RecoveryMessageType,
-  compareIds,
-  durablePatternFor,
-  isRecoverable,
-  isStreamId,
-  selectSession,
-  shouldIncludePacket,
-} from '../src/socket.io-recovery.js';
+import * as recovery from '../src/socket.io-recovery.js';
+
+const { RecentLog, RecoveryMessageType, compareIds, durablePatternFor, isRecoverable, isStreamId, selectSession, shouldIncludePacket } = recovery;
 
 const BROADCAST = 3;
 const opts = (rooms = [], except = [], flags = {}) => ({ rooms, except, flags });
