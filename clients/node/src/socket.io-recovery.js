@@ -14,7 +14,7 @@
 // the offset (it was appended after the client's last packet), and so is every packet it
 // missed.
 
-import { connect } from './client.js';
+import { compareStreamIds, connect, isStreamIdText } from './client.js';
 
 // podrelay's own message types on the recovery log (after socket.io-adapter's 1..13 and the
 // adapter's 64..66).
@@ -26,20 +26,11 @@ export const RecoveryMessageType = Object.freeze({
 // socket.io-parser's EVENT packet type; only events carry an offset (as in socket.io-adapter).
 const EVENT = 2;
 
-const STREAM_ID = /^(\d{1,20})-(\d{1,20})$/;
-
 /** True for a Redis stream id `<ms>-<seq>`. */
-export function isStreamId(s) {
-  return typeof s === 'string' && STREAM_ID.test(s);
-}
+export const isStreamId = isStreamIdText;
 
 /** Compares two stream ids numerically (ms first): negative, 0 or positive. */
-export function compareIds(a, b) {
-  const [, am, as] = STREAM_ID.exec(a);
-  const [, bm, bs] = STREAM_ID.exec(b);
-  const d = BigInt(am) - BigInt(bm) || BigInt(as) - BigInt(bs);
-  return d < 0n ? -1 : d > 0n ? 1 : 0;
-}
+export const compareIds = compareStreamIds;
 
 /**
  * Whether a broadcast goes through the recovery log: the packets socket.io-adapter gives an

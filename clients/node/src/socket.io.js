@@ -251,6 +251,10 @@ function acquireClient(shared, durable) {
     client.on('error', (err) => {
       for (const a of shared.adapters) a._report(err);
     });
+    // One listener for every namespace (a listener each would trip Node's leak warning).
+    client.on('resumed', (channel, outcome) => {
+      for (const a of shared.adapters) a._onResumed?.(channel, outcome);
+    });
     shared.client = client;
   }
   return shared.client;
@@ -385,7 +389,6 @@ export class PodrelayAdapter extends Base {
     client.unsubscribe(null, this._onResponseMessage).catch(quiet);
     client.unsubscribe(null, this._onRoomMessage).catch(quiet);
     if (this._recovery) {
-      client.off('resumed', this._onResumed);
       client.unsubscribeDurable(this.channels.recovery, this._onLogMessage).catch(quiet);
       this._resolveLogReady?.();
     }
@@ -726,7 +729,6 @@ export class PodrelayAdapter extends Base {
       }
       this._logEpoch = outcome.epoch;
     };
-    this.client.on('resumed', this._onResumed);
   }
 
   _subscribeLog() {
@@ -749,7 +751,7 @@ export class PodrelayAdapter extends Base {
     if (this.recoveryError) return;
     const pattern = durablePatternFor(this._shared.opts.key);
     this.recoveryError = new Error(
-      `podrelay/socket.io: connectionStateRecovery is on, but the sidecar at ${addressOf(this._shared)} does not keep ` +
+      `podrelay/socket.io: connectionStateRecovery is on, but the sidecar at ${this.client.address} does not keep ` +
         `the recovery log "${this._logChannel}" durable (${cause.message}). Start every sidecar with ` +
         `--durable '${pattern}' (PODRELAY_DURABLE); until then no session is persisted or recovered, and broadcasts are delivered without offsets.`,
       { cause },
@@ -797,7 +799,11 @@ export class PodrelayAdapter extends Base {
       InMemoryAdapter.prototype.broadcast.call(this, packet, opts);
       return;
     }
-    if (id === undefined) this._recoveryFailed(new Error('the sidecar answered OK, not PUBOK: the channel is not durable'));
+    if (id === undefined) {
+      // Published on pub/sub instead (the sidecar lost its --durable): no entry comes back.
+      this._recoveryFailed(new Error('the sidecar answered OK, not PUBOK: the channel is not durable'));
+      InMemoryAdapter.prototype.broadcast.call(this, packet, opts);
+    }
   }
 
   _onLogEntry(payload, id) {
@@ -871,7 +877,7 @@ export class PodrelayAdapter extends Base {
     await this._restoreSlot();
     try {
       const history = await readHistory({
-        address: addressOf(this._shared),
+        address: this.client.address, // the same sidecar, also for a client passed in
         connectOptions: this._shared.opts.connectOptions,
         channel: this._logChannel,
         since: offset,
@@ -885,15 +891,18 @@ export class PodrelayAdapter extends Base {
       // server delivers another log entry. So the missed packets are those up to the live
       // position now; the history read may be ahead of it (the rest arrives live) or behind
       // it (the recent live entries fill the gap).
+      // The read holds the entries up to RSUBOK's last id, and possibly a few live ones the
+      // sidecar sent before the RSUBOK: it reaches up to the later of the two.
       let raw = history.entries;
+      const newest = raw.length > 0 ? raw[raw.length - 1].id : history.lastId;
+      const readTo = compareIds(newest, history.lastId) > 0 ? newest : history.lastId;
       const live = this._logPosition;
-      if (compareIds(history.lastId, live) < 0) {
-        const tail = this._recentLog.after(history.lastId);
+      if (compareIds(readTo, live) < 0) {
+        const tail = this._recentLog.after(readTo);
         if (!tail) return null;
         raw = raw.concat(tail);
-      } else {
-        raw = raw.filter((e) => compareIds(e.id, live) <= 0);
       }
+      raw = raw.filter((e) => compareIds(e.id, live) <= 0);
       const entries = [];
       for (const { id, payload } of raw) {
         try {
