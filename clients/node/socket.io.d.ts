@@ -63,6 +63,8 @@ export interface PodrelayChannels {
   room(room: string): string;
   /** `<key>#<nsp>#server#<uid>`: responses addressed to one server. */
   server(uid: string): string;
+  /** `<key>#recovery#<nsp>`: the recovery log (durable), used with connectionStateRecovery. */
+  recovery: string;
 }
 
 export declare class PodrelayAdapter extends ClusterAdapterWithHeartbeat {
@@ -80,6 +82,15 @@ export declare class PodrelayAdapter extends ClusterAdapterWithHeartbeat {
   allRooms(): Promise<Set<string>>;
   init(): Promise<void>;
   close(): Promise<void> | void;
+  /**
+   * With connectionStateRecovery: why sessions cannot be recovered (the sidecar does not keep
+   * the recovery log durable), or null. Also emitted as 'error' (else a process warning).
+   */
+  readonly recoveryError: Error | null;
+  /** Appends the session to the recovery log (connectionStateRecovery). */
+  persistSession(session: { sid: string; pid: string; rooms: string[]; data: unknown }): void;
+  /** The session and the packets it missed, read from the recovery log; null when not recoverable. */
+  restoreSession(pid: string, offset: string): Promise<{ sid: string; pid: string; rooms: string[]; data: unknown; missedPackets: unknown[][] } | null>;
   /** Resolves once the channels of newly created rooms are subscribed. */
   addAll(id: string, rooms: Set<string>): Promise<void> | void;
   protected doPublish(message: ClusterMessage): Promise<Offset>;

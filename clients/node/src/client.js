@@ -47,6 +47,17 @@ const needsVersion2 = (channel) =>
       '(connect with protocolVersion: 2, and a sidecar with durable channels)',
   );
 
+const STREAM_ID_TEXT = /^(\d{1,20})-(\d{1,20})$/;
+/** True for a stream id `<ms>-<seq>` (two decimal unsigned 64-bit numbers). */
+export const isStreamIdText = (s) => typeof s === 'string' && STREAM_ID_TEXT.test(s);
+/** Compares two stream ids numerically, ms first: negative, 0 or positive. */
+export function compareStreamIds(a, b) {
+  const [, am, as] = STREAM_ID_TEXT.exec(a);
+  const [, bm, bs] = STREAM_ID_TEXT.exec(b);
+  const d = BigInt(am) - BigInt(bm) || BigInt(as) - BigInt(bs);
+  return d < 0n ? -1 : d > 0n ? 1 : 0;
+}
+
 // Stream ids and epochs are ASCII on the wire; latin1 keeps them byte-exact both ways.
 const idText = (bytes) => bytes.toString('latin1');
 const idBytes = (text) => Buffer.from(text, 'latin1');
@@ -633,6 +644,7 @@ export class Client extends EventEmitter {
   // at most one per channel in flight (the sidecar refuses a second one).
   _sendRsub(entry, auto = false) {
     entry.inflight = true;
+    entry.sawSmsg = false; // SMSGs from here on belong to the stream this RSUB answers for
     const buf = encodeRsub(0, entry.bytes, idBytes(entry.id), idBytes(entry.epoch));
     this._submit({ kind: 'rsub', buf, needsId: true, keepQueued: false, entry, auto, resolve() {}, reject() {} }, true);
   }
@@ -664,7 +676,12 @@ export class Client extends EventEmitter {
       epoch: idText(frame.epoch),
       lastId: idText(frame.lastId),
     };
-    entry.id = outcome.lastId;
+    // The sidecar may already have sent live SMSGs past last_id before its RSUBOK (seen with
+    // live publishes during the replay): resume after the later of the two, never earlier
+    // than what the handlers already got.
+    if (!(entry.sawSmsg && isStreamIdText(entry.id) && isStreamIdText(outcome.lastId) && compareStreamIds(entry.id, outcome.lastId) > 0)) {
+      entry.id = outcome.lastId;
+    }
     entry.epoch = outcome.epoch;
     const wasConfirmed = entry.confirmed;
     entry.confirmed = true;
@@ -1000,7 +1017,10 @@ export class Client extends EventEmitter {
     const key = keyOf(channel);
     const entry = this._durable.get(key);
     const streamId = idText(id);
-    if (entry) entry.id = streamId; // the next RSUB resumes after it
+    if (entry) {
+      entry.id = streamId; // the next RSUB resumes after it
+      entry.sawSmsg = true;
+    }
     if (this.listenerCount('message') > 0) this.emit('message', payload, channel, null, streamId);
     // A plain subscribe() of a durable channel gets it as a message, without the id.
     const plain = this._subs.get(key);

@@ -17,6 +17,8 @@
 //   <key>#<nsp>#room#<room>      one per public room; subscribed only while this server
 //                                has a local socket in the room
 //   <key>#<nsp>#server#<uid>     one per server: responses addressed to it
+//   <key>#recovery#<nsp>         with connectionStateRecovery only: the recovery log, a
+//                                durable channel (see socket.io-recovery.js)
 // `#` and `%` inside <nsp> and <room> are written %23 and %25, so names never collide.
 //
 // Payload: 0x01 | uid length (u8) | uid | u32 BE seq | MessagePack [type, data].
@@ -33,8 +35,18 @@ import { fileURLToPath } from 'node:url';
 
 import { connect } from './client.js';
 import { decode, encode } from './msgpack.js';
+import {
+  RecentLog,
+  RecoveryMessageType,
+  compareIds,
+  durablePatternFor,
+  isRecoverable,
+  isStreamId,
+  readHistory,
+  selectSession,
+} from './socket.io-recovery.js';
 
-const { ClusterAdapterWithHeartbeat } = adapterPkg;
+const { ClusterAdapterWithHeartbeat, Adapter: InMemoryAdapter } = adapterPkg;
 
 // socket.io-adapter's ClusterMessage types (fixed: they are its wire format). Spelled out
 // here because socket.io-adapter 2.5.3 does not export its MessageType enum.
@@ -118,6 +130,7 @@ export function channelsOf(key, nsp) {
   const base = `${key}#${escapeName(nsp)}#`;
   return {
     namespace: base,
+    recovery: `${key}#recovery#${escapeName(nsp)}`,
     room: (room) => `${base}room#${escapeName(room)}`,
     server: (uid) => `${base}server#${uid}`,
   };
@@ -170,6 +183,16 @@ const SEEN_MAX = 10_000;
 const REPLAY_KEEP_MS = 5_000;
 const REPLAY_KEEP_MAX = 2_000;
 
+// Connection state recovery (see socket.io-recovery.js). Live log entries kept to bridge a
+// restore's history read to the live position (a restore needs a few milliseconds of it).
+const RECENT_LOG_MAX = 10_000;
+const RECENT_LOG_MS = 30_000;
+// What one restore may hold while it reads the log (the log itself holds about
+// --durable-max-len entries), and how many restores run at once per namespace.
+const RESTORE_MAX_ENTRIES = 200_000;
+const RESTORE_MAX_BYTES = 64 * 1024 * 1024;
+const RESTORE_CONCURRENCY = 4;
+
 const RESOLVED = Promise.resolve(undefined);
 
 const sleep = (ms) =>
@@ -214,12 +237,23 @@ export function createAdapter(opts = {}) {
   };
 }
 
-function acquireClient(shared) {
+function addressOf(shared) {
+  return shared.opts.address || process.env.PODRELAY_ADDRESS || DEFAULT_ADDRESS;
+}
+
+// `durable`: connection state recovery is on, so the connection speaks protocol version 2
+// (stream ids on the recovery log). Every namespace of a server shares its options.
+function acquireClient(shared, durable) {
   if (!shared.client || (shared.ownsClient && shared.client.state === 'closed')) {
-    const { address = process.env.PODRELAY_ADDRESS || DEFAULT_ADDRESS, connectOptions = {} } = shared.opts;
-    const client = connect({ clientName: `socket.io pid ${process.pid}`, ...connectOptions, address });
+    const { connectOptions = {} } = shared.opts;
+    const version = durable ? { protocolVersion: 2 } : {};
+    const client = connect({ clientName: `socket.io pid ${process.pid}`, ...connectOptions, ...version, address: addressOf(shared) });
     client.on('error', (err) => {
       for (const a of shared.adapters) a._report(err);
+    });
+    // One listener for every namespace (a listener each would trip Node's leak warning).
+    client.on('resumed', (channel, outcome) => {
+      for (const a of shared.adapters) a._onResumed?.(channel, outcome);
     });
     shared.client = client;
   }
@@ -242,7 +276,9 @@ export class PodrelayAdapter extends Base {
     const { heartbeatInterval, heartbeatTimeout } = shared.opts;
     super(nsp, { heartbeatInterval, heartbeatTimeout });
     this._shared = shared;
-    this.client = acquireClient(shared);
+    // socket.io's own options object: connectionStateRecovery with its defaults filled in.
+    this._recovery = nsp.server?.opts?.connectionStateRecovery || null;
+    this.client = acquireClient(shared, !!this._recovery);
     shared.adapters.add(this);
     this.requestsTimeout = shared.opts.requestsTimeout;
     this._discoveryWindow = shared.opts.discoveryWindow;
@@ -263,6 +299,7 @@ export class PodrelayAdapter extends Base {
     this._roomRequests = new Map(); // allRooms() requests in flight
     this._closed = false;
     this._isReady = false;
+    if (this._recovery) this._initRecovery();
 
     this._reportBound = (err) => this._report(err);
     this._onNamespaceMessage = (payload) => this._onPayload(payload, false, false);
@@ -301,6 +338,7 @@ export class PodrelayAdapter extends Base {
       await Promise.all([
         this.client.subscribe(this.channel, this._onNamespaceMessage),
         this.client.subscribe(this.responseChannel, this._onResponseMessage),
+        this._recovery ? this._subscribeLog() : undefined,
       ]);
       if (this._closed) return;
       const t0 = Date.now();
@@ -350,6 +388,10 @@ export class PodrelayAdapter extends Base {
     client.unsubscribe(null, this._onNamespaceMessage).catch(quiet);
     client.unsubscribe(null, this._onResponseMessage).catch(quiet);
     client.unsubscribe(null, this._onRoomMessage).catch(quiet);
+    if (this._recovery) {
+      client.unsubscribeDurable(this.channels.recovery, this._onLogMessage).catch(quiet);
+      this._resolveLogReady?.();
+    }
     this._pendingRooms.clear();
     this._recent = [];
     if (shared.ownsClient && shared.adapters.size === 0) {
@@ -373,11 +415,12 @@ export class PodrelayAdapter extends Base {
     return waits ? Promise.all(waits).then(() => undefined) : undefined;
   }
 
-  // Connection state recovery needs a replayable log of messages with offsets (the Redis
-  // Streams adapter has one); pub/sub has none. ClusterAdapter would append our (absent)
-  // offset to every event as an extra argument when the option is on: don't. Sessions are
-  // then simply not recovered, as with @socket.io/redis-adapter.
-  addOffsetIfNecessary() {}
+  // ClusterAdapter appends the offset doPublish resolved with to every recoverable event
+  // when connectionStateRecovery is on. Only the recovery log has offsets (stream ids); a
+  // broadcast that did not go through it has none, and gets nothing appended.
+  addOffsetIfNecessary(packet, opts, offset) {
+    if (offset !== undefined) super.addOffsetIfNecessary(packet, opts, offset);
+  }
 
   /** Every room of every server (socket ids included), as redis-adapter's allRooms(). */
   async allRooms() {
@@ -638,9 +681,14 @@ export class PodrelayAdapter extends Base {
     // A broadcast on our response channel is a replayed room broadcast.
     const replayed = onResponseChannel && message.type === MessageType.BROADCAST;
     if (replayed && this._isDuplicate(`${h.uid}:${h.seq}`)) return undefined;
+    if (onResponseChannel && !replayed) this._dispatch(() => this.onResponse(message));
+    else this._dispatch(() => this.onMessage(message));
+    return undefined;
+  }
+
+  _dispatch(fn) {
     try {
-      if (onResponseChannel && !replayed) this.onResponse(message);
-      else this.onMessage(message);
+      fn();
     } catch (err) {
       // Thrown by an application handler (a serverSideEmit listener, say). As with
       // redis-adapter, it surfaces as an uncaught exception instead of being swallowed; it
@@ -649,7 +697,255 @@ export class PodrelayAdapter extends Base {
         throw err;
       });
     }
+  }
+
+  // -------------------------------------------------------------------------
+  // Connection state recovery (socket.io's connectionStateRecovery option), on the
+  // recovery log: one durable channel per namespace (socket.io-recovery.js says why).
+  //
+  // A recoverable broadcast (an event without ack, not volatile, not local; with the option
+  // on, socket.emit() is one too, to the socket's own room) is appended to the log and
+  // delivered, on every server and on this one too, when the log entry comes back from the
+  // sidecar: so every socket gets the log's packets in stream order, and the last offset a
+  // client holds says exactly what it has. Room channels carry the rest as before.
+
+  _initRecovery() {
+    this._logChannel = this.channels.recovery;
+    this._logReady = new Promise((resolve) => (this._resolveLogReady = resolve));
+    this._logConfirmed = false;
+    this._logEpoch = '';
+    this._logPosition = null; // stream id of the last log entry delivered (or subscribed at)
+    this._recentLog = new RecentLog(RECENT_LOG_MAX, RECENT_LOG_MS);
+    this._deliveredLocally = new Set(); // seqs delivered without the log (append failed)
+    this.recoveryError = null;
+    this._warned = false;
+    this._restoresRunning = 0;
+    this._restoresWaiting = [];
+    this._onLogMessage = (payload, channel, id) => this._onLogEntry(payload, id);
+    this._onResumed = (channel, outcome) => {
+      if (channel !== this._logChannel) return;
+      if (!outcome.recovered) {
+        this._report(new Error(`podrelay/socket.io: the recovery log ${channel} lost entries while the sidecar connection was down (trimmed or recreated): broadcasts of that gap were not delivered by this server`));
+      }
+      this._logEpoch = outcome.epoch;
+    };
+  }
+
+  _subscribeLog() {
+    return this.client.subscribeDurable(this._logChannel, this._onLogMessage).then(
+      (outcome) => {
+        this._logEpoch = outcome.epoch;
+        this._logPosition ??= outcome.lastId;
+        this._logConfirmed = true;
+        this._resolveLogReady();
+      },
+      (err) => {
+        this._recoveryFailed(err);
+        this._resolveLogReady();
+      },
+    );
+  }
+
+  /** Recovery cannot work with this sidecar: say so loudly, once, and keep serving. */
+  _recoveryFailed(cause) {
+    if (this.recoveryError) return;
+    const pattern = durablePatternFor(this._shared.opts.key);
+    this.recoveryError = new Error(
+      `podrelay/socket.io: connectionStateRecovery is on, but the sidecar at ${this.client.address} does not keep ` +
+        `the recovery log "${this._logChannel}" durable (${cause.message}). Start every sidecar with ` +
+        `--durable '${pattern}' (PODRELAY_DURABLE); until then no session is persisted or recovered, and broadcasts are delivered without offsets.`,
+      { cause },
+    );
+    this._alarm();
+  }
+
+  // 'error' when someone listens; otherwise a process warning (printed on stderr by
+  // default), so that a misconfiguration is never silent. Once per adapter.
+  _alarm() {
+    if (this._warned) return;
+    this._warned = true;
+    if (this.listenerCount('error') > 0) this.emit('error', this.recoveryError);
+    else process.emitWarning(this.recoveryError.message, { code: 'PODRELAY_RECOVERY_DISABLED' });
+  }
+
+  broadcast(packet, opts) {
+    if (!this._recovery || !isRecoverable(packet, opts)) return super.broadcast(packet, opts);
+    return this._broadcastLogged(packet, opts);
+  }
+
+  async _broadcastLogged(packet, opts) {
+    if (!this._logConfirmed) await this._logReady; // an entry before our position would never come back
+    if (this._closed) return;
+    if (this.recoveryError) return super.broadcast(packet, opts); // as without recovery
+    this._seq = this._seq >= 0xffffffff ? 1 : this._seq + 1;
+    const seq = this._seq;
+    let payload;
+    try {
+      const data = { packet, opts: { rooms: [...opts.rooms], except: [...opts.except], flags: opts.flags } };
+      payload = encodeMessage(this.uid, { type: MessageType.BROADCAST, data }, seq);
+    } catch (err) {
+      this._report(err);
+      return;
+    }
+    let id;
+    try {
+      id = await this.client.publish(this._logChannel, payload);
+    } catch (err) {
+      // Not appended (or not known to be): this server's sockets still get it, without an
+      // offset (as ClusterAdapter does when a publish fails), and only once.
+      this._report(err);
+      this._deliveredLocally.add(seq);
+      if (this._deliveredLocally.size > 1000) this._deliveredLocally.delete(this._deliveredLocally.values().next().value);
+      InMemoryAdapter.prototype.broadcast.call(this, packet, opts);
+      return;
+    }
+    if (id === undefined) {
+      // Published on pub/sub instead (the sidecar lost its --durable): no entry comes back.
+      this._recoveryFailed(new Error('the sidecar answered OK, not PUBOK: the channel is not durable'));
+      InMemoryAdapter.prototype.broadcast.call(this, packet, opts);
+    }
+  }
+
+  _onLogEntry(payload, id) {
+    if (this._closed) return undefined;
+    const h = decodeHeader(payload);
+    if (!h) return this._report(new TypeError(`dropped recovery log entry ${id}: not a podrelay socket.io message`));
+    this._logPosition = id;
+    this._recentLog.push(id, payload, Date.now());
+    let body;
+    try {
+      body = decode(payload, h.bodyOffset);
+      if (!Array.isArray(body) || typeof body[0] !== 'number') throw new TypeError('body is not [type, data]');
+    } catch (err) {
+      return this._report(new TypeError(`dropped recovery log entry ${id} from ${h.uid}: ${err.message}`));
+    }
+    if (body[0] !== MessageType.BROADCAST) return undefined; // sessions: read by restores only
+    const message = { uid: h.uid, nsp: this.nsp.name, type: body[0], data: body[1] };
+    if (h.uid !== this.uid) {
+      this._dispatch(() => this.onMessage(message, id)); // appends the offset, delivers
+      return undefined;
+    }
+    if (this._deliveredLocally.delete(h.seq)) return undefined;
+    const { packet, opts } = message.data;
+    const decoded = { rooms: new Set(opts.rooms), except: new Set(opts.except), flags: opts.flags };
+    this._dispatch(() => {
+      this.addOffsetIfNecessary(packet, decoded, id);
+      InMemoryAdapter.prototype.broadcast.call(this, packet, decoded);
+    });
     return undefined;
+  }
+
+  /** socket.io calls this when a socket lost its transport (recoverable reasons only). */
+  persistSession(session) {
+    if (!this._recovery || this._closed) return;
+    if (this.recoveryError) {
+      this._alarm();
+      return;
+    }
+    let payload;
+    try {
+      const data = {
+        pid: session.pid,
+        sid: session.sid,
+        rooms: session.rooms,
+        data: session.data,
+        expiresAt: Date.now() + this._recovery.maxDisconnectionDuration,
+      };
+      this._seq = this._seq >= 0xffffffff ? 1 : this._seq + 1;
+      payload = encodeMessage(this.uid, { type: RecoveryMessageType.SESSION, data }, this._seq);
+    } catch (err) {
+      this._report(new Error(`podrelay/socket.io: session ${session.sid} not persisted: ${err.message}`, { cause: err }));
+      return;
+    }
+    this.client.publish(this._logChannel, payload).then(
+      (id) => {
+        if (id === undefined) this._recoveryFailed(new Error('the sidecar answered OK, not PUBOK: the channel is not durable'));
+      },
+      (err) => this._report(new Error(`podrelay/socket.io: session ${session.sid} not persisted: ${err.message}`, { cause: err })),
+    );
+  }
+
+  /**
+   * socket.io calls this when a client reconnects with { pid, offset }: the session with the
+   * packets it missed, or null (unknown or expired pid, an offset the log no longer
+   * reaches, the sidecar unreachable). Never rejects.
+   */
+  async restoreSession(pid, offset) {
+    if (!this._recovery || this._closed || typeof pid !== 'string' || !isStreamId(offset)) return null;
+    if (!this._logConfirmed) await this._logReady;
+    if (this.recoveryError || this._closed) return null;
+    await this._restoreSlot();
+    try {
+      const history = await readHistory({
+        address: this.client.address, // the same sidecar, also for a client passed in
+        connectOptions: this._shared.opts.connectOptions,
+        channel: this._logChannel,
+        since: offset,
+        epoch: this._logEpoch,
+        timeoutMs: this.requestsTimeout,
+        maxEntries: RESTORE_MAX_ENTRIES,
+        maxBytes: RESTORE_MAX_BYTES,
+      });
+      if (!history.recovered || this._closed) return null;
+      // From here on nothing waits: socket.io creates the socket, in its rooms, before this
+      // server delivers another log entry. So the missed packets are those up to the live
+      // position now; the history read may be ahead of it (the rest arrives live) or behind
+      // it (the recent live entries fill the gap).
+      // The read holds the entries up to RSUBOK's last id, and possibly a few live ones the
+      // sidecar sent before the RSUBOK: it reaches up to the later of the two.
+      let raw = history.entries;
+      const newest = raw.length > 0 ? raw[raw.length - 1].id : history.lastId;
+      const readTo = compareIds(newest, history.lastId) > 0 ? newest : history.lastId;
+      const live = this._logPosition;
+      if (compareIds(readTo, live) < 0) {
+        const tail = this._recentLog.after(readTo);
+        if (!tail) return null;
+        raw = raw.concat(tail);
+      }
+      raw = raw.filter((e) => compareIds(e.id, live) <= 0);
+      const entries = [];
+      for (const { id, payload } of raw) {
+        try {
+          const { uid, type, data } = decodeMessage(payload);
+          entries.push({ id, message: { uid, type, data } });
+        } catch {
+          // not ours: nothing to restore from it
+        }
+      }
+      const session = selectSession(entries, pid, Date.now());
+      if (session) this._publishRestored(pid);
+      return session;
+    } catch (err) {
+      this._report(new Error(`podrelay/socket.io: session not restored: ${err.message}`, { cause: err }));
+      return null;
+    } finally {
+      this._releaseRestoreSlot();
+    }
+  }
+
+  // A restored session is not restored twice: later restores see this after its SESSION.
+  _publishRestored(pid) {
+    try {
+      this._seq = this._seq >= 0xffffffff ? 1 : this._seq + 1;
+      const payload = encodeMessage(this.uid, { type: RecoveryMessageType.SESSION_RESTORED, data: { pid } }, this._seq);
+      this.client.publish(this._logChannel, payload).catch(this._reportBound);
+    } catch (err) {
+      this._report(err);
+    }
+  }
+
+  _restoreSlot() {
+    if (this._restoresRunning < RESTORE_CONCURRENCY) {
+      this._restoresRunning++;
+      return RESOLVED;
+    }
+    return new Promise((resolve) => this._restoresWaiting.push(resolve));
+  }
+
+  _releaseRestoreSlot() {
+    const next = this._restoresWaiting.shift();
+    if (next) next();
+    else this._restoresRunning--;
   }
 
   _isDuplicate(key) {

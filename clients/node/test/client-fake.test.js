@@ -515,6 +515,32 @@ describe('durable channels (version 2) against a scripted sidecar', () => {
     assert.deepEqual(got, [['live', 'room:1', '6-0'], ['missed', 'room:1', '7-0']]);
   });
 
+  test('live SMSGs past the RSUBOK last_id, sent before it: the position stays at the newest id received', async () => {
+    const { fake, client } = await setup(
+      {
+        welcome: { version: 2 },
+        onFrame(conn, f) {
+          if (f.type !== 'RSUB') return false;
+          conn.socket.write(encodeSmsg(f.channel, '7-0', 'replayed'));
+          conn.socket.write(encodeSmsg(f.channel, '8-0', 'live, early'));
+          conn.socket.write(encodeRsubok(f.requestId, 1, 'E1', '7-0'));
+          return true;
+        },
+      },
+      { protocolVersion: 2 },
+    );
+    const got = [];
+    const outcome = await withTimeout(client.subscribeDurable('room:1', (p, ch, id) => got.push(id), { since: '6-0', epoch: 'E1' }), 3000, 'subscribeDurable');
+    assert.equal(outcome.lastId, '7-0');
+    assert.deepEqual(got, ['7-0', '8-0']);
+    assert.deepEqual(client.durablePositions.get('room:1'), { id: '8-0', epoch: 'E1' });
+    const resumed = [];
+    client.on('resumed', (channel) => resumed.push(channel));
+    fake.last.socket.destroy();
+    await until(() => resumed.length === 1, { what: 'the resume after the reconnect' });
+    assert.equal(fake.frames('RSUB').at(-1).sinceId.toString(), '8-0', 'resumes after 8-0, not 7-0 (no duplicate)');
+  });
+
   test('a version 2 frame on a version 1 connection is a protocol violation', async () => {
     const { fake, client } = await setup();
     const errors = [];

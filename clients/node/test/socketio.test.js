@@ -623,7 +623,9 @@ describe('live: socket.io adapter over three sidecars', { skip }, () => {
     assert.equal(events(rootB, 'in-chat').length, 0);
   });
 
-  live('with connectionStateRecovery on, events carry no extra offset argument', async () => {
+  // These sidecars have no --durable: recovery is refused loudly, and everything else works
+  // as without the option (recovery itself: test/matrix/recovery.test.js).
+  live('with connectionStateRecovery on but no durable recovery log: a clear error, events flow without offsets', async () => {
     const { A, B, C } = env.servers;
     const D = await startServer('D', 'A', { connectionStateRecovery: {} });
     try {
@@ -633,7 +635,9 @@ describe('live: socket.io adapter over three sidecars', { skip }, () => {
       D.io.emit('csr', 'local', 2);
       await waitEvent(d1, 'csr', 2);
       assert.deepEqual(sorted(events(d1, 'csr').map((m) => JSON.stringify(m.args))), ['["local",2]', '["x",1]']);
-      assert.deepEqual(D.errors, []);
+      assert.equal(D.errors.length, 1, D.errors.map((e) => e.message).join('\n'));
+      assert.match(D.errors[0].message, /--durable 'socket\.io#recovery#\*'/);
+      assert.equal(D.io.of('/').adapter.recoveryError, D.errors[0]);
     } finally {
       await closeServer(D);
       delete env.servers.D;

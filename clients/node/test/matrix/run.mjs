@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The Socket.IO version matrix: for every install under test/versions/ (one socket.io
 // version each, with its own committed lockfile), runs behaviour.test.js with podrelay and,
-// where the install has @socket.io/redis-adapter, with it as the control; installs marked
+// where the install has @socket.io/redis-adapter, with it as the control, and
+// recovery.test.js (connection state recovery) with podrelay; installs marked
 // "podrelayMatrix": { "expect": "unsupported" } run unsupported.test.js instead.
 //
 //   node test/matrix/run.mjs [name-filter]      (PODRELAY_BIN, PODRELAY_REQUIRE_LIVE as usual)
@@ -33,6 +34,9 @@ for (const name of readdirSync(versionsDir).sort()) {
     continue;
   }
   runs.push({ name, dir, kind: 'podrelay', file: 'behaviour.test.js' });
+  // Connection state recovery across servers: podrelay only (redis-adapter cannot recover
+  // on another server, so it is no control here).
+  runs.push({ name, dir, kind: 'podrelay-recovery', file: 'recovery.test.js' });
   if (existsSync(join(dir, 'node_modules', '@socket.io', 'redis-adapter'))) runs.push({ name, dir, kind: 'redis-adapter', file: 'behaviour.test.js' });
 }
 
