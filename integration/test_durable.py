@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import threading
 import time
@@ -170,6 +171,57 @@ class TestDurableRecovery(DurableCase):
                 again.close()
         _, text = b.get("/metrics")
         self.assertIn('podrelay_durable_recoveries_total{outcome="recovered"} 1', text)
+
+    def test_resume_during_live_publishes_has_no_gap_and_no_duplicate(self):
+        # The replay and the live stream meet while messages keep arriving: every SMSG before
+        # the RSUBOK is at or before its last_id, every one after is past it, and together
+        # they are exactly the stream's entries after since_id (read back from Redis).
+        a, b = self.start_pods(2, ["--durable-max-len", "1000000"])
+        pub = v2(a, "pub")
+        since = pub.publish_durable("room:live", b"seed")
+        # A history long enough that its replay takes many XRANGE pages, so live entries
+        # reach the sidecar's reader while it runs.
+        pub.publish_many("room:live", [b"h%07d" % i for i in range(30_000)])
+        pub.ping()
+        stop = threading.Event()
+
+        def load() -> None:  # fire-and-forget, ~10k msgs/s, bounded in count
+            for n in range(0, 300_000, 50):
+                if stop.is_set():
+                    return
+                pub.publish_many("room:live", [b"x%07d" % (n + i) for i in range(50)])
+                time.sleep(0.005)
+
+        loader = threading.Thread(target=load, daemon=True)
+        loader.start()
+        self.addCleanup(lambda: (stop.set(), loader.join(timeout=10)))
+        key = lambda i: tuple(int(x) for x in i.split(b"-"))  # noqa: E731
+        for trial, pod in enumerate((a, b, a, b)):
+            with self.subTest(trial=trial, pod=pod.name):
+                c = v2(pod, "resumer")
+                c.send_raw(proto.encode_rsub(c.next_request_id(), b"room:live", since, b""))
+                before: List[bytes] = []
+                after: List[bytes] = []
+                ok: Optional[proto.RsubOk] = None
+                while len(after) < 200:
+                    f = c.recv_frame(timeout=15)
+                    self.assertIsNotNone(f, "the resume stalled")
+                    if isinstance(f, proto.RsubOk):
+                        ok = f
+                    elif isinstance(f, proto.Smsg):
+                        (after if ok else before).append(f.id)
+                    else:
+                        self.fail(f"unexpected frame {f!r}")
+                c.close()
+                self.assertEqual(ok.recovered, 1)
+                self.assertTrue(before, "nothing was replayed")
+                self.assertLessEqual(key(before[-1]), key(ok.last_id))
+                self.assertGreater(key(after[0]), key(ok.last_id))
+                held = [line.encode() for line in self.redis.cli(
+                    "XRANGE", "podrelay:{room:live}", "(" + since.decode(), "+",
+                    "COUNT", str(len(before) + len(after))).split("\n")
+                    if re.fullmatch(r"\d+-\d+", line)]
+                self.assertEqual(before + after, held)
 
     def test_trimmed_history_and_recreated_stream_are_not_recovered(self):
         (a,) = self.start_pods(1, ["--durable-max-len", "10"])

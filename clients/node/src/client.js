@@ -676,9 +676,10 @@ export class Client extends EventEmitter {
       epoch: idText(frame.epoch),
       lastId: idText(frame.lastId),
     };
-    // The sidecar may already have sent live SMSGs past last_id before its RSUBOK (seen with
-    // live publishes during the replay): resume after the later of the two, never earlier
-    // than what the handlers already got.
+    // A position never moves back: PROTOCOL.md section 9 puts every SMSG before the RSUBOK at
+    // or before last_id (integration/test_durable.py checks the sidecar under live load), but
+    // should a sidecar break that, resume after the newest id the handlers already got
+    // rather than replay it twice.
     if (!(entry.sawSmsg && isStreamIdText(entry.id) && isStreamIdText(outcome.lastId) && compareStreamIds(entry.id, outcome.lastId) > 0)) {
       entry.id = outcome.lastId;
     }

@@ -891,8 +891,9 @@ export class PodrelayAdapter extends Base {
       // server delivers another log entry. So the missed packets are those up to the live
       // position now; the history read may be ahead of it (the rest arrives live) or behind
       // it (the recent live entries fill the gap).
-      // The read holds the entries up to RSUBOK's last id, and possibly a few live ones the
-      // sidecar sent before the RSUBOK: it reaches up to the later of the two.
+      // The read holds the entries up to RSUBOK's last id, and possibly a few live ones that
+      // followed the RSUBOK in the same read (the handler runs for them before the RSUBOK's
+      // promise settles): it reaches up to the later of the two.
       let raw = history.entries;
       const newest = raw.length > 0 ? raw[raw.length - 1].id : history.lastId;
       const readTo = compareIds(newest, history.lastId) > 0 ? newest : history.lastId;

@@ -515,7 +515,7 @@ describe('durable channels (version 2) against a scripted sidecar', () => {
     assert.deepEqual(got, [['live', 'room:1', '6-0'], ['missed', 'room:1', '7-0']]);
   });
 
-  test('live SMSGs past the RSUBOK last_id, sent before it: the position stays at the newest id received', async () => {
+  test('a sidecar that sends SMSGs past last_id before its RSUBOK (against PROTOCOL.md section 9): the position stays at the newest id received', async () => {
     const { fake, client } = await setup(
       {
         welcome: { version: 2 },
