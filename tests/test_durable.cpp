@@ -155,6 +155,21 @@ TEST_CASE("resume with since: replays from there, pages on until it caught up") 
   CHECK(r.on_live(id("12-0")));
 }
 
+TEST_CASE("resume with since ahead of this pod's reader: nothing the app has is sent again") {
+  // The app got 12-0 through another pod's sidecar; this pod's reader stands at 10-0.
+  Resume r(id("12-0"), "E1");
+  r.on_subscribed(id("10-0"));
+  CHECK(r.on_info({"E1", id("1-0"), id("13-0")}) == Resume::Outcome::recovered);
+  CHECK(r.replay_after() == id("12-0"));
+  CHECK_FALSE(r.on_replayed(id("11-0")));
+  CHECK(r.on_replayed(id("13-0")));
+  CHECK_FALSE(r.page_done(1, 256, id("10-0")));
+  CHECK_FALSE(r.on_live(id("11-0")));  // the reader catching up: the app had these
+  CHECK_FALSE(r.on_live(id("13-0")));
+  CHECK(r.on_live(id("14-0")));
+  CHECK(r.last() == id("14-0"));
+}
+
 TEST_CASE("an empty page ends the replay even when the reader is ahead (stream deleted)") {
   Resume r(id("3-0"), "");
   r.on_subscribed(id("10-0"));

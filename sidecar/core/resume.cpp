@@ -12,7 +12,8 @@ Resume::Outcome Resume::on_info(StreamInfo const& info) {
   phase_ = Phase::replaying;
   // Whatever the outcome, the app gets everything after the reader's position at the
   // subscription (so nothing between the subscription and the switch to live is lost); a
-  // recovery starts further back, at the app's own id.
+  // recovery starts at the app's own id instead: further back, or further on when the app
+  // comes from a pod whose reader was ahead of this one's (it has those entries already).
   last_ = reader_position_;
   if (!since_) {
     outcome_ = Outcome::fresh;
@@ -29,7 +30,7 @@ Resume::Outcome Resume::on_info(StreamInfo const& info) {
     outcome_ = Outcome::trimmed;
   } else {
     outcome_ = Outcome::recovered;
-    if (*since_ < last_) last_ = *since_;
+    last_ = *since_;
   }
   return outcome_;
 }
