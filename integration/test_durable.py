@@ -101,10 +101,10 @@ class TestDurableAcrossRedisKills(DurableCase):
         subs = [v2(p, f"sub-{i}") for i, p in enumerate(pods)]
         for s in subs:
             self.assertEqual(s.resume("room:kills").recovered, 1)
-        load = DurableLoad(v2(pods[0], "pub"), "room:kills", b"m", 3000, 15, 0.002).start()
+        load = DurableLoad(v2(pods[0], "pub"), "room:kills", b"m", 5000, 15, 0.002).start()
         acked = load.acked
         try:
-            for _ in range(3):
+            for _ in range(5):  # the five-kills test of test_outages, on a durable channel
                 wait_for(lambda: len(acked) > 0, 20, what="acked publishes")
                 time.sleep(0.4)
                 self.redis.kill()
@@ -131,9 +131,9 @@ class TestDurableAcrossRedisKills(DurableCase):
                 self.assertEqual(len(got), len(set(got)), "a message arrived twice")
                 self.assertEqual(got, sorted(got), "out of order")
                 self.assertEqual([g for g in got if g in want], acked)
-        # Redis restarted three times, so the reader reconnected at least that often.
+        # Redis restarted five times, so the reader reconnected at least that often.
         _, text = pods[0].get("/metrics")
-        self.assertRegex(text, r'podrelay_redis_reconnects_total\{role="stream-reader"\} [3-9]')
+        self.assertRegex(text, r'podrelay_redis_reconnects_total\{role="stream-reader"\} ([5-9]|\d\d)')
 
 
 class TestDurableRecovery(DurableCase):
