@@ -314,25 +314,33 @@ class TestDurableScale(DurableCase):
                 if l.startswith("process_resident_memory_bytes")][0]
 
     def test_many_channels_one_reader_and_idle_expiry(self):
-        (a,) = self.start_pods(1, ["--durable-ttl", "2"])
-        rss_before = self.rss(a)
-        c = v2(a, "many")
+        pods = self.start_pods(3, ["--durable-ttl", "2"])
+        rss_before = [self.rss(p) for p in pods]
         names = [f"room:{i}" for i in range(1000)]
-        c.subscribe(*names, timeout=30)
-        pub = v2(a, "pub")
+        subs = [v2(p, f"many-{i}") for i, p in enumerate(pods)]
+        for c in subs:
+            c.subscribe(*names, timeout=30)
+        pub = v2(pods[0], "pub")
         for name in names[::100]:
             pub.publish_durable(name, name.encode())
-        got = {m.payload for m in smsgs(c, 10)}
-        self.assertEqual(got, {n.encode() for n in names[::100]})
+        for i, c in enumerate(subs):
+            with self.subTest(pod=i):
+                got = {m.payload for m in smsgs(c, 10)}
+                self.assertEqual(got, {n.encode() for n in names[::100]})
+        # One reader connection per pod for its 1,000 channels, not one per channel.
         readers = [l for l in self.redis.cli("CLIENT", "LIST").splitlines()
                    if "name=podrelay-streams-" in l]
-        self.assertEqual(len(readers), 1, readers)
-        _, text = a.get("/metrics")
-        self.assertIn("podrelay_durable_streams 1000", text)
-        # Memory bounded: 1,000 read channels cost the pod little (ASan builds included).
-        growth = self.rss(a) - rss_before
-        print(f"    RSS growth for 1,000 durable channels: {growth / 1024:.0f} KiB")
-        self.assertLess(growth, 32 * 1024 * 1024)
+        self.assertEqual(len(readers), 3, readers)
+        self.assertEqual(len({l.split("name=")[1].split()[0] for l in readers}), 3, readers)
+        for i, p in enumerate(pods):
+            with self.subTest(pod=i):
+                _, text = p.get("/metrics")
+                self.assertIn("podrelay_durable_streams 1000", text)
+                # Memory bounded: 1,000 read channels cost the pod little (ASan included).
+                growth = self.rss(p) - rss_before[i]
+                print(f"    pod {i}: RSS growth for 1,000 durable channels: "
+                      f"{growth / 1024:.0f} KiB")
+                self.assertLess(growth, 32 * 1024 * 1024)
         # Idle streams (and their epochs) expire after --durable-ttl.
         wait_for(lambda: self.redis.cli("KEYS", "podrelay:{room:*").strip() == "", 15,
                  what="idle durable streams to expire")
