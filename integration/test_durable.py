@@ -181,16 +181,16 @@ class TestDurableRecovery(DurableCase):
         since = pub.publish_durable("room:live", b"seed")
         # A history long enough that its replay takes many XRANGE pages, so live entries
         # reach the sidecar's reader while it runs.
-        pub.publish_many("room:live", [b"h%07d" % i for i in range(30_000)])
+        pub.publish_many("room:live", [b"h%07d" % i for i in range(10_000)])
         pub.ping()
         stop = threading.Event()
 
-        def load() -> None:  # fire-and-forget, ~10k msgs/s, bounded in count
-            for n in range(0, 300_000, 50):
+        def load() -> None:  # fire-and-forget, ~2k msgs/s (an ASan build keeps up), bounded
+            for n in range(0, 100_000, 20):
                 if stop.is_set():
                     return
-                pub.publish_many("room:live", [b"x%07d" % (n + i) for i in range(50)])
-                time.sleep(0.005)
+                pub.publish_many("room:live", [b"x%07d" % (n + i) for i in range(20)])
+                time.sleep(0.01)
 
         loader = threading.Thread(target=load, daemon=True)
         loader.start()
@@ -295,11 +295,11 @@ class TestDurableCompatibilityAndBadInput(DurableCase):
         self.assertEqual(self.redis.cli("XLEN", "podrelay:{room:w}").strip(), "1")
         c.ping()  # the connection goes on
 
-    def test_durable_refused_on_cluster_at_start(self):
-        r = subprocess.run([PODRELAY_BIN, "--redis", "redis-cluster://127.0.0.1:1",
-                            "--durable", "room:*"], capture_output=True, timeout=10)
+    def test_bad_durable_flags_are_clear_errors(self):
+        # (Durable channels on Redis Cluster: test_durable_cluster.py.)
+        r = subprocess.run([PODRELAY_BIN, "--durable", ""], capture_output=True, timeout=10)
         self.assertEqual(r.returncode, 2)
-        self.assertIn(b"--durable is not supported with redis-cluster://", r.stderr)
+        self.assertIn(b"--durable: empty pattern", r.stderr)
         r = subprocess.run([PODRELAY_BIN, "--durable", "room:*", "--durable-max-len", "0"],
                            capture_output=True, timeout=10)
         self.assertEqual(r.returncode, 2)

@@ -62,6 +62,14 @@ TEST_CASE("durable channels: globs over app names, hash-tagged keys, spaced TTL 
   CHECK_FALSE(d.durable_app_channel("podrelay:chat").has_value());
   CHECK(d.stream_key("room:1") == "podrelay:{room:1}");
   CHECK(d.epoch_key("room:1") == "podrelay:{room:1}:epoch");
+  CHECK(d.wake_channel("room:1") == "podrelay:{room:1}:wake");
+  CHECK(d.app_of_wake("podrelay:{room:1}:wake") == "room:1");
+  CHECK(d.app_of_wake(d.wake_channel("room:}x")) == "room:}x");
+  CHECK_FALSE(d.app_of_wake("podrelay:{chat}:wake").has_value());  // not durable
+  CHECK_FALSE(d.app_of_wake("podrelay:room:1").has_value());
+  CHECK_FALSE(d.app_of_wake("podrelay:{room:1}:epoch").has_value());
+  CHECK_FALSE(d.app_of_wake("podrelay:{}:wake").has_value());
+  CHECK_FALSE(d.app_of_wake("x:{room:1}:wake").has_value());
 
   auto const t0 = DurableChannels::Clock::now();
   CHECK(d.ttl_refresh_due("a", t0));

@@ -265,8 +265,6 @@ std::string finish(Config& c, Raw const& raw, bool soft_queue_given) {
   for (auto const& p : c.durable) {
     if (p.empty()) return "--durable: empty pattern";
   }
-  if (!c.durable.empty() && c.redis.mode == RedisUrl::Mode::cluster)
-    return "--durable is not supported with redis-cluster:// yet (single Redis and Sentinel only)";
   return {};
 }
 

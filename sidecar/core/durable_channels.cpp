@@ -33,6 +33,23 @@ std::string DurableChannels::epoch_key(std::string_view app_channel) const {
   return stream_key(app_channel) + ":epoch";
 }
 
+std::string DurableChannels::wake_channel(std::string_view app_channel) const {
+  return stream_key(app_channel) + ":wake";
+}
+
+std::optional<std::string_view> DurableChannels::app_of_wake(std::string_view redis_name) const {
+  constexpr std::string_view tail = "}:wake";
+  if (!enabled() || redis_name.size() < prefix_.size() + 1 + tail.size() ||
+      !redis_name.starts_with(prefix_) || redis_name[prefix_.size()] != '{' ||
+      !redis_name.ends_with(tail)) {
+    return std::nullopt;
+  }
+  auto const app =
+      redis_name.substr(prefix_.size() + 1, redis_name.size() - prefix_.size() - 1 - tail.size());
+  if (!is_durable(app)) return std::nullopt;
+  return app;
+}
+
 bool DurableChannels::ttl_refresh_due(std::string_view app_channel, Clock::time_point now) {
   auto const it = refreshed_.find(app_channel);
   if (it != refreshed_.end()) {

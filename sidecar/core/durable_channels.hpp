@@ -1,8 +1,8 @@
 // Which channels are durable (the operator's --durable globs over app channel names) and
 // where a durable channel lives on Redis: the stream `<prefix>{<channel>}` and its epoch
 // key `<prefix>{<channel>}:epoch` (the hash tag is the channel, so both share a cluster
-// slot). Also the bounded cache that spaces out the TTL refreshes of each stream. Sans-I/O;
-// single-threaded (owned by the relay).
+// slot; on a cluster, so does its wake channel `<prefix>{<channel>}:wake`). Also the bounded cache
+// that spaces out the TTL refreshes of each stream. Sans-I/O; single-threaded (owned by the relay).
 #pragma once
 
 #include <chrono>
@@ -40,6 +40,11 @@ class DurableChannels {
 
   std::string stream_key(std::string_view app_channel) const;
   std::string epoch_key(std::string_view app_channel) const;
+  // Redis Cluster: the shard channel `<prefix>{<channel>}:wake` a durable publish also
+  // sends the new id on (same slot as the stream), and its inverse: the app channel of a
+  // wake channel name, when it is one of a durable channel.
+  std::string wake_channel(std::string_view app_channel) const;
+  std::optional<std::string_view> app_of_wake(std::string_view redis_name) const;
 
   // True when the stream of `app_channel` should get its EXPIRE refreshed with this
   // publish: never refreshed by this pod, or last refreshed more than ttl/4 ago. The

@@ -9,7 +9,9 @@ namespace {
 // retried, and this pod's publishes land out of order. The script keeps them in order and
 // makes the stream, its epoch and its TTL one atomic step. Redis caches the script by its
 // SHA1, so the cost over a plain XADD is the script's bytes on the wire.
-// KEYS: stream, epoch. ARGV: max_len, payload, new epoch, refresh ('1'/'0'), ttl seconds.
+// KEYS: stream, epoch[, wake channel]. ARGV: max_len, payload, new epoch, refresh ('1'/'0'),
+// ttl seconds. The wake channel is declared as a key so that Redis Cluster checks it is in
+// the stream's slot (it is: same hash tag).
 constexpr std::string_view publish_script =
     "local refresh = ARGV[4] == '1'\n"
     "if redis.call('EXISTS', KEYS[1]) == 0 then\n"
@@ -24,6 +26,7 @@ constexpr std::string_view publish_script =
     "  redis.call('EXPIRE', KEYS[1], ARGV[5])\n"
     "  redis.call('EXPIRE', KEYS[2], ARGV[5])\n"
     "end\n"
+    "if KEYS[3] then redis.call('SPUBLISH', KEYS[3], id) end\n"
     "return id\n";
 
 // KEYS: stream, epoch.
@@ -48,8 +51,13 @@ std::string_view element_string(redisReply const& r, std::size_t i) {
 void append_durable_publish(std::string& out, DurablePublish const& p) {
   auto const max_len = std::to_string(p.max_len);
   auto const ttl = std::to_string(p.ttl.count());
-  append_command(out, {"EVAL", publish_script, "2", p.stream_key, p.epoch_key, max_len, p.payload,
-                       p.new_epoch, p.refresh_ttl ? "1" : "0", ttl});
+  if (p.wake_channel.empty()) {
+    append_command(out, {"EVAL", publish_script, "2", p.stream_key, p.epoch_key, max_len, p.payload,
+                         p.new_epoch, p.refresh_ttl ? "1" : "0", ttl});
+  } else {
+    append_command(out, {"EVAL", publish_script, "3", p.stream_key, p.epoch_key, p.wake_channel,
+                         max_len, p.payload, p.new_epoch, p.refresh_ttl ? "1" : "0", ttl});
+  }
 }
 
 void append_stream_info(std::string& out, std::string_view stream_key, std::string_view epoch_key) {
@@ -69,6 +77,14 @@ void append_xrange_after(std::string& out, std::string_view stream_key, std::str
   auto const start = "(" + std::string(after);
   auto const n = std::to_string(count);
   append_command(out, {"XRANGE", stream_key, start, "+", "COUNT", n});
+}
+
+core::StreamId last_entry_id(redisReply const& reply) {
+  // [[id, fields]] or []: no stream (or an empty one) starts at 0-0.
+  if (reply.type == REDIS_REPLY_ARRAY && reply.elements > 0 && reply.element[0]) {
+    if (auto id = core::StreamId::parse(element_string(*reply.element[0], 0))) return *id;
+  }
+  return {};
 }
 
 void append_last_entry(std::string& out, std::string_view stream_key) {

@@ -23,9 +23,10 @@ struct DurablePublish {
   std::string_view new_epoch;  // the epoch token if this publish creates the stream
   bool refresh_ttl = false;    // EXPIRE both keys (a created stream always gets its TTL)
   std::chrono::seconds ttl{0};
+  std::string_view wake_channel;  // Redis Cluster: SPUBLISH the id there (empty: not)
 };
 // EVAL: creates stream + epoch when the stream is missing, XADD MAXLEN ~ N * d <payload>,
-// EXPIRE when due. Replies with the entry id.
+// EXPIRE when due, SPUBLISH of the id on the wake channel when given. Replies with the id.
 void append_durable_publish(std::string& out, DurablePublish const& p);
 
 // EVAL replying {epoch, last-generated-id, first-entry-id} ({epoch} when there is no
@@ -36,8 +37,10 @@ core::StreamInfo parse_stream_info(redisReply const& reply);
 // XRANGE key (after + COUNT n: the entries after `after`.
 void append_xrange_after(std::string& out, std::string_view stream_key, std::string_view after,
                          std::size_t count);
-// XREVRANGE key + - COUNT 1: the last entry (for a reader's start position).
+// XREVRANGE key + - COUNT 1: the last entry (for a reader's start position), and the id in
+// its reply (0-0 when the stream has no entry or does not exist).
 void append_last_entry(std::string& out, std::string_view stream_key);
+core::StreamId last_entry_id(redisReply const& reply);
 
 // The payload of an entry's field list: the value of field "d" (what podrelay writes), else
 // the first value (an entry another writer added); false when there is none.

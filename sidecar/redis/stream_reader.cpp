@@ -138,11 +138,9 @@ bool StreamReader::on_reply(redisReply const& reply) {
     case Kind::ping: break;
     case Kind::fetch: {
       --fetches_in_flight_;
-      core::StreamId last{};
-      for_each_entry(reply, [&](std::string_view id, std::string_view) {
-        if (auto const parsed = core::StreamId::parse(id)) last = *parsed;
-      });
-      if (cursor_.set_position(head.channel, last)) confirm_later(head.channel, true);
+      if (cursor_.set_position(head.channel, last_entry_id(reply))) {
+        confirm_later(head.channel, true);
+      }
       break;
     }
     case Kind::xread:

@@ -61,6 +61,7 @@ Relay::Relay(asio::any_io_executor ex, config::Config const& cfg, metrics::Metri
       }
       return false;
     });
+    if (durable_.enabled()) start_polls(ex);
   } else {
     auto const id = shards_.size();
     shards_.push_back(std::make_unique<Shard>(ex, cfg, Shard::Events{*this, *this}, id,
@@ -156,7 +157,7 @@ std::optional<Relay::Nack> Relay::publish(Connection& session, std::uint32_t req
     tag.origin = std::weak_ptr<redis::PublishOrigin>(session.shared_from_this());
     tag.request_id = request_id;
   }
-  if (reader_) {
+  if (reader_ || cluster_durable()) {
     auto const rname = names.redis_channel(channel);
     if (auto const app = durable_.durable_app_channel(rname)) {
       if (auto nack = publish_durable(std::move(tag), *app, payload)) {
@@ -250,7 +251,8 @@ void Relay::subscribe(Connection& session, core::ChannelNames const& map, SubKin
           subscriptions_.reject(session, request_id, ErrorCode::invalid_argument, "empty pattern"));
       return;
     }
-    redis_names.push_back(kind == SubKind::channel ? map.redis_channel(n) : map.redis_pattern(n));
+    redis_names.push_back(kind == SubKind::channel ? subscription_name(map, n)
+                                                   : map.redis_pattern(n));
   }
   apply(subscriptions_.subscribe(session, kind, request_id, redis_names));
 }
@@ -260,13 +262,20 @@ void Relay::unsubscribe(Connection& session, core::ChannelNames const& map, SubK
   std::vector<std::string> redis_names;
   redis_names.reserve(names.size());
   for (auto const n : names) {
-    redis_names.push_back(kind == SubKind::channel ? map.redis_channel(n) : map.redis_pattern(n));
+    redis_names.push_back(kind == SubKind::channel ? subscription_name(map, n)
+                                                   : map.redis_pattern(n));
   }
   apply(subscriptions_.unsubscribe(session, kind, request_id, redis_names));
 }
 
 std::vector<std::string> Relay::held_names(Connection const& connection, SubKind kind) const {
-  return subscriptions_.names(connection, kind);
+  auto names = subscriptions_.names(connection, kind);
+  if (cluster_durable() && kind == SubKind::channel) {
+    for (auto& n : names) {
+      if (auto const app = durable_.app_of_wake(n)) n = names_.redis_channel(*app);
+    }
+  }
+  return names;
 }
 
 std::optional<Relay::Nack> Relay::query(Connection& connection, std::uint32_t request_id,
@@ -332,6 +341,7 @@ void Relay::on_subscriber_state(std::size_t link, bool connected) {
 }
 
 void Relay::on_message(std::size_t, redis::PubSubEvent const& ev) {
+  if (cluster_durable() && on_wake(ev)) return;
   ++metrics_.hot.received;
   bool const pattern = ev.kind == redis::PubSubEvent::Kind::pmessage;
   auto const kind = pattern ? SubKind::pattern : SubKind::channel;
@@ -366,6 +376,11 @@ void Relay::on_message_dropped(std::size_t, redis::PubSubEvent const& ev,
 }
 
 void Relay::on_confirmed(std::size_t link, SubKind kind, std::string_view name, bool subscribed) {
+  // A durable channel's wake subscription is confirmed to its waiters once its position is
+  // known (so the OK of a SUB still means "every later entry reaches you").
+  if (cluster_durable() && kind == SubKind::channel && on_wake_confirmed(link, name, subscribed)) {
+    return;
+  }
   apply(subscriptions_.on_confirmed(link, kind, name, subscribed));
   // Redis Cluster drops sharded subscriptions of a slot that moved away.
   if (!subscribed && topology_ && kind == SubKind::channel &&
@@ -469,6 +484,7 @@ void Relay::update_gauges() {
   for (auto const& [ptr, weak] : sessions_) queued += ptr->queued_bytes();
   metrics_.outbound_queue_bytes.Set(static_cast<double>(queued));
   if (reader_) metrics_.durable_streams.Set(static_cast<double>(reader_->channels()));
+  if (cluster_durable()) metrics_.durable_streams.Set(static_cast<double>(polls_.size()));
   update_connected_gauges();
 }
 
@@ -497,6 +513,7 @@ asio::awaitable<void> Relay::drain() {
   // Whatever Redis did not answer in time is answered now (OUTCOME_UNKNOWN or DRAINING);
   // the sessions get a moment to write those last replies before they are closed.
   if (topology_) topology_->stop();
+  if (poll_retry_) poll_retry_->cancel();
   for (auto const& s : shards_) s->stop();
   if (reader_) reader_->stop();
   auto const last_words = Clock::now() + std::chrono::seconds(1);

@@ -10,6 +10,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -22,6 +23,7 @@
 #include "config/config.hpp"
 #include "core/channel_names.hpp"
 #include "core/durable_channels.hpp"
+#include "core/stream_polls.hpp"
 #include "core/subscriptions.hpp"
 #include "metrics/metrics.hpp"
 #include "redis/cluster_slots.hpp"
@@ -79,10 +81,11 @@ class Relay final : public redis::Publisher::Events,
   // through durable_query; the reply comes back through PublishOrigin::on_durable_reply.
   core::DurableChannels const& durable() const noexcept { return durable_; }
   core::StreamId durable_position(std::string_view redis_channel) const {
-    return reader_ ? reader_->position(redis_channel) : core::StreamId{};
+    return reader_ ? reader_->position(redis_channel) : polls_.position(redis_channel);
   }
+  // `stream_key` routes the query to the shard that holds the stream (Redis Cluster).
   std::optional<Nack> durable_query(Connection& connection, std::uint64_t token,
-                                    std::string const& command);
+                                    std::string const& command, std::string_view stream_key);
 
   core::ChannelNames const& framed_names() const noexcept { return names_; }
   core::ChannelNames const& resp_names() const noexcept { return resp_names_; }
@@ -105,7 +108,7 @@ class Relay final : public redis::Publisher::Events,
 
  private:
   // Durable channels are "held" by the stream reader, which the subscriptions core sees as
-  // one more shard (durable channels are refused on Redis Cluster, so id 1 is free).
+  // one more shard (there is no stream reader on Redis Cluster, so id 1 is free).
   static constexpr core::ShardId durable_shard_id = 1;
   // redis::Publisher::Events and redis::Subscriber::Events; `link` is the shard id.
   void on_publish_outcome(std::size_t link, redis::PublishTag const& tag,
@@ -131,6 +134,27 @@ class Relay final : public redis::Publisher::Events,
                                       std::string_view payload);
   bool durable_outcome(redis::PublishTag const& tag, std::optional<proto::ErrorCode>& error,
                        std::string& text, redisReply const* reply);
+  // One stream entry to the local subscribers of `hub_name` (the Redis channel; on a
+  // cluster the wake channel, which durable subscriptions are held under).
+  void deliver_stream_entry(std::string const& channel, std::string_view hub_name,
+                            std::string_view id, core::StreamId parsed, std::string_view payload);
+
+  // Durable channels on Redis Cluster (relay_cluster_durable.cpp): subscriptions are held
+  // as the channels' wake channels; each wake-up reads the stream on its shard's publisher.
+  bool cluster_durable() const noexcept { return cluster() && durable_.enabled(); }
+  // The Redis name a subscription to `app_name` is held under.
+  std::string subscription_name(core::ChannelNames const& map, std::string_view app_name) const;
+  bool on_wake(redis::PubSubEvent const& event);  // true: it was a wake-up
+  bool on_wake_confirmed(std::size_t link, std::string_view name, bool subscribed);
+  void start_polls(boost::asio::any_io_executor ex);
+  void pump_polls();
+  void on_poll_reply(std::uint64_t token, std::optional<proto::ErrorCode> error,
+                     std::string_view text, redisReply const* reply);
+  struct PollOrigin;
+  struct Poll {
+    core::StreamPolls::Ticket ticket;
+    bool fetch = false;
+  };
 
   bool cluster() const noexcept { return topology_ != nullptr; }
   std::vector<Shard*> active_shards() const;
@@ -155,7 +179,14 @@ class Relay final : public redis::Publisher::Events,
   std::vector<std::unique_ptr<Shard>> shards_;  // by id; never shrinks: retired shards stay
   std::unique_ptr<redis::ClusterTopology> topology_;
   redis::SlotMap slots_;
-  std::unique_ptr<redis::StreamReader> reader_;  // with --durable only
+  std::unique_ptr<redis::StreamReader> reader_;  // with --durable only, not on a cluster
+  core::StreamPolls polls_;                      // with --durable on a cluster
+  std::shared_ptr<PollOrigin> poll_origin_;      // where the polls' replies come back
+  std::unordered_map<std::uint64_t, Poll> polls_in_flight_;
+  std::unordered_map<std::string, std::size_t> poll_confirms_;  // channel -> link to confirm
+  std::unique_ptr<boost::asio::steady_timer> poll_retry_;
+  bool poll_retry_armed_ = false;
+  std::uint64_t next_poll_token_ = 1;
   bool reader_seen_up_ = false;
   std::uint64_t epoch_counter_ = 0;  // epoch tokens: a random start, then a mixed counter
   std::unordered_map<Connection*, std::weak_ptr<Connection>> sessions_;

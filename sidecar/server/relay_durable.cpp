@@ -33,18 +33,25 @@ std::string epoch_token(std::uint64_t& counter) {
 
 std::optional<Relay::Nack> Relay::publish_durable(redis::PublishTag tag, std::string_view app,
                                                   std::string_view payload) {
-  auto& publisher = shards_.front()->publisher;
   auto const key = durable_.stream_key(app);
+  auto& publisher = route(key).publisher;
   auto const epoch_key = durable_.epoch_key(app);
+  auto const wake = cluster() ? durable_.wake_channel(app) : std::string();
   auto const epoch = epoch_token(epoch_counter_);
   auto const& opt = durable_.options();
   std::string command;
   redis::append_durable_publish(
       command, {key, epoch_key, opt.max_len, payload, epoch,
-                durable_.ttl_refresh_due(app, core::DurableChannels::Clock::now()), opt.ttl});
+                durable_.ttl_refresh_due(app, core::DurableChannels::Clock::now()), opt.ttl, wake});
   tag.durable = true;
   bool queued = false;
   if (opt.min_replicas == 0) {
+    if (cluster()) {
+      // A MOVED/ASK answer (the slot moved) sends it again to the node named; a moving
+      // EVAL with its WAIT is not redirected: it is answered REDIS_ERROR with the redirect.
+      tag.slot = redis::key_slot(key);
+      tag.command = std::make_shared<std::string const>(command);
+    }
     queued = publisher.publish_encoded(command, std::move(tag), false);
   } else {
     // The EVAL and its WAIT travel together: the EVAL's outcome waits in `wait` until the
@@ -102,13 +109,14 @@ bool Relay::durable_outcome(redis::PublishTag const& tag, std::optional<ErrorCod
 }
 
 std::optional<Relay::Nack> Relay::durable_query(Connection& connection, std::uint64_t token,
-                                                std::string const& command) {
+                                                std::string const& command,
+                                                std::string_view stream_key) {
   if (draining_) return Nack{ErrorCode::draining, "the sidecar is shutting down"};
   redis::PublishTag tag;
   tag.origin = std::weak_ptr<redis::PublishOrigin>(connection.shared_from_this());
   tag.durable_query = true;
   tag.token = token;
-  if (shards_.front()->publisher.publish_encoded(command, std::move(tag), false)) {
+  if (route(stream_key).publisher.publish_encoded(command, std::move(tag), false)) {
     return std::nullopt;
   }
   return Nack{ErrorCode::publish_buffer_full, "publish buffer full (--publish-buffer-bytes " +
@@ -148,15 +156,21 @@ void Relay::on_reader_confirmed(std::vector<std::string> const& channels, bool s
 
 void Relay::on_stream_entry(std::string const& channel, std::string_view id, core::StreamId parsed,
                             std::string_view payload) {
+  deliver_stream_entry(channel, channel, id, parsed, payload);
+}
+
+void Relay::deliver_stream_entry(std::string const& channel, std::string_view hub_name,
+                                 std::string_view id, core::StreamId parsed,
+                                 std::string_view payload) {
   metrics_.durable_received.Increment();
   core::Delivery message(names_, resp_names_, cfg_.max_frame_bytes, channel, "", payload);
   message.set_stream_id(id, parsed);
-  auto const delivered = subscriptions_.deliver(SubKind::channel, channel, message);
+  auto const delivered = subscriptions_.deliver(SubKind::channel, hub_name, message);
   metrics_.hot.delivered += delivered;
   metrics_.durable_delivered.Increment(static_cast<double>(delivered));
   if (message.too_large()) {
     metrics_.message_dropped(ErrorCode::frame_too_large).Increment();
-  } else if (subscriptions_.receiver_count(SubKind::channel, channel) == 0) {
+  } else if (subscriptions_.receiver_count(SubKind::channel, hub_name) == 0) {
     metrics_.messages_unrouted.Increment();
   }
 }

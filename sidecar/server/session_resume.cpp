@@ -65,7 +65,7 @@ void Session::resume_query(std::string const& channel, bool info) {
                                r.resume.replay_after().to_string(), replay_page);
   }
   auto const token = next_token_++;
-  if (auto nack = relay_.durable_query(*this, token, command)) {
+  if (auto nack = relay_.durable_query(*this, token, command, durable.stream_key(channel))) {
     return resume_failed(channel, nack->code, nack->text);
   }
   queries_.emplace(token, std::make_pair(channel, info));
