@@ -83,6 +83,15 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine spent busy (all cores, /proc/stat), to tell how much
+    of a run's CPU went to processes that are not ours."""
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def self_cpu_s() -> float:
     t = os.times()
     return t.user + t.system
@@ -227,6 +236,7 @@ def measured_run(stack: Stack, path: str, name: str, size: int, n: int, rate=Non
     start_ns = CTX.Value("q", 0, lock=False)
     out_q = CTX.Queue()
     cpu_before = stack.cpu()
+    busy0, wall0 = machine_busy_s(), time.monotonic()
     sub_cpu0 = self_cpu_s()
     child = CTX.Process(target=publisher_child,
                         args=(path, stack.ep, name, size, n, rate, delivered, start_ns, out_q))
@@ -260,11 +270,15 @@ def measured_run(stack: Stack, path: str, name: str, size: int, n: int, rate=Non
         raise RuntimeError(f"{path}: publisher process failed (exit code {child.exitcode})")
     pub_stats = out_q.get(timeout=5)
     cpu_after = stack.cpu()
+    busy, wall = machine_busy_s() - busy0, time.monotonic() - wall0
     sub.close()
     elapsed = (last_ns - start_ns.value) / 1e9 if last_ns else float("nan")
     run = {"path": path, "size": size, "n": n, "delivered": got, "elapsed_s": elapsed,
            "msgs_per_s": got / elapsed if last_ns else 0.0, "subscriber_cpu_s": sub_cpu,
            "cpu_s": {k: cpu_after[k] - cpu_before[k] for k in cpu_after}, **pub_stats}
+    ours = sum(run["cpu_s"].values()) + sub_cpu + pub_stats["publisher_cpu_s"]
+    run["cpu_s"]["others"] = max(busy - ours, 0.0)  # busy time of the machine not ours
+    run["cpu_window_s"] = wall
     if got < n:
         run["incomplete"] = f"{got} of {n} delivered within the time limit"
     if rate is not None:
@@ -296,6 +310,14 @@ def section_throughput(stack, sizes, n_of, reps, tag):
                                        if r["path"] == path and r["size"] == size)
                for path in PATHS}
         rows.append(row(f"delivered msgs/s, {fmt_size(size)}, saturated", "msgs/s", med))
+    # CPU per message moves less with other users' load than a rate does.
+    for size in sizes:
+        for label, keys in (("Redis", ("redis",)),
+                            ("Redis + sidecars", ("redis", "sidecar_a", "sidecar_b"))):
+            med = {path: statistics.median(
+                sum(r["cpu_s"][k] for k in keys) * 1e6 / r["delivered"] for r in runs
+                if r["path"] == path and r["size"] == size and r["delivered"]) for path in PATHS}
+            rows.append(row(f"{label} CPU per message, {fmt_size(size)}, saturated", "us", med))
     return rows, runs
 
 
@@ -540,6 +562,9 @@ def main() -> int:
             if r["replayed"] != missed or r.get("recovered", 1) != 1:
                 notes.append(f"recovery {r['path']}: replayed {r['replayed']} of {missed}, "
                              f"recovered={r.get('recovered')}")
+        others = [r["cpu_s"]["others"] / r["cpu_window_s"] for r in runs["throughput"]]
+        notes.append(f"other processes on the machine used {min(others):.2f}-{max(others):.2f} "
+                     f"of the {os.cpu_count()} cores during the throughput runs")
         busiest = max(runs["throughput"], key=lambda r: r["subscriber_cpu_s"] / r["elapsed_s"])
         notes.append(f"busiest bench subscriber in a throughput run: "
                      f"{busiest['subscriber_cpu_s'] / busiest['elapsed_s']:.2f} of a core "
