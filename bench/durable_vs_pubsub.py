@@ -520,6 +520,9 @@ def main() -> int:
         print(f"podrelay binary not found: {a.podrelay} (--podrelay or PODRELAY_BIN)",
               file=sys.stderr)
         return 2
+    if a.reps is not None and a.reps < 1:
+        print("--reps must be at least 1", file=sys.stderr)
+        return 2
     q = a.quick
     reps = a.reps or (1 if q else 3)
     n_of = {64: 5_000, 1024: 2_000} if q else {64: 200_000, 1024: 100_000}
@@ -557,7 +560,8 @@ def main() -> int:
         for section in ("throughput", "latency"):
             for r in runs[section]:
                 if "incomplete" in r:
-                    notes.append(f"{section} {r['path']} {fmt_size(r['size'])}: {r['incomplete']}")
+                    notes.append(f"{section} {r['path']} {fmt_size(r['size'])} incomplete: "
+                                 f"{r['incomplete']}")
         for r in runs["recovery"]:
             if r["replayed"] != missed or r.get("recovered", 1) != 1:
                 notes.append(f"recovery {r['path']}: replayed {r['replayed']} of {missed}, "
@@ -571,8 +575,10 @@ def main() -> int:
                      f"({busiest['path']}, {fmt_size(busiest['size'])}); near 1.0 means the "
                      f"Python subscriber, not the path, set the rate")
         doc["meta"]["loadavg_end"] = os.getloadavg()
-        doc.update(rows=rows, notes=notes, runs=runs, ok=not any("incomplete" in n or
-                                                                  "replayed" in n for n in notes))
+        ok = (not any("incomplete" in r for sec in ("throughput", "latency") for r in runs[sec])
+              and all(r["replayed"] == missed and r.get("recovered", 1) == 1
+                      for r in runs["recovery"]))
+        doc.update(rows=rows, notes=notes, runs=runs, ok=ok)
         print_table(rows)
         for n_ in notes:
             print("note:", n_)
