@@ -137,7 +137,8 @@ class Redis:
 
 
 class Stack:
-    """redis-server and sidecars A and B on free loopback ports; stop() kills them all."""
+    """redis-server and sidecars A and B on free loopback ports; stop() kills them all.
+    Owned by the main thread of the parent process (forked publishers only read `ep`)."""
 
     def __init__(self, podrelay: str, tmp: str):
         self.procs: list = []
@@ -296,13 +297,19 @@ def measured_run(stack: Stack, path: str, name: str, size: int, n: int, rate=Non
 
 
 # --- sections ------------------------------------------------------------------------------
+def channel_name(path: str, *parts) -> str:
+    """A fresh name per run: `d:` matches the sidecars' --durable, `p:` does not, `x:` is a
+    key the direct path XADDs to."""
+    return ":".join([{"durable": "d", "pubsub": "p", "direct": "x"}[path], *map(str, parts)])
+
+
 def section_throughput(stack, sizes, n_of, reps, tag):
     runs = []
     for size in sizes:
         for rep in range(reps):
             order = PATHS if rep % 2 == 0 else tuple(reversed(PATHS))
             for path in order:
-                name = f"{'d' if path == 'durable' else 'p' if path == 'pubsub' else 'x'}:tp:{tag}:{size}:{rep}"
+                name = channel_name(path, "tp", tag, size, rep)
                 runs.append(measured_run(stack, path, name, size, n_of[size]))
     rows = []
     for size in sizes:
@@ -326,7 +333,7 @@ def section_latency(stack, rate, n, warmup, reps, tag):
     for rep in range(reps):
         order = PATHS if rep % 2 == 0 else tuple(reversed(PATHS))
         for path in order:
-            name = f"{'d' if path == 'durable' else 'p' if path == 'pubsub' else 'x'}:lat:{tag}:{rep}"
+            name = channel_name(path, "lat", tag, rep)
             runs.append(measured_run(stack, path, name, 64, n, rate=rate, warmup=warmup))
     rows = []
     for q in ("p50", "p99", "p99.9"):

@@ -47,7 +47,8 @@ def _v2_client(port: int, timeout: float) -> Client:
 
 
 class Publisher:
-    """Encodes messages for one path and writes them; reads and discards replies."""
+    """Encodes messages for one path and writes them; reads and discards replies.
+    Owned by one thread (the forked publisher process's)."""
 
     def __init__(self, path: str, ep: Endpoints, name: str, timeout: float = 30):
         self.path = path
@@ -116,7 +117,8 @@ class Publisher:
 
 
 class Subscriber:
-    """Subscribes on one path; ``feed(data)`` returns the payloads ``data`` completed."""
+    """Subscribes on one path; ``feed(data)`` returns the payloads ``data`` completed.
+    Owned by one thread (the parent process's measuring loop)."""
 
     def __init__(self, path: str, ep: Endpoints, name: str, timeout: float = 30):
         self.path = path
