@@ -45,3 +45,29 @@ def summary(n):
     return f"{n}: {len(s['rows'])} rows" + (" (unsupported)" if "unsupported" in s else "")
 print("smoke: ok (" + ", ".join(summary(n) for n in want) + ")")
 PY
+
+# The durable-channel bench (Python): --quick must exit 0 with every row measured for the
+# direct and durable paths, and for plain pub/sub wherever it has the figure (not memory
+# retained or recovery: plain pub/sub keeps nothing). About 10 s.
+djson=/tmp/durable-bench-smoke.json
+rm -f "$djson"
+timeout 60 python3 bench/durable_vs_pubsub.py --quick --podrelay "$build_dir/bin/podrelay" \
+  --json "$djson" >/dev/null
+python3 - "$djson" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+rows = doc.get("rows") or []
+want = ["used_memory", "MEMORY USAGE", "msgs/s, 64 B", "msgs/s, 1 KiB", "latency p50",
+        "latency p99,", "achieved publish rate", "recovery of"]
+for w in want:
+    if not any(w in r["metric"] for r in rows):
+        sys.exit(f"smoke: durable bench has no row for {w!r}")
+for r in rows:
+    kept = "memory" in r["metric"].lower() or r["metric"].startswith("recovery")
+    for path in ("direct", "durable") + (() if kept else ("pubsub",)):
+        if not isinstance(r.get(path), (int, float)):
+            sys.exit(f"smoke: durable bench row without a {path} figure: {r}")
+if not doc.get("ok"):
+    sys.exit(f"smoke: durable bench reported ok=false: {doc.get('notes')}")
+print(f"smoke: durable bench ok ({len(rows)} rows)")
+PY
