@@ -56,17 +56,23 @@ void Connection::start() {
 }
 
 asio::awaitable<void> Connection::reader() {
+  // Last read was shorter than its buffer: the socket had nothing more.
+  bool drained = true;
   while (!closing_) {
-    if (read_buffered() == 0) {
-      // An idle connection holds no read buffer: wait for readability first.
-      read_idle();
-      auto [wec] = co_await socket_.async_wait(Socket::wait_read, use_tuple);
-      if (wec || closing_) break;
+    std::size_t want = read_chunk;
+    if (read_buffered() == 0 && drained) {
+      // Idle: wait with a read into a small buffer the protocol keeps (idle_read_bytes), not
+      // with async_wait: Asio re-arms the descriptor (epoll_ctl) for every async_wait, while
+      // a read that came back short lets the next one wait for the next edge with no
+      // syscall. A message arriving on an idle connection is then one recvmsg.
+      read_idle(idle_read_bytes);
+      want = idle_read_bytes;
     }
-    auto const space = read_space(read_chunk);
+    auto const space = read_space(want);
     auto [ec, n] =
         co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), use_tuple);
-    if (ec) break;
+    if (ec || closing_) break;  // closing meanwhile: what was read is dropped, never answered
+    drained = n < space.size();
     if (!on_read(n)) break;
   }
   if (!closing_) {

@@ -50,11 +50,17 @@ class Connection : public std::enable_shared_from_this<Connection>,
   std::uint64_t id() const noexcept { return id_; }
 
  protected:
+  // What an idle connection reads into (kept by the protocol's read buffer): a message
+  // of this size or less is one read, and a read shorter than this ends the burst.
+  static constexpr std::size_t idle_read_bytes = 256;
+
   // The protocol's part.
   virtual void on_started() {}
   virtual std::span<char> read_space(std::size_t at_least) = 0;
   virtual std::size_t read_buffered() const noexcept = 0;
-  virtual void read_idle() = 0;  // no bytes buffered: give the read buffer back
+  // No bytes buffered: give the read buffer back, keeping at most `keep` bytes (the idle
+  // read's buffer).
+  virtual void read_idle(std::size_t keep) = 0;
   virtual void read_done() = 0;  // nothing more will be parsed: drop the read buffer
   // `n` bytes arrived in read_space(); false: stop reading (the protocol is closing).
   virtual bool on_read(std::size_t n) = 0;

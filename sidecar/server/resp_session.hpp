@@ -42,7 +42,7 @@ class RespSession final : public Connection {
 
   std::span<char> read_space(std::size_t at_least) override { return parser_.prepare(at_least); }
   std::size_t read_buffered() const noexcept override { return parser_.buffered(); }
-  void read_idle() override { parser_.shrink_if_idle(0); }
+  void read_idle(std::size_t keep) override { parser_.shrink_if_idle(keep); }
   void read_done() override { parser_ = resp_server::RequestParser(parser_.limits()); }
   bool on_read(std::size_t n) override;
   bool owes_replies() const noexcept override { return !pending_.empty(); }

@@ -54,7 +54,7 @@ class Session final : public Connection {
   void on_started() override;
   std::span<char> read_space(std::size_t at_least) override { return decoder_.prepare(at_least); }
   std::size_t read_buffered() const noexcept override { return decoder_.buffered(); }
-  void read_idle() override { decoder_.shrink_if_idle(0); }
+  void read_idle(std::size_t keep) override { decoder_.shrink_if_idle(keep); }
   void read_done() override;
   bool on_read(std::size_t n) override;
   bool owes_replies() const noexcept override {
