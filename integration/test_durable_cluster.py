@@ -23,7 +23,7 @@ from typing import Dict, List
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from cluster_harness import Cluster, check_alive  # noqa: E402
-from harness import IntegrationCase, Sidecar, proto, wait_for  # noqa: E402
+from harness import IntegrationCase, ServerError, Sidecar, proto, wait_for  # noqa: E402
 from test_durable import DurableLoad, smsgs, v2  # noqa: E402
 
 DURABLE = ["--durable", "room:*", "--publish-buffer-timeout", "8"]
@@ -126,6 +126,17 @@ class TestDurableClusterDelivery(DurableClusterCase):
                 self.assertEqual(len(names), 6, names)
         _, text = pods[1].get("/metrics")
         self.assertIn(f"podrelay_durable_streams {len(channels)}", text)
+        # A durable channel's wake channel is not an app channel: SUB and PUB are refused.
+        wake = "{" + next(iter(channels)) + "}:wake"
+        with self.assertRaises(ServerError) as e:
+            subs[0].subscribe(wake, timeout=10)
+        self.assertEqual(e.exception.code, 200)
+        self.assertIn(b"reserved", e.exception.message)
+        with self.assertRaises(ServerError) as e:
+            pub.publish(wake, b"x", timeout=10)
+        self.assertEqual(e.exception.code, 200)
+        self.assertEqual(len(pub.publish_durable(next(iter(channels)), b"still", timeout=10)) > 0,
+                         True)
 
     def test_resume_on_another_pod(self):
         a, b = self.pod("a"), self.pod("b")

@@ -157,6 +157,9 @@ std::optional<Relay::Nack> Relay::publish(Connection& session, std::uint32_t req
     tag.origin = std::weak_ptr<redis::PublishOrigin>(session.shared_from_this());
     tag.request_id = request_id;
   }
+  if (auto why = reserved_channel(names, channel)) {
+    return refuse(ErrorCode::invalid_argument, std::move(*why));
+  }
   if (reader_ || cluster_durable()) {
     auto const rname = names.redis_channel(channel);
     if (auto const app = durable_.durable_app_channel(rname)) {
@@ -250,6 +253,12 @@ void Relay::subscribe(Connection& session, core::ChannelNames const& map, SubKin
       apply(
           subscriptions_.reject(session, request_id, ErrorCode::invalid_argument, "empty pattern"));
       return;
+    }
+    if (kind == SubKind::channel) {
+      if (auto why = reserved_channel(map, n)) {
+        apply(subscriptions_.reject(session, request_id, ErrorCode::invalid_argument, *why));
+        return;
+      }
     }
     redis_names.push_back(kind == SubKind::channel ? subscription_name(map, n)
                                                    : map.redis_pattern(n));

@@ -144,6 +144,10 @@ class Relay final : public redis::Publisher::Events,
   bool cluster_durable() const noexcept { return cluster() && durable_.enabled(); }
   // The Redis name a subscription to `app_name` is held under.
   std::string subscription_name(core::ChannelNames const& map, std::string_view app_name) const;
+  // Set when `app_name` is the wake channel of a durable channel (on a cluster), which apps
+  // may not use: its messages would be taken for wake-ups. The error text.
+  std::optional<std::string> reserved_channel(core::ChannelNames const& map,
+                                              std::string_view app_name) const;
   bool on_wake(redis::PubSubEvent const& event);  // true: it was a wake-up
   bool on_wake_confirmed(std::size_t link, std::string_view name, bool subscribed);
   void start_polls(boost::asio::any_io_executor ex);

@@ -47,6 +47,17 @@ std::string Relay::subscription_name(core::ChannelNames const& map,
   return rname;
 }
 
+std::optional<std::string> Relay::reserved_channel(core::ChannelNames const& map,
+                                                   std::string_view app_name) const {
+  if (!cluster_durable()) return std::nullopt;
+  auto const rname = map.redis_channel(app_name);  // app_of_wake's answer views into it
+  auto const durable = durable_.app_of_wake(rname);
+  if (!durable) return std::nullopt;
+  return "channel '" + std::string(app_name.substr(0, 200)) +
+         "' is reserved: on Redis Cluster it carries the wake-ups of durable channel '" +
+         std::string(durable->substr(0, 200)) + "'";
+}
+
 bool Relay::on_wake(redis::PubSubEvent const& ev) {
   auto const app = durable_.app_of_wake(ev.name);
   if (!app) return false;
