@@ -104,8 +104,8 @@ class MalformedVectorsTest(IntegrationCase):
                 self.assert_err_close(frames, end, trailing, proto.HANDSHAKE_REQUIRED, name)
         self.expect_no_msg(sub, grace=0.3)  # the PUBs before HELLO published nothing
 
-    def test_hello_version_3_and_0_get_104(self):
-        for version in (3, 0, 0xFFFF):
+    def test_hello_version_4_and_0_get_104(self):
+        for version in (4, 0, 0xFFFF):
             with self.subTest(version=version):
                 frames, end, trailing = raw_exchange(
                     self.pod.port, proto.encode_hello(b"v", b"", version) + proto.encode_ping(7))

@@ -467,7 +467,7 @@ class BadInputTest(IntegrationCase):
         self.assertEqual(m.payload, payload)
 
     def test_unknown_frame_type(self):
-        for t in (0x00, 0x08, 0x7F, 0x80, 0x87, 0xFF):
+        for t in (0x00, 0x08, 0x09, 0x7F, 0x80, 0x87, 0xFF):
             with self.subTest(type=hex(t)):
                 self.assert_rejected(proto.encode_frame_raw(t, b"\x00\x00\x00\x01"),
                                      proto.UNKNOWN_TYPE, what=f"type {t:#x}")
@@ -480,9 +480,9 @@ class BadInputTest(IntegrationCase):
         with self.subTest("first frame not HELLO"):
             self.assert_rejected(proto.encode_ping(1), proto.HANDSHAKE_REQUIRED, hello=False,
                                  what="PING first")
-        with self.subTest("version 3"):
-            self.assert_rejected(proto.encode_hello(b"x", b"", version=3),
-                                 proto.UNSUPPORTED_VERSION, hello=False, what="v3")
+        with self.subTest("version 4"):
+            self.assert_rejected(proto.encode_hello(b"x", b"", version=4),
+                                 proto.UNSUPPORTED_VERSION, hello=False, what="v4")
         with self.subTest("second HELLO"):
             self.assert_rejected(proto.encode_hello(b"again"), proto.UNEXPECTED_FRAME,
                                  what="2nd HELLO")

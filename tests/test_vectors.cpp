@@ -61,6 +61,7 @@ Frame frame_from_json(json::object const& o, std::deque<std::string>& store) {
   std::string_view const type = o.at("type").as_string();
   if (type == "HELLO") return Hello{u16("version"), str("client_name"), str("auth_token")};
   if (type == "PUB") return Pub{u32("request_id"), str("channel"), str("payload")};
+  if (type == "PUBX") return Pub{u32("request_id"), str("channel"), str("payload"), true};
   if (type == "SUB") return NameList{FrameType::sub, u32("request_id"), list("channels")};
   if (type == "UNSUB") return NameList{FrameType::unsub, u32("request_id"), list("channels")};
   if (type == "PSUB") return NameList{FrameType::psub, u32("request_id"), list("patterns")};
@@ -109,7 +110,7 @@ TEST_CASE("valid vectors decode, re-encode, and survive every split point") {
     CHECK(tohex(encoded(expected)) == std::string(o.at("hex").as_string()));
     for (std::size_t cut = 0; cut <= bytes.size(); ++cut) {
       Decoder d(max);
-      d.set_version(max_protocol_version);  // the vectors are version 2
+      d.set_version(max_protocol_version);  // the vectors are version 3
       d.feed(std::string_view(bytes).substr(0, cut));
       auto r = d.next();
       if (cut < bytes.size()) {
@@ -144,6 +145,33 @@ TEST_CASE("version 2 types are unknown to a version 1 decoder") {
   }
 }
 
+TEST_CASE("PUBX is unknown before version 3 and decodes as a PUB that excepts its sender") {
+  std::string frame;
+  encode_pub(frame, 7, "room", "hi", true);
+  CHECK(tohex(frame) == "0000000d09000000070004726f6f6d6869");
+  for (std::uint16_t const version : {1, 2}) {
+    CAPTURE(version);
+    Decoder d(1024);
+    d.set_version(version);
+    d.feed(frame);
+    auto const r = d.next();
+    REQUIRE(r.status == Decoder::Status::error);
+    CHECK(r.error == ErrorCode::unknown_type);
+  }
+  Decoder v3(1024);
+  v3.set_version(3);
+  v3.feed(frame);
+  auto const r = v3.next();
+  REQUIRE(r.status == Decoder::Status::frame);
+  CHECK(type_of(r.frame) == FrameType::pubx);
+  auto const& pub = std::get<Pub>(r.frame);
+  CHECK(pub.except_sender);
+  CHECK(pub.request_id == 7);
+  CHECK(pub.channel == "room");
+  CHECK(pub.payload == "hi");
+  CHECK(frame_type_name(FrameType::pubx) == "PUBX");
+}
+
 TEST_CASE("malformed vectors give the error the spec names") {
   auto const root = load_vectors();
   auto const max = root.at("max_frame_bytes").to_number<std::size_t>();
@@ -156,7 +184,7 @@ TEST_CASE("malformed vectors give the error the spec names") {
     auto const code = o.at("code").to_number<std::uint16_t>();
     CHECK(error_name(static_cast<ErrorCode>(code)) == std::string_view(o.at("error").as_string()));
     Decoder d(max);
-    d.set_version(max_protocol_version);  // the vectors are version 2
+    d.set_version(max_protocol_version);  // the vectors are version 3
     d.feed(unhex(o.at("hex").as_string()));
     auto const r = d.next();
     REQUIRE(r.status == Decoder::Status::error);

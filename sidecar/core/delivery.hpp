@@ -15,6 +15,8 @@
 
 namespace podrelay::core {
 
+class Receiver;
+
 // One encoded frame shared, immutable, by every receiver of a fan-out.
 using SharedFrame = std::shared_ptr<std::string const>;
 
@@ -54,6 +56,9 @@ class Delivery {
   std::string_view redis_channel() const noexcept { return channel_; }
   std::string_view redis_pattern() const noexcept { return pattern_; }
   std::string_view payload() const noexcept { return payload_; }
+  // The receiver this message is not for: the sender of a PUBX getting its echo back.
+  void set_except(Receiver const* r) noexcept { except_ = r; }
+  Receiver const* except() const noexcept { return except_; }
 
  private:
   ChannelNames const& names_;
@@ -62,6 +67,7 @@ class Delivery {
   std::string_view channel_;
   std::string_view pattern_;
   std::string_view payload_;
+  Receiver const* except_ = nullptr;
   SharedFrame framed_;
   bool framed_done_ = false;
   std::string_view stream_id_;

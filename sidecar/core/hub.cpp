@@ -36,8 +36,17 @@ std::size_t Hub::deliver(SubKind kind, std::string_view name, Delivery& message)
   auto const it = m.find(name);
   if (it == m.end()) return 0;
   std::size_t n = 0;
-  for (auto* r : it->second) n += r->deliver(message) ? 1 : 0;
+  auto const* except = message.except();
+  for (auto* r : it->second) {
+    if (r != except) n += r->deliver(message) ? 1 : 0;
+  }
   return n;
+}
+
+bool Hub::has(SubKind kind, std::string_view name, Receiver const* r) const {
+  auto const& m = map(kind);
+  auto const it = m.find(name);
+  return it != m.end() && std::find(it->second.begin(), it->second.end(), r) != it->second.end();
 }
 
 std::vector<Receiver*> Hub::receivers(SubKind kind, std::string_view name) const {

@@ -69,6 +69,8 @@ Metrics::Metrics()
                                 "subscriber left.")),
       publish_acks(counter(*registry_, "podrelay_publish_acks_total",
                            "OK answers sent for publishes that asked for an ack.")),
+      echoes_withheld(counter(*registry_, "podrelay_echoes_withheld_total",
+                              "Messages a PUBX sender did not get back (protocol version 3).")),
       local_channel_subscriptions(local_subscriptions_.Add({{"kind", "channel"}})),
       local_pattern_subscriptions(local_subscriptions_.Add({{"kind", "pattern"}})),
       redis_channel_subscriptions(redis_subscriptions_.Add({{"kind", "channel"}})),
@@ -161,6 +163,7 @@ void Metrics::fold_hot() {
   add(messages_received, hot.received, exported_.received);
   add(messages_delivered, hot.delivered, exported_.delivered);
   add(publish_acks, hot.acks, exported_.acks);
+  add(echoes_withheld, hot.echoes_withheld, exported_.echoes_withheld);
   for (std::size_t t = 0; t < hot.frames.size(); ++t) {
     if (hot.frames[t] == exported_.frames[t]) continue;
     auto const type = static_cast<proto::FrameType>(t);

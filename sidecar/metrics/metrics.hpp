@@ -63,7 +63,8 @@ class Metrics {
     std::uint64_t received = 0;
     std::uint64_t delivered = 0;
     std::uint64_t acks = 0;
-    std::array<std::uint64_t, 256> frames{};          // by frame type byte
+    std::uint64_t echoes_withheld = 0;        // PUBX echoes not delivered back to their sender
+    std::array<std::uint64_t, 256> frames{};  // by frame type byte
     std::array<std::uint64_t, 15> latency_buckets{};  // latency_bounds, then +Inf
     double latency_sum = 0;
     void observe_latency(double seconds) noexcept;
@@ -79,6 +80,7 @@ class Metrics {
   prometheus::Counter& messages_delivered;  // MSG frames queued to app connections
   prometheus::Counter& messages_unrouted;   // from Redis with no local subscriber left
   prometheus::Counter& publish_acks;
+  prometheus::Counter& echoes_withheld;
   prometheus::Gauge& local_channel_subscriptions;
   prometheus::Gauge& local_pattern_subscriptions;
   prometheus::Gauge& redis_channel_subscriptions;

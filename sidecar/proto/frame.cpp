@@ -108,6 +108,7 @@ std::string_view frame_type_name(FrameType type) noexcept {
     case FrameType::pong: return "PONG";
     case FrameType::goaway: return "GOAWAY";
     case FrameType::rsub: return "RSUB";
+    case FrameType::pubx: return "PUBX";
     case FrameType::smsg: return "SMSG";
     case FrameType::pubok: return "PUBOK";
     case FrameType::rsubok: return "RSUBOK";
@@ -117,13 +118,16 @@ std::string_view frame_type_name(FrameType type) noexcept {
 
 bool is_known_type(std::uint8_t type, std::uint16_t version) noexcept {
   if ((type >= 0x01 && type <= 0x07) || (type >= 0x81 && type <= 0x86)) return true;
+  if (version >= 3 && type == 0x09) return true;
   return version >= 2 && (type == 0x08 || (type >= 0x87 && type <= 0x89));
 }
 
 FrameType type_of(Frame const& frame) noexcept {
   struct Visitor {
     FrameType operator()(Hello const&) const { return FrameType::hello; }
-    FrameType operator()(Pub const&) const { return FrameType::pub; }
+    FrameType operator()(Pub const& f) const {
+      return f.except_sender ? FrameType::pubx : FrameType::pub;
+    }
     FrameType operator()(NameList const& f) const { return f.type; }
     FrameType operator()(Ping const&) const { return FrameType::ping; }
     FrameType operator()(Welcome const&) const { return FrameType::welcome; }
@@ -150,8 +154,9 @@ void encode_hello(std::string& out, std::string_view client_name, std::string_vi
 }
 
 void encode_pub(std::string& out, std::uint32_t request_id, std::string_view channel,
-                std::string_view payload) {
-  auto const at = start(out, FrameType::pub, 6 + channel.size() + payload.size());
+                std::string_view payload, bool except_sender) {
+  auto const at = start(out, except_sender ? FrameType::pubx : FrameType::pub,
+                        6 + channel.size() + payload.size());
   put_u32(out, request_id);
   put_str(out, channel);
   out.append(payload);
@@ -267,7 +272,9 @@ void encode(std::string& out, Frame const& frame) {
     void operator()(Hello const& f) const {
       encode_hello(out, f.client_name, f.auth_token, f.version);
     }
-    void operator()(Pub const& f) const { encode_pub(out, f.request_id, f.channel, f.payload); }
+    void operator()(Pub const& f) const {
+      encode_pub(out, f.request_id, f.channel, f.payload, f.except_sender);
+    }
     void operator()(NameList const& f) const {
       encode_name_list(out, f.type, f.request_id, f.names);
     }
@@ -320,8 +327,10 @@ ParseResult parse_body(std::string_view body, std::uint16_t version) {
       r.frame = f;
       break;
     }
-    case FrameType::pub: {
+    case FrameType::pub:
+    case FrameType::pubx: {
       Pub f;
+      f.except_sender = type == FrameType::pubx;
       f.request_id = in.u32();
       f.channel = in.str();
       f.payload = in.rest();

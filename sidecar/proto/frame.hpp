@@ -16,8 +16,9 @@
 namespace podrelay::proto {
 
 inline constexpr std::uint16_t protocol_version = 1;
-// Version 2 adds durable channels (RSUB, SMSG, PUBOK, RSUBOK); a HELLO may ask for 1 or 2.
-inline constexpr std::uint16_t max_protocol_version = 2;
+// Version 2 adds durable channels (RSUB, SMSG, PUBOK, RSUBOK); version 3 adds PUBX (publish,
+// not back to me). A HELLO may ask for 1, 2 or 3.
+inline constexpr std::uint16_t max_protocol_version = 3;
 inline constexpr std::size_t header_bytes = 4;  // the u32 length prefix
 inline constexpr std::size_t max_str_bytes = 0xffff;
 
@@ -30,6 +31,7 @@ enum class FrameType : std::uint8_t {
   punsub = 0x06,
   ping = 0x07,
   rsub = 0x08,  // version 2
+  pubx = 0x09,  // version 3
   welcome = 0x81,
   msg = 0x82,
   ok = 0x83,
@@ -48,8 +50,8 @@ constexpr bool is_v2_type(FrameType type) noexcept {
 }
 
 std::string_view frame_type_name(FrameType type) noexcept;
-// Known in protocol `version`: the version 2 types are unknown to a version 1 connection,
-// exactly as they were before version 2 existed.
+// Known in protocol `version`: the version 2 types are unknown to a version 1 connection and
+// PUBX to a version 1 or 2 connection, exactly as they were before those versions existed.
 bool is_known_type(std::uint8_t type, std::uint16_t version = max_protocol_version) noexcept;
 
 // Decoded frames. string_view fields point into the decoder's buffer and stay valid until
@@ -59,10 +61,12 @@ struct Hello {
   std::string_view client_name;
   std::string_view auth_token;
 };
+// PUB, and PUBX (version 3: the same body; not delivered back to the connection that sent it).
 struct Pub {
   std::uint32_t request_id = 0;
   std::string_view channel;
   std::string_view payload;
+  bool except_sender = false;  // PUBX
 };
 // SUB, UNSUB, PSUB and PUNSUB share one shape: a request id and a list of names.
 struct NameList {
@@ -143,7 +147,7 @@ constexpr bool fits_str(std::string_view s) noexcept { return s.size() <= max_st
 void encode_hello(std::string& out, std::string_view client_name, std::string_view auth_token,
                   std::uint16_t version = protocol_version);
 void encode_pub(std::string& out, std::uint32_t request_id, std::string_view channel,
-                std::string_view payload);
+                std::string_view payload, bool except_sender = false);
 void encode_name_list(std::string& out, FrameType type, std::uint32_t request_id,
                       std::span<std::string_view const> names);
 void encode_ping(std::string& out, std::uint32_t request_id);

@@ -137,12 +137,13 @@ ConnectionSlots::Slot Relay::attach(std::shared_ptr<Connection> const& session) 
 
 void Relay::detach(Connection& session) {
   if (sessions_.erase(&session) == 0) return;
+  echoes_.forget(&session);
   apply(subscriptions_.detach(session));
 }
 
 std::optional<Relay::Nack> Relay::publish(Connection& session, std::uint32_t request_id,
                                           core::ChannelNames const& names, std::string_view channel,
-                                          std::string_view payload) {
+                                          std::string_view payload, bool except_sender) {
   auto const refuse = [&](ErrorCode code, std::string text) -> std::optional<Nack> {
     if (request_id == 0) {
       metrics_.message_dropped(code).Increment();
@@ -177,6 +178,14 @@ std::optional<Relay::Nack> Relay::publish(Connection& session, std::uint32_t req
     shard = &route(rname);
   }
   if (shard->publisher.publish(names.prefix(), channel, payload, std::move(tag))) {
+    if (except_sender) {
+      // Remembered only when the sender would get the echo: otherwise none is withheld.
+      auto const rname = names.redis_channel(channel);
+      core::Receiver const* sender = &session;
+      if (subscriptions_.has(SubKind::channel, rname, sender)) {
+        echoes_.expect(rname, payload, sender);
+      }
+    }
     return std::nullopt;
   }
   static log::RateLimit limit;
@@ -332,6 +341,7 @@ void Relay::on_publisher_state(std::size_t link, bool connected) {
 void Relay::on_subscriber_state(std::size_t link, bool connected) {
   update_connected_gauges();
   auto& shard = *shards_.at(link);
+  echoes_.clear();  // no echo still on its way can come through a new connection
   if (!connected) {
     subscriptions_.on_disconnected(link);
     log::warn("redis disconnected", {{"role", "subscriber"}, {"redis", where(shard)}});
@@ -356,6 +366,14 @@ void Relay::on_message(std::size_t, redis::PubSubEvent const& ev) {
   auto const kind = pattern ? SubKind::pattern : SubKind::channel;
   core::Delivery message(names_, resp_names_, cfg_.max_frame_bytes, ev.channel,
                          pattern ? ev.name : "", ev.payload);
+  if (!pattern && !echoes_.empty()) {
+    // Withheld from its PUBX sender on its channel subscription only: a pattern
+    // subscription gets it like any message (PROTOCOL.md, version 3).
+    if (auto const* sender = echoes_.take(ev.channel, ev.payload)) {
+      message.set_except(sender);
+      ++metrics_.hot.echoes_withheld;
+    }
+  }
   auto const delivered = subscriptions_.deliver(kind, ev.name, message);
   metrics_.hot.delivered += delivered;
   if (message.too_large()) {
@@ -366,7 +384,7 @@ void Relay::on_message(std::size_t, redis::PubSubEvent const& ev) {
                       {{"channel", ev.channel},
                        {"payload_bytes", std::to_string(ev.payload.size())},
                        {"max_frame_bytes", std::to_string(cfg_.max_frame_bytes)}});
-  } else if (delivered == 0) {
+  } else if (delivered == 0 && message.except() == nullptr) {
     metrics_.messages_unrouted.Increment();
   }
 }
@@ -390,6 +408,7 @@ void Relay::on_confirmed(std::size_t link, SubKind kind, std::string_view name, 
   if (cluster_durable() && kind == SubKind::channel && on_wake_confirmed(link, name, subscribed)) {
     return;
   }
+  if (!subscribed && kind == SubKind::channel) echoes_.drop(name);  // no echo of it can come
   apply(subscriptions_.on_confirmed(link, kind, name, subscribed));
   // Redis Cluster drops sharded subscriptions of a slot that moved away.
   if (!subscribed && topology_ && kind == SubKind::channel &&

@@ -23,6 +23,7 @@
 #include "config/config.hpp"
 #include "core/channel_names.hpp"
 #include "core/durable_channels.hpp"
+#include "core/echo_filter.hpp"
 #include "core/stream_polls.hpp"
 #include "core/subscriptions.hpp"
 #include "metrics/metrics.hpp"
@@ -60,10 +61,11 @@ class Relay final : public redis::Publisher::Events,
   // PUB: nullopt when queued for Redis (an acked one is answered later through the
   // session's PublishOrigin), else why not.
   // `names` maps the connection's protocol's names to Redis names (framed_names() or
-  // resp_names()).
+  // resp_names()). `except_sender` (PUBX): the message is not delivered back to
+  // `connection` (best effort, core/echo_filter.hpp).
   std::optional<Nack> publish(Connection& connection, std::uint32_t request_id,
                               core::ChannelNames const& names, std::string_view channel,
-                              std::string_view payload);
+                              std::string_view payload, bool except_sender = false);
   // SUB/PSUB/UNSUB/PUNSUB: answered through Receiver::on_subscription_reply, in order.
   void subscribe(Connection& connection, core::ChannelNames const& names, core::SubKind kind,
                  std::uint32_t request_id, std::span<std::string_view const> app_names);
@@ -180,6 +182,7 @@ class Relay final : public redis::Publisher::Events,
   core::DurableChannels durable_;  // before subscriptions_: its router asks it
   resp_server::Config resp_config_;
   core::Subscriptions subscriptions_;
+  core::EchoFilter echoes_;                     // PUBX messages on their way back from Redis
   std::vector<std::unique_ptr<Shard>> shards_;  // by id; never shrinks: retired shards stay
   std::unique_ptr<redis::ClusterTopology> topology_;
   redis::SlotMap slots_;

@@ -71,9 +71,10 @@ bool Session::on_read(std::size_t n) {
                  std::to_string(relay_.config().max_frame_bytes) + ")";
           break;
         case proto::ErrorCode::unknown_type:
-          text = version_ < 2 ? "unknown frame type (RSUB and the other version 2 frames need "
-                                "HELLO version 2)"
-                              : "unknown frame type";
+          text = version_ < 2   ? "unknown frame type (RSUB and the other version 2 frames need "
+                                  "HELLO version 2, PUBX needs version 3)"
+                 : version_ < 3 ? "unknown frame type (PUBX needs HELLO version 3)"
+                                : "unknown frame type";
           break;
         default: text = "malformed frame"; break;
       }
@@ -137,7 +138,7 @@ bool Session::handshake(proto::Hello const& hello) {
   using proto::ErrorCode;
   if (hello.version < proto::protocol_version || hello.version > proto::max_protocol_version) {
     protocol_error(ErrorCode::unsupported_version,
-                   "this sidecar speaks protocol versions 1 and 2, the client asked for " +
+                   "this sidecar speaks protocol versions 1 to 3, the client asked for " +
                        std::to_string(hello.version));
     return false;
   }
@@ -163,8 +164,8 @@ bool Session::handshake(proto::Hello const& hello) {
 }
 
 void Session::publish(proto::Pub const& pub) {
-  auto nack =
-      relay_.publish(*this, pub.request_id, relay_.framed_names(), pub.channel, pub.payload);
+  auto nack = relay_.publish(*this, pub.request_id, relay_.framed_names(), pub.channel, pub.payload,
+                             pub.except_sender);
   if (pub.request_id == 0) return;
   if (!nack) {
     acks_.push_back(PendingAck{pub.request_id, false, {}, {}});

@@ -17,6 +17,9 @@ from typing import ClassVar, Dict, Iterable, List, Optional, Tuple, Union
 
 PROTOCOL_VERSION = 1
 MAX_PROTOCOL_VERSION = 2  # version 2 adds durable channels: RSUB, SMSG, PUBOK, RSUBOK
+# Version 3 adds PUBX (publish, not back to me). This client says version 2 in HELLO (every
+# sidecar since durable channels speaks it); PUBX is here for tools and tests that speak 3.
+PUBX_VERSION = 3
 DEFAULT_MAX_FRAME_BYTES = 1048576
 MAX_STR_BYTES = 65535
 MAX_LIST_ITEMS = 65535
@@ -30,6 +33,7 @@ PSUB = 0x05
 PUNSUB = 0x06
 PING = 0x07
 RSUB = 0x08  # version 2
+PUBX = 0x09  # version 3
 WELCOME = 0x81
 MSG = 0x82
 OK = 0x83
@@ -40,12 +44,13 @@ SMSG = 0x87    # version 2
 PUBOK = 0x88   # version 2
 RSUBOK = 0x89  # version 2
 V2_TYPES = frozenset((RSUB, SMSG, PUBOK, RSUBOK))
+V3_TYPES = frozenset((PUBX,))
 
 TYPE_NAMES: Dict[int, str] = {
     HELLO: "HELLO", PUB: "PUB", SUB: "SUB", UNSUB: "UNSUB", PSUB: "PSUB",
     PUNSUB: "PUNSUB", PING: "PING", WELCOME: "WELCOME", MSG: "MSG", OK: "OK",
     ERR: "ERR", PONG: "PONG", GOAWAY: "GOAWAY", RSUB: "RSUB", SMSG: "SMSG", PUBOK: "PUBOK",
-    RSUBOK: "RSUBOK",
+    RSUBOK: "RSUBOK", PUBX: "PUBX",
 }
 TYPE_CODES: Dict[str, int] = {v: k for k, v in TYPE_NAMES.items()}
 
@@ -134,6 +139,12 @@ class Pub:
     channel: bytes
     payload: bytes = b""
     type: ClassVar[str] = "PUB"
+
+
+@dataclass
+class Pubx(Pub):
+    """Version 3: a PUB whose message the sidecar does not deliver back to this connection."""
+    type: ClassVar[str] = "PUBX"
 
 
 @dataclass
@@ -260,13 +271,14 @@ class RsubOk:
     type: ClassVar[str] = "RSUBOK"
 
 
-Frame = Union[Hello, Pub, Sub, Unsub, Psub, Punsub, Ping, Welcome, Msg, Ok, Err, Pong, Goaway,
+Frame = Union[Hello, Pub, Pubx, Sub, Unsub, Psub, Punsub, Ping, Welcome, Msg, Ok, Err, Pong, Goaway,
               Rsub, Smsg, PubOk, RsubOk]
 
 # Layout of each frame body: (field name, kind). Kinds: u16, u32, str, list, rest.
 SCHEMA: Dict[int, Tuple[type, Tuple[Tuple[str, str], ...]]] = {
     HELLO: (Hello, (("version", "u16"), ("client_name", "str"), ("auth_token", "str"))),
     PUB: (Pub, (("request_id", "u32"), ("channel", "str"), ("payload", "rest"))),
+    PUBX: (Pubx, (("request_id", "u32"), ("channel", "str"), ("payload", "rest"))),
     SUB: (Sub, (("request_id", "u32"), ("channels", "list"))),
     UNSUB: (Unsub, (("request_id", "u32"), ("channels", "list"))),
     PSUB: (Psub, (("request_id", "u32"), ("patterns", "list"))),
@@ -345,6 +357,10 @@ def encode_pub(request_id: int, channel: Bytesish, payload: Bytesish = b"") -> b
     return encode(Pub(request_id, _b(channel), _b(payload)))
 
 
+def encode_pubx(request_id: int, channel: Bytesish, payload: Bytesish = b"") -> bytes:
+    return encode(Pubx(request_id, _b(channel), _b(payload)))
+
+
 def encode_sub(request_id: int, channels: Iterable[Bytesish]) -> bytes:
     return encode(Sub(request_id, [_b(c) for c in channels]))
 
@@ -411,7 +427,10 @@ def encode_rsubok(request_id: int, recovered: int, epoch: Bytesish, last_id: Byt
 
 
 def known_type(type_code: int, version: int = MAX_PROTOCOL_VERSION) -> bool:
-    """Whether ``type_code`` exists in protocol ``version`` (v2 types are unknown to v1)."""
+    """Whether ``type_code`` exists in protocol ``version`` (v2 types are unknown to v1, v3
+    types to v1 and v2)."""
+    if type_code in V3_TYPES:
+        return version >= 3
     return type_code in SCHEMA and (version >= 2 or type_code not in V2_TYPES)
 
 

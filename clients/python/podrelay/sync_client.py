@@ -190,13 +190,21 @@ class Client:
         return f
 
     def publish(self, channel: Bytesish, payload: Bytesish = b"", *, ack: bool = True,
-                timeout: Optional[float] = None) -> int:
-        """Publish; with ``ack`` wait for OK (raise ServerError on ERR) and return the id."""
+                echo: bool = True, timeout: Optional[float] = None) -> int:
+        """Publish; with ``ack`` wait for OK (raise ServerError on ERR) and return the id.
+        ``echo=False`` sends a PUBX (protocol version 3: the sidecar does not deliver the
+        message back to this connection; best effort, PROTOCOL.md section 10); it needs a
+        connection that said ``hello(version=3)``."""
+        encode = p.encode_pub
+        if not echo:
+            if self.welcome is None or self.welcome.version < p.PUBX_VERSION:
+                raise ValueError("echo=False (PUBX) needs a protocol version 3 connection")
+            encode = p.encode_pubx
         if not ack:
-            self.send_raw(p.encode_pub(0, channel, payload))
+            self.send_raw(encode(0, channel, payload))
             return 0
         rid = self.next_request_id()
-        self.send_raw(p.encode_pub(rid, channel, payload))
+        self.send_raw(encode(rid, channel, payload))
         self._wait_reply(rid, timeout)
         return rid
 

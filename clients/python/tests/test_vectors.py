@@ -18,6 +18,10 @@ def load():
         return json.load(f)
 
 
+# The vectors are decoded as protocol version 3 (proto/vectors/README.md).
+VECTORS_VERSION = p.PUBX_VERSION
+
+
 class VectorTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -40,7 +44,7 @@ class VectorTest(unittest.TestCase):
     def test_valid_decode(self):
         for v in self.doc["valid"]:
             with self.subTest(v["name"]):
-                frames = p.Decoder(self.limit).feed(bytes.fromhex(v["hex"]))
+                frames = p.Decoder(self.limit, version=VECTORS_VERSION).feed(bytes.fromhex(v["hex"]))
                 self.assertEqual(len(frames), 1)
                 self.assertEqual(p.frame_to_dict(frames[0]), v["frame"])
                 self.assertEqual(frames[0], p.frame_from_dict(v["frame"]))
@@ -58,6 +62,7 @@ class VectorTest(unittest.TestCase):
             enc = {
                 "HELLO": lambda: p.encode_hello(f.client_name, f.auth_token, f.version),
                 "PUB": lambda: p.encode_pub(f.request_id, f.channel, f.payload),
+                "PUBX": lambda: p.encode_pubx(f.request_id, f.channel, f.payload),
                 "SUB": lambda: p.encode_sub(f.request_id, f.channels),
                 "UNSUB": lambda: p.encode_unsub(f.request_id, f.channels),
                 "PSUB": lambda: p.encode_psub(f.request_id, f.patterns),
@@ -85,7 +90,7 @@ class VectorTest(unittest.TestCase):
             data = bytes.fromhex(v["hex"])
             for cut in range(len(data) + 1):
                 with self.subTest(v["name"], cut=cut):
-                    d = p.Decoder(self.limit)
+                    d = p.Decoder(self.limit, version=VECTORS_VERSION)
                     frames = d.feed(data[:cut]) + d.feed(data[cut:])
                     self.assertEqual([p.frame_to_dict(f) for f in frames], [v["frame"]])
                     self.assertEqual(d.buffered, 0)
@@ -93,7 +98,7 @@ class VectorTest(unittest.TestCase):
     def test_valid_byte_by_byte(self):
         for v in self.doc["valid"]:
             data = bytes.fromhex(v["hex"])
-            d = p.Decoder(self.limit)
+            d = p.Decoder(self.limit, version=VECTORS_VERSION)
             frames = []
             for i in range(len(data)):
                 got = d.feed(data[i:i + 1])
@@ -109,11 +114,18 @@ class VectorTest(unittest.TestCase):
                     p.Decoder(self.limit, version=1).feed(p.encode_frame_raw(t, b"\0" * 12))
                 self.assertEqual(e.exception.code, p.UNKNOWN_TYPE)
 
+    def test_v3_types_are_unknown_to_v1_and_v2_decoders(self):
+        for version in (1, 2):
+            with self.subTest(version=version):
+                with self.assertRaises(p.ProtocolError) as e:
+                    p.Decoder(self.limit, version=version).feed(p.encode_pubx(1, b"c", b"x"))
+                self.assertEqual(e.exception.code, p.UNKNOWN_TYPE)
+
     def test_all_valid_concatenated(self):
         data = b"".join(bytes.fromhex(v["hex"]) for v in self.doc["valid"])
         want = [v["frame"] for v in self.doc["valid"]]
         for step in (1, 3, 7, 64, len(data)):
-            d = p.Decoder(self.limit)
+            d = p.Decoder(self.limit, version=VECTORS_VERSION)
             frames = []
             for i in range(0, len(data), step):
                 frames += d.feed(data[i:i + step])
@@ -128,7 +140,7 @@ class VectorTest(unittest.TestCase):
     def test_malformed(self):
         for v in self.doc["malformed"]:
             with self.subTest(v["name"]):
-                d = p.Decoder(self.limit)
+                d = p.Decoder(self.limit, version=VECTORS_VERSION)
                 self.assert_error(v, lambda: d.feed(bytes.fromhex(v["hex"])))
                 # the decoder stays failed
                 self.assert_error(v, lambda: d.feed(b"\x00"))
@@ -138,7 +150,7 @@ class VectorTest(unittest.TestCase):
             data = bytes.fromhex(v["hex"])
             for cut in range(len(data) + 1):
                 with self.subTest(v["name"], cut=cut):
-                    d = p.Decoder(self.limit)
+                    d = p.Decoder(self.limit, version=VECTORS_VERSION)
 
                     def run():
                         d.feed(data[:cut])
@@ -149,7 +161,7 @@ class VectorTest(unittest.TestCase):
         ok = bytes.fromhex(self.doc["valid"][0]["hex"])
         for v in self.doc["malformed"]:
             with self.subTest(v["name"]):
-                d = p.Decoder(self.limit)
+                d = p.Decoder(self.limit, version=VECTORS_VERSION)
                 self.assertEqual(len(d.feed(ok)), 1)
                 self.assert_error(v, lambda: d.feed(bytes.fromhex(v["hex"])))
 
@@ -157,7 +169,7 @@ class VectorTest(unittest.TestCase):
         for v in self.doc["malformed"]:
             if v["error"] != "FRAME_TOO_LARGE":
                 continue
-            d = p.Decoder(self.limit)
+            d = p.Decoder(self.limit, version=VECTORS_VERSION)
             head = bytes.fromhex(v["hex"])[:4]
             self.assertEqual(d.feed(head[:3]), [])
             self.assert_error(v, lambda: d.feed(head[3:]))
@@ -165,10 +177,10 @@ class VectorTest(unittest.TestCase):
     def test_limit_boundary(self):
         body = b"\x00" * 4 + b"\x00\x01c"
         at = p.encode_frame_raw(p.PUB, body + b"x" * (self.limit - 1 - len(body)))
-        self.assertEqual(len(p.Decoder(self.limit).feed(at)), 1)
+        self.assertEqual(len(p.Decoder(self.limit, version=VECTORS_VERSION).feed(at)), 1)
         over = p.encode_frame_raw(p.PUB, body + b"x" * (self.limit - len(body)))
         with self.assertRaises(p.ProtocolError) as cm:
-            p.Decoder(self.limit).feed(over[:4])
+            p.Decoder(self.limit, version=VECTORS_VERSION).feed(over[:4])
         self.assertEqual(cm.exception.code, p.FRAME_TOO_LARGE)
 
     def test_encode_rejects_unrepresentable(self):
