@@ -48,12 +48,14 @@ export interface ConnectOptions {
   /** A keepalive PONG later than this (ms) drops and reconnects the connection. Default 10000. */
   pingTimeout?: number;
   /**
-   * Protocol version to ask for. 2 adds durable channels (subscribeDurable, stream ids);
-   * a sidecar that refuses it (one from before version 2) is spoken to in version 1.
-   * Default 1 (unchanged behaviour; in version 2 pattern subscriptions do not receive
+   * Highest protocol version to ask for. 2 adds durable channels (subscribeDurable, stream
+   * ids); 3 adds publish({ echo: false }) (PUBX) to version 2. A sidecar that refuses the
+   * version (one from before it) is asked the next lower one at once (3, then 2, then 1),
+   * and the highest is asked again on the next connection.
+   * Default 1 (unchanged behaviour; from version 2 on, pattern subscriptions do not receive
    * durable channels' messages).
    */
-  protocolVersion?: 1 | 2;
+  protocolVersion?: 1 | 2 | 3;
 }
 
 /** A durable channel's RSUBOK. */
@@ -120,6 +122,14 @@ export interface PublishOptions {
    * false: fire and forget, resolve once the frame was handed to the OS.
    */
   ack?: boolean;
+  /**
+   * true (default): the message reaches every subscriber, this connection included.
+   * false: on a connection that speaks version 3, sent as PUBX: the sidecar does not
+   * deliver it back to this connection's subscribe() of exactly this channel (best effort:
+   * pattern subscriptions, durable channels and reconnects may still bring it back). On a
+   * version 1 or 2 connection it is a plain PUB and comes back as usual.
+   */
+  echo?: boolean;
 }
 
 export type ClientState = 'connecting' | 'handshaking' | 'ready' | 'backoff' | 'closed';
@@ -148,15 +158,17 @@ export declare class Client extends EventEmitter {
   readonly state: ClientState;
   /** Bytes of frames waiting in the client. */
   readonly pendingBytes: number;
-  /** The version the current connection speaks (1 or 2); 0 while not connected. */
-  readonly protocolVersion: 0 | 1 | 2;
+  /** The version the current connection speaks (1, 2 or 3); 0 while not connected. */
+  readonly protocolVersion: 0 | 1 | 2 | 3;
+  /** Same as protocolVersion. */
+  readonly version: 0 | 1 | 2 | 3;
   /** A snapshot: durable channel (as subscribed) -> where it resumes after a reconnect. */
   readonly durablePositions: Map<string | Buffer, DurablePosition>;
 
   /** Resolves when connected (at once if already); rejects if the client closes first. */
   ready(): Promise<ServerInfo>;
 
-  /** Resolves with the stream id on a durable channel over version 2, else undefined. */
+  /** Resolves with the stream id on a durable channel over version 2 or 3, else undefined. */
   publish(channel: Bytes, payload: Bytes, options?: PublishOptions): Promise<string | undefined>;
 
   /** Durable channel (version 2): replays after `since`, then live; resumes by itself after reconnects. */

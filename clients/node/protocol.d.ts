@@ -1,9 +1,12 @@
 // Type declarations for `podrelay/protocol`: the sans-I/O codec of the podrelay wire
-// protocol, version 1 (proto/PROTOCOL.md).
+// protocol, versions 1 to 3 (proto/PROTOCOL.md).
 
 /// <reference types="node" />
 
+/** The version HELLO says by default. */
 export declare const PROTOCOL_VERSION: 1;
+/** The highest protocol version the codec speaks (3: PUBX). */
+export declare const MAX_PROTOCOL_VERSION: 3;
 /** Default frame limit of a sidecar (1 MiB). */
 export declare const DEFAULT_MAX_FRAME_BYTES: number;
 export declare const MAX_STR_BYTES: 65535;
@@ -18,12 +21,22 @@ export declare const FrameType: Readonly<{
   PSUB: 0x05;
   PUNSUB: 0x06;
   PING: 0x07;
+  /** Version 2. */
+  RSUB: 0x08;
+  /** Version 3: PUB that the sidecar does not deliver back to the sending connection. */
+  PUBX: 0x09;
   WELCOME: 0x81;
   MSG: 0x82;
   OK: 0x83;
   ERR: 0x84;
   PONG: 0x85;
   GOAWAY: 0x86;
+  /** Version 2. */
+  SMSG: 0x87;
+  /** Version 2. */
+  PUBOK: 0x88;
+  /** Version 2. */
+  RSUBOK: 0x89;
 }>;
 export type FrameTypeName = keyof typeof FrameType;
 
@@ -44,6 +57,7 @@ export declare const ErrorCode: Readonly<{
   PUBLISH_TIMEOUT: 301;
   OUTCOME_UNKNOWN: 302;
   REDIS_ERROR: 303;
+  NOT_REPLICATED: 304;
   SLOW_CONSUMER: 400;
   SHUTTING_DOWN: 401;
   TOO_MANY_CONNECTIONS: 402;
@@ -79,7 +93,8 @@ export type Bytes = string | Uint8Array;
 
 // Decoded frames: `str`/`rest` fields are Buffers (binary safe), lists arrays of Buffers.
 export interface HelloFrame { type: 'HELLO'; version: number; clientName: Buffer; authToken: Buffer }
-export interface PubFrame { type: 'PUB'; requestId: number; channel: Buffer; payload: Buffer }
+/** PUBX (version 3) has PUB's fields. */
+export interface PubFrame { type: 'PUB' | 'PUBX'; requestId: number; channel: Buffer; payload: Buffer }
 export interface SubFrame { type: 'SUB' | 'UNSUB'; requestId: number; channels: Buffer[] }
 export interface PsubFrame { type: 'PSUB' | 'PUNSUB'; requestId: number; patterns: Buffer[] }
 export interface IdFrame { type: 'PING' | 'OK' | 'PONG'; requestId: number }
@@ -108,7 +123,7 @@ export type Frame =
 /** Input of encodeFrame(): a decoded frame, with any Bytes where Buffers are decoded. */
 export type FrameInput =
   | { type: 'HELLO' | 0x01; version?: number; clientName?: Bytes; authToken?: Bytes }
-  | { type: 'PUB' | 0x02; requestId: number; channel: Bytes; payload: Bytes }
+  | { type: 'PUB' | 'PUBX' | 0x02 | 0x09; requestId: number; channel: Bytes; payload: Bytes }
   | { type: 'SUB' | 'UNSUB' | 0x03 | 0x04; requestId: number; channels: Bytes[] }
   | { type: 'PSUB' | 'PUNSUB' | 0x05 | 0x06; requestId: number; patterns: Bytes[] }
   | { type: 'PING' | 'OK' | 'PONG' | 0x07 | 0x83 | 0x85; requestId: number }
@@ -132,6 +147,12 @@ export declare function toBytes(value: Bytes | ArrayBuffer | ArrayBufferView, wh
 export declare function encodeHello(fields?: { version?: number; clientName?: Bytes; authToken?: Bytes }): Buffer;
 /** `requestId` 0 means fire and forget. */
 export declare function encodePub(requestId: number, channel: Bytes, payload: Bytes): Buffer;
+/**
+ * PUBX (version 3, type 0x09): PUB's body, published alike, but not delivered back to the
+ * sending connection's SUB of `channel` (best effort). Only for a connection whose WELCOME
+ * said version 3; byte 4 (the type) set to FrameType.PUB makes it a PUB.
+ */
+export declare function encodePubx(requestId: number, channel: Bytes, payload: Bytes): Buffer;
 export declare function encodeSub(requestId: number, channels: Bytes | Bytes[]): Buffer;
 /** An empty list removes every channel. */
 export declare function encodeUnsub(requestId: number, channels?: Bytes | Bytes[]): Buffer;
@@ -152,7 +173,7 @@ export declare function encodeErr(requestId: number, code: number, message?: Byt
 export declare function encodePong(requestId: number): Buffer;
 export declare function encodeGoaway(code: number, message?: Bytes): Buffer;
 export declare function encodeFrame(frame: FrameInput): Buffer;
-/** Bytes on the wire of a PUB frame (length prefix included). */
+/** Bytes on the wire of a PUB (or PUBX) frame (length prefix included). */
 export declare function pubFrameSize(channelBytes: number, payloadBytes: number): number;
 
 /** Decodes a frame body (the bytes after the type byte). Throws ProtocolError. */

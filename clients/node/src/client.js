@@ -16,7 +16,9 @@ import {
   DEFAULT_MAX_FRAME_BYTES,
   ErrorCode,
   FrameDecoder,
+  FrameType,
   MAX_LIST_ITEMS,
+  MAX_PROTOCOL_VERSION,
   MAX_U32,
   PROTOCOL_VERSION,
   PodrelayError,
@@ -44,7 +46,7 @@ const needsVersion2 = (channel) =>
     ErrorCode.NOT_SUPPORTED,
     'NOT_SUPPORTED',
     `durable channel ${channel}: this connection speaks protocol version 1 ` +
-      '(connect with protocolVersion: 2, and a sidecar with durable channels)',
+      '(connect with protocolVersion: 2 or 3, and a sidecar with durable channels)',
   );
 
 const STREAM_ID_TEXT = /^(\d{1,20})-(\d{1,20})$/;
@@ -164,18 +166,19 @@ export class Client extends EventEmitter {
       pingTimeout = 10000,
       protocolVersion = PROTOCOL_VERSION,
     } = options;
-    if (protocolVersion !== 1 && protocolVersion !== 2) throw new RangeError('protocolVersion must be 1 or 2');
+    if (!Number.isInteger(protocolVersion) || protocolVersion < 1 || protocolVersion > MAX_PROTOCOL_VERSION) {
+      throw new RangeError('protocolVersion must be 1, 2 or 3');
+    }
     this._target = parseAddress(address);
     this.address = address;
-    // Version 2 adds durable channels. A sidecar from before them refuses HELLO v2
-    // (UNSUPPORTED_VERSION); the client then says v1 on the next attempt, and tries v2
-    // again after that connection ends (the sidecar may have been upgraded meanwhile).
+    // Version 2 adds durable channels, version 3 PUBX (publish with echo: false). A sidecar
+    // from before a version refuses its HELLO (UNSUPPORTED_VERSION) and closes; the client
+    // then says the next lower version at once (3, 2, 1), and asks for the highest again
+    // after that connection ends (the sidecar may have been upgraded meanwhile).
     this._wantVersion = protocolVersion;
     this._helloVersion = protocolVersion;
-    this._hellos = {
-      1: encodeHello({ version: 1, clientName, authToken }),
-      2: encodeHello({ version: 2, clientName, authToken }),
-    };
+    this._hellos = {};
+    for (let v = 1; v <= protocolVersion; v++) this._hellos[v] = encodeHello({ version: v, clientName, authToken });
     this._version = 0; // the version the current connection speaks; 0 while not ready
     this._opts = {
       reconnect: !!reconnect,
@@ -237,8 +240,13 @@ export class Client extends EventEmitter {
     return this._state;
   }
 
-  /** The protocol version the current connection speaks (1 or 2); 0 while not connected. */
+  /** The protocol version the current connection speaks (1, 2 or 3); 0 while not connected. */
   get protocolVersion() {
+    return this._version;
+  }
+
+  /** Same as protocolVersion. */
+  get version() {
     return this._version;
   }
 
@@ -272,10 +280,14 @@ export class Client extends EventEmitter {
    * Publishes `payload` on `channel`. With ack (default) resolves when Redis accepted the
    * message and rejects with a PodrelayError on ERR; with { ack: false } resolves once
    * the frame was handed to the operating system. On a durable channel over protocol
-   * version 2 the acked publish resolves with the stream id Redis assigned (PUBOK);
+   * version 2 or 3 the acked publish resolves with the stream id Redis assigned (PUBOK);
    * otherwise with undefined.
+   * With { echo: false } the sidecar does not deliver the message back to this
+   * connection's subscribe() of `channel` (PUBX), if the connection the frame goes out on
+   * speaks version 3; on an older one it is a plain PUB and does come back. Best effort
+   * even on version 3 (PROTOCOL.md section 10): keep dropping your own messages yourself.
    */
-  publish(channel, payload, { ack = true } = {}) {
+  publish(channel, payload, { ack = true, echo = true } = {}) {
     if (this._closing || this._state === 'closed') return Promise.reject(this._closedError());
     let buf;
     try {
@@ -293,7 +305,10 @@ export class Client extends EventEmitter {
       return Promise.reject(this._tooLarge(buf.length - 4));
     }
     return new Promise((resolve, reject) => {
-      this._submit({ kind: ack ? 'pub' : 'pub0', buf, needsId: ack, keepQueued: true, resolve, reject });
+      // Encoded as a PUB; _write makes it a PUBX if the connection it goes out on speaks
+      // version 3 (`noEcho`). Deciding there, not here, keeps a publish queued while
+      // disconnected or behind backpressure from reaching an older sidecar as a PUBX.
+      this._submit({ kind: ack ? 'pub' : 'pub0', buf, needsId: ack, keepQueued: true, noEcho: !echo, resolve, reject });
     });
   }
 
@@ -346,7 +361,7 @@ export class Client extends EventEmitter {
       for (const [v, what] of [[since, 'since'], [epoch, 'epoch']]) {
         if (v !== undefined && v !== null && typeof v !== 'string') throw new TypeError(`${what} must be a string`);
       }
-      if (this._state === 'ready' && this._version !== 2) throw needsVersion2(bytes.toString('utf8'));
+      if (this._state === 'ready' && this._version < 2) throw needsVersion2(bytes.toString('utf8'));
     } catch (err) {
       return Promise.reject(err);
     }
@@ -649,11 +664,11 @@ export class Client extends EventEmitter {
     this._submit({ kind: 'rsub', buf, needsId: true, keepQueued: false, entry, auto, resolve() {}, reject() {} }, true);
   }
 
-  // After a handshake: every durable channel resumes from its position (version 2), or
-  // its callers learn that this sidecar cannot (version 1).
+  // After a handshake: every durable channel resumes from its position (version 2 or 3),
+  // or its callers learn that this sidecar cannot (version 1).
   _resubscribeDurable() {
     for (const entry of this._durable.values()) {
-      if (this._version === 2) {
+      if (this._version >= 2) {
         this._sendRsub(entry, entry.confirmed);
         continue;
       }
@@ -760,6 +775,10 @@ export class Client extends EventEmitter {
       op.buf.writeUInt32BE(op.id, 5);
       this._pending.set(op.id, op);
     }
+    // PUBX has PUB's body: the type byte alone says which one. Set on every write, from the
+    // version of this very connection, so a PUBX never reaches a version 1 or 2 sidecar
+    // (it would be UNKNOWN_TYPE there, and cost the connection).
+    if (op.noEcho) op.buf[4] = this._version >= 3 ? FrameType.PUBX : FrameType.PUB;
     op.written = true;
     if (op.kind === 'ping') op.sentAt = performance.now();
     if (!this._corked) {
@@ -882,11 +901,16 @@ export class Client extends EventEmitter {
   _onFrame(socket, frame) {
     if (this._state === 'handshaking') {
       if (frame.type === 'WELCOME') return this._onWelcome(frame);
-      if (frame.type === 'ERR' && frame.code === ErrorCode.UNSUPPORTED_VERSION && this._helloVersion === 2) {
-        // A sidecar from before version 2: say version 1 on the next attempt, at once.
-        this._helloVersion = 1;
+      if (frame.type === 'ERR' && frame.code === ErrorCode.UNSUPPORTED_VERSION && this._helloVersion > 1) {
+        // A sidecar from before this version: say the next lower one, at once.
+        const refused = this._helloVersion;
+        this._helloVersion = refused - 1;
         this._fallingBack = true;
-        this._lastError = new PodrelayError(frame.code, errorName(frame.code), 'sidecar refused protocol version 2; retrying with version 1');
+        this._lastError = new PodrelayError(
+          frame.code,
+          errorName(frame.code),
+          `sidecar refused protocol version ${refused}; retrying with version ${refused - 1}`,
+        );
         socket.destroy();
         return;
       }
@@ -901,7 +925,7 @@ export class Client extends EventEmitter {
       if (frame.type === 'GOAWAY') return this._onGoaway(socket, frame);
       return this._protocolViolation(socket, localError(ErrorCode.UNEXPECTED_FRAME, 'UNEXPECTED_FRAME', `${frame.type} before WELCOME`));
     }
-    if (this._version !== 2 && (frame.type === 'SMSG' || frame.type === 'PUBOK' || frame.type === 'RSUBOK')) {
+    if (this._version < 2 && (frame.type === 'SMSG' || frame.type === 'PUBOK' || frame.type === 'RSUBOK')) {
       return this._protocolViolation(
         socket,
         localError(ErrorCode.UNEXPECTED_FRAME, 'UNEXPECTED_FRAME', `${frame.type} on a protocol version 1 connection`),
@@ -958,9 +982,9 @@ export class Client extends EventEmitter {
   }
 
   _onWelcome(frame) {
-    // A sidecar answers the version asked for; one that only knows version 1 may also
-    // answer 1 to a HELLO v2, which is a clean fallback too.
-    if (frame.version !== 1 && frame.version !== this._helloVersion) {
+    // A sidecar answers the version asked for; one that answers a lower version it knows
+    // (1 to a HELLO v2, say) is a clean fallback too: the connection speaks that version.
+    if (!(frame.version >= 1 && frame.version <= this._helloVersion)) {
       this._protocolViolation(
         this._socket,
         localError(ErrorCode.UNSUPPORTED_VERSION, 'UNSUPPORTED_VERSION', `sidecar speaks version ${frame.version}`),
@@ -1046,7 +1070,7 @@ export class Client extends EventEmitter {
     if (socket !== this._socket) return;
     const wasReady = this._state === 'ready';
     this._version = 0;
-    // After a version 1 connection ends, ask for version 2 again (see the constructor).
+    // After a lower version connection ends, ask for the highest again (see the constructor).
     if (wasReady) this._helloVersion = this._wantVersion;
     for (const entry of this._durable.values()) entry.inflight = false;
     this._socket = null;

@@ -1,10 +1,14 @@
-// Sans-I/O codec for the podrelay wire protocol, version 1 (proto/PROTOCOL.md).
+// Sans-I/O codec for the podrelay wire protocol, versions 1 to 3 (proto/PROTOCOL.md).
+// The codec knows every type of every version; which ones a connection may use is the
+// client's business (client.js checks them against the version its WELCOME said).
 //
 // Nothing here touches a socket: encoders return Buffers, and FrameDecoder turns a
 // stream of byte chunks into frame objects. The client (client.js) and the tests
 // are the only callers; other tools may use it through `podrelay/protocol`.
 
 export const PROTOCOL_VERSION = 1;
+/** The highest protocol version this codec speaks (3: PUBX). */
+export const MAX_PROTOCOL_VERSION = 3;
 export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
 export const MAX_STR_BYTES = 0xffff;
 export const MAX_LIST_ITEMS = 0xffff;
@@ -20,6 +24,7 @@ export const FrameType = Object.freeze({
   PUNSUB: 0x06,
   PING: 0x07,
   RSUB: 0x08, // version 2 (durable channels)
+  PUBX: 0x09, // version 3: PUB, but not delivered back to the sending connection
   WELCOME: 0x81,
   MSG: 0x82,
   OK: 0x83,
@@ -169,7 +174,18 @@ export function encodePub(requestId, channel, payload) {
   return new Writer(FrameType.PUB, 4 + 2 + ch.length + body.length).u32(requestId).str(ch).raw(body).buf;
 }
 
-/** Size on the wire of a PUB frame, without encoding it. */
+/**
+ * Bytes of a PUBX frame (version 3): PUB's body under type 0x09, so the sidecar does not
+ * deliver the message back to this connection's SUB of `channel`. Because the bodies are
+ * the same, a PUBX becomes a PUB by rewriting byte 4 (the type) alone.
+ */
+export function encodePubx(requestId, channel, payload) {
+  const buf = encodePub(requestId, channel, payload);
+  buf[4] = FrameType.PUBX;
+  return buf;
+}
+
+/** Size on the wire of a PUB (or PUBX) frame, without encoding it. */
 export function pubFrameSize(channelBytes, payloadBytes) {
   return 4 + 1 + 4 + 2 + channelBytes + payloadBytes;
 }
@@ -269,6 +285,7 @@ export function encodeFrame(frame) {
   switch (type) {
     case 'HELLO': return encodeHello(frame);
     case 'PUB': return encodePub(frame.requestId, frame.channel, frame.payload);
+    case 'PUBX': return encodePubx(frame.requestId, frame.channel, frame.payload);
     case 'SUB': return encodeSub(frame.requestId, frame.channels);
     case 'UNSUB': return encodeUnsub(frame.requestId, frame.channels);
     case 'PSUB': return encodePsub(frame.requestId, frame.patterns);
@@ -347,6 +364,7 @@ export function decodeBody(typeByte, body) {
       frame = { type, version: r.u16('version'), clientName: r.str('client_name'), authToken: r.str('auth_token') };
       break;
     case 'PUB':
+    case 'PUBX':
       frame = { type, requestId: r.u32('request_id'), channel: r.str('channel'), payload: r.rest() };
       break;
     case 'SUB':

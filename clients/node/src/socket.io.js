@@ -23,6 +23,9 @@
 //
 // Payload: 0x01 | uid length (u8) | uid | u32 BE seq | MessagePack [type, data].
 // The sender's uid comes first so a server drops its own messages without decoding them.
+// Messages on channels this server subscribes itself (namespace, room) are published with
+// echo: false (PUBX, protocol version 3), so a sidecar that speaks it does not send them
+// back at all; the uid check stays, since PUBX is best effort and older sidecars ignore it.
 // `seq` numbers every message a server publishes (1, 2, ...): a broadcast published on
 // several room channels carries the same seq on each, so a server subscribed to more than
 // one of them acts on the first copy only, and a server that just subscribed a room asks
@@ -194,6 +197,8 @@ const RESTORE_MAX_BYTES = 64 * 1024 * 1024;
 const RESTORE_CONCURRENCY = 4;
 
 const RESOLVED = Promise.resolve(undefined);
+// Acknowledged publish on a channel this server subscribes itself: not back to us (PUBX).
+const NO_ECHO = Object.freeze({ echo: false });
 
 const sleep = (ms) =>
   new Promise((resolve) => {
@@ -241,13 +246,17 @@ function addressOf(shared) {
   return shared.opts.address || process.env.PODRELAY_ADDRESS || DEFAULT_ADDRESS;
 }
 
-// `durable`: connection state recovery is on, so the connection speaks protocol version 2
-// (stream ids on the recovery log). Every namespace of a server shares its options.
-function acquireClient(shared, durable) {
+// The connection asks for protocol version 3: PUBX keeps this server's own broadcasts and
+// heartbeats from coming back to it (one read and wake-up less per message), and version 3
+// includes version 2, which connection state recovery needs (stream ids on the recovery
+// log). Version 2's one change for existing code, pattern subscriptions no longer getting
+// durable channels' messages, does not matter here: the adapter subscribes no pattern.
+// An older sidecar refuses HELLO 3, and the client falls back to 2, then 1, by itself.
+// Every namespace of a server shares the connection and its options.
+function acquireClient(shared) {
   if (!shared.client || (shared.ownsClient && shared.client.state === 'closed')) {
     const { connectOptions = {} } = shared.opts;
-    const version = durable ? { protocolVersion: 2 } : {};
-    const client = connect({ clientName: `socket.io pid ${process.pid}`, ...connectOptions, ...version, address: addressOf(shared) });
+    const client = connect({ clientName: `socket.io pid ${process.pid}`, ...connectOptions, protocolVersion: 3, address: addressOf(shared) });
     client.on('error', (err) => {
       for (const a of shared.adapters) a._report(err);
     });
@@ -278,14 +287,16 @@ export class PodrelayAdapter extends Base {
     this._shared = shared;
     // socket.io's own options object: connectionStateRecovery with its defaults filled in.
     this._recovery = nsp.server?.opts?.connectionStateRecovery || null;
-    this.client = acquireClient(shared, !!this._recovery);
+    this.client = acquireClient(shared);
     shared.adapters.add(this);
     this.requestsTimeout = shared.opts.requestsTimeout;
     this._discoveryWindow = shared.opts.discoveryWindow;
     this._isPrivateRoom = shared.opts.isPrivateRoom;
     this._maxRoomFanout = shared.opts.maxRoomFanout;
     // Broadcasts go out as fire-and-forget PUBs unless asked otherwise (see doPublish).
-    this._broadcastPubOpts = { ack: !!shared.opts.acknowledgedBroadcasts };
+    // Everything published on the namespace and room channels is echo: false: this server
+    // subscribes those channels itself and would only drop its own copy (by uid) on arrival.
+    this._broadcastPubOpts = { ack: !!shared.opts.acknowledgedBroadcasts, echo: false };
     this.channels = channelsOf(shared.opts.key, nsp.name);
     this.channel = this.channels.namespace;
     this.responseChannel = this.channels.server(this.uid);
@@ -573,7 +584,7 @@ export class PodrelayAdapter extends Base {
         if (entry.seq > after && entry.rooms.includes(room)) wanted.set(entry.seq, entry.payload);
       }
     }
-    const channel = this.channels.server(requesterUid);
+    const channel = this.channels.server(requesterUid); // not ours: a plain PUB, as doPublishResponse
     for (const seq of [...wanted.keys()].sort((a, b) => a - b)) {
       this.client.publish(channel, wanted.get(seq)).catch((err) => this._report(err));
     }
@@ -634,8 +645,8 @@ export class PodrelayAdapter extends Base {
       return RESOLVED;
     }
     const sent = rooms
-      ? Promise.all(rooms.map((r) => this.client.publish(this.channels.room(r), payload)))
-      : this.client.publish(this.channel, payload);
+      ? Promise.all(rooms.map((r) => this.client.publish(this.channels.room(r), payload, NO_ECHO)))
+      : this.client.publish(this.channel, payload, NO_ECHO);
     return sent.then(
       () => undefined,
       (err) => {
@@ -654,6 +665,8 @@ export class PodrelayAdapter extends Base {
       this._report(err);
       return Promise.reject(err);
     }
+    // A plain PUB: this server never subscribes another server's response channel, so there
+    // is no copy to withhold (the sidecar would only look the channel up to find that out).
     return this.client.publish(this.channels.server(requesterUid), payload).catch((err) => {
       this._report(err);
       throw err;
@@ -789,6 +802,8 @@ export class PodrelayAdapter extends Base {
     }
     let id;
     try {
+      // Echo on (the default): every server, this one too, delivers a log entry when it comes
+      // back from the sidecar, so the sender's sockets get it in stream order with its offset.
       id = await this.client.publish(this._logChannel, payload);
     } catch (err) {
       // Not appended (or not known to be): this server's sockets still get it, without an

@@ -77,7 +77,7 @@ class FakeSidecar {
     if (f.type === 'HELLO') return conn.socket.write(encodeWelcome(this.welcome));
     if (!this.reply) return;
     if (f.type === 'PING') return conn.socket.write(encodePong(f.requestId));
-    if (f.type === 'PUB' && f.requestId !== 0) return conn.socket.write(encodeOk(f.requestId));
+    if ((f.type === 'PUB' || f.type === 'PUBX') && f.requestId !== 0) return conn.socket.write(encodeOk(f.requestId));
     if (['SUB', 'UNSUB', 'PSUB', 'PUNSUB'].includes(f.type)) return conn.socket.write(encodeOk(f.requestId));
   }
 
@@ -461,6 +461,74 @@ describe('protocol version fallback', () => {
     assert.deepEqual(fake.conns.map((c) => c.frames[0].version), [2, 1]);
     assert.equal(await withTimeout(client.publish('room:1', 'x'), 2000, 'publish'), undefined);
     await assert.rejects(client.subscribeDurable('room:1', () => {}), { name: 'NOT_SUPPORTED' });
+  });
+
+  // A sidecar that speaks versions up to `top`: refuses a higher HELLO as a real one does
+  // (ERR 104, then close), welcomes the others with the version asked for.
+  const upTo = (top) => ({
+    onFrame(conn, f) {
+      if (f.type !== 'HELLO') return false;
+      if (f.version > top) conn.socket.end(encodeErr(0, 104, `unsupported protocol version ${f.version}`));
+      else conn.socket.write(encodeWelcome({ version: f.version, serverVersion: 'fake', nodeId: 'fake-1' }));
+      return true;
+    },
+  });
+
+  test('HELLO v3 refused by a version 1 sidecar: the client says v2, then v1, and echo: false is a plain PUB', async () => {
+    const { fake, client } = await setup(upTo(1), { protocolVersion: 3, reconnect: false });
+    const info = await withTimeout(client.ready(), 2000, 'ready');
+    assert.equal(info.version, 1);
+    assert.equal(client.protocolVersion, 1);
+    assert.deepEqual(fake.conns.map((c) => c.frames[0].version), [3, 2, 1]);
+    await withTimeout(client.publish('room:1', 'x', { echo: false }), 2000, 'publish');
+    assert.equal(fake.frames('PUBX').length, 0);
+    assert.equal(fake.frames('PUB').length, 1);
+  });
+
+  test('on a version 3 connection echo: false goes out as PUBX, the default as PUB', async () => {
+    const { fake, client } = await setup(upTo(3), { protocolVersion: 3, reconnect: false });
+    assert.equal((await withTimeout(client.ready(), 2000, 'ready')).version, 3);
+    assert.equal(client.version, 3);
+    await withTimeout(client.publish('room:1', 'acked', { echo: false }), 2000, 'acked PUBX');
+    await withTimeout(client.publish('room:1', 'ff', { echo: false, ack: false }), 2000, 'fire and forget PUBX');
+    await withTimeout(client.publish('room:1', 'plain'), 2000, 'PUB');
+    await until(() => fake.frames('PUBX').length === 2 && fake.frames('PUB').length === 1, { what: 'frames' });
+    const [acked, ff] = fake.frames('PUBX');
+    assert.equal(acked.payload.toString(), 'acked');
+    assert.notEqual(acked.requestId, 0);
+    assert.equal(ff.requestId, 0);
+    assert.equal(fake.frames('PUB')[0].payload.toString(), 'plain');
+  });
+
+  test('a publish queued while disconnected goes out as the new connection allows: PUB to a sidecar downgraded to version 2', async () => {
+    let top = 3;
+    const fake = new FakeSidecar({
+      onFrame(conn, f) {
+        if (f.type !== 'HELLO') return false;
+        if (f.version > top) conn.socket.end(encodeErr(0, 104, `unsupported protocol version ${f.version}`));
+        else conn.socket.write(encodeWelcome({ version: f.version }));
+        return true;
+      },
+    });
+    const address = await fake.listen();
+    cleanups.push(() => fake.close());
+    const client = connect({ address, protocolVersion: 3, reconnectMinDelay: 200, reconnectMaxDelay: 200, pingInterval: 0 });
+    client.on('error', () => {});
+    cleanups.push(() => client.destroy());
+    assert.equal((await withTimeout(client.ready(), 2000, 'ready')).version, 3);
+    top = 2; // "rolled back" while the client is away
+    fake.last.socket.destroy();
+    await until(() => client.state !== 'ready', { what: 'the client to notice' });
+    const sent = client.publish('room:1', 'queued', { echo: false });
+    await withTimeout(sent, 3000, 'queued publish');
+    assert.equal(client.protocolVersion, 2);
+    assert.deepEqual(fake.conns.slice(1).map((c) => c.frames[0].version), [3, 2]);
+    assert.equal(fake.frames('PUBX').length, 0);
+    assert.equal(fake.frames('PUB')[0].payload.toString(), 'queued');
+  });
+
+  test('protocolVersion outside 1..3 is refused at connect()', () => {
+    for (const v of [0, 4, 2.5, '3']) assert.throws(() => connect({ address: '127.0.0.1:1', protocolVersion: v }), RangeError);
   });
 
   test('without the option the client says v1 and rejects subscribeDurable', async () => {

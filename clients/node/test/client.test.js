@@ -256,6 +256,22 @@ describe('live: redis + two sidecars', { skip }, () => {
     assert.equal(m.payload.toString(), 'no ack');
   });
 
+  live('protocol version 3: publish with echo: false reaches every other subscriber but not the sender', async () => {
+    const a = client('A', { protocolVersion: 3 });
+    const a2 = client('A', { protocolVersion: 3 });
+    const b = client('B', { protocolVersion: 3 });
+    assert.equal((await withTimeout(a.ready(), 5000, 'ready')).version, 3);
+    const [self, sameSidecar, otherSidecar] = [collector(), collector(), collector()];
+    await Promise.all([a.subscribe('noecho', self), a2.subscribe('noecho', sameSidecar), b.subscribe('noecho', otherSidecar)]);
+    for (let i = 0; i < 20; i++) await a.publish('noecho', `quiet ${i}`, { echo: false, ack: i % 2 === 0 });
+    await a.publish('noecho', 'loud'); // echo on: comes back, and marks the end
+    await Promise.all([self.wait(1), sameSidecar.wait(21), otherSidecar.wait(21)]);
+    await sleep(100);
+    assert.deepEqual(self.got.map((m) => m.payload.toString()), ['loud']);
+    assert.equal(sameSidecar.got.length, 21);
+    assert.deepEqual(otherSidecar.got.map((m) => m.payload.toString()).slice(0, 2), ['quiet 0', 'quiet 1']);
+  });
+
   live('psubscribe delivers matching channels with the pattern', async () => {
     const a = client('A');
     const b = client('B');
