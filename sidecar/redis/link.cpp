@@ -54,6 +54,7 @@ asio::awaitable<void> Link::run() {
       continue;
     }
     backoff_.reset();
+    unsent_ = false;  // the rest of a write on the old connection is not for this one
     connected_ = true;
     role_.on_up();
     if (options_.ping_interval.count() > 0) {
@@ -88,25 +89,47 @@ asio::awaitable<void> Link::reader() {
 asio::awaitable<void> Link::writer() {
   asio::steady_timer pause(co_await asio::this_coro::executor);
   while (conn_.is_open()) {
-    auto const output = role_.output();
-    if (output == Output::held) {
-      pause.expires_after(std::chrono::milliseconds(2));
-      co_await pause.async_wait(use_tuple);
-      continue;
+    if (!unsent_) {
+      auto const output = role_.output();
+      if (output == Output::held) {
+        pause.expires_after(std::chrono::milliseconds(2));
+        co_await pause.async_wait(use_tuple);
+        continue;
+      }
+      if (output == Output::none) {
+        wake_.expires_at(Clock::time_point::max());
+        writer_waiting_ = true;
+        co_await wake_.async_wait(use_tuple);
+        writer_waiting_ = false;
+        continue;
+      }
+      role_.take_output(write_buf_);
     }
-    if (output == Output::none) {
-      wake_.expires_at(Clock::time_point::max());
-      writer_waiting_ = true;
-      co_await wake_.async_wait(use_tuple);
-      writer_waiting_ = false;
-      continue;
-    }
-    role_.take_output(write_buf_);
+    unsent_ = false;
     if (auto const ec = co_await conn_.write(write_buf_)) {
       conn_.close();
       co_return;
     }
   }
+}
+
+void Link::flush_batch() noexcept {
+  if (!writer_waiting_) return;  // woken meanwhile: the writer has it
+  if (connected_ && conn_.can_write_now() && role_.output() == Output::ready) {
+    role_.take_output(write_buf_);
+    error_code ec;
+    auto const n = conn_.write_now(write_buf_, ec);
+    if (ec) {
+      conn_.close();  // the reader fails next and the link reconnects, as after any write error
+    } else if (n < write_buf_.size()) {
+      write_buf_.erase(0, n);
+      unsent_ = true;  // the writer sends the rest when the socket has room
+    } else if (role_.output() == Output::none) {
+      return;  // all of it is on the wire
+    }
+  }
+  writer_waiting_ = false;
+  wake_.cancel();
 }
 
 asio::awaitable<void> Link::health() {

@@ -2,8 +2,10 @@
 // Sentinel watcher). It connects through the role, retries with backoff and jitter, then
 // runs one reader, one writer that sleeps on a timer used as a condition variable (woken
 // only while it sleeps: a timer cancel per publish would cost more than the publish), and a
-// health tick, until the connection breaks; then it reconnects. The role owns what travels
-// on the link: what to write, how to read each reply, when the peer counts as dead.
+// health tick, until the connection breaks; then it reconnects. Output queued inside a
+// util::WriteBatch (an app read's PUBLISHes) is written when the batch closes, without
+// waking the writer, over plain TCP; the writer sends what the socket did not take. The role owns
+// what travels on the link: what to write, how to read each reply, when the peer counts as dead.
 // Single-threaded; owned by its role, which outlives the coroutines (they hold `this`).
 #pragma once
 
@@ -16,12 +18,13 @@
 #include "redis/redis_connection.hpp"
 #include "util/error.hpp"
 #include "util/log.hpp"
+#include "util/write_batch.hpp"
 
 namespace podrelay::redis {
 
 class MasterLocator;
 
-class Link {
+class Link final : private util::WriteBatch::Writer {
  public:
   enum class Output { none, held, ready };  // held: something to write, not yet
   enum class Health { idle, wake_writer, dead };
@@ -72,11 +75,13 @@ class Link {
   void reconnect();
   // Stops for good: closes the connection, no further attempt.
   void stop();
+  // Something is ready to write: inside a WriteBatch it is written when the batch closes
+  // (plain TCP), otherwise the writer coroutine is woken.
   void wake_writer() {
-    if (writer_waiting_) {
-      writer_waiting_ = false;
-      wake_.cancel();
-    }
+    if (!writer_waiting_) return;
+    if (connected_ && conn_.can_write_now() && defer_to_batch()) return;
+    writer_waiting_ = false;
+    wake_.cancel();
   }
 
   bool connected() const noexcept { return connected_; }
@@ -93,6 +98,7 @@ class Link {
   asio::awaitable<void> writer();
   asio::awaitable<void> health();
   asio::awaitable<void> back_off(std::string_view reason);
+  void flush_batch() noexcept override;
 
   Role& role_;
   Options options_;
@@ -105,6 +111,7 @@ class Link {
   bool connected_ = false;
   bool stopped_ = false;
   bool writer_waiting_ = false;
+  bool unsent_ = false;  // write_buf_ holds the rest of a write_now the socket cut short
 };
 
 }  // namespace podrelay::redis

@@ -15,6 +15,7 @@
 #include "redis/handshake.hpp"
 #include "util/log.hpp"
 #include "util/use_tuple.hpp"
+#include "util/write_batch.hpp"
 
 namespace podrelay::redis {
 namespace {
@@ -132,6 +133,7 @@ asio::awaitable<Error> RedisConnection::connect_tcp(Endpoint const& endpoint,
   }
   tcp().set_option(asio::ip::tcp::no_delay(true));
   set_keepalive(tcp(), options.user_timeout);
+  tcp().non_blocking(true);  // write_now must never block the event loop
   co_return Error{};
 }
 
@@ -213,6 +215,15 @@ asio::awaitable<error_code> RedisConnection::write(std::string const& bytes) {
   co_return ec;
 }
 
+std::size_t RedisConnection::write_now(std::string_view bytes, error_code& ec) {
+  auto const n = socket_.write_some(asio::buffer(bytes.data(), bytes.size()), ec);
+  if (ec == asio::error::would_block || ec == asio::error::try_again) {
+    ec = {};
+    return 0;
+  }
+  return ec ? 0 : n;
+}
+
 asio::awaitable<error_code> RedisConnection::read_some() {
   if (read_buf_.empty()) read_buf_.resize(std::size_t{64} * 1024);
   auto [ec, n] = tls_ ? co_await tls_->async_read_some(asio::buffer(read_buf_), use_tuple)
@@ -233,18 +244,23 @@ asio::awaitable<void> RedisConnection::read_replies(
     std::string_view role, bool const& stopped,
     std::function<bool(redisReply const&)> const& on_reply) {
   for (;;) {
-    ReplyPtr reply;
-    for (;;) {
-      auto const st = reader_->next(reply);
-      if (st == ReplyReader::Status::need_more) break;
-      if (st == ReplyReader::Status::error) {
-        log::error("redis protocol error", {{"role", role}, {"error", reader_->error_text()}});
-        close();
-        co_return;
-      }
-      if (!on_reply(*reply)) {
-        close();
-        co_return;
+    {
+      ReplyPtr reply;
+      // What the replies of this read queue (acks to apps, the next commands) is written
+      // once at its end; never open across a co_await, or nothing would be written.
+      util::WriteBatch batch;
+      for (;;) {
+        auto const st = reader_->next(reply);
+        if (st == ReplyReader::Status::need_more) break;
+        if (st == ReplyReader::Status::error) {
+          log::error("redis protocol error", {{"role", role}, {"error", reader_->error_text()}});
+          close();
+          co_return;
+        }
+        if (!on_reply(*reply)) {
+          close();
+          co_return;
+        }
       }
     }
     if (auto const ec = co_await read_some()) {
@@ -264,17 +280,22 @@ asio::awaitable<void> RedisConnection::read_pushes(std::string_view role, bool c
   reader_ = std::make_unique<ReplyReader>();
   PushReader::Item item;
   for (;;) {
-    for (;;) {
-      auto const st = reader.next(item);
-      if (st == PushReader::Status::need_more) break;
-      if (st == PushReader::Status::error) {
-        log::error("redis protocol error", {{"role", role}, {"error", reader.error_text()}});
-        close();
-        co_return;
-      }
-      if (!on_item(st, item)) {
-        close();
-        co_return;
+    {
+      // The messages of this read reach each local receiver in one write at its end;
+      // never open across a co_await.
+      util::WriteBatch batch;
+      for (;;) {
+        auto const st = reader.next(item);
+        if (st == PushReader::Status::need_more) break;
+        if (st == PushReader::Status::error) {
+          log::error("redis protocol error", {{"role", role}, {"error", reader.error_text()}});
+          close();
+          co_return;
+        }
+        if (!on_item(st, item)) {
+          close();
+          co_return;
+        }
       }
     }
     auto const space = reader.prepare();

@@ -52,6 +52,10 @@ class RedisConnection {
   asio::awaitable<Error> open(Endpoint const& endpoint, ConnectOptions const& options);
 
   asio::awaitable<error_code> write(std::string const& bytes);
+  // Plain TCP only (can_write_now): writes what the socket takes now without blocking and
+  // returns the bytes written (0 when the socket buffer is full).
+  bool can_write_now() const { return !tls_ && tcp().is_open(); }
+  std::size_t write_now(std::string_view bytes, error_code& ec);
   // Reads whatever arrived and feeds it to reader().
   asio::awaitable<error_code> read_some();
   // Sends one command and waits for its reply (handshakes and Sentinel queries only).

@@ -39,6 +39,9 @@ Connection::~Connection() = default;
 
 void Connection::start() {
   auto self = shared_from_this();
+  // Synchronous writes at a batch's end (write_now) must never block the event loop.
+  boost::system::error_code ec;
+  socket_.non_blocking(true, ec);
   slot_ = relay_.attach(self);
   asio::co_spawn(socket_.get_executor(), reader(), [self](std::exception_ptr e) {
     if (e) {
@@ -73,6 +76,9 @@ asio::awaitable<void> Connection::reader() {
         co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), use_tuple);
     if (ec || closing_) break;  // closing meanwhile: what was read is dropped, never answered
     drained = n < space.size();
+    // What the requests of this read queue (replies, PUBLISHes to Redis) is written once
+    // at its end.
+    util::WriteBatch batch;
     if (!on_read(n)) break;
   }
   if (!closing_) {
@@ -184,10 +190,65 @@ void Connection::slow_consumer(std::string reason) {
 void Connection::wake_writer() {
   // Cancelling a timer costs a trip through the timer queue; a fan-out to thousands of
   // connections must only pay it for writers that are actually asleep.
-  if (writer_waiting_) {
-    writer_waiting_ = false;
-    wake_.cancel();
+  if (!writer_waiting_) return;
+  if (!closing_ && defer_to_batch()) return;
+  writer_waiting_ = false;
+  wake_.cancel();
+}
+
+void Connection::flush_batch() noexcept {
+  if (!writer_waiting_ || closed_) return;  // woken meanwhile: the writer has it
+  // Closing (GOAWAY, EOF, a protocol error) is the writer's: it knows when to stop.
+  if (!closing_ && !write_now()) {
+    close();
+    return;
   }
+  if (!queue_.empty() || closing_) {
+    writer_waiting_ = false;
+    wake_.cancel();  // the socket took only part: the writer waits for room
+  }
+}
+
+std::size_t Connection::gather(std::vector<asio::const_buffer>& bufs) const {
+  bufs.clear();
+  std::size_t bytes = 0;
+  auto const n = std::min(queue_.size(), max_gather);
+  for (std::size_t i = 0; i < n; ++i) {
+    auto const skip = i == 0 ? front_written_ : 0;
+    bufs.emplace_back(queue_[i].data() + skip, queue_[i].size() - skip);
+    bytes += queue_[i].size() - skip;
+  }
+  return bytes;
+}
+
+void Connection::written(std::size_t n) {
+  // Whole chunks leave the queue; a chunk written in part stays with its offset.
+  queued_bytes_ -= n;
+  while (n > 0) {
+    auto const left = queue_.front().size() - front_written_;
+    if (n < left) {
+      front_written_ += n;
+      break;
+    }
+    n -= left;
+    front_written_ = 0;
+    queue_.pop_front();
+  }
+  if (queued_bytes_ <= relay_.config().soft_queue_bytes) over_soft_since_ = {};
+}
+
+bool Connection::write_now() {
+  thread_local std::vector<asio::const_buffer> bufs;
+  while (!queue_.empty()) {
+    auto const bytes = gather(bufs);
+    boost::system::error_code ec;
+    auto const n = socket_.write_some(bufs, ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) return true;
+    if (ec) return false;
+    written(n);
+    if (n < bytes) return true;  // the socket buffer is full: the writer waits for room
+  }
+  return true;
 }
 
 void Connection::close_after(std::chrono::steady_clock::duration grace) {
@@ -203,8 +264,10 @@ void Connection::goaway(proto::ErrorCode code, std::string_view text, bool wait_
   wait_for_replies_ = wait_for_replies;
   detach();
   if (!wait_for_replies) {
-    // Whatever is not on the wire yet will not be read in time anyway.
-    while (queue_.size() > writing_) {
+    // Whatever is not on the wire yet will not be read in time anyway (a chunk already
+    // written in part stays: the app must get whole frames before the GOAWAY).
+    auto const keep = std::max(writing_, std::size_t{front_written_ > 0 ? 1u : 0u});
+    while (queue_.size() > keep) {
       queued_bytes_ -= queue_.back().size();
       queue_.pop_back();
     }
@@ -230,19 +293,12 @@ asio::awaitable<void> Connection::writer() {
       writer_waiting_ = false;
       continue;
     }
-    bufs.clear();
-    std::size_t bytes = 0;
     writing_ = std::min(queue_.size(), max_gather);
-    for (std::size_t i = 0; i < writing_; ++i) {
-      bufs.emplace_back(queue_[i].data(), queue_[i].size());
-      bytes += queue_[i].size();
-    }
+    auto const bytes = gather(bufs);
     auto [ec, n] = co_await asio::async_write(socket_, bufs, use_tuple);
     (void)n;
-    for (std::size_t i = 0; i < writing_; ++i) queue_.pop_front();
     writing_ = 0;
-    queued_bytes_ -= bytes;
-    if (queued_bytes_ <= relay_.config().soft_queue_bytes) over_soft_since_ = {};
+    written(bytes);
     if (ec) {
       close();
       co_return;

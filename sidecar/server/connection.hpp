@@ -1,6 +1,9 @@
 // What every app connection has, whatever protocol it speaks: the socket, a reader that
 // hands bytes to the protocol and a writer that sends the outbound queue (this
-// connection's replies, coalesced, and shared fan-out buffers) with gathered writes; the
+// connection's replies, coalesced, and shared fan-out buffers) with gathered writes: at
+// the end of the I/O completion that queued them (util::WriteBatch, a non-blocking write
+// with no coroutine switch) or, when the socket takes only part, from a writer coroutine
+// that waits for room; the
 // bounded queue with its hard limit and its soft limit held for a window (checked on a
 // timer); GOAWAY, half-close and close, and a close that never resets the connection
 // while replies are on their way. The protocols (framed Session, RespSession) derive from
@@ -18,11 +21,13 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/receiver.hpp"
 #include "proto/error_code.hpp"
 #include "redis/publisher.hpp"
 #include "server/connection_slots.hpp"
+#include "util/write_batch.hpp"
 
 namespace podrelay::server {
 
@@ -30,14 +35,15 @@ class Relay;
 
 class Connection : public std::enable_shared_from_this<Connection>,
                    public core::Receiver,
-                   public redis::PublishOrigin {
+                   public redis::PublishOrigin,
+                   private util::WriteBatch::Writer {
  public:
   using Socket = boost::asio::generic::stream_protocol::socket;
 
   Connection(Socket socket, Relay& relay, std::uint64_t id, std::string peer);
   Connection(Connection const&) = delete;
   Connection& operator=(Connection const&) = delete;
-  virtual ~Connection();
+  ~Connection() override;
 
   void start();
   // Stops reading, says goodbye in the protocol's way and closes once queued replies are
@@ -85,6 +91,8 @@ class Connection : public std::enable_shared_from_this<Connection>,
   void fail(std::string last_words);
   // Leaves the relay: subscriptions released, replies still owed by them dropped.
   void detach();
+  // Something was queued: inside a WriteBatch it is written when the batch closes,
+  // otherwise the writer coroutine is woken.
   void wake_writer();
   bool accepting_messages() const noexcept { return !closing_ && !over_limit_posted_; }
   boost::asio::any_io_executor executor() { return socket_.get_executor(); }
@@ -106,6 +114,11 @@ class Connection : public std::enable_shared_from_this<Connection>,
 
   boost::asio::awaitable<void> reader();
   boost::asio::awaitable<void> writer();
+  void flush_batch() noexcept override;
+  // Writes what the socket takes now without blocking; false on a write error.
+  bool write_now();
+  std::size_t gather(std::vector<boost::asio::const_buffer>& bufs) const;
+  void written(std::size_t n);
   void half_closed();
   std::string& owned_tail();
   void queued(std::size_t n);
@@ -117,7 +130,8 @@ class Connection : public std::enable_shared_from_this<Connection>,
   std::uint64_t id_;
   ConnectionSlots::Slot slot_;
   std::deque<Chunk> queue_;
-  std::size_t writing_ = 0;  // chunks at the front of queue_ being written now
+  std::size_t writing_ = 0;        // chunks at the front of queue_ being written now
+  std::size_t front_written_ = 0;  // bytes of queue_.front() already on the wire
   std::size_t queued_bytes_ = 0;
   boost::asio::steady_timer wake_;
   boost::asio::steady_timer close_deadline_;
