@@ -164,7 +164,10 @@ class Client:
         self.max_dispatch_bytes = max_dispatch_bytes
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
-        # 2: durable channels (subscribe_durable, stream ids); 1 for a sidecar before them.
+        # 2: durable channels (subscribe_durable, stream ids); 1 for a sidecar before them;
+        # 3: also publish(..., echo=False) (PUBX), for a sidecar that speaks it.
+        if not p.PROTOCOL_VERSION <= protocol_version <= p.PUBX_VERSION:
+            raise ValueError(f"protocol_version must be {p.PROTOCOL_VERSION} to {p.PUBX_VERSION}")
         self.protocol_version = protocol_version
 
         self.state = "connecting"  # connecting, ready, backoff, closed
@@ -226,15 +229,22 @@ class Client:
             raise self._closed_error
         return await asyncio.wait_for(asyncio.shield(self._ready), timeout)
 
-    async def publish(self, channel: Name, payload: Name = b"", *, ack: bool = True) -> None:
+    async def publish(self, channel: Name, payload: Name = b"", *, ack: bool = True,
+                      echo: bool = True) -> None:
         """Publish ``payload`` on ``channel``. With ``ack`` returns once Redis accepted it
         and raises ``PodrelayError`` on a nack; without, returns once the frame was handed
-        to the operating system."""
+        to the operating system. ``echo=False`` (a client made with ``protocol_version=3``)
+        sends a PUBX: the sidecar does not deliver the message back to this connection's
+        own subscription of ``channel`` (best effort; pattern subscriptions still get it;
+        every other subscriber does, on every pod)."""
         ch = _to_bytes(channel, "channel")
         if len(ch) > p.MAX_STR_BYTES:
             raise ValueError(f"channel longer than {p.MAX_STR_BYTES} bytes")
+        if not echo and self.protocol_version < p.PUBX_VERSION:
+            raise ValueError("echo=False (PUBX) needs a client made with protocol_version=3")
         rid = self._rid() if ack else 0
-        data = p.encode_pub(rid, ch, _to_bytes(payload, "payload"))
+        encode = p.encode_pub if echo else p.encode_pubx
+        data = encode(rid, ch, _to_bytes(payload, "payload"))
         self._check_frame_size(data)
         if self._pending_bytes + len(data) > self.max_pending_bytes:
             raise _local(p.PUBLISH_BUFFER_FULL, "PUBLISH_BUFFER_FULL",

@@ -171,6 +171,22 @@ class AioLiveTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(await asyncio.wait_for(mine.get(), WAIT), b"from b")
         self.assertEqual((await asyncio.wait_for(got.get(), WAIT))[0], b"from b")
 
+    async def test_publish_without_echo_needs_version_3_and_skips_only_the_sender(self):
+        with self.assertRaises(ValueError):
+            await (await self.client(self.a)).publish("room:x", b"x", echo=False)
+        ca = await self.client(self.a, protocol_version=3)
+        self.assertEqual(ca.server_info.version, 3)
+        cb = await self.client(self.b)
+        mine, theirs = asyncio.Queue(), asyncio.Queue()
+        await ca.subscribe("room:x", lambda pl, ch, pat: mine.put_nowait(pl))
+        await cb.subscribe("room:x", lambda pl, ch, pat: theirs.put_nowait(pl))
+        await ca.publish("room:x", b"not back to me", echo=False)
+        await ca.publish("room:x", b"back to me")  # echo on: comes back, after the first
+        self.assertEqual(await asyncio.wait_for(theirs.get(), WAIT), b"not back to me")
+        self.assertEqual(await asyncio.wait_for(theirs.get(), WAIT), b"back to me")
+        self.assertEqual(await asyncio.wait_for(mine.get(), WAIT), b"back to me")
+        self.assertTrue(mine.empty())
+
     async def test_async_handler_order_and_publish_from_handler(self):
         ca = await self.client(self.a)
         # max_dispatch_bytes=1: the read gate is always closed while a message waits for
