@@ -71,3 +71,11 @@ if not doc.get("ok"):
     sys.exit(f"smoke: durable bench reported ok=false: {doc.get('notes')}")
 print(f"smoke: durable bench ok ({len(rows)} rows)")
 PY
+
+# Redis's own cost with one or two client processes (bench/redis_wakeups.py): runs and
+# prints both layouts.
+wout=$(timeout 60 python3 bench/redis_wakeups.py --rate 500 --seconds 0.5 --reps 1)
+for layout in "one process" "two processes"; do
+  grep -q "in $layout *: [0-9.]* us/msg" <<<"$wout" || { echo "smoke: redis_wakeups.py printed no '$layout' figure: $wout" >&2; exit 1; }
+done
+echo "smoke: redis_wakeups ok"

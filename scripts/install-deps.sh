@@ -15,7 +15,7 @@ build_pkgs=(
   libboost1.81-dev libssl-dev libhiredis-dev prometheus-cpp-dev libcli11-dev doctest-dev
   clang clang-format libclang-rt-14-dev
   redis-server redis-sentinel redis-tools
-  python3 iproute2 procps curl valgrind
+  python3 iproute2 procps curl valgrind strace linux-perf
   yamllint prometheus chromium
   python3-socketio python3-redis python3-channels-redis python3-aiohttp
   ruby-actioncable ruby-redis
