@@ -5,6 +5,7 @@
 
 #include "core/echo_filter.hpp"
 #include "core/hub.hpp"
+#include "core/subscriptions.hpp"
 
 using namespace podrelay::core;
 
@@ -93,14 +94,25 @@ TEST_CASE("memory is capped: reaching the cap forgets everything pending") {
   CHECK(f.take("new", "p") == &a);
 }
 
-TEST_CASE("the hub skips the receiver a delivery excludes and reports membership") {
+TEST_CASE("the subscriptions core reports whether a receiver holds a name") {
+  Subscriptions subs({100, false}, [](std::string_view) { return ShardId{0}; });
+  Sink a, b;
+  subs.attach(a);
+  subs.attach(b);
+  subs.subscribe(a, SubKind::channel, 1, {"c"});
+  CHECK(subs.has(SubKind::channel, "c", a));
+  CHECK_FALSE(subs.has(SubKind::channel, "c", b));
+  CHECK_FALSE(subs.has(SubKind::channel, "d", a));
+  CHECK_FALSE(subs.has(SubKind::pattern, "c", a));
+  subs.detach(a);
+  CHECK_FALSE(subs.has(SubKind::channel, "c", a));
+}
+
+TEST_CASE("the hub skips the receiver a delivery excludes") {
   Hub hub;
   Sink a, b;
   hub.subscribe(SubKind::channel, "c", &a);
   hub.subscribe(SubKind::channel, "c", &b);
-  CHECK(hub.has(SubKind::channel, "c", &a));
-  CHECK_FALSE(hub.has(SubKind::channel, "d", &a));
-  CHECK_FALSE(hub.has(SubKind::pattern, "c", &a));
   Delivery m(no_prefix, no_prefix, 1 << 20, "c", "", "hello");
   m.set_except(&a);
   CHECK(hub.deliver(SubKind::channel, "c", m) == 1);

@@ -43,12 +43,6 @@ std::size_t Hub::deliver(SubKind kind, std::string_view name, Delivery& message)
   return n;
 }
 
-bool Hub::has(SubKind kind, std::string_view name, Receiver const* r) const {
-  auto const& m = map(kind);
-  auto const it = m.find(name);
-  return it != m.end() && std::find(it->second.begin(), it->second.end(), r) != it->second.end();
-}
-
 std::vector<Receiver*> Hub::receivers(SubKind kind, std::string_view name) const {
   auto const& m = map(kind);
   auto const it = m.find(name);

@@ -37,7 +37,6 @@ class Hub {
   std::size_t deliver(SubKind kind, std::string_view name, Delivery& message) const;
 
   std::size_t receiver_count(SubKind kind, std::string_view name) const;
-  bool has(SubKind kind, std::string_view name, Receiver const* r) const;
   // The receivers of `name` (a copy: callers may unsubscribe while walking it).
   std::vector<Receiver*> receivers(SubKind kind, std::string_view name) const;
   // Distinct names with at least one local receiver (= Redis subscriptions wanted).

@@ -282,6 +282,13 @@ std::size_t Subscriptions::held(Receiver const& r) const {
   return it == receivers_.end() ? 0 : it->second.channels.size() + it->second.patterns.size();
 }
 
+bool Subscriptions::has(SubKind kind, std::string_view name, Receiver const& r) const {
+  auto const it = receivers_.find(&r);
+  if (it == receivers_.end()) return false;
+  auto const& set = kind == SubKind::channel ? it->second.channels : it->second.patterns;
+  return set.contains(name);
+}
+
 std::vector<std::string> Subscriptions::names(Receiver const& r, SubKind kind) const {
   auto const it = receivers_.find(&r);
   if (it == receivers_.end()) return {};

@@ -98,9 +98,8 @@ class Subscriptions {
   std::size_t deliver(SubKind kind, std::string_view name, Delivery& message) const {
     return hub_.deliver(kind, name, message);
   }
-  bool has(SubKind kind, std::string_view name, Receiver const* r) const {
-    return hub_.has(kind, name, r);
-  }
+  // `r` holds a subscription of `name` (one hash lookup in its own names).
+  bool has(SubKind kind, std::string_view name, Receiver const& r) const;
   std::size_t receiver_count(SubKind kind, std::string_view name) const {
     return hub_.receiver_count(kind, name);
   }

@@ -181,9 +181,8 @@ std::optional<Relay::Nack> Relay::publish(Connection& session, std::uint32_t req
     if (except_sender) {
       // Remembered only when the sender would get the echo: otherwise none is withheld.
       auto const rname = names.redis_channel(channel);
-      core::Receiver const* sender = &session;
-      if (subscriptions_.has(SubKind::channel, rname, sender)) {
-        echoes_.expect(rname, payload, sender);
+      if (subscriptions_.has(SubKind::channel, rname, session)) {
+        echoes_.expect(rname, payload, &session);
       }
     }
     return std::nullopt;
