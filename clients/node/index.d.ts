@@ -160,8 +160,6 @@ export declare class Client extends EventEmitter {
   readonly pendingBytes: number;
   /** The version the current connection speaks (1, 2 or 3); 0 while not connected. */
   readonly protocolVersion: 0 | 1 | 2 | 3;
-  /** Same as protocolVersion. */
-  readonly version: 0 | 1 | 2 | 3;
   /** A snapshot: durable channel (as subscribed) -> where it resumes after a reconnect. */
   readonly durablePositions: Map<string | Buffer, DurablePosition>;
 

@@ -245,11 +245,6 @@ export class Client extends EventEmitter {
     return this._version;
   }
 
-  /** Same as protocolVersion. */
-  get version() {
-    return this._version;
-  }
-
   /**
    * Where each durable channel resumes after a reconnect: a new Map from the channel (as
    * subscribed) to { id, epoch }, the last stream id received and the epoch it belongs to.

@@ -488,7 +488,7 @@ describe('protocol version fallback', () => {
   test('on a version 3 connection echo: false goes out as PUBX, the default as PUB', async () => {
     const { fake, client } = await setup(upTo(3), { protocolVersion: 3, reconnect: false });
     assert.equal((await withTimeout(client.ready(), 2000, 'ready')).version, 3);
-    assert.equal(client.version, 3);
+    assert.equal(client.protocolVersion, 3);
     await withTimeout(client.publish('room:1', 'acked', { echo: false }), 2000, 'acked PUBX');
     await withTimeout(client.publish('room:1', 'ff', { echo: false, ack: false }), 2000, 'fire and forget PUBX');
     await withTimeout(client.publish('room:1', 'plain'), 2000, 'PUB');
