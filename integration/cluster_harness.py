@@ -35,11 +35,22 @@ def _bindable(port: int) -> bool:
             return False
 
 
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def cluster_port() -> int:
-    """A free loopback port P whose cluster bus port P + 10000 is free too. Redis refuses
-    ports above 55535; P is taken from 20000-29999 (below the usual ephemeral range)."""
+    """A free loopback port P whose cluster bus port P + 10000 is free too, both below the
+    kernel's ephemeral range: a bus port inside it can be taken by any outgoing connection
+    between this check and redis-server's bind (a CI run lost a node that way)."""
+    hi = min(29999, _ephemeral_low() - 10001)
+    lo = min(20000, hi - 500)
     for _ in range(500):
-        p = random.randint(20000, 29999)
+        p = random.randint(lo, hi)
         if p in harness._HANDED_OUT or p + 10000 in harness._HANDED_OUT:
             continue
         if _bindable(p) and _bindable(p + 10000):
@@ -61,12 +72,26 @@ class ClusterNode(Redis):
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 10.0) -> "ClusterNode":
-        argv = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
-                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                "--cluster-node-timeout", str(self.node_timeout_ms),
-                "--save", "", "--appendonly", "no", "--dir", self.dir]
-        self.proc = self.case.track(Proc(self.name, argv, self.case.tmpdir, cwd=self.dir))
-        wait_for(self._pong, timeout, what=f"{self.name} on port {self.port} to answer PING")
+        # A first start may lose its port pair to another process between cluster_port()'s
+        # check and the bind: then, and only then, take a fresh pair (bounded). A restart
+        # (node_id known) must keep its address, so it never moves.
+        for attempt in range(3):
+            argv = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
+                    "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                    "--cluster-node-timeout", str(self.node_timeout_ms),
+                    "--save", "", "--appendonly", "no", "--dir", self.dir]
+            self.proc = self.case.track(Proc(self.name, argv, self.case.tmpdir, cwd=self.dir))
+            try:
+                wait_for(self._pong, timeout,
+                         what=f"{self.name} on port {self.port} to answer PING")
+                break
+            except ProcessExited as e:
+                if self.node_id or attempt == 2 or "Address already in use" not in str(e):
+                    raise
+                self.port = cluster_port()
+                conf = os.path.join(self.dir, "nodes.conf")  # written before the bind failed
+                if os.path.exists(conf):
+                    os.remove(conf)
         self.node_id = self.cli("CLUSTER", "MYID").strip()
         return self
 

@@ -210,7 +210,9 @@ class Redis:
 
     def _pong(self) -> bool:
         if self.proc is None or not self.proc.alive():
-            raise ProcessExited(f"{self.name} exited: {self.proc and self.proc.stderr_text()}")
+            out = self.proc.stdout_text()[-1500:] if self.proc else ""
+            raise ProcessExited(f"{self.name} exited: {self.proc and self.proc.stderr_text()}"
+                                f"{out}")
         with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
             s.sendall(b"PING\r\n")
             return s.recv(64).startswith(b"+PONG")
