@@ -214,6 +214,43 @@ class RelayTest(ThreePods):
         for c in subs:
             self.expect_no_msg(c, grace=0.2)
 
+    def test_small_and_large_messages_and_replies_keep_their_order(self):
+        # The sidecar copies a small MSG frame into the connection's own buffer (where its
+        # replies are) and queues a large one as a shared buffer: sizes on both sides of
+        # that line, several local receivers, and PINGs answered in between must still
+        # reach each app whole and in publish order.
+        sizes = [0, 1, 100, 400, 450, 480, 490, 500, 510, 520, 600, 1000, 4000, 70000]
+        payloads = [bytes([i % 251]) * sizes[(i * 7) % len(sizes)] + b"#%05d" % i
+                    for i in range(3000)]
+        subs = [self.b.client() for _ in range(3)]
+        for c in subs:
+            c.subscribe("mix")
+        pub = self.a.client()
+        pings = 50
+        half = len(payloads) // 2
+        pub.publish_many("mix", payloads[:half])
+        for c in subs:  # requests on the receivers' own connections, mid-stream
+            c.send_raw(b"".join(proto.encode_ping(1000 + k) for k in range(pings)))
+        pub.publish_many("mix", payloads[half:])
+        pub.publish("mix", b"end")
+        for k, c in enumerate(subs):
+            got, pongs = [], []
+            deadline = time.monotonic() + 60
+            while (len(got) < len(payloads) + 1 or len(pongs) < pings) \
+                    and time.monotonic() < deadline:
+                f = c.recv_frame(timeout=max(0.1, deadline - time.monotonic()))
+                if isinstance(f, proto.Msg):
+                    got.append(f.payload)
+                elif isinstance(f, proto.Pong):
+                    pongs.append(f.request_id)
+            self.assertEqual(pongs, list(range(1000, 1000 + pings)), f"receiver {k}")
+            self.assertEqual(len(got), len(payloads) + 1, f"receiver {k}")
+            if got[:-1] != payloads:
+                first = next(i for i, (x, y) in enumerate(zip(got, payloads)) if x != y)
+                self.fail(f"receiver {k}: differs first at index {first} "
+                          f"({len(got[first])} vs {len(payloads[first])} bytes)")
+            self.assertEqual(got[-1], b"end")
+
     def test_binary_channel_and_payload_round_trip(self):
         channel = bytes(range(256))
         payload = bytes(range(256)) * 4 + b"\x00\xff\r\n"

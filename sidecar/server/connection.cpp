@@ -18,6 +18,11 @@ using Clock = std::chrono::steady_clock;
 constexpr std::size_t read_chunk = 4096;
 constexpr std::size_t max_gather = 64;
 constexpr std::size_t owned_chunk_limit = std::size_t{16} * 1024;
+// A fan-out frame this small is copied into the connection's own coalesced buffer rather
+// than queued as a chunk of its own: the copy costs less than a queue entry, a reference
+// count and an iovec per frame, and consecutive messages leave in one contiguous buffer.
+// The bytes counted against the queue limits are the same either way.
+constexpr std::size_t copy_frame_limit = 512;
 constexpr std::chrono::milliseconds linger{1000};
 // Where closing connections drop what their clients still send. One for the process (one
 // thread; the bytes are never read): a buffer in each reader's coroutine frame would cost
@@ -124,8 +129,13 @@ void Connection::detach() {
 }
 
 void Connection::append_shared(core::SharedFrame const& frame) {
-  queue_.push_back(Chunk{frame, {}});
-  queued(frame->size());
+  auto const size = frame->size();
+  if (size <= copy_frame_limit) {
+    owned_tail().append(*frame);
+  } else {
+    queue_.push_back(Chunk{frame, {}});
+  }
+  queued(size);
 }
 
 std::string& Connection::owned_tail() {

@@ -84,7 +84,7 @@ class Connection : public std::enable_shared_from_this<Connection>,
     encode(out);
     queued(out.size() - before);
   }
-  // Queues a fan-out buffer shared with other receivers.
+  // Queues a fan-out buffer shared with other receivers (a small one is copied).
   void append_shared(core::SharedFrame const& frame);
   // Ends the connection after `last_words` (an error reply) is written: no more reading,
   // subscriptions released, closed within 2 s.
