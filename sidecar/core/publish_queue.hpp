@@ -3,7 +3,9 @@
 // order: Redis answers a connection's commands in order), the byte bound, and the timeout
 // for commands that wait too long while Redis is away.
 // `Tag` is what the caller needs back to answer the publisher (e.g. who asked for an ack).
-// Sans-I/O, single-threaded.
+// A command is `awaited` when someone waits for its reply (an ack, a query); the queue
+// counts those in flight, so the publisher knows when Redis' replies may be read lazily
+// (see redis/publisher.hpp). Sans-I/O, single-threaded.
 #pragma once
 
 #include <chrono>
@@ -25,43 +27,51 @@ class PublishQueue {
     std::size_t bytes = 0;
     Clock::time_point enqueued{};
     Clock::time_point written{};
+    bool awaited = false;  // someone waits for the reply
+    bool lazy = false;     // written while replies were read lazily: `written` is no RTT start
   };
 
   PublishQueue(std::size_t max_bytes, Clock::duration timeout)
       : max_bytes_(max_bytes), timeout_(timeout) {}
 
   // Appends one encoded command. False (nothing queued) when it would cross the byte bound.
-  bool push(std::string_view command, Tag tag, Clock::time_point now) {
+  bool push(std::string_view command, Tag tag, Clock::time_point now, bool awaited = false) {
     if (bytes_ + command.size() > max_bytes_) return false;
     unwritten_.append(command);
-    unwritten_items_.push_back(Item{std::move(tag), command.size(), now, {}});
+    unwritten_items_.push_back(Item{std::move(tag), command.size(), now, {}, awaited, false});
     bytes_ += command.size();
+    awaited_unwritten_ += awaited ? 1 : 0;
     return true;
   }
 
   // Like push(), but `write(buffer)` appends exactly `size` bytes itself: the command is
   // encoded straight into the write buffer, with no copy in between.
   template <class Write>
-  bool push_with(std::size_t size, Tag tag, Clock::time_point now, Write&& write) {
+  bool push_with(std::size_t size, Tag tag, Clock::time_point now, Write&& write,
+                 bool awaited = false) {
     if (bytes_ + size > max_bytes_) return false;
     write(unwritten_);
-    unwritten_items_.push_back(Item{std::move(tag), size, now, {}});
+    unwritten_items_.push_back(Item{std::move(tag), size, now, {}, awaited, false});
     bytes_ += size;
+    awaited_unwritten_ += awaited ? 1 : 0;
     return true;
   }
 
   bool has_unwritten() const noexcept { return !unwritten_items_.empty(); }
 
   // Moves every unwritten command into `out` (swapped, so the caller's buffer is reused)
-  // and marks them in flight.
-  void take_unwritten(std::string& out, Clock::time_point now) {
+  // and marks them in flight; `lazy`: their replies will be read lazily.
+  void take_unwritten(std::string& out, Clock::time_point now, bool lazy = false) {
     out.clear();
     out.swap(unwritten_);
     for (auto& item : unwritten_items_) {
       item.written = now;
+      item.lazy = lazy;
       in_flight_.push_back(std::move(item));
     }
     unwritten_items_.clear();
+    awaited_in_flight_ += awaited_unwritten_;
+    awaited_unwritten_ = 0;
   }
 
   // Redis answered the oldest command in flight. False if none was in flight (a protocol
@@ -71,6 +81,7 @@ class PublishQueue {
     out = std::move(in_flight_.front());
     in_flight_.pop_front();
     bytes_ -= out.bytes;
+    awaited_in_flight_ -= out.awaited ? 1 : 0;
     return true;
   }
 
@@ -79,6 +90,7 @@ class PublishQueue {
     std::vector<Item> lost(std::make_move_iterator(in_flight_.begin()),
                            std::make_move_iterator(in_flight_.end()));
     in_flight_.clear();
+    awaited_in_flight_ = 0;
     for (auto const& item : lost) bytes_ -= item.bytes;
     return lost;
   }
@@ -90,6 +102,7 @@ class PublishQueue {
     while (!unwritten_items_.empty() && now - unwritten_items_.front().enqueued >= timeout_) {
       cut += unwritten_items_.front().bytes;
       bytes_ -= unwritten_items_.front().bytes;
+      awaited_unwritten_ -= unwritten_items_.front().awaited ? 1 : 0;
       expired.push_back(std::move(unwritten_items_.front()));
       unwritten_items_.pop_front();
     }
@@ -104,6 +117,7 @@ class PublishQueue {
     for (auto const& item : out) bytes_ -= item.bytes;
     unwritten_items_.clear();
     unwritten_.clear();
+    awaited_unwritten_ = 0;
     return out;
   }
 
@@ -114,12 +128,16 @@ class PublishQueue {
     unwritten_items_.clear();
     unwritten_.clear();
     bytes_ = 0;
+    awaited_unwritten_ = 0;
     return out;
   }
 
   std::size_t bytes() const noexcept { return bytes_; }
   std::size_t unwritten_count() const noexcept { return unwritten_items_.size(); }
   std::size_t in_flight_count() const noexcept { return in_flight_.size(); }
+  // Awaited commands (see push) written and not answered yet, and not written yet.
+  std::size_t awaited_in_flight() const noexcept { return awaited_in_flight_; }
+  std::size_t awaited_unwritten() const noexcept { return awaited_unwritten_; }
   bool empty() const noexcept { return unwritten_items_.empty() && in_flight_.empty(); }
   std::size_t max_bytes() const noexcept { return max_bytes_; }
   Clock::duration timeout() const noexcept { return timeout_; }
@@ -136,6 +154,8 @@ class PublishQueue {
   std::deque<Item> unwritten_items_;
   std::deque<Item> in_flight_;
   std::size_t bytes_ = 0;
+  std::size_t awaited_unwritten_ = 0;
+  std::size_t awaited_in_flight_ = 0;
 };
 
 }  // namespace podrelay::core

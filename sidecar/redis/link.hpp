@@ -86,6 +86,8 @@ class Link final : private util::WriteBatch::Writer {
 
   bool connected() const noexcept { return connected_; }
   bool stopped() const noexcept { return stopped_; }
+  // Replies read lazily or at once (RedisConnection::set_lazy_reads); whether lazy now.
+  bool set_lazy_replies(bool lazy) { return connected_ && conn_.set_lazy_reads(lazy); }
 
   // The connect step of the data connections: ask `locator` where the master is, open it
   // (unless stopped meanwhile).

@@ -28,6 +28,7 @@ Publisher::Publisher(asio::any_io_executor ex, config::Config const& cfg, Master
       id_(link),
       queue_(cfg.publish_buffer_bytes, cfg.publish_buffer_timeout),
       expiry_timer_(ex),
+      lazy_timer_(ex),
       link_(ex, *this, {"publisher", cfg.redis_ping_interval}, retry_limit()) {
   append_command(ping_, {"PING"});
 }
@@ -50,12 +51,14 @@ bool Publisher::publish(std::string_view prefix, std::string_view channel, std::
     scratch_.clear();
     append_publish(scratch_, verb, prefix, channel, payload);
     tag.command = std::make_shared<std::string const>(scratch_);
-    queued = queue_.push(scratch_, std::move(tag), Clock::now());
+    bool const wait = awaited(tag);
+    queued = queue_.push(scratch_, std::move(tag), Clock::now(), wait);
   } else {
     auto const size = publish_size(verb, prefix.size() + channel.size(), payload.size());
-    queued = queue_.push_with(size, std::move(tag), Clock::now(), [&](std::string& buf) {
-      append_publish(buf, verb, prefix, channel, payload);
-    });
+    bool const wait = awaited(tag);
+    queued = queue_.push_with(
+        size, std::move(tag), Clock::now(),
+        [&](std::string& buf) { append_publish(buf, verb, prefix, channel, payload); }, wait);
   }
   if (queued && link_.connected()) link_.wake_writer();
   return queued;
@@ -71,7 +74,8 @@ bool Publisher::publish_encoded(std::string const& command, PublishTag tag, bool
     skip.health_ping = true;
     queue_.push(cmd, std::move(skip), now);
   }
-  queue_.push(command, std::move(tag), now);
+  bool const wait = awaited(tag);
+  queue_.push(command, std::move(tag), now, wait);
   if (link_.connected()) link_.wake_writer();
   return true;
 }
@@ -112,7 +116,8 @@ bool Publisher::on_reply(redisReply const& reply) {
     return false;
   }
   if (item.tag.health_ping) return true;
-  auto const latency = now - item.written;
+  auto const latency =
+      item.lazy ? std::chrono::nanoseconds(-1) : std::chrono::nanoseconds(now - item.written);
   if (reply.type == REDIS_REPLY_ERROR) {
     events_.on_publish_outcome(id_, item.tag, proto::ErrorCode::redis_error, reply_string(reply),
                                latency, &reply);
@@ -130,7 +135,29 @@ Link::Output Publisher::output() {
   return queue_.has_unwritten() ? Link::Output::ready : Link::Output::none;
 }
 
-void Publisher::take_output(std::string& buf) { queue_.take_unwritten(buf, Clock::now()); }
+void Publisher::take_output(std::string& buf) {
+  bool const lazy = choose_reply_mode();
+  queue_.take_unwritten(buf, Clock::now(), lazy);
+}
+
+bool Publisher::choose_reply_mode() {
+  // Lazy only while nobody waits for a reply and the buffer is far from full (replies
+  // left unread keep their commands' bytes in it).
+  bool const want = queue_.awaited_in_flight() == 0 && queue_.awaited_unwritten() == 0 &&
+                    queue_.bytes() <= queue_.max_bytes() / 4;
+  bool const lazy = link_.set_lazy_replies(want);
+  if (lazy && !lazy_timer_armed_) {
+    lazy_timer_armed_ = true;
+    lazy_timer_.expires_after(lazy_reply_delay);
+    lazy_timer_.async_wait([this](boost::system::error_code ec) {
+      if (ec) return;  // cancelled by stop(): `this` may be going
+      lazy_timer_armed_ = false;
+      // Whatever arrived meanwhile is read now; the next write decides again.
+      link_.set_lazy_replies(false);
+    });
+  }
+  return lazy;
+}
 
 Link::Health Publisher::on_health_tick() {
   // Redis owes replies and has said nothing for a ping timeout: it is gone.
@@ -188,6 +215,7 @@ void Publisher::stop() {
   if (link_.stopped()) return;
   link_.stop();
   expiry_timer_.cancel();
+  lazy_timer_.cancel();
   fail_items(queue_.on_disconnect(), proto::ErrorCode::outcome_unknown,
              "the sidecar shut down before Redis answered");
   fail_items(queue_.drain_all(), proto::ErrorCode::draining,

@@ -107,6 +107,7 @@ asio::awaitable<Error> RedisConnection::open(Endpoint const& endpoint,
 
 void RedisConnection::reset(ConnectOptions const& options) {
   reader_ = std::make_unique<ReplyReader>();
+  lazy_reads_ = false;
   if (options.tls) {
     tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket>>(ex_, *options.tls);
   } else {
@@ -222,6 +223,19 @@ std::size_t RedisConnection::write_now(std::string_view bytes, error_code& ec) {
     return 0;
   }
   return ec ? 0 : n;
+}
+
+bool RedisConnection::set_lazy_reads(bool lazy) {
+  if (lazy == lazy_reads_) return lazy_reads_;
+  if (!can_write_now()) return false;  // TLS: its records are not the socket's bytes
+  // Linux: epoll reports the socket readable only once this much arrived (or at EOF or an
+  // error); lowering it again wakes a waiting reader at once if anything is there.
+  error_code ec;
+  tcp().set_option(asio::detail::socket_option::integer<SOL_SOCKET, SO_RCVLOWAT>(
+                       lazy ? static_cast<int>(lazy_read_bytes) : 1),
+                   ec);
+  if (!ec) lazy_reads_ = lazy;
+  return lazy_reads_;
 }
 
 asio::awaitable<error_code> RedisConnection::read_some() {

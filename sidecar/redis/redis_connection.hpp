@@ -56,6 +56,12 @@ class RedisConnection {
   // returns the bytes written (0 when the socket buffer is full).
   bool can_write_now() const { return !tls_ && tcp().is_open(); }
   std::size_t write_now(std::string_view bytes, error_code& ec);
+  // Plain TCP only: while `lazy`, a read waiting on the socket is not woken until
+  // lazy_read_bytes arrived (SO_RCVLOWAT), the peer closed, or set_lazy_reads(false) is
+  // called; a read started meanwhile still takes whatever is there. Returns whether lazy
+  // reads are now in effect (false on TLS). A new connection starts eager.
+  static constexpr std::size_t lazy_read_bytes = 4096;
+  bool set_lazy_reads(bool lazy);
   // Reads whatever arrived and feeds it to reader().
   asio::awaitable<error_code> read_some();
   // Sends one command and waits for its reply (handshakes and Sentinel queries only).
@@ -97,6 +103,7 @@ class RedisConnection {
   std::unique_ptr<ReplyReader> reader_;
   std::vector<char> read_buf_;
   std::string peer_;
+  bool lazy_reads_ = false;
 };
 
 // Exponential backoff with jitter for reconnects: 50 ms doubling up to 1 s, each delay

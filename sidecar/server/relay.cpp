@@ -231,7 +231,10 @@ void Relay::on_publish_outcome(std::size_t, redis::PublishTag const& tag,
   if (error == ErrorCode::redis_error && redirect(tag, text)) return;
   if (!error) {
     ++metrics_.hot.published;
-    metrics_.hot.observe_latency(std::chrono::duration<double>(latency).count());
+    // Unknown for a reply read lazily (redis/publisher.hpp): not a round trip.
+    if (latency.count() >= 0) {
+      metrics_.hot.observe_latency(std::chrono::duration<double>(latency).count());
+    }
   }
   if (tag.request_id == 0) {
     if (error) metrics_.message_dropped(*error).Increment();
