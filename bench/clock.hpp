@@ -1,5 +1,6 @@
 // The one clock of the bench: steady, nanoseconds. Payload timestamps use it too, which is
-// valid because publisher and subscriber live in the same process.
+// valid in every process of the bench (CLOCK_MONOTONIC), so a subscriber process of its
+// own (SubscriberProcess) reads the publisher's stamps on the same clock.
 #pragma once
 
 #include <chrono>

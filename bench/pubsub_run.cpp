@@ -10,52 +10,23 @@
 #include "proc_stats.hpp"
 #include "redis_client.hpp"
 #include "relay_client.hpp"
+#include "run_parts.hpp"
+#include "subscriber_process.hpp"
 
 namespace bench {
 namespace {
 
-constexpr std::size_t payload_header = 16;  // i64 send time (ns), u64 sequence
 constexpr std::size_t connect_batch = 200;
 constexpr double setup_limit_s = 30;
-
-// Counts deliveries of every subscriber of the run and records latencies.
-class Sink final : public MessageSink {
- public:
-  Sink(RunSpec const& spec, RunResult& result) : spec_(spec), result_(result) {}
-
-  void on_message(std::string_view payload) override {
-    ++result_.delivered;
-    if (result_.delivered == result_.expected) last_delivery = Clock::now();
-    if (!spec_.record_latency || payload.size() < payload_header) return;
-    std::int64_t sent = 0;
-    std::uint64_t seq = 0;
-    std::memcpy(&sent, payload.data(), sizeof sent);
-    std::memcpy(&seq, payload.data() + 8, sizeof seq);
-    if (seq < spec_.warmup_messages) return;
-    result_.latencies_ns.push_back(now_ns() - sent);
-  }
-
-  Clock::time_point last_delivery{};
-
- private:
-  RunSpec const& spec_;
-  RunResult& result_;
-};
-
-std::unique_ptr<PubSubClient> make_client(EventLoop& loop, Environment& env, Path path,
-                                          bool subscriber) {
-  if (path == Path::direct) return std::make_unique<RedisClient>(loop, env.redis_port());
-  auto const& sidecar = env.sidecar(subscriber ? "b" : "a");
-  return std::make_unique<RelayClient>(loop, sidecar.port);
-}
 
 struct CpuProbe {
   std::string name;
   pid_t pid;
 };
 
-std::vector<CpuProbe> cpu_probes(Environment& env, Path path) {
+std::vector<CpuProbe> cpu_probes(Environment& env, Path path, pid_t subscriber_process) {
   std::vector<CpuProbe> probes{{"redis", env.redis_pid()}};
+  if (subscriber_process > 0) probes.push_back({"bench_subscriber", subscriber_process});
   if (path == Path::podrelay) {
     probes.push_back({"sidecar_a", env.sidecar("a").pid()});
     probes.push_back({"sidecar_b", env.sidecar("b").pid()});
@@ -75,25 +46,33 @@ bool poll_until(EventLoop& loop, Clock::time_point deadline, Done done) {
 
 }  // namespace
 
-RunResult run_pubsub(Environment& env, RunSpec const& spec) {
-  RunResult result;
-  if (spec.payload_bytes < payload_header) throw std::logic_error("payload under 16 bytes");
-  static std::uint64_t run_counter = 0;
-  ++run_counter;
-  // podrelay adds its prefix on Redis; the direct path uses its own namespace so the two
-  // never share a Redis channel.
-  std::string const channel = (spec.path == Path::direct ? "direct.bench." : "bench.") +
-                              std::to_string(::getpid()) + "." + std::to_string(run_counter);
+void DeliverySink::on_message(std::string_view payload) {
+  ++delivered;
+  if (delivered == expected_) last_delivery = Clock::now();
+  if (!spec_.record_latency || payload.size() < payload_header) return;
+  std::int64_t sent = 0;
+  std::uint64_t seq = 0;
+  std::memcpy(&sent, payload.data(), sizeof sent);
+  std::memcpy(&seq, payload.data() + 8, sizeof seq);
+  if (seq < spec_.warmup_messages) return;
+  latencies_ns.push_back(now_ns() - sent);
+}
 
-  EventLoop loop;
-  Sink sink(spec, result);
+std::unique_ptr<PubSubClient> make_client(EventLoop& loop, Environment& env, Path path,
+                                          bool subscriber) {
+  if (path == Path::direct) return std::make_unique<RedisClient>(loop, env.redis_port());
+  auto const& sidecar = env.sidecar(subscriber ? "b" : "a");
+  return std::make_unique<RelayClient>(loop, sidecar.port);
+}
+
+std::vector<std::unique_ptr<PubSubClient>> connect_subscribers(EventLoop& loop, Environment& env,
+                                                               RunSpec const& spec,
+                                                               std::string const& channel,
+                                                               MessageSink& sink) {
   std::vector<std::unique_ptr<PubSubClient>> subs;
   subs.reserve(spec.subscribers);
-
-  // Set-up: connect and subscribe in batches so no listen backlog overflows.
-  auto const setup_start = Clock::now();
-  auto const setup_deadline =
-      setup_start + std::chrono::duration_cast<Clock::duration>(Seconds(setup_limit_s));
+  auto const deadline =
+      Clock::now() + std::chrono::duration_cast<Clock::duration>(Seconds(setup_limit_s));
   while (subs.size() < spec.subscribers) {
     auto const batch_end = std::min(spec.subscribers, subs.size() + connect_batch);
     auto const first = subs.size();
@@ -102,7 +81,7 @@ RunResult run_pubsub(Environment& env, RunSpec const& spec) {
       subs.back()->set_sink(&sink);
       subs.back()->subscribe(channel);
     }
-    bool const ok = poll_until(loop, setup_deadline, [&] {
+    bool const ok = poll_until(loop, deadline, [&] {
       for (auto i = first; i < subs.size(); ++i) {
         if (!subs[i]->subscribed() && !subs[i]->closed()) return false;
       }
@@ -113,6 +92,36 @@ RunResult run_pubsub(Environment& env, RunSpec const& spec) {
   for (auto const& s : subs) {
     if (s->closed()) throw std::runtime_error("subscriber connection failed: " + s->error());
   }
+  return subs;
+}
+
+RunResult run_pubsub(Environment& env, RunSpec const& spec) {
+  RunResult result;
+  if (spec.payload_bytes < payload_header) throw std::logic_error("payload under 16 bytes");
+  static std::uint64_t run_counter = 0;
+  ++run_counter;
+  // podrelay adds its prefix on Redis; the direct path uses its own namespace so the two
+  // never share a Redis channel.
+  std::string const channel = (spec.path == Path::direct ? "direct.bench." : "bench.") +
+                              std::to_string(::getpid()) + "." + std::to_string(run_counter);
+
+  if (spec.separate_subscriber && spec.rate <= 0) {
+    throw std::logic_error("a separate subscriber process needs a paced run");
+  }
+  auto const setup_start = Clock::now();
+  auto const setup_deadline =
+      setup_start + std::chrono::duration_cast<Clock::duration>(Seconds(setup_limit_s));
+  // Forked before this process opens any connection of the run.
+  std::unique_ptr<SubscriberProcess> child;
+  if (spec.separate_subscriber) child = std::make_unique<SubscriberProcess>(env, spec, channel);
+  EventLoop loop;
+  DeliverySink sink(spec, spec.messages * spec.subscribers);
+  std::vector<std::unique_ptr<PubSubClient>> subs;
+  if (child) {
+    child->watch(loop);
+  } else {
+    subs = connect_subscribers(loop, env, spec, channel, sink);
+  }
   auto pub = make_client(loop, env, spec.path, false);
   if (!poll_until(loop, setup_deadline, [&] { return pub->ready() || pub->closed(); }) ||
       pub->closed()) {
@@ -121,7 +130,7 @@ RunResult run_pubsub(Environment& env, RunSpec const& spec) {
   result.setup_s = seconds_between(setup_start, Clock::now());
 
   if (spec.before_publishing) spec.before_publishing();
-  auto const probes = cpu_probes(env, spec.path);
+  auto const probes = cpu_probes(env, spec.path, child ? child->pid() : -1);
   std::map<std::string, double> cpu_before;
   for (auto const& p : probes) cpu_before[p.name] = cpu_seconds(p.pid);
   double const bench_before = self_cpu_seconds();
@@ -140,7 +149,7 @@ RunResult run_pubsub(Environment& env, RunSpec const& spec) {
   std::uint64_t const total = spec.messages;
   auto const n_subs = static_cast<std::uint64_t>(spec.subscribers);
   result.expected = total * n_subs;
-  if (spec.record_latency) result.latencies_ns.reserve(total);
+  if (spec.record_latency && !child) sink.latencies_ns.reserve(total);
   bool const paced = spec.rate > 0;
   bool const acked = !paced;
   auto const start = Clock::now();
@@ -169,13 +178,13 @@ RunResult run_pubsub(Environment& env, RunSpec const& spec) {
             start + std::chrono::duration_cast<Clock::duration>(interval * double(seq));
         wait = std::chrono::duration_cast<std::chrono::nanoseconds>(next - Clock::now());
       } else {
-        auto const done_per_sub = result.delivered / n_subs;
+        auto const done_per_sub = sink.delivered / n_subs;
         if (seq - done_per_sub <= refill_at) {
           while (seq < total && seq - done_per_sub < spec.window) publish_one(acked);
           pub->flush();
         }
       }
-    } else if (result.delivered >= result.expected) {
+    } else if (child ? child->all_delivered() : sink.delivered >= result.expected) {
       // Everything delivered; in window mode also wait for the last acks of podrelay.
       if (spec.path == Path::direct || !acked || pub->acks() + pub->nacks() >= total) break;
     }
@@ -192,6 +201,20 @@ RunResult run_pubsub(Environment& env, RunSpec const& spec) {
     result.cpu_s[p.name] = after >= 0 && cpu_before[p.name] >= 0 ? after - cpu_before[p.name] : -1;
   }
   result.cpu_s["bench"] = self_cpu_seconds() - bench_before;
+  if (child) {
+    // The bench's CPU is both of its processes'.
+    auto& sub_cpu = result.cpu_s["bench_subscriber"];
+    if (sub_cpu >= 0) result.cpu_s["bench"] += sub_cpu;
+    auto r = child->finish();
+    sink.delivered = r.delivered;
+    sink.latencies_ns = std::move(r.latencies_ns);
+    if (r.last_delivery_ns > 0 && sink.delivered >= result.expected) {
+      sink.last_delivery = Clock::time_point(std::chrono::nanoseconds(r.last_delivery_ns));
+    }
+    result.cpu_s.erase("bench_subscriber");
+  }
+  result.delivered = sink.delivered;
+  result.latencies_ns = std::move(sink.latencies_ns);
   // Busy CPU time of the machine not spent by the bench, Redis or the sidecars: other
   // users' load, which the figures of this run competed with.
   double ours = 0;

@@ -32,6 +32,9 @@ struct RunSpec {
   // Messages with a sequence below this are warm-up: delivered and counted, no latency.
   std::uint64_t warmup_messages = 0;
   bool record_latency = false;
+  // Paced mode only: the subscribers run in a process of their own (SubscriberProcess), as
+  // the app that publishes and the app that subscribes do in production.
+  bool separate_subscriber = false;
   double time_limit_s = 30;  // publish + drain, after the subscribers are set up
   // Called once the subscribers and the publisher are set up, right before the CPU readings
   // and the first publish, and after the run (last delivery or time limit) and its CPU

@@ -12,7 +12,7 @@ bin=$(readlink -f "$1")
 seconds=${2:-3}
 rate=${3:-20k}
 bench=${4:-$(dirname "$0")/../build/bin/podrelay-bench}
-case $rate in 20k) nth=1 ;; 2k) nth=2 ;; *) echo "RATE is 20k or 2k" >&2; exit 2 ;; esac
+case $rate in 20k) nth=1 ;; 2k) nth=4 ;; *) echo "RATE is 20k or 2k" >&2; exit 2 ;; esac
 out=$(mktemp -d /tmp/podrelay-syscalls.XXXXXX)
 "$bench" --only cpu --podrelay "$bin" >"$out/bench.out" 2>&1 &
 bench_pid=$!
@@ -26,9 +26,10 @@ sidecar_pids() {  # this bench's sidecars, oldest (a) first
 admin_port() { tr '\0' '\n' <"/proc/$1/cmdline" | grep -A1 -- '^--admin-listen$' | tail -1 | cut -d: -f2; }
 counter() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m { print $2 }'; }
 
-# The podrelay 64 B run at a rate starts right after that rate's direct 64 B run is reported.
+# The first podrelay 64 B run at a rate starts right after that rate's first direct 64 B run
+# is reported (3 repetitions per rate: the 2k runs follow three at 20k).
 for _ in $(seq 1200); do
-  (($(grep -c 'cpu: direct 64B' "$out/bench.out") >= nth)) && break
+  (($(grep -c 'cpu direct: direct 64B' "$out/bench.out") >= nth)) && break
   sleep 0.1
 done
 sleep 1  # let the paced run settle
