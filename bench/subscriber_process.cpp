@@ -79,7 +79,6 @@ class ControlWatch final : public EventLoop::Handler {
         write_all(report, "D", 1);
       }
     }
-    SubscriberProcess::Result r;
     std::int64_t const last = sink.last_delivery == Clock::time_point{}
                                   ? 0
                                   : std::chrono::duration_cast<std::chrono::nanoseconds>(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import unittest
 
-from harness import IntegrationCase, proto, wait_for
+from harness import IntegrationCase, Sidecar, proto, wait_for
 from harness_ext import metric, sidecar_metrics
 from test_conformance import Raw, acl_redis, kinds
 
@@ -52,7 +52,6 @@ class LazyRepliesTest(IntegrationCase):
         # User "app" may use only channels podrelay:ok*: Redis answers NOPERM. Nothing is
         # sent after the one publish, so only the lazy-reply timer can bring its reply in.
         redis = acl_redis(self)
-        from harness import Sidecar
         pod = Sidecar(self, "pod", f"redis://app:apppw@127.0.0.1:{redis.port}").start(True)
         c = Raw(self, pod.port)
         c.send(proto.encode_pub(0, b"bad", b"x"))

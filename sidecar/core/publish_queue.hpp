@@ -4,7 +4,7 @@
 // for commands that wait too long while Redis is away.
 // `Tag` is what the caller needs back to answer the publisher (e.g. who asked for an ack).
 // A command is `awaited` when someone waits for its reply (an ack, a query); the queue
-// counts those in flight, so the publisher knows when Redis' replies may be read lazily
+// counts those it holds, so the publisher knows when Redis' replies may be read lazily
 // (see redis/publisher.hpp). Sans-I/O, single-threaded.
 #pragma once
 
@@ -40,7 +40,7 @@ class PublishQueue {
     unwritten_.append(command);
     unwritten_items_.push_back(Item{std::move(tag), command.size(), now, {}, awaited, false});
     bytes_ += command.size();
-    awaited_unwritten_ += awaited ? 1 : 0;
+    awaited_ += awaited ? 1 : 0;
     return true;
   }
 
@@ -53,7 +53,7 @@ class PublishQueue {
     write(unwritten_);
     unwritten_items_.push_back(Item{std::move(tag), size, now, {}, awaited, false});
     bytes_ += size;
-    awaited_unwritten_ += awaited ? 1 : 0;
+    awaited_ += awaited ? 1 : 0;
     return true;
   }
 
@@ -70,8 +70,6 @@ class PublishQueue {
       in_flight_.push_back(std::move(item));
     }
     unwritten_items_.clear();
-    awaited_in_flight_ += awaited_unwritten_;
-    awaited_unwritten_ = 0;
   }
 
   // Redis answered the oldest command in flight. False if none was in flight (a protocol
@@ -80,8 +78,7 @@ class PublishQueue {
     if (in_flight_.empty()) return false;
     out = std::move(in_flight_.front());
     in_flight_.pop_front();
-    bytes_ -= out.bytes;
-    awaited_in_flight_ -= out.awaited ? 1 : 0;
+    forget(out);
     return true;
   }
 
@@ -90,8 +87,7 @@ class PublishQueue {
     std::vector<Item> lost(std::make_move_iterator(in_flight_.begin()),
                            std::make_move_iterator(in_flight_.end()));
     in_flight_.clear();
-    awaited_in_flight_ = 0;
-    for (auto const& item : lost) bytes_ -= item.bytes;
+    for (auto const& item : lost) forget(item);
     return lost;
   }
 
@@ -101,8 +97,7 @@ class PublishQueue {
     std::size_t cut = 0;
     while (!unwritten_items_.empty() && now - unwritten_items_.front().enqueued >= timeout_) {
       cut += unwritten_items_.front().bytes;
-      bytes_ -= unwritten_items_.front().bytes;
-      awaited_unwritten_ -= unwritten_items_.front().awaited ? 1 : 0;
+      forget(unwritten_items_.front());
       expired.push_back(std::move(unwritten_items_.front()));
       unwritten_items_.pop_front();
     }
@@ -114,10 +109,9 @@ class PublishQueue {
   std::vector<Item> take_unwritten_items() {
     std::vector<Item> out(std::make_move_iterator(unwritten_items_.begin()),
                           std::make_move_iterator(unwritten_items_.end()));
-    for (auto const& item : out) bytes_ -= item.bytes;
+    for (auto const& item : out) forget(item);
     unwritten_items_.clear();
     unwritten_.clear();
-    awaited_unwritten_ = 0;
     return out;
   }
 
@@ -128,16 +122,15 @@ class PublishQueue {
     unwritten_items_.clear();
     unwritten_.clear();
     bytes_ = 0;
-    awaited_unwritten_ = 0;
+    awaited_ = 0;
     return out;
   }
 
   std::size_t bytes() const noexcept { return bytes_; }
   std::size_t unwritten_count() const noexcept { return unwritten_items_.size(); }
   std::size_t in_flight_count() const noexcept { return in_flight_.size(); }
-  // Awaited commands (see push) written and not answered yet, and not written yet.
-  std::size_t awaited_in_flight() const noexcept { return awaited_in_flight_; }
-  std::size_t awaited_unwritten() const noexcept { return awaited_unwritten_; }
+  // Awaited commands (see push) in the queue, written or not.
+  std::size_t awaited() const noexcept { return awaited_; }
   bool empty() const noexcept { return unwritten_items_.empty() && in_flight_.empty(); }
   std::size_t max_bytes() const noexcept { return max_bytes_; }
   Clock::duration timeout() const noexcept { return timeout_; }
@@ -154,8 +147,13 @@ class PublishQueue {
   std::deque<Item> unwritten_items_;
   std::deque<Item> in_flight_;
   std::size_t bytes_ = 0;
-  std::size_t awaited_unwritten_ = 0;
-  std::size_t awaited_in_flight_ = 0;
+  std::size_t awaited_ = 0;
+
+  // `item` leaves the queue.
+  void forget(Item const& item) noexcept {
+    bytes_ -= item.bytes;
+    awaited_ -= item.awaited ? 1 : 0;
+  }
 };
 
 }  // namespace podrelay::core

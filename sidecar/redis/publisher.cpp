@@ -46,16 +46,15 @@ bool Publisher::publish(std::string_view prefix, std::string_view channel, std::
                         PublishTag tag) {
   auto const verb = sharded_ ? std::string_view("SPUBLISH") : std::string_view("PUBLISH");
   bool queued = false;
+  bool const wait = awaited(tag);
   if (sharded_) {
     // Kept for a retry after MOVED/ASK, so encoded once into its own buffer.
     scratch_.clear();
     append_publish(scratch_, verb, prefix, channel, payload);
     tag.command = std::make_shared<std::string const>(scratch_);
-    bool const wait = awaited(tag);
     queued = queue_.push(scratch_, std::move(tag), Clock::now(), wait);
   } else {
     auto const size = publish_size(verb, prefix.size() + channel.size(), payload.size());
-    bool const wait = awaited(tag);
     queued = queue_.push_with(
         size, std::move(tag), Clock::now(),
         [&](std::string& buf) { append_publish(buf, verb, prefix, channel, payload); }, wait);
@@ -143,8 +142,7 @@ void Publisher::take_output(std::string& buf) {
 bool Publisher::choose_reply_mode() {
   // Lazy only while nobody waits for a reply and the buffer is far from full (replies
   // left unread keep their commands' bytes in it).
-  bool const want = queue_.awaited_in_flight() == 0 && queue_.awaited_unwritten() == 0 &&
-                    queue_.bytes() <= queue_.max_bytes() / 4;
+  bool const want = queue_.awaited() == 0 && queue_.bytes() <= queue_.max_bytes() / 4;
   bool const lazy = link_.set_lazy_replies(want);
   if (lazy && !lazy_timer_armed_) {
     lazy_timer_armed_ = true;
