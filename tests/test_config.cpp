@@ -113,6 +113,17 @@ TEST_CASE("defaults") {
   CHECK(c.channel_prefix == "podrelay:");
   CHECK(c.max_frame_bytes == 1024 * 1024);
   CHECK(c.redis.endpoints[0].port == 6379);
+  CHECK(c.lazy_read_window.count() == 5);
+}
+
+TEST_CASE("--lazy-read-seconds: 0 turns lazy reads off; negative is refused") {
+  auto const off = parse({"--lazy-read-seconds", "0"});
+  REQUIRE_FALSE(off.exit);
+  CHECK(off.config.lazy_read_window.count() == 0);
+  auto const bad = parse({"--lazy-read-seconds", "-1"});
+  CHECK(bad.exit);
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.output.find("--lazy-read-seconds") != std::string::npos);
 }
 
 TEST_CASE("flags, repeated --listen, and environment variables") {

@@ -94,6 +94,56 @@ TEST_CASE("memory is capped: reaching the cap forgets everything pending") {
   CHECK(f.take("new", "p") == &a);
 }
 
+TEST_CASE("quiet echoes: the bytes still to come follow every way an entry leaves") {
+  EchoFilter f;
+  Sink a, b;
+  CHECK(f.expect("c", "a1", &a, 40));
+  CHECK_FALSE(f.expect("c", "a2", &a));  // loud: another receiver needs it
+  CHECK(f.expect("c", "a3", &a, 41));
+  CHECK(f.expect("d", "a4", &a, 50));
+  CHECK(f.expect("e", "b1", &b, 60));
+  CHECK(f.quiet_bytes() == 191);
+  CHECK(f.take("c", "x") == nullptr);  // someone else's message changes nothing
+  CHECK(f.quiet_bytes() == 191);
+  // a3's echo came: a1 (quiet) and a2 (loud) will never come.
+  CHECK(f.take("c", "a3") == &a);
+  CHECK(f.quiet_bytes() == 110);
+  f.drop("d");
+  CHECK(f.quiet_bytes() == 60);
+  f.forget(&b);
+  CHECK(f.quiet_bytes() == 0);
+  CHECK(f.expect("c", "a5", &a, 30));
+  f.clear();
+  CHECK(f.quiet_bytes() == 0);
+  CHECK(f.empty());
+}
+
+TEST_CASE("quiet echoes: an ended spell leaves its entries pending but no longer quiet") {
+  EchoFilter f;
+  Sink a;
+  CHECK(f.expect("c", "a1", &a, 40));
+  f.end_quiet_spell();
+  CHECK(f.quiet_bytes() == 0);
+  CHECK(f.pending() == 1);
+  CHECK(f.expect("c", "a2", &a, 41));  // the next spell
+  CHECK(f.quiet_bytes() == 41);
+  CHECK(f.take("c", "a1") == &a);  // still withheld; its bytes were the old spell's
+  CHECK(f.quiet_bytes() == 41);
+  CHECK(f.take("c", "a2") == &a);
+  CHECK(f.quiet_bytes() == 0);
+}
+
+TEST_CASE("quiet echoes: at most max_quiet_bytes, the rest are loud") {
+  EchoFilter f;
+  Sink a;
+  CHECK(f.expect("c", "a1", &a, EchoFilter::max_quiet_bytes - 10));
+  CHECK_FALSE(f.expect("c", "a2", &a, 11));
+  CHECK(f.expect("c", "a3", &a, 10));
+  CHECK(f.quiet_bytes() == EchoFilter::max_quiet_bytes);
+  CHECK(f.take("c", "a2") == &a);  // a1 never comes; a2 was loud
+  CHECK(f.quiet_bytes() == 10);
+}
+
 TEST_CASE("the subscriptions core reports whether a receiver holds a name") {
   Subscriptions subs({100, false}, [](std::string_view) { return ShardId{0}; });
   Sink a, b;

@@ -101,6 +101,20 @@ TEST_CASE("the hand-written PUBLISH encoder matches hiredis byte for byte") {
   }
 }
 
+TEST_CASE("a message push's size is that of its three bulk strings, digits included") {
+  std::string payload;
+  for (std::size_t n : {0, 9, 10, 99, 100, 1000}) {
+    payload.assign(n, 'p');
+    std::string const channel(n % 13, 'c');
+    std::string push;
+    append_command(push, {"message", channel, payload});
+    CHECK(push.size() == message_push_size(channel.size(), n));
+  }
+  // What Redis sends for PUBLISH podrelay:x hi (redis-cli --no-raw would show it too).
+  CHECK(message_push_size(10, 2) ==
+        std::string_view("*3\r\n$7\r\nmessage\r\n$10\r\npodrelay:x\r\n$2\r\nhi\r\n").size());
+}
+
 TEST_CASE(
     "an array header asking for millions of elements is a protocol error, not an allocation") {
   ReplyReader r;

@@ -73,6 +73,10 @@ constexpr SecondsFlag seconds_flags[] = {
      "Seconds between health-check PINGs on each Redis connection"},
     {"--redis-ping-timeout", &Config::redis_ping_timeout, 0.01, 600,
      "Seconds without any reply from Redis before the connection is dropped"},
+    {"--lazy-read-seconds", &Config::lazy_read_window, 0, 60,
+     "At most this long, Redis' replies to fire-and-forget publishes and the echoes of PUBX "
+     "messages no other local app receives are left unread, to be read in bulk (fewer "
+     "wake-ups); 0 reads everything at once"},
     {"--durable-ttl", &Config::durable_ttl, 1, 10.0 * 365 * 86'400,
      "Seconds an idle durable channel's stream is kept (whole seconds: Redis' EXPIRE)"},
 };

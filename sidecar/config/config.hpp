@@ -53,6 +53,9 @@ struct Config {
   std::chrono::milliseconds redis_connect_timeout{3'000};
   std::chrono::milliseconds redis_ping_interval{1'000};
   std::chrono::milliseconds redis_ping_timeout{3'000};
+  // Lazy reads: how long replies to fire-and-forget publishes, and echoes of this pod's PUBX
+  // messages nobody local receives, may stay unread to be read in bulk; zero: never.
+  std::chrono::milliseconds lazy_read_window{5};
   std::string node_id;     // generated when empty
   std::string auth_token;  // from --auth-token-file; empty: no app auth
   TlsFiles tls;

@@ -103,6 +103,10 @@ class Subscriptions {
   std::size_t receiver_count(SubKind kind, std::string_view name) const {
     return hub_.receiver_count(kind, name);
   }
+  // Redis confirmed `name` on `shard`, and no command for it is in flight.
+  bool active(ShardId shard, SubKind kind, std::string const& name) const {
+    return shard < trackers_.size() && trackers_[shard].active(kind, name);
+  }
 
   std::size_t held(Receiver const& r) const;  // distinct names of one receiver
   std::vector<std::string> names(Receiver const& r, SubKind kind) const;

@@ -79,7 +79,8 @@ asio::awaitable<void> Link::reader() {
   if (auto* pushes = role_.push_reader()) {
     co_await conn_.read_pushes(
         options_.name, stopped_, *pushes,
-        [this](PushReader::Status st, PushReader::Item& item) { return role_.on_item(st, item); });
+        [this](PushReader::Status st, PushReader::Item& item) { return role_.on_item(st, item); },
+        [this] { role_.on_parsed(); });
     co_return;
   }
   co_await conn_.read_replies(options_.name, stopped_,

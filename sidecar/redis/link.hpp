@@ -44,6 +44,8 @@ class Link final : private util::WriteBatch::Writer {
     virtual bool on_item(PushReader::Status /*status*/, PushReader::Item& /*item*/) {
       return false;
     }
+    // With a PushReader: the items of one read were handled, the next read comes.
+    virtual void on_parsed() {}
     // After the connection is gone. An error: log it and back off before reconnecting
     // (the Sentinel watcher); none: reconnect at once (the data connections).
     virtual Error on_down() = 0;
@@ -86,8 +88,11 @@ class Link final : private util::WriteBatch::Writer {
 
   bool connected() const noexcept { return connected_; }
   bool stopped() const noexcept { return stopped_; }
-  // Replies read lazily or at once (RedisConnection::set_lazy_reads); whether lazy now.
-  bool set_lazy_replies(bool lazy) { return connected_ && conn_.set_lazy_reads(lazy); }
+  // Wake the reader only once `bytes` arrived (RedisConnection::set_read_low_water; 1:
+  // eager). Returns whether that mark is in effect now.
+  bool set_read_low_water(std::size_t bytes) {
+    return connected_ && conn_.set_read_low_water(bytes);
+  }
 
   // The connect step of the data connections: ask `locator` where the master is, open it
   // (unless stopped meanwhile).

@@ -3,6 +3,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 
+#include "util/lazy_spell.hpp"
 #include "util/log.hpp"
 #include "util/use_tuple.hpp"
 
@@ -142,19 +143,24 @@ void Publisher::take_output(std::string& buf) {
 bool Publisher::choose_reply_mode() {
   // Lazy only while nobody waits for a reply and the buffer is far from full (replies
   // left unread keep their commands' bytes in it).
-  bool const want = queue_.awaited() == 0 && queue_.bytes() <= queue_.max_bytes() / 4;
-  bool const lazy = link_.set_lazy_replies(want);
-  if (lazy && !lazy_timer_armed_) {
+  bool const want = cfg_.lazy_read_window.count() > 0 && queue_.awaited() == 0 &&
+                    queue_.bytes() <= queue_.max_bytes() / 4;
+  if (!want) {
+    link_.set_read_low_water(1);
+    return false;
+  }
+  if (!link_.set_read_low_water(lazy_read_bytes)) return false;  // TLS
+  if (!lazy_timer_armed_) {
     lazy_timer_armed_ = true;
-    lazy_timer_.expires_after(lazy_reply_delay);
+    lazy_timer_.expires_at(util::lazy_spell_end<Clock>(Clock::now(), cfg_.lazy_read_window));
     lazy_timer_.async_wait([this](boost::system::error_code ec) {
       if (ec) return;  // cancelled by stop(): `this` may be going
       lazy_timer_armed_ = false;
       // Whatever arrived meanwhile is read now; the next write decides again.
-      link_.set_lazy_replies(false);
+      link_.set_read_low_water(1);
     });
   }
-  return lazy;
+  return true;
 }
 
 Link::Health Publisher::on_health_tick() {

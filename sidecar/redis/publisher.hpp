@@ -6,8 +6,9 @@
 // interval proves the connection alive.
 //
 // Lazy replies: while nobody waits for any reply in flight (fire-and-forget publishes,
-// health PINGs), Redis' answers are left in the socket until 4 KiB of them arrived or
-// `lazy_reply_delay` passed, instead of waking the sidecar for each one: at the rates pods
+// health PINGs), Redis' answers are left in the socket until 4 KiB of them arrived or the
+// lazy-read window (--lazy-read-seconds, util/lazy_spell.hpp) passed, instead of waking the
+// sidecar for each one: at the rates pods
 // run, that wake-up was half of the publishing sidecar's CPU per message. The replies are
 // still all read and counted (errors included), at most that much later; an awaited
 // command (an ack, a query, a durable publish) switches back to reading at once. Plain TCP
@@ -77,7 +78,7 @@ struct PublishTag {
 
 class Publisher final : Link::Role {
  public:
-  static constexpr std::chrono::milliseconds lazy_reply_delay{5};
+  static constexpr std::size_t lazy_read_bytes = 4096;  // replies read in bulk, at most
   class Events {
    public:
     // `link` is the id given to the constructor. Exactly once per accepted publish; `error`

@@ -4,6 +4,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
@@ -107,7 +108,7 @@ asio::awaitable<Error> RedisConnection::open(Endpoint const& endpoint,
 
 void RedisConnection::reset(ConnectOptions const& options) {
   reader_ = std::make_unique<ReplyReader>();
-  lazy_reads_ = false;
+  low_water_ = 1;
   if (options.tls) {
     tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket>>(ex_, *options.tls);
   } else {
@@ -225,17 +226,18 @@ std::size_t RedisConnection::write_now(std::string_view bytes, error_code& ec) {
   return ec ? 0 : n;
 }
 
-bool RedisConnection::set_lazy_reads(bool lazy) {
-  if (lazy == lazy_reads_) return lazy_reads_;
-  if (!can_write_now()) return false;  // TLS: its records are not the socket's bytes
+bool RedisConnection::set_read_low_water(std::size_t bytes) {
+  bytes = std::clamp<std::size_t>(bytes, 1, max_low_water);
+  if (bytes == low_water_) return true;
+  if (!can_write_now()) return false;
   // Linux: epoll reports the socket readable only once this much arrived (or at EOF or an
   // error); lowering it again wakes a waiting reader at once if anything is there.
   error_code ec;
-  tcp().set_option(asio::detail::socket_option::integer<SOL_SOCKET, SO_RCVLOWAT>(
-                       lazy ? static_cast<int>(lazy_read_bytes) : 1),
-                   ec);
-  if (!ec) lazy_reads_ = lazy;
-  return lazy_reads_;
+  tcp().set_option(
+      asio::detail::socket_option::integer<SOL_SOCKET, SO_RCVLOWAT>(static_cast<int>(bytes)), ec);
+  if (ec) return false;
+  low_water_ = bytes;
+  return true;
 }
 
 asio::awaitable<error_code> RedisConnection::read_some() {
@@ -288,7 +290,8 @@ asio::awaitable<void> RedisConnection::read_replies(
 }
 
 asio::awaitable<void> RedisConnection::read_pushes(std::string_view role, bool const& stopped,
-                                                   PushReader& reader, OnItem const& on_item) {
+                                                   PushReader& reader, OnItem const& on_item,
+                                                   std::function<void()> const& on_parsed) {
   // The handshake's replies were all consumed, so hiredis holds whole replies only.
   reader.feed(reader_->unread());
   reader_ = std::make_unique<ReplyReader>();
@@ -312,6 +315,7 @@ asio::awaitable<void> RedisConnection::read_pushes(std::string_view role, bool c
         }
       }
     }
+    on_parsed();
     auto const space = reader.prepare();
     auto [ec, n] =
         tls_

@@ -56,12 +56,14 @@ class RedisConnection {
   // returns the bytes written (0 when the socket buffer is full).
   bool can_write_now() const { return !tls_ && tcp().is_open(); }
   std::size_t write_now(std::string_view bytes, error_code& ec);
-  // Plain TCP only: while `lazy`, a read waiting on the socket is not woken until
-  // lazy_read_bytes arrived (SO_RCVLOWAT), the peer closed, or set_lazy_reads(false) is
-  // called; a read started meanwhile still takes whatever is there. Returns whether lazy
-  // reads are now in effect (false on TLS). A new connection starts eager.
-  static constexpr std::size_t lazy_read_bytes = 4096;
-  bool set_lazy_reads(bool lazy);
+  // Plain TCP only: a read waiting on the socket is not woken until `bytes` are there
+  // (SO_RCVLOWAT), the peer closed, or the mark is lowered again (which wakes it at once if
+  // enough is there); a read started meanwhile still takes whatever is there. 1 is the
+  // default, eager reads. Returns whether the mark is now `bytes` (false on TLS, whose
+  // records are not the socket's bytes). A new connection starts at 1.
+  static constexpr std::size_t max_low_water = std::size_t{1} << 20;
+  bool set_read_low_water(std::size_t bytes);
+  std::size_t read_low_water() const noexcept { return low_water_; }
   // Reads whatever arrived and feeds it to reader().
   asio::awaitable<error_code> read_some();
   // Sends one command and waits for its reply (handshakes and Sentinel queries only).
@@ -73,9 +75,10 @@ class RedisConnection {
                                      std::function<bool(redisReply const&)> const& on_reply);
   // The same with the subscriber's reader, which parses message pushes in place: the
   // socket reads straight into its buffer, starting with what the handshake left unread.
+  // `on_parsed` runs after each read's items, before the next read.
   using OnItem = std::function<bool(PushReader::Status, PushReader::Item&)>;
   asio::awaitable<void> read_pushes(std::string_view role, bool const& stopped, PushReader& reader,
-                                    OnItem const& on_item);
+                                    OnItem const& on_item, std::function<void()> const& on_parsed);
 
   void close();
   bool is_open() const { return tcp().is_open(); }
@@ -103,7 +106,7 @@ class RedisConnection {
   std::unique_ptr<ReplyReader> reader_;
   std::vector<char> read_buf_;
   std::string peer_;
-  bool lazy_reads_ = false;
+  std::size_t low_water_ = 1;
 };
 
 // Exponential backoff with jitter for reconnects: 50 ms doubling up to 1 s, each delay

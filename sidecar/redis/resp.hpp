@@ -57,6 +57,12 @@ void append_publish(std::string& out, std::string_view verb, std::string_view pr
                     std::string_view channel, std::string_view payload);
 std::size_t publish_size(std::string_view verb, std::size_t channel_bytes,
                          std::size_t payload_bytes) noexcept;
+// The bytes of the "message" push Redis sends a SUBSCRIBE connection for one message (RESP2
+// and RESP3 alike: the same three bulk strings behind a one-digit header).
+inline std::size_t message_push_size(std::size_t channel_bytes,
+                                     std::size_t payload_bytes) noexcept {
+  return publish_size("message", channel_bytes, payload_bytes);
+}
 
 inline std::string_view reply_string(redisReply const& r) noexcept {
   return r.str ? std::string_view(r.str, r.len) : std::string_view{};

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "redis/cluster_slots.hpp"
+#include "util/lazy_spell.hpp"
 #include "util/log.hpp"
 
 namespace podrelay::redis {
@@ -26,6 +27,7 @@ Subscriber::Subscriber(asio::any_io_executor ex, config::Config const& cfg, Mast
       locator_(locator),
       events_(events),
       id_(link),
+      quiet_timer_(ex),
       link_(ex, *this, {"subscriber", cfg.redis_ping_interval}, retry_limit()) {
   append_command(ping_, {"PING"});
 }
@@ -39,7 +41,35 @@ void Subscriber::start() {
   link_.start();
 }
 
-void Subscriber::stop() { link_.stop(); }
+void Subscriber::stop() {
+  link_.stop();
+  quiet_timer_.cancel();
+}
+
+void Subscriber::leave_unread(std::size_t bytes) {
+  quiet_ = bytes;
+  if (quiet_ > 0 && !quiet_timer_armed_) {
+    quiet_timer_armed_ = true;
+    quiet_timer_.expires_at(util::lazy_spell_end<Clock>(Clock::now(), cfg_.lazy_read_window));
+    quiet_timer_.async_wait([this](boost::system::error_code ec) {
+      if (ec) return;  // cancelled by stop(): `this` may be going
+      quiet_timer_armed_ = false;
+      events_.on_quiet_spell_over(id_);
+    });
+  }
+  if (!parsing_) apply_low_water();
+}
+
+void Subscriber::apply_low_water() {
+  std::size_t mark = 1;
+  if (quiet_ > 0 && in_flight_.empty() && pushes_) {
+    // Bytes already read but not parsed may be the start of a quiet echo: the mark never
+    // counts them twice (so it can only come out low, which wakes early, never late).
+    auto const buffered = pushes_->buffered();
+    if (quiet_ > buffered) mark = quiet_ - buffered + 1;
+  }
+  link_.set_read_low_water(mark);
+}
 
 void Subscriber::send(core::SubKind kind, bool subscribe, std::vector<std::string> const& names) {
   if (!link_.connected() || names.empty()) return;
@@ -53,6 +83,7 @@ void Subscriber::send(core::SubKind kind, bool subscribe, std::vector<std::strin
       args.insert(args.end(), group.begin(), group.end());
       queue_command(kind, subscribe, args);
     }
+    apply_low_water();
     link_.wake_writer();
     return;
   }
@@ -68,6 +99,7 @@ void Subscriber::send(core::SubKind kind, bool subscribe, std::vector<std::strin
     }
     queue_command(kind, subscribe, args);
   }
+  apply_low_water();  // its confirmation must not wait behind quiet echoes
   link_.wake_writer();
 }
 
@@ -131,6 +163,7 @@ asio::awaitable<Error> Subscriber::connect(RedisConnection& conn) {
 
 void Subscriber::on_up() {
   pushes_.emplace(max_reply_bytes(cfg_));
+  parsing_ = false;
   out_.clear();
   pings_in_flight_.clear();
   in_flight_.clear();
@@ -156,6 +189,7 @@ bool Subscriber::on_reply(redisReply const& reply) {
 
 bool Subscriber::on_item(PushReader::Status status, PushReader::Item& item) {
   heard_ = true;
+  parsing_ = true;
   switch (status) {
     case PushReader::Status::push: events_.on_message(id_, item.event); return true;
     case PushReader::Status::oversized:
@@ -166,6 +200,11 @@ bool Subscriber::on_item(PushReader::Status status, PushReader::Item& item) {
     case PushReader::Status::error: break;
   }
   return false;
+}
+
+void Subscriber::on_parsed() {
+  parsing_ = false;
+  apply_low_water();
 }
 
 Link::Output Subscriber::output() {
@@ -190,6 +229,7 @@ Link::Health Subscriber::on_health_tick() {
   out_ += ping_;
   pings_in_flight_.push_back(now);
   in_flight_.push_back(InFlight{true, core::SubKind::channel, true, {}, 0});
+  apply_low_water();
   return Link::Health::wake_writer;
 }
 

@@ -5,8 +5,15 @@
 // unsolicited ones (Redis Cluster's sunsubscribe after a slot moved) pass through as
 // confirmations. What to (re)subscribe is decided by the subscriptions core, which it
 // informs of every (re)connect and loss. A PING every interval proves the connection
-// alive, unless replies keep arriving (its PONG waits behind them). Single-threaded; lives as long
-// as the relay.
+// alive, unless replies keep arriving (its PONG waits behind them).
+//
+// Quiet echoes: the relay may say that the next N bytes to arrive are echoes of this pod's
+// own PUBX messages that no local receiver gets (core/echo_filter.hpp). Then the socket's
+// low-water mark (SO_RCVLOWAT) is set just above them: those echoes do not wake the sidecar,
+// anything beyond them does (another pod's message, a confirmation), and they are read with
+// the next wake-up, at the latest when the spell's timer (--lazy-read-seconds) ends it. While
+// a command is in flight the mark stays at 1, so no confirmation or PONG waits. Plain TCP
+// only. Single-threaded; lives as long as the relay.
 #pragma once
 
 #include <algorithm>
@@ -45,6 +52,9 @@ class Subscriber final : Link::Role {
     // Redis answered one of our commands with an error (`text`): none of it took effect.
     virtual void on_refused(std::size_t link, core::SubKind kind, bool subscribe,
                             std::vector<std::string> const& names, std::string_view text) = 0;
+    // The quiet spell's time is up: what it left unread is read now; the handler makes its
+    // pending echoes loud and calls leave_unread(0).
+    virtual void on_quiet_spell_over(std::size_t link) = 0;
 
    protected:
     ~Events() = default;
@@ -61,6 +71,10 @@ class Subscriber final : Link::Role {
   // disconnected: the tracker re-derives everything on connect.
   void send(core::SubKind kind, bool subscribe, std::vector<std::string> const& names);
   bool connected() const noexcept { return link_.connected(); }
+  // The next `bytes` to arrive wake nobody (quiet echoes); 0 ends it. The first call of a
+  // spell starts its timer.
+  void leave_unread(std::size_t bytes);
+  bool can_leave_unread() const noexcept { return options_.tls == nullptr; }  // plain TCP
   // SSUBSCRIBE / SUNSUBSCRIBE (Redis Cluster sharded pub/sub), one command per slot.
   void set_sharded(bool sharded) { sharded_ = sharded; }
   // The largest payload the link buffers: one no receiver could queue (above the frame
@@ -76,6 +90,7 @@ class Subscriber final : Link::Role {
   bool on_reply(redisReply const& reply) override;
   PushReader* push_reader() override { return &*pushes_; }
   bool on_item(PushReader::Status status, PushReader::Item& item) override;
+  void on_parsed() override;
   Error on_down() override;
   void log_retry(log::RateLimit& limit, std::string_view reason) override;
   Link::Output output() override;
@@ -92,6 +107,8 @@ class Subscriber final : Link::Role {
   };
   void queue_command(core::SubKind kind, bool subscribe, std::span<std::string_view const> args);
   void on_event(PubSubEvent const& ev);
+  // The low-water mark the quiet bytes and the commands in flight allow.
+  void apply_low_water();
 
   config::Config const& cfg_;
   MasterLocator& locator_;
@@ -105,7 +122,11 @@ class Subscriber final : Link::Role {
   bool sharded_ = false;
   bool heard_ = false;                // a reply arrived since the last health tick
   std::optional<PushReader> pushes_;  // replaced on every connect
-  Link link_;                         // last: its coroutines use the members above
+  std::size_t quiet_ = 0;             // bytes on their way that need wake nobody
+  bool parsing_ = false;              // inside a read's items: the mark is set after them
+  asio::steady_timer quiet_timer_;    // ends a quiet spell
+  bool quiet_timer_armed_ = false;
+  Link link_;  // last: its coroutines use the members above
 };
 
 }  // namespace podrelay::redis

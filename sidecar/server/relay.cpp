@@ -137,7 +137,10 @@ ConnectionSlots::Slot Relay::attach(std::shared_ptr<Connection> const& session) 
 
 void Relay::detach(Connection& session) {
   if (sessions_.erase(&session) == 0) return;
-  echoes_.forget(&session);
+  if (!echoes_.empty()) {
+    echoes_.forget(&session);
+    update_quiet();
+  }
   apply(subscriptions_.detach(session));
 }
 
@@ -181,8 +184,9 @@ std::optional<Relay::Nack> Relay::publish(Connection& session, std::uint32_t req
     if (except_sender) {
       // Remembered only when the sender would get the echo: otherwise none is withheld.
       auto const rname = names.redis_channel(channel);
-      if (subscriptions_.has(SubKind::channel, rname, session)) {
-        echoes_.expect(rname, payload, &session);
+      if (subscriptions_.has(SubKind::channel, rname, session) &&
+          echoes_.expect(rname, payload, &session, quiet_echo_bytes(rname, payload))) {
+        update_quiet();
       }
     }
     return std::nullopt;
@@ -193,6 +197,29 @@ std::optional<Relay::Nack> Relay::publish(Connection& session, std::uint32_t req
   return refuse(ErrorCode::publish_buffer_full, "publish buffer full (--publish-buffer-bytes " +
                                                     std::to_string(cfg_.publish_buffer_bytes) +
                                                     ")");
+}
+
+std::size_t Relay::quiet_echo_bytes(std::string const& redis_channel,
+                                    std::string_view payload) const {
+  // A single Redis only (one subscriber link); the sender must be the channel's one local
+  // receiver, and Redis must have confirmed the subscription, or the echo may never come.
+  if (cluster() || cfg_.lazy_read_window.count() == 0) return 0;
+  // The publish must be on its way: one held in the buffer while Redis is away would hold
+  // the mark up for a whole spell.
+  auto const& shard = *shards_.front();
+  if (!shard.subscriber.can_leave_unread() || !shard.publisher.connected()) return 0;
+  if (subscriptions_.receiver_count(SubKind::channel, redis_channel) != 1) return 0;
+  if (!subscriptions_.active(0, SubKind::channel, redis_channel)) return 0;
+  return redis::message_push_size(redis_channel.size(), payload.size());
+}
+
+void Relay::update_quiet() {
+  if (!cluster()) shards_.front()->subscriber.leave_unread(echoes_.quiet_bytes());
+}
+
+void Relay::on_quiet_spell_over(std::size_t) {
+  echoes_.end_quiet_spell();
+  update_quiet();
 }
 
 bool Relay::redirect(redis::PublishTag const& tag, std::string_view error_text) {
@@ -344,6 +371,7 @@ void Relay::on_subscriber_state(std::size_t link, bool connected) {
   update_connected_gauges();
   auto& shard = *shards_.at(link);
   echoes_.clear();  // no echo still on its way can come through a new connection
+  update_quiet();
   if (!connected) {
     subscriptions_.on_disconnected(link);
     log::warn("redis disconnected", {{"role", "subscriber"}, {"redis", where(shard)}});
@@ -375,6 +403,7 @@ void Relay::on_message(std::size_t, redis::PubSubEvent const& ev) {
       message.set_except(sender);
       ++metrics_.hot.echoes_withheld;
     }
+    update_quiet();  // applied once this read's messages are handled
   }
   auto const delivered = subscriptions_.deliver(kind, ev.name, message);
   metrics_.hot.delivered += delivered;
@@ -410,7 +439,10 @@ void Relay::on_confirmed(std::size_t link, SubKind kind, std::string_view name, 
   if (cluster_durable() && kind == SubKind::channel && on_wake_confirmed(link, name, subscribed)) {
     return;
   }
-  if (!subscribed && kind == SubKind::channel) echoes_.drop(name);  // no echo of it can come
+  if (!subscribed && kind == SubKind::channel && !echoes_.empty()) {
+    echoes_.drop(name);  // no echo of it can come
+    update_quiet();
+  }
   apply(subscriptions_.on_confirmed(link, kind, name, subscribed));
   // Redis Cluster drops sharded subscriptions of a slot that moved away.
   if (!subscribed && topology_ && kind == SubKind::channel &&

@@ -125,6 +125,12 @@ class Relay final : public redis::Publisher::Events,
                     bool subscribed) override;
   void on_refused(std::size_t link, core::SubKind kind, bool subscribe,
                   std::vector<std::string> const& names, std::string_view text) override;
+  void on_quiet_spell_over(std::size_t link) override;
+  // Quiet echoes (redis/subscriber.hpp): the echo bytes of a PUBX on `redis_channel`
+  // that nobody needs read at once, or 0 (someone else receives it, or quiet reads are off).
+  std::size_t quiet_echo_bytes(std::string const& redis_channel, std::string_view payload) const;
+  // The echo filter's quiet bytes changed: tell the subscriber link.
+  void update_quiet();
 
   // redis::StreamReader::Events.
   void on_reader_state(bool connected) override;

@@ -5,6 +5,9 @@
 # sidecars for SECONDS in the middle of the run, counts divided by the messages published
 # meanwhile (RATE x SECONDS). strace slows the traced process; compare binaries measured
 # the same way, one after the other.
+# MEASURE=cpu: no strace; instead the CPU time (utime + stime, all threads) and context
+# switches of each sidecar and of redis-server over the same window, per message (what
+# bench/node/syscalls/ab.sh compares across binaries, interleaved).
 # Usage: bench/node/syscalls/run.sh [PODRELAY_BIN] [RATE=1000] [SECONDS=2] [noecho|echo]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -38,13 +41,37 @@ sleep 0.5
 node "$here/pub.mjs" "127.0.0.1:$a_port" "$rate" $((seconds + 2)) "$mode" &
 pub=$!
 sleep 1
+msgs=$((rate * seconds))
+if [[ ${MEASURE:-strace} == cpu ]]; then
+  redis_pid=${pids[0]}
+  # utime + stime in clock ticks, and voluntary + involuntary switches over every thread.
+  sample() {
+    local pid=$1 ticks cs
+    ticks=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+    cs=$(cat /proc/"$pid"/task/*/status | awk '/ctxt_switches/ { n += $2 } END { print n }')
+    echo "$ticks $cs"
+  }
+  declare -A before
+  for p in "$a_pid" "$b_pid" "$redis_pid"; do before[$p]=$(sample "$p"); done
+  sleep "$seconds"
+  hz=$(getconf CLK_TCK)
+  line="$(basename "$bin") $rate/s"
+  for p in "$a_pid" "$b_pid" "$redis_pid"; do
+    read -r t0 c0 <<<"${before[$p]}"
+    read -r t1 c1 < <(sample "$p")
+    line+=$(awk -v t="$((t1 - t0))" -v c="$((c1 - c0))" -v m="$msgs" -v hz="$hz" \
+      'BEGIN { printf " %.1f %.2f", t / hz * 1e6 / m, c / m }')
+  done
+  wait "$pub" "$sub"
+  echo "$line  (us/msg switches/msg: sidecar a, sidecar b, redis; $(cat "$out/sub.out"))"
+  exit 0
+fi
 timeout -s INT "$seconds" strace -q -c -f -p "$a_pid" -o "$out/strace-a.txt" &
 ta=$!
 timeout -s INT "$seconds" strace -q -c -f -p "$b_pid" -o "$out/strace-b.txt" &
 tb=$!
 wait "$ta" "$tb" || true
 wait "$pub" "$sub"
-msgs=$((rate * seconds))
 echo "$(basename "$bin") ($bin), $rate msgs/s, $mode, $(cat "$out/sub.out")"
 for side in a b; do
   awk -v m="$msgs" -v side="$side" '
