@@ -5,7 +5,7 @@ waking for it, until something else arrives or the lazy-read window ends. Nothin
 wait behind it: another pod's message, a subscription's confirmation, a pattern copy, a
 copy another local connection receives.
 
-Sidecar A runs with a long window (--lazy-read-seconds 12: a spell lasts 6 to 12 s) and no
+Sidecar A runs with a long window (--lazy-read-seconds 12: a spell lasts 10.5 to 12 s) and no
 health PINGs during the test, so "not read yet" and "read at once" are seconds apart: every
 bound below is under half the shortest spell. The bytes the sidecar expects are checked
 both ways: one byte too few and the echo alone wakes it (its echo is counted at once); more
@@ -23,7 +23,7 @@ from test_pubx import payloads_until
 
 WINDOW = ["--lazy-read-seconds", "12", "--redis-ping-interval", "60",
           "--redis-ping-timeout", "120"]
-PROMPT = 3.0  # seconds: "at once", against a spell of 6 s or more
+PROMPT = 3.0  # seconds: "at once", against a spell of 10.5 s or more
 
 
 class QuietEchoesTest(IntegrationCase):
