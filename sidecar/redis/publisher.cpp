@@ -3,7 +3,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 
-#include "util/lazy_spell.hpp"
 #include "util/log.hpp"
 #include "util/use_tuple.hpp"
 
@@ -150,16 +149,8 @@ bool Publisher::choose_reply_mode() {
     return false;
   }
   if (!link_.set_read_low_water(lazy_read_bytes)) return false;  // TLS
-  if (!lazy_timer_armed_) {
-    lazy_timer_armed_ = true;
-    lazy_timer_.expires_at(util::lazy_spell_end<Clock>(Clock::now(), cfg_.lazy_read_window));
-    lazy_timer_.async_wait([this](boost::system::error_code ec) {
-      if (ec) return;  // cancelled by stop(): `this` may be going
-      lazy_timer_armed_ = false;
-      // Whatever arrived meanwhile is read now; the next write decides again.
-      link_.set_read_low_water(1);
-    });
-  }
+  // When it ends, whatever arrived meanwhile is read; the next write decides again.
+  lazy_timer_.start(cfg_.lazy_read_window, [this] { link_.set_read_low_water(1); });
   return true;
 }
 

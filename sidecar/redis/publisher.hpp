@@ -8,8 +8,8 @@
 // Lazy replies: while nobody waits for any reply in flight (fire-and-forget publishes,
 // health PINGs), Redis' answers are left in the socket until 4 KiB of them arrived or the
 // lazy-read window (--lazy-read-seconds, util/lazy_spell.hpp) passed, instead of waking the
-// sidecar for each one: at the rates pods
-// run, that wake-up was half of the publishing sidecar's CPU per message. The replies are
+// sidecar for each one: at the rates pods run, that wake-up was half of the publishing
+// sidecar's CPU per message. The replies are
 // still all read and counted (errors included), at most that much later; an awaited
 // command (an ack, a query, a durable publish) switches back to reading at once. Plain TCP
 // on Linux only (SO_RCVLOWAT). Single-threaded; lives as long as the relay.
@@ -30,6 +30,7 @@
 #include "redis/link.hpp"
 #include "redis/master_locator.hpp"
 #include "redis/redis_connection.hpp"
+#include "util/lazy_spell.hpp"
 
 namespace podrelay::redis {
 
@@ -149,8 +150,7 @@ class Publisher final : Link::Role {
   ConnectOptions options_;
   core::PublishQueue<PublishTag> queue_;
   asio::steady_timer expiry_timer_;
-  asio::steady_timer lazy_timer_;  // ends a spell of lazy replies
-  bool lazy_timer_armed_ = false;
+  util::LazySpellTimer lazy_timer_;  // ends a spell of lazy replies
   std::string scratch_;
   std::string ping_;
   bool sharded_ = false;

@@ -4,7 +4,6 @@
 #include <utility>
 
 #include "redis/cluster_slots.hpp"
-#include "util/lazy_spell.hpp"
 #include "util/log.hpp"
 
 namespace podrelay::redis {
@@ -48,14 +47,8 @@ void Subscriber::stop() {
 
 void Subscriber::leave_unread(std::size_t bytes) {
   quiet_ = bytes;
-  if (quiet_ > 0 && !quiet_timer_armed_) {
-    quiet_timer_armed_ = true;
-    quiet_timer_.expires_at(util::lazy_spell_end<Clock>(Clock::now(), cfg_.lazy_read_window));
-    quiet_timer_.async_wait([this](boost::system::error_code ec) {
-      if (ec) return;  // cancelled by stop(): `this` may be going
-      quiet_timer_armed_ = false;
-      events_.on_quiet_spell_over(id_);
-    });
+  if (quiet_ > 0) {
+    quiet_timer_.start(cfg_.lazy_read_window, [this] { events_.on_quiet_spell_over(id_); });
   }
   if (!parsing_) apply_low_water();
 }

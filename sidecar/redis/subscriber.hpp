@@ -32,6 +32,7 @@
 #include "redis/master_locator.hpp"
 #include "redis/push_reader.hpp"
 #include "redis/redis_connection.hpp"
+#include "util/lazy_spell.hpp"
 
 namespace podrelay::redis {
 
@@ -124,9 +125,8 @@ class Subscriber final : Link::Role {
   std::optional<PushReader> pushes_;  // replaced on every connect
   std::size_t quiet_ = 0;             // bytes on their way that need wake nobody
   bool parsing_ = false;              // inside a read's items: the mark is set after them
-  asio::steady_timer quiet_timer_;    // ends a quiet spell
-  bool quiet_timer_armed_ = false;
-  Link link_;  // last: its coroutines use the members above
+  util::LazySpellTimer quiet_timer_;  // ends a quiet spell
+  Link link_;                         // last: its coroutines use the members above
 };
 
 }  // namespace podrelay::redis
