@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -23,15 +24,27 @@ constexpr std::size_t eager_flush_bytes = 256 * 1024;
 
 }  // namespace
 
-Connection::Connection(EventLoop& loop, std::uint16_t port) : loop_(loop) {
-  int const fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+Connection::Connection(EventLoop& loop, Address const& address) : loop_(loop) {
+  bool const tcp = address.unix_path.empty();
+  int const fd = ::socket(tcp ? AF_INET : AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  int rc = ::connect(fd, reinterpret_cast<sockaddr const*>(&addr), sizeof addr);
-  if (rc != 0 && errno == EINPROGRESS) {
+  sockaddr_in in{};
+  sockaddr_un un{};
+  if (tcp) {
+    in.sin_family = AF_INET;
+    in.sin_port = htons(address.port);
+    in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  } else {
+    if (address.unix_path.size() >= sizeof un.sun_path) {
+      ::close(fd);
+      throw std::runtime_error("unix socket path too long: " + address.unix_path);
+    }
+    un.sun_family = AF_UNIX;
+    std::memcpy(un.sun_path, address.unix_path.data(), address.unix_path.size());
+  }
+  int rc = tcp ? ::connect(fd, reinterpret_cast<sockaddr const*>(&in), sizeof in)
+               : ::connect(fd, reinterpret_cast<sockaddr const*>(&un), sizeof un);
+  if (rc != 0 && (errno == EINPROGRESS || errno == EAGAIN)) {
     pollfd p{fd, POLLOUT, 0};
     rc = ::poll(&p, 1, connect_timeout_ms);
     int err = 0;
@@ -46,10 +59,10 @@ Connection::Connection(EventLoop& loop, std::uint16_t port) : loop_(loop) {
   if (rc != 0) {
     auto const why = std::strerror(errno);
     ::close(fd);
-    throw std::runtime_error("connect to 127.0.0.1:" + std::to_string(port) + ": " + why);
+    throw std::runtime_error("connect to " + address.text() + ": " + why);
   }
   int const one = 1;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (tcp) ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   fd_ = fd;
   loop_.add(fd_, EPOLLIN, this);
 }

@@ -1,4 +1,5 @@
-// One non-blocking TCP client connection to a loopback port, driven by an EventLoop.
+// One non-blocking client connection to a loopback TCP port or a Unix socket, driven by an
+// EventLoop.
 // Output is buffered: send() appends, flush() writes what the socket takes now and watches
 // for writability for the rest. Input is handed to the subclass as it arrives.
 // Not thread-safe; must not be destroyed from inside its own callbacks.
@@ -7,15 +8,28 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "event_loop.hpp"
 
 namespace bench {
 
+// Where a bench connection goes: 127.0.0.1:port, or the Unix socket `unix_path` when set.
+struct Address {
+  Address(std::uint16_t p)
+      : port(p) {}  // NOLINT(google-explicit-constructor): a port is an address
+  explicit Address(std::string path) : unix_path(std::move(path)) {}
+  std::uint16_t port = 0;
+  std::string unix_path;
+  std::string text() const {
+    return unix_path.empty() ? "127.0.0.1:" + std::to_string(port) : "unix:" + unix_path;
+  }
+};
+
 class Connection : public EventLoop::Handler {
  public:
-  // Connects to 127.0.0.1:port (bounded wait); throws std::runtime_error on failure.
-  Connection(EventLoop& loop, std::uint16_t port);
+  // Connects (bounded wait); throws std::runtime_error on failure.
+  Connection(EventLoop& loop, Address const& address);
   virtual ~Connection();
   Connection(Connection const&) = delete;
   Connection& operator=(Connection const&) = delete;

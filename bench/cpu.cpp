@@ -10,8 +10,9 @@
 namespace bench {
 namespace {
 
-enum Layout { direct_two, podrelay_two, direct_one, layouts };
-char const* const layout_name[layouts] = {"direct", "podrelay", "direct (one process)"};
+enum Layout { direct_two, podrelay_two, podrelay_unix, forwarders, direct_one, layouts };
+char const* const layout_name[layouts] = {"direct", "podrelay", "podrelay (unix sockets)",
+                                          "two-hop floor (forwarders)", "direct (one process)"};
 
 double per_m(RunResult const& r, std::string const& who) {
   auto const it = r.cpu_s.find(who);
@@ -28,7 +29,10 @@ void rate_runs(SectionContext& ctx, double rate, double seconds, int reps) {
     for (int rep = 0; rep < reps; ++rep) {
       for (int l = 0; l < n_layouts; ++l) {
         RunSpec spec;
-        spec.path = l == podrelay_two ? Path::podrelay : Path::direct;
+        bool const podrelay = l == podrelay_two || l == podrelay_unix;
+        spec.path = podrelay ? Path::podrelay : Path::direct;
+        spec.unix_app_sockets = l == podrelay_unix;
+        spec.via_forwarders = l == forwarders;
         spec.payload_bytes = payload;
         spec.rate = rate;
         spec.messages = static_cast<std::uint64_t>(rate * seconds);
@@ -46,7 +50,7 @@ void rate_runs(SectionContext& ctx, double rate, double seconds, int reps) {
         }
         v[l]["sidecars"].push_back(per_m(r, "sidecar_a") + per_m(r, "sidecar_b"));
         v[l]["servers"].push_back(v[l]["redis"].back() +
-                                  (l == podrelay_two ? v[l]["sidecars"].back() : 0.0));
+                                  (podrelay || l == forwarders ? v[l]["sidecars"].back() : 0.0));
       }
     }
     auto med = [&](int l, char const* who) {
@@ -63,6 +67,20 @@ void rate_runs(SectionContext& ctx, double rate, double seconds, int reps) {
         {"cpu", "sidecar b (subscribe side), " + label, unit, NAN, med(podrelay_two, "sidecar_b")});
     ctx.report.add({"cpu", "redis-server, " + label, unit, med(direct_two, "redis"),
                     med(podrelay_two, "redis")});
+    ctx.report.add({"cpu", "sidecars a+b vs redis, apps on unix sockets, " + label, unit,
+                    med(direct_two, "redis"), med(podrelay_unix, "sidecars")});
+    ctx.report.add({"cpu", "sidecar a, apps on unix sockets, " + label, unit, NAN,
+                    med(podrelay_unix, "sidecar_a")});
+    ctx.report.add({"cpu", "sidecar b, apps on unix sockets, " + label, unit, NAN,
+                    med(podrelay_unix, "sidecar_b")});
+    ctx.report.add({"cpu", "two-hop floor: forwarders a+b vs redis, " + label, unit,
+                    med(direct_two, "redis"), med(forwarders, "sidecars")});
+    ctx.report.add({"cpu", "sidecars a+b vs the two-hop floor, " + label, unit,
+                    med(forwarders, "sidecars"), med(podrelay_two, "sidecars")});
+    ctx.report.add({"cpu", "sidecar a vs forwarder a (publish side), " + label, unit,
+                    med(forwarders, "sidecar_a"), med(podrelay_two, "sidecar_a")});
+    ctx.report.add({"cpu", "sidecar b vs forwarder b (subscribe side), " + label, unit,
+                    med(forwarders, "sidecar_b"), med(podrelay_two, "sidecar_b")});
     ctx.report.add({"cpu", "all server processes, " + label, unit, med(direct_two, "servers"),
                     med(podrelay_two, "servers")});
     ctx.report.add({"cpu", "bench client, " + label, unit, med(direct_two, "bench"),
@@ -91,7 +109,14 @@ void cpu_section(SectionContext& ctx) {
                       "redis' compares what podrelay adds with what Redis itself spends on the "
                       "same messages directly. 'direct from one process': publisher and "
                       "subscriber in one bench process, the baseline before 2026-12-03 (Redis "
-                      "then wakes one process per message instead of two).");
+                      "then wakes one process per message instead of two). 'apps on unix "
+                      "sockets': the bench apps reach their sidecars over --listen unix:PATH "
+                      "(a shared volume in a pod); Redis is still reached over TCP. 'two-hop "
+                      "floor': the direct RESP clients each reach Redis through "
+                      "podrelay-bench-forwarder, which copies bytes and does nothing else: what "
+                      "any sidecar pays for its extra hop and wake-up on this machine. Forwarder a "
+                      "also carries Redis' reply to every PUBLISH back to the publisher, which "
+                      "podrelay's fire-and-forget PUB does not ask for.");
 }
 
 }  // namespace bench

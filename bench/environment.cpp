@@ -80,6 +80,7 @@ Environment::Environment(Options const& options, std::string log_dir)
 Environment::~Environment() {
   // Sidecars first, so they do not log a lost Redis on the way out.
   for (auto& [name, s] : sidecars_) s.process.reset();
+  forwarders_.clear();
   redis_.reset();
 }
 
@@ -147,9 +148,12 @@ Sidecar& Environment::start_sidecar(std::string const& name, bool resp_listen) {
   s.name = name;
   s.port = free_port();
   s.admin_port = free_port();
+  s.unix_path = log_dir_ + "/podrelay-" + name + ".sock";
   std::vector<std::string> argv{options_.podrelay,
                                 "--listen",
                                 "127.0.0.1:" + std::to_string(s.port),
+                                "--listen",
+                                "unix:" + s.unix_path,
                                 "--redis",
                                 "redis://127.0.0.1:" + std::to_string(redis_port_),
                                 "--admin-listen",
@@ -183,6 +187,34 @@ Sidecar& Environment::start_sidecar(std::string const& name, bool resp_listen) {
   auto [it, inserted] = sidecars_.insert_or_assign(name, std::move(s));
   (void)inserted;
   return it->second;
+}
+
+Forwarder& Environment::forwarder(std::string const& name) {
+  if (auto const it = forwarders_.find(name); it != forwarders_.end()) return it->second;
+  Forwarder f;
+  f.port = free_port();
+  f.process = std::make_unique<ChildProcess>(
+      wrapped("forwarder-" + name,
+              {options_.forwarder, std::to_string(f.port), std::to_string(redis_port_)}),
+      log_dir_ + "/forwarder-" + name + ".log");
+  auto const deadline = SteadyClock::now() + std::chrono::seconds(10);
+  for (;;) {
+    if (!f.process->running()) {
+      throw std::runtime_error("forwarder " + name + " " + f.process->exit_text() + ":\n" +
+                               log_tail(f.process->log_path()));
+    }
+    int const fd = connect_blocking(f.port, 500);
+    if (fd >= 0) {
+      ::close(fd);
+      break;
+    }
+    if (SteadyClock::now() > deadline) {
+      throw std::runtime_error("forwarder " + name +
+                               " not listening within 10 s; log: " + f.process->log_path());
+    }
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  return forwarders_.emplace(name, std::move(f)).first->second;
 }
 
 void Environment::stop_sidecar(std::string const& name) {

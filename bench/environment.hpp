@@ -24,6 +24,14 @@ struct Sidecar {
   std::uint16_t port = 0;
   std::uint16_t admin_port = 0;
   std::uint16_t resp_port = 0;  // 0: no --resp-listen
+  std::string unix_path;        // a second --listen: the framed protocol on a Unix socket
+  std::unique_ptr<ChildProcess> process;
+  pid_t pid() const { return process ? process->pid() : -1; }
+};
+
+// A podrelay-bench-forwarder in front of our Redis: the two-hop floor (bench/README.md).
+struct Forwarder {
+  std::uint16_t port = 0;
   std::unique_ptr<ChildProcess> process;
   pid_t pid() const { return process ? process->pid() : -1; }
 };
@@ -45,6 +53,8 @@ class Environment {
   Sidecar& start_sidecar(std::string const& name, bool resp_listen = false);
   void stop_sidecar(std::string const& name);
   Sidecar& sidecar(std::string const& name);
+  // The forwarder `name` to our Redis, started (and awaited) on first use.
+  Forwarder& forwarder(std::string const& name);
 
   std::uint16_t redis_port() const noexcept { return redis_port_; }
   pid_t redis_pid() const { return redis_ ? redis_->pid() : -1; }
@@ -71,6 +81,7 @@ class Environment {
   std::uint16_t redis_port_ = 0;
   std::unique_ptr<ChildProcess> redis_;
   std::map<std::string, Sidecar> sidecars_;
+  std::map<std::string, Forwarder> forwarders_;
   std::vector<std::uint16_t> used_ports_;
 };
 

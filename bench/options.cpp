@@ -11,14 +11,14 @@
 namespace bench {
 namespace {
 
-// build/bin/podrelay next to build/bin/podrelay-bench.
-std::string default_podrelay() {
+// build/bin/<name> next to build/bin/podrelay-bench.
+std::string sibling(std::string const& name) {
   char self[PATH_MAX] = {};
   auto const n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n <= 0) return "build/bin/podrelay";
+  if (n <= 0) return "build/bin/" + name;
   std::string path(self, static_cast<std::size_t>(n));
   auto const slash = path.rfind('/');
-  return (slash == std::string::npos ? std::string(".") : path.substr(0, slash)) + "/podrelay";
+  return (slash == std::string::npos ? std::string(".") : path.substr(0, slash)) + "/" + name;
 }
 
 std::vector<std::string> split_commas(std::string const& s) {
@@ -51,7 +51,8 @@ std::string usage() {
 ParsedOptions parse_options(int argc, char** argv) {
   ParsedOptions r;
   auto& o = r.options;
-  o.podrelay = default_podrelay();
+  o.podrelay = sibling("podrelay");
+  o.forwarder = sibling("podrelay-bench-forwarder");
   for (int i = 1; i < argc; ++i) {
     std::string const arg = argv[i];
     auto value = [&](std::string& out) {

@@ -16,7 +16,8 @@ inline std::vector<std::string> const& all_sections() {
 }
 
 struct Options {
-  std::string podrelay;  // sidecar binary
+  std::string podrelay;   // sidecar binary
+  std::string forwarder;  // podrelay-bench-forwarder, the two-hop floor
   std::string redis_server = "redis-server";
   std::string json_path;          // empty: no JSON file
   std::vector<std::string> only;  // empty: every section

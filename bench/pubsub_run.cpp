@@ -24,12 +24,15 @@ struct CpuProbe {
   pid_t pid;
 };
 
-std::vector<CpuProbe> cpu_probes(Environment& env, Path path, pid_t subscriber_process) {
+std::vector<CpuProbe> cpu_probes(Environment& env, RunSpec const& spec, pid_t subscriber_process) {
   std::vector<CpuProbe> probes{{"redis", env.redis_pid()}};
   if (subscriber_process > 0) probes.push_back({"bench_subscriber", subscriber_process});
-  if (path == Path::podrelay) {
+  if (spec.path == Path::podrelay) {
     probes.push_back({"sidecar_a", env.sidecar("a").pid()});
     probes.push_back({"sidecar_b", env.sidecar("b").pid()});
+  } else if (spec.via_forwarders) {
+    probes.push_back({"sidecar_a", env.forwarder("a").pid()});
+    probes.push_back({"sidecar_b", env.forwarder("b").pid()});
   }
   return probes;
 }
@@ -58,10 +61,15 @@ void DeliverySink::on_message(std::string_view payload) {
   latencies_ns.push_back(now_ns() - sent);
 }
 
-std::unique_ptr<PubSubClient> make_client(EventLoop& loop, Environment& env, Path path,
+std::unique_ptr<PubSubClient> make_client(EventLoop& loop, Environment& env, RunSpec const& spec,
                                           bool subscriber) {
-  if (path == Path::direct) return std::make_unique<RedisClient>(loop, env.redis_port());
+  if (spec.path == Path::direct) {
+    auto const port =
+        spec.via_forwarders ? env.forwarder(subscriber ? "b" : "a").port : env.redis_port();
+    return std::make_unique<RedisClient>(loop, port);
+  }
   auto const& sidecar = env.sidecar(subscriber ? "b" : "a");
+  if (spec.unix_app_sockets) return std::make_unique<RelayClient>(loop, Address(sidecar.unix_path));
   return std::make_unique<RelayClient>(loop, sidecar.port);
 }
 
@@ -77,7 +85,7 @@ std::vector<std::unique_ptr<PubSubClient>> connect_subscribers(EventLoop& loop, 
     auto const batch_end = std::min(spec.subscribers, subs.size() + connect_batch);
     auto const first = subs.size();
     while (subs.size() < batch_end) {
-      subs.push_back(make_client(loop, env, spec.path, true));
+      subs.push_back(make_client(loop, env, spec, true));
       subs.back()->set_sink(&sink);
       subs.back()->subscribe(channel);
     }
@@ -111,6 +119,10 @@ RunResult run_pubsub(Environment& env, RunSpec const& spec) {
   auto const setup_start = Clock::now();
   auto const setup_deadline =
       setup_start + std::chrono::duration_cast<Clock::duration>(Seconds(setup_limit_s));
+  if (spec.via_forwarders) {  // started here, never in a forked subscriber process
+    env.forwarder("a");
+    env.forwarder("b");
+  }
   // Forked before this process opens any connection of the run.
   std::unique_ptr<SubscriberProcess> child;
   if (spec.separate_subscriber) child = std::make_unique<SubscriberProcess>(env, spec, channel);
@@ -122,7 +134,7 @@ RunResult run_pubsub(Environment& env, RunSpec const& spec) {
   } else {
     subs = connect_subscribers(loop, env, spec, channel, sink);
   }
-  auto pub = make_client(loop, env, spec.path, false);
+  auto pub = make_client(loop, env, spec, false);
   if (!poll_until(loop, setup_deadline, [&] { return pub->ready() || pub->closed(); }) ||
       pub->closed()) {
     throw std::runtime_error("publisher not ready: " + pub->error());
@@ -130,7 +142,7 @@ RunResult run_pubsub(Environment& env, RunSpec const& spec) {
   result.setup_s = seconds_between(setup_start, Clock::now());
 
   if (spec.before_publishing) spec.before_publishing();
-  auto const probes = cpu_probes(env, spec.path, child ? child->pid() : -1);
+  auto const probes = cpu_probes(env, spec, child ? child->pid() : -1);
   std::map<std::string, double> cpu_before;
   for (auto const& p : probes) cpu_before[p.name] = cpu_seconds(p.pid);
   double const bench_before = self_cpu_seconds();
@@ -253,8 +265,10 @@ RunResult run_pubsub(Environment& env, RunSpec const& spec) {
 
 std::string describe(RunSpec const& spec, RunResult const& r) {
   std::ostringstream s;
-  s << path_name(spec.path) << ' ' << spec.payload_bytes << "B x" << spec.subscribers << ": "
-    << r.delivered << '/' << r.expected << " deliveries in " << r.elapsed_s << " s";
+  s << path_name(spec.path) << (spec.unix_app_sockets ? " (unix)" : "")
+    << (spec.via_forwarders ? " via forwarders" : "") << ' ' << spec.payload_bytes << "B x"
+    << spec.subscribers << ": " << r.delivered << '/' << r.expected << " deliveries in "
+    << r.elapsed_s << " s";
   if (r.elapsed_s > 0) {
     s << " (cpu/wall:";
     for (auto const& [name, secs] : r.cpu_s) s << ' ' << name << '=' << secs / r.elapsed_s;

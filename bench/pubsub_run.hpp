@@ -35,6 +35,13 @@ struct RunSpec {
   // Paced mode only: the subscribers run in a process of their own (SubscriberProcess), as
   // the app that publishes and the app that subscribes do in production.
   bool separate_subscriber = false;
+  // Podrelay path only: the apps reach their sidecars over Unix sockets (as two containers of
+  // a pod can through a shared volume) instead of loopback TCP.
+  bool unix_app_sockets = false;
+  // Direct path only: each RESP client reaches Redis through a podrelay-bench-forwarder of its
+  // own side ("a" publishes, "b" subscribes), the two-hop floor. Their CPU is reported under
+  // "sidecar_a" and "sidecar_b", the places they stand in for.
+  bool via_forwarders = false;
   double time_limit_s = 30;  // publish + drain, after the subscribers are set up
   // Called once the subscribers and the publisher are set up, right before the CPU readings
   // and the first publish, and after the run (last delivery or time limit) and its CPU

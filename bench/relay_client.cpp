@@ -13,8 +13,8 @@ constexpr std::size_t max_frame_bytes = 2 * 1024 * 1024;
 
 }  // namespace
 
-RelayClient::RelayClient(EventLoop& loop, std::uint16_t port, std::string_view client_name)
-    : PubSubClient(loop, port), decoder_(max_frame_bytes) {
+RelayClient::RelayClient(EventLoop& loop, Address const& address, std::string_view client_name)
+    : PubSubClient(loop, address), decoder_(max_frame_bytes) {
   proto::encode_hello(frame_, client_name, "");
   send(frame_);
   frame_.clear();

@@ -13,7 +13,7 @@ namespace bench {
 
 class RelayClient final : public PubSubClient {
  public:
-  RelayClient(EventLoop& loop, std::uint16_t port, std::string_view client_name = "bench");
+  RelayClient(EventLoop& loop, Address const& address, std::string_view client_name = "bench");
 
   void subscribe(std::string_view channel) override;
   // One SUB frame for all `channels`; subscribed() turns true on its OK.

@@ -66,6 +66,8 @@ std::string json_number(double v) {
 void Report::add_run(std::string const& section, RunSpec const& spec, RunResult const& r) {
   std::ostringstream j;
   j << "{\"path\":" << json_string(path_name(spec.path))
+    << ",\"unix_app_sockets\":" << (spec.unix_app_sockets ? "true" : "false")
+    << ",\"via_forwarders\":" << (spec.via_forwarders ? "true" : "false")
     << ",\"payload_bytes\":" << spec.payload_bytes << ",\"subscribers\":" << spec.subscribers
     << ",\"mode\":" << json_string(spec.rate > 0 ? "paced_fire_and_forget" : "window_acked")
     << ",\"rate\":" << json_number(spec.rate) << ",\"window\":" << spec.window

@@ -39,7 +39,7 @@ std::vector<std::unique_ptr<PubSubClient>> connect_subscribers(EventLoop& loop, 
                                                                std::string const& channel,
                                                                MessageSink& sink);
 
-std::unique_ptr<PubSubClient> make_client(EventLoop& loop, Environment& env, Path path,
+std::unique_ptr<PubSubClient> make_client(EventLoop& loop, Environment& env, RunSpec const& spec,
                                           bool subscriber);
 
 }  // namespace bench

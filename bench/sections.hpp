@@ -45,6 +45,7 @@ void resp_section(SectionContext& ctx);
 struct ThroughputFigures {
   double direct = NAN;
   double podrelay = NAN;
+  double floor = NAN;  // direct through the forwarders (two-hop floor), when asked for
 };
 inline constexpr std::size_t throughput_window = 4096;
 // The throughput workload's spec: acked PUBs / pipelined PUBLISHes under throughput_window.
@@ -54,7 +55,8 @@ RunSpec throughput_spec(Path path, std::size_t payload, std::uint64_t messages,
 RunResult run_and_record(SectionContext& ctx, Environment& env, std::string const& section,
                          RunSpec const& spec);
 ThroughputFigures measure_throughput(SectionContext& ctx, std::string const& section,
-                                     std::size_t payload, std::uint64_t messages, int reps);
+                                     std::size_t payload, std::uint64_t messages, int reps,
+                                     bool with_floor = false);
 
 // Median of a few repetitions (the machine is shared; one noisy run should not decide).
 inline double median(std::vector<double> v) {

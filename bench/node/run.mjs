@@ -36,8 +36,12 @@ const USAGE = `usage: node run.mjs [options]
   --sio-rates R,R       broadcasts/s of the Socket.IO latency runs, one run per rate
                         (default 1000,2000; --sio-rate R is the same with one rate)
   --sio-lat-n N         broadcasts per Socket.IO latency run (default 10000)
-  --variants V,V        Socket.IO variants to run: baseline, podrelay, resp, ref
-                        (default baseline,podrelay,resp; ref needs --ref-client-src)
+  --variants V,V        Socket.IO variants to run: baseline, podrelay, resp, proxy, ref
+                        (default baseline,podrelay,resp; ref needs --ref-client-src).
+                        proxy: the baseline with each server's ioredis pair through a
+                        byte-copying TCP proxy of its own (podrelay-bench-forwarder), what
+                        the extra hop and wake-up of any sidecar cost
+  --forwarder-bin PATH  the proxy of variant proxy (default build/bin/podrelay-bench-forwarder)
   --ref-client-src DIR  a second copy of the podrelay client sources (e.g. a checkout of
                         the previous commit): variant 'ref', the same adapter on the same
                         sidecars, for a before/after in one run
@@ -81,6 +85,7 @@ function parseArgs(argv) {
     clientSrc: path.join(REPO, 'clients/node/src'),
     refClientSrc: null,
     podrelayBin: process.env.PODRELAY_BIN || path.join(REPO, 'build/bin/podrelay'),
+    forwarderBin: path.join(REPO, 'build/bin/podrelay-bench-forwarder'),
     redisServer: process.env.REDIS_SERVER || 'redis-server',
   };
   const num = (name, v) => {
@@ -117,14 +122,15 @@ function parseArgs(argv) {
       case '--client-src': o.clientSrc = path.resolve(val()); break;
       case '--ref-client-src': o.refClientSrc = path.resolve(val()); break;
       case '--podrelay-bin': o.podrelayBin = val(); break;
+      case '--forwarder-bin': o.forwarderBin = val(); break;
       case '--redis-server': o.redisServer = val(); break;
       case '-h': case '--help': console.log(USAGE); process.exit(0); break;
       default: throw new Error(`unknown option ${a}\n${USAGE}`);
     }
   }
   if (o.only && !['socketio', 'direct'].includes(o.only)) throw new Error('--only takes socketio or direct');
-  if (!o.variants.includes('baseline') || o.variants.some((v) => !['baseline', 'podrelay', 'resp', 'ref'].includes(v))) {
-    throw new Error('--variants takes baseline (always) and any of podrelay, resp, ref');
+  if (!o.variants.includes('baseline') || o.variants.some((v) => !['baseline', 'podrelay', 'resp', 'proxy', 'ref'].includes(v))) {
+    throw new Error('--variants takes baseline (always) and any of podrelay, resp, proxy, ref');
   }
   if (o.refClientSrc && !o.variants.includes('ref')) o.variants.push('ref');
   if (o.variants.includes('ref') && !o.refClientSrc) throw new Error('variant ref needs --ref-client-src DIR');
@@ -402,6 +408,17 @@ async function startSidecar(o, name, redisPort) {
   return { name, port, admin, respPort, child, pid: child.pid, address: `127.0.0.1:${port}` };
 }
 
+// A podrelay-bench-forwarder to Redis: a TCP proxy that copies bytes and nothing else.
+async function startProxy(o, name, redisPort) {
+  if (!existsSync(o.forwarderBin)) throw new Error(`${o.forwarderBin} not found (scripts/build.sh builds it; or --forwarder-bin)`);
+  const port = await freePort();
+  const child = spawnNative(name, o.forwarderBin, [String(port), String(redisPort)]);
+  await waitFor(() => redisPing(port), { timeout: 10000, what: `${name} to pass PING through` }).catch((err) => {
+    throw new Error(`${err.message}\n${child.log.join('')}`);
+  });
+  return { name, port, child, pid: child.pid };
+}
+
 // ---------------------------------------------------------------------------
 // One measured run ("phase"): arm the receiver, snapshot CPU, let the sender go, wait
 // for the receiver to count every message, snapshot CPU again.
@@ -599,6 +616,10 @@ function row3(reps, metric, unit, better, kind, f) {
   const r = row(metric, unit, better, med(reps.baseline[kind], f), med(reps.podrelay[kind], f));
   r.resp = med(reps.resp[kind], f);
   r.respRatio = r.baseline && r.resp !== null ? r.resp / r.baseline : null;
+  if (reps.proxy) {
+    r.proxy = med(reps.proxy[kind], f);
+    r.proxyRatio = r.baseline && r.proxy !== null ? r.proxy / r.baseline : null;
+  }
   if (reps.ref) {
     r.ref = med(reps.ref[kind], f);
     r.refRatio = r.baseline && r.ref !== null ? r.ref / r.baseline : null;
@@ -652,7 +673,11 @@ async function socketioSection(o, infra, log) {
   // The podrelay adapter from --ref-client-src, on the same sidecars, with its own key.
   const vref = want('ref', () => mk('podrelay', 'ref', 'ref', infra.sidecars[0].address, infra.sidecars[1].address,
     { clientSrc: o.refClientSrc, adapterKey: 'socket.io-ref' }, { clientSrc: o.refClientSrc, adapterKey: 'socket.io-ref' }));
-  const variants = [vb, vp, vr, vref].filter(Boolean);
+  // The baseline again, each server's ioredis pair through its own TCP proxy to Redis.
+  const vx = want('proxy', () => mk('baseline', 'proxy', 'proxy', undefined, undefined,
+    { redisPort: infra.proxies[0].port, adapterKey: 'socket.io-proxy' },
+    { redisPort: infra.proxies[1].port, adapterKey: 'socket.io-proxy' }));
+  const variants = [vb, vp, vr, vx, vref].filter(Boolean);
   const all = [];
   try {
     for (const v of variants) {
@@ -668,7 +693,11 @@ async function socketioSection(o, infra, log) {
       v.nodeProcs = [v.s1, v.s2, v.clients];
       v.hopAt = v.s2; // sender emit -> server 2's adapter hands it to its sockets
       v.natives = { redis: infra.redis.pid };
-      if (v.key !== 'baseline') {
+      if (v.key === 'proxy') {
+        // The proxies stand where the sidecars do: their CPU goes in the sidecar rows.
+        v.natives.sidecar1 = infra.proxies[0].pid;
+        v.natives.sidecar2 = infra.proxies[1].pid;
+      } else if (v.key !== 'baseline') {
         v.natives.sidecar1 = infra.sidecars[0].pid;
         v.natives.sidecar2 = infra.sidecars[1].pid;
       }
@@ -681,7 +710,7 @@ async function socketioSection(o, infra, log) {
       lats: o.sioRates.map((rate) => ({ mode: 'lat', n: latN, rate, reportEvery: Math.max(1, latN >> 2) })),
     };
     const reps = await measure(o, variants, params, log);
-    for (const key of ['podrelay', 'resp', 'ref']) reps[key] ??= { tput: [], lat: [] }; // not run: its column stays empty
+    for (const key of ['podrelay', 'resp']) reps[key] ??= { tput: [], lat: [] }; // not run: its column stays empty
     const nodeRoles = ['server1', 'server2'];
     const sysRoles = ['server1', 'server2', 'sidecar1', 'sidecar2', 'redis'];
     const r3 = (metric, unit, better, kind, f, goal = false) => ({ ...row3(reps, metric, unit, better, kind, f), ...(goal ? { goal: true } : {}) });
@@ -723,6 +752,7 @@ async function socketioSection(o, infra, log) {
     for (const r of rows) {
       if (!o.variants.includes('resp')) delete r.resp, delete r.respRatio;
       if (!o.variants.includes('ref')) delete r.ref, delete r.refRatio;
+      if (!o.variants.includes('proxy')) delete r.proxy, delete r.proxyRatio;
     }
     return { rows, reps, errors: collectErrors(reps) };
   } finally {
@@ -816,7 +846,8 @@ function table(title, rows) {
   // Rows with a goal (issue 13: podrelay no worse than the baseline) say whether it is met.
   const withGoal = rows.some((r) => r.goal);
   const withRef = rows.some((r) => 'ref' in r);
-  const head = ['metric', 'unit', 'baseline', 'podrelay', 'ratio', ...(withGoal ? ['goal'] : []), ...(withResp ? ['redis-adapter via RESP', 'ratio'] : []), ...(withRef ? ['podrelay ref', 'ratio'] : [])];
+  const withProxy = rows.some((r) => 'proxy' in r);
+  const head = ['metric', 'unit', 'baseline', 'podrelay', 'ratio', ...(withGoal ? ['goal'] : []), ...(withResp ? ['redis-adapter via RESP', 'ratio'] : []), ...(withProxy ? ['redis-adapter via TCP proxies', 'ratio'] : []), ...(withRef ? ['podrelay ref', 'ratio'] : [])];
   const ratioCell = (x, better) => (x === null || x === undefined ? '—' : `${fmt(x, 2)}x${better === 'higher' ? ' ↑' : ' ↓'}`);
   const goalCell = (r) => {
     if (!r.goal) return '';
@@ -832,6 +863,7 @@ function table(title, rows) {
     ratioCell(r.ratio, r.better),
     ...(withGoal ? [goalCell(r)] : []),
     ...(withResp ? [fmt(r.resp), ratioCell(r.respRatio, r.better)] : []),
+    ...(withProxy ? [fmt(r.proxy), ratioCell(r.proxyRatio, r.better)] : []),
     ...(withRef ? [fmt(r.ref), ratioCell(r.refRatio, r.better)] : []),
   ]);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
@@ -896,10 +928,13 @@ async function main() {
   log('starting redis-server and two sidecars');
   const redis = await startRedis(o);
   const sidecars = await Promise.all([startSidecar(o, 'sidecar1', redis.port), startSidecar(o, 'sidecar2', redis.port)]);
-  const infra = { redis, sidecars };
+  const proxies = o.variants.includes('proxy') && (!o.only || o.only === 'socketio')
+    ? await Promise.all([startProxy(o, 'proxy1', redis.port), startProxy(o, 'proxy2', redis.port)])
+    : [];
+  const infra = { redis, sidecars, proxies };
   // A native child dying mid-run is fatal.
   let stoppingNatives = false;
-  for (const c of [redis.child, ...sidecars.map((s) => s.child)]) {
+  for (const c of [redis.child, ...sidecars.map((s) => s.child), ...proxies.map((p) => p.child)]) {
     c.on('exit', (code, sig) => {
       if (!stoppingNatives) abort(`${c.benchName} exited (code ${code}, signal ${sig})\n${c.log.join('').slice(-2000)}`);
     });
@@ -919,13 +954,14 @@ async function main() {
   // ok: every run completed, nothing reported an error, and every figure is there (the
   // baseline has no sidecar rows).
   const ok = Object.values(sections).every(
-    (s) => s.errors.length === 0 && s.rows.every((r) => (r.podrelay !== null || !s.reps.podrelay.tput.length) && (!('resp' in r) || r.resp !== null) && (r.baseline !== null || r.metric.startsWith('sidecar'))),
+    (s) => s.errors.length === 0 && s.rows.every((r) => (r.podrelay !== null || !s.reps.podrelay.tput.length) && (!('resp' in r) || r.resp !== null) && (!('proxy' in r) || r.proxy !== null) && (r.baseline !== null || r.metric.startsWith('sidecar'))),
   );
 
   const out = [];
   out.push(`podrelay Node benchmark: ${meta.node}, ${meta.cpus} CPUs, load ${meta.loadavgStart.map((x) => x.toFixed(2)).join(' ')} → ${meta.loadavgEnd.map((x) => x.toFixed(2)).join(' ')}; medians of ${o.reps} interleaved rep(s)${o.quick ? ' (QUICK: figures mean little)' : ''}`);
   out.push(`baseline = ${o.only === 'direct' ? '' : `@socket.io/redis-adapter ${meta.versions['@socket.io/redis-adapter']} / `}ioredis ${meta.versions.ioredis}; podrelay = clients/node via sidecar ${meta.podrelay ?? ''}; ratio = podrelay / baseline (↑ higher is better, ↓ lower is better)`);
   if (sections.socketio) out.push('redis-adapter via RESP = the baseline\'s @socket.io/redis-adapter + ioredis, each server\'s ioredis on its own sidecar\'s --resp-listen port; its ratio is to the same baseline');
+  if (sections.socketio && o.variants.includes('proxy')) out.push('redis-adapter via TCP proxies = the baseline\'s code with each server\'s ioredis through its own podrelay-bench-forwarder (copies bytes, nothing else) to the same Redis: a sidecar hop with no work of its own; its ratio is to the same baseline');
   if (sections.socketio) out.push(table(`Socket.IO cross-server (server 1 io.emit → server 2 → ${o.clients} clients; ${o.sioN} broadcasts, payload ~${o.payload + 40} B)`, sections.socketio.rows));
   if (sections.direct) out.push(table(`Direct pub/sub (${o.directN} messages of ${Math.max(16, o.payload)} B, publisher and subscriber in separate processes)`, sections.direct.rows));
   for (const [name, s] of Object.entries(sections)) {
@@ -940,7 +976,7 @@ async function main() {
   }
 
   stoppingNatives = true;
-  for (const c of [...sidecars.map((s) => s.child), redis.child]) c.kill('SIGTERM');
+  for (const c of [...sidecars.map((s) => s.child), ...proxies.map((p) => p.child), redis.child]) c.kill('SIGTERM');
   await sleep(200);
   log('done');
   process.exitCode = ok ? 0 : 1;

@@ -13,7 +13,7 @@ if [ ! -d node_modules ]; then
 fi
 json=$(mktemp /tmp/podrelay-bench-node-smoke.XXXXXX)
 trap 'rm -f "$json"' EXIT
-timeout 180 node run.mjs --quick --json "$json" >/dev/null
+timeout 180 node run.mjs --quick --variants baseline,podrelay,resp,proxy --json "$json" >/dev/null
 node - "$json" <<'JS'
 const fs = require('node:fs');
 const doc = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
@@ -51,11 +51,13 @@ for (const name of want) {
     if (!rates.has(1000) || !rates.has(2000)) fail('socketio: latency runs at 1000/s and 2000/s missing');
   }
   // socketio also runs @socket.io/redis-adapter via the sidecars' RESP front end ('resp')
-  const variants = name === 'socketio' ? ['baseline', 'podrelay', 'resp'] : ['baseline', 'podrelay'];
+  // and through TCP proxies ('proxy')
+  const variants = name === 'socketio' ? ['baseline', 'podrelay', 'resp', 'proxy'] : ['baseline', 'podrelay'];
   if (name === 'socketio') {
     for (const row of s.rows) {
       if (!('resp' in row) || !('respRatio' in row)) fail(`${name} row lacks resp/respRatio: ${row.metric}`);
       if (typeof row.resp !== 'number') fail(`${name} row without a redis-adapter via RESP figure: ${row.metric}`);
+      if (typeof row.proxy !== 'number' && !row.metric.startsWith('sidecar')) fail(`${name} row without a TCP-proxy figure: ${row.metric}`);
     }
   }
   for (const variant of variants) {
