@@ -261,12 +261,12 @@ asio::awaitable<void> RedisConnection::read_replies(
     std::function<bool(redisReply const&)> const& on_reply) {
   for (;;) {
     {
-      ReplyPtr reply;
+      redisReply const* reply = nullptr;
       // What the replies of this read queue (acks to apps, the next commands) is written
       // once at its end; never open across a co_await, or nothing would be written.
       util::WriteBatch batch;
       for (;;) {
-        auto const st = reader_->next(reply);
+        auto const st = reader_->next_view(reply);
         if (st == ReplyReader::Status::need_more) break;
         if (st == ReplyReader::Status::error) {
           log::error("redis protocol error", {{"role", role}, {"error", reader_->error_text()}});

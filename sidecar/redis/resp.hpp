@@ -34,16 +34,32 @@ class ReplyReader {
   // Status::reply with `reply` set, need_more, or error (the stream is unusable).
   enum class Status { reply, need_more, error };
   Status next(ReplyPtr& reply);
+  // Like next(), but the reply is lent: it stays valid until the next call on this reader.
+  // An integer reply (":<digits>\r\n", at most 18 digits) that starts a reply is parsed
+  // here, into a reply of the reader's own, without hiredis' allocation and free: it is the
+  // answer to every PUBLISH, and hiredis' path for it was a fifth of the publishing
+  // sidecar's instructions (BENCHMARKS.md, "Instructions per relayed message"). Everything
+  // else (and an integer split across feeds) goes through hiredis as in next().
+  Status next_view(redisReply const*& reply);
   std::string_view error_text() const noexcept;
   // What was fed and not parsed yet (a connection switching readers hands it on).
   std::string_view unread() const noexcept;
+  // The bytes the reader holds, consumed or not (consumed ones are let go in batches).
+  std::size_t buffered() const noexcept;
 
  private:
   struct ReaderDeleter {
     void operator()(redisReader* r) const noexcept { redisReaderFree(r); }
   };
   std::unique_ptr<redisReader, ReaderDeleter> reader_;
+  ReplyPtr lent_;            // next_view()'s reply when hiredis parsed it
+  redisReply integer_ = {};  // next_view()'s reply when it parsed an integer itself
 };
+
+// The bytes of a whole integer reply at the start of `bytes` (":0\r\n" or ":-?[1-9][0-9]{0,17}
+// \r\n") and its value; 0 when `bytes` does not start with one (anything else, a longer
+// number, a leading zero, or not all of it yet).
+std::size_t parse_integer_reply(std::string_view bytes, long long& value) noexcept;
 
 // Appends one command in RESP to `out` (binary-safe arguments).
 void append_command(std::string& out, std::span<std::string_view const> args);
