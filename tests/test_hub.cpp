@@ -97,3 +97,55 @@ TEST_CASE("binary names") {
   CHECK(hub.receiver_count(SubKind::channel, std::string("a")) == 0);
   CHECK(hub.receiver_count(SubKind::channel, name) == 1);
 }
+
+namespace {
+
+// Records what the hub told each delivery about its receivers.
+struct CountingSubscriber final : Receiver {
+  std::vector<bool> sole;
+  bool deliver(Delivery& message) override {
+    sole.push_back(message.sole_receiver());
+    return true;
+  }
+  void on_subscription_reply(std::uint32_t, std::optional<podrelay::proto::ErrorCode>,
+                             std::string_view) override {}
+};
+
+}  // namespace
+
+TEST_CASE("a delivery knows whether it has one receiver") {
+  Hub hub;
+  CountingSubscriber a, b;
+  hub.subscribe(SubKind::channel, "c", &a);
+  Message one("x");
+  hub.deliver(SubKind::channel, "c", one.delivery);
+  hub.subscribe(SubKind::channel, "c", &b);
+  Message two("y");
+  hub.deliver(SubKind::channel, "c", two.delivery);
+  CHECK(a.sole == std::vector<bool>{true, false});
+  CHECK(b.sole == std::vector<bool>{false});
+}
+
+TEST_CASE("a sole receiver's MSG, appended in place, is the shared frame's bytes") {
+  ChannelNames const prefixed("app:");
+  std::string const payload(300, 'p');  // the views must outlive the deliveries
+  for (std::string_view pattern : {"", "app:c*"}) {
+    CAPTURE(pattern);
+    Delivery direct(prefixed, prefixed, 1 << 20, "app:chan", pattern, payload);
+    Delivery shared(prefixed, prefixed, 1 << 20, "app:chan", pattern, payload);
+    REQUIRE(direct.can_frame());
+    std::string out = "kept";
+    direct.append_framed(out);
+    REQUIRE(shared.framed());
+    CHECK(out == "kept" + *shared.framed());
+  }
+  // Where framed() is null, can_frame() says so: a name without the prefix, a frame over the
+  // limit (counted as too large).
+  Delivery foreign(prefixed, prefixed, 1 << 20, "other:chan", "", "p");
+  CHECK_FALSE(foreign.can_frame());
+  CHECK_FALSE(foreign.too_large());
+  Delivery big(prefixed, prefixed, 64, "app:chan", "", payload);
+  CHECK_FALSE(big.can_frame());
+  CHECK(big.too_large());
+  CHECK_FALSE(big.framed());
+}

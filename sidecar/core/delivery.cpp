@@ -4,28 +4,47 @@
 
 namespace podrelay::core {
 
+Delivery::MsgShape const* Delivery::msg_shape() {
+  if (!shape_done_) {
+    shape_done_ = true;
+    auto const channel = names_.app_channel(channel_);
+    if (!channel || !proto::fits_str(*channel)) return nullptr;
+    std::string_view pattern;
+    if (!pattern_.empty()) {
+      auto const p = names_.app_pattern(pattern_);
+      if (!p || !proto::fits_str(*p)) return nullptr;
+      pattern = *p;
+    }
+    auto const size = proto::msg_frame_size(channel->size(), pattern.size(), payload_.size());
+    // The length prefix is not part of the frame length the peer's limit applies to.
+    if (size - proto::header_bytes > max_frame_bytes_) {
+      too_large_ = true;
+      return nullptr;
+    }
+    shape_ = MsgShape{*channel, pattern, size};
+  }
+  return shape_ ? &*shape_ : nullptr;
+}
+
 SharedFrame const& Delivery::framed() {
   if (framed_done_) return framed_;
   framed_done_ = true;
-  auto const channel = names_.app_channel(channel_);
-  if (!channel || !proto::fits_str(*channel)) return framed_;
-  std::string_view pattern;
-  if (!pattern_.empty()) {
-    auto const p = names_.app_pattern(pattern_);
-    if (!p || !proto::fits_str(*p)) return framed_;
-    pattern = *p;
-  }
-  auto const size = proto::msg_frame_size(channel->size(), pattern.size(), payload_.size());
-  // The length prefix is not part of the frame length the peer's limit applies to.
-  if (size - proto::header_bytes > max_frame_bytes_) {
-    too_large_ = true;
-    return framed_;
-  }
+  auto const shape = msg_shape();
+  if (!shape) return framed_;
   auto frame = std::make_shared<std::string>();
-  frame->reserve(size);
-  proto::encode_msg(*frame, *channel, pattern, payload_);
+  frame->reserve(shape->size);
+  proto::encode_msg(*frame, shape->channel, shape->pattern, payload_);
   framed_ = std::move(frame);
   return framed_;
+}
+
+bool Delivery::can_frame() { return msg_shape() != nullptr; }
+
+void Delivery::append_framed(std::string& out) {
+  auto const* shape = msg_shape();
+  if (shape == nullptr) return;
+  out.reserve(out.size() + shape->size);
+  proto::encode_msg(out, shape->channel, shape->pattern, payload_);
 }
 
 SharedFrame const& Delivery::framed_durable() {

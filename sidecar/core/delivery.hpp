@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -39,7 +40,15 @@ class Delivery {
   // framed prefix, a name is longer than a `str`, or the frame would exceed the
   // max_frame_bytes the sidecar announced in WELCOME (counted by too_large()).
   SharedFrame const& framed();
+  // Whether framed() is or would be non-null; then append_framed(out) appends the same MSG
+  // to `out` instead of a shared buffer, for a receiver that is the message's only one (no
+  // allocation, no second copy).
+  bool can_frame();
+  void append_framed(std::string& out);
   bool too_large() const noexcept { return too_large_; }
+  // How many receivers the message goes to at most (the hub sets it before delivering).
+  void set_receivers(std::size_t n) noexcept { receivers_ = n; }
+  bool sole_receiver() const noexcept { return receivers_ == 1; }
   // A message of a durable channel carries its stream id; protocol version 2 receivers get
   // it in an SMSG (null under the same conditions as framed()).
   void set_stream_id(std::string_view id, StreamId parsed) noexcept {
@@ -68,6 +77,7 @@ class Delivery {
   std::string_view pattern_;
   std::string_view payload_;
   Receiver const* except_ = nullptr;
+  std::size_t receivers_ = 0;
   SharedFrame framed_;
   bool framed_done_ = false;
   std::string_view stream_id_;
@@ -77,6 +87,16 @@ class Delivery {
   SharedFrame resp_[4];  // by protocol (2, 3) x sharded
   bool resp_done_[4] = {};
   bool too_large_ = false;
+
+  // The framed MSG's names and size, or nothing when it cannot be sent (see framed()).
+  struct MsgShape {
+    std::string_view channel;
+    std::string_view pattern;
+    std::size_t size = 0;
+  };
+  std::optional<MsgShape> shape_;
+  bool shape_done_ = false;
+  MsgShape const* msg_shape();
 };
 
 }  // namespace podrelay::core

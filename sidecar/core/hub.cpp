@@ -37,6 +37,7 @@ std::size_t Hub::deliver(SubKind kind, std::string_view name, Delivery& message)
   if (it == m.end()) return 0;
   std::size_t n = 0;
   auto const* except = message.except();
+  message.set_receivers(it->second.size());
   for (auto* r : it->second) {
     if (r != except) n += r->deliver(message) ? 1 : 0;
   }

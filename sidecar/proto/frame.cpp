@@ -39,6 +39,40 @@ void finish(std::string& out, std::size_t at) {
   out[at + 3] = static_cast<char>(len & 0xff);
 }
 
+// The hot encoders (MSG, OK) write in place: one resize, then plain stores, instead of an
+// append (and its capacity check) per field.
+char* grow(std::string& out, std::size_t n) {
+  auto const at = out.size();
+  out.resize(at + n);
+  return out.data() + at;
+}
+char* store_u16(char* p, std::uint16_t v) noexcept {
+  p[0] = static_cast<char>(v >> 8);
+  p[1] = static_cast<char>(v & 0xff);
+  return p + 2;
+}
+char* store_u32(char* p, std::uint32_t v) noexcept {
+  p[0] = static_cast<char>(v >> 24);
+  p[1] = static_cast<char>((v >> 16) & 0xff);
+  p[2] = static_cast<char>((v >> 8) & 0xff);
+  p[3] = static_cast<char>(v & 0xff);
+  return p + 4;
+}
+char* store_bytes(char* p, std::string_view s) noexcept {
+  if (!s.empty()) std::memcpy(p, s.data(), s.size());
+  return p + s.size();
+}
+char* store_str(char* p, std::string_view s) noexcept {
+  assert(fits_str(s));
+  return store_bytes(store_u16(p, static_cast<std::uint16_t>(s.size())), s);
+}
+// The length prefix and type byte of a frame of `body` bytes.
+char* store_header(char* p, FrameType type, std::size_t body) noexcept {
+  p = store_u32(p, static_cast<std::uint32_t>(1 + body));
+  *p = static_cast<char>(type);
+  return p + 1;
+}
+
 std::uint32_t load_u32(char const* p) noexcept {
   auto const* u = reinterpret_cast<unsigned char const*>(p);
   return (std::uint32_t{u[0]} << 24) | (std::uint32_t{u[1]} << 16) | (std::uint32_t{u[2]} << 8) |
@@ -193,17 +227,13 @@ void encode_welcome(std::string& out, std::string_view server_version, std::stri
 
 void encode_msg(std::string& out, std::string_view channel, std::string_view pattern,
                 std::string_view payload) {
-  auto const at = start(out, FrameType::msg, 4 + channel.size() + pattern.size() + payload.size());
-  put_str(out, channel);
-  put_str(out, pattern);
-  out.append(payload);
-  finish(out, at);
+  auto const body = 4 + channel.size() + pattern.size() + payload.size();
+  char* p = store_header(grow(out, header_bytes + 1 + body), FrameType::msg, body);
+  store_bytes(store_str(store_str(p, channel), pattern), payload);
 }
 
 void encode_ok(std::string& out, std::uint32_t request_id) {
-  auto const at = start(out, FrameType::ok, 4);
-  put_u32(out, request_id);
-  finish(out, at);
+  store_u32(store_header(grow(out, header_bytes + 1 + 4), FrameType::ok, 4), request_id);
 }
 
 void encode_err(std::string& out, std::uint32_t request_id, ErrorCode code,

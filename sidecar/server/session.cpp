@@ -258,6 +258,11 @@ void Session::on_half_closed() {
 bool Session::deliver(core::Delivery& message) {
   if (!accepting_messages()) return false;
   if (message.stream_id().empty()) {
+    if (message.sole_receiver()) {  // encoded straight into this connection's queue
+      if (!message.can_frame()) return false;
+      append_reply([&](std::string& out) { message.append_framed(out); });
+      return true;
+    }
     auto const& frame = message.framed();
     if (!frame) return false;
     append_shared(frame);
