@@ -132,3 +132,46 @@ TEST_CASE("awaited commands are counted from push to reply, expiry, move or disc
   CHECK(q.drain_all().size() == 1);
   CHECK(q.awaited() == 0);
 }
+
+TEST_CASE("an unwritten command expires behind commands in flight, which keep their order") {
+  Q q(100, 1s);
+  auto const t0 = Q::Clock::now();
+  std::string out;
+  for (int i = 1; i <= 3; ++i) q.push("F", i, t0);
+  q.take_unwritten(out, t0);  // 1..3 in flight
+  q.push("x", 4, t0);
+  q.push("yy", 5, t0);
+  q.push("zzz", 6, t0 + 900ms);
+  auto const expired = q.expire(t0 + 1s);
+  REQUIRE(expired.size() == 2);
+  CHECK(expired[0].tag == 4);
+  CHECK(expired[1].tag == 5);
+  CHECK(q.in_flight_count() == 3);
+  CHECK(q.unwritten_count() == 1);
+  CHECK(q.bytes() == 6);
+  CHECK(q.next_expiry() == t0 + 900ms + 1s);
+  q.take_unwritten(out, t0 + 1s);
+  CHECK(out == "zzz");
+  Q::Item item;
+  for (int want : {1, 2, 3, 6}) {
+    REQUIRE(q.on_reply(item));
+    CHECK(item.tag == want);
+  }
+  CHECK(q.empty());
+}
+
+TEST_CASE("a long steady stream through the queue keeps replies matched") {
+  Q q(1 << 20, 10s);
+  auto const t0 = Q::Clock::now();
+  std::string out;
+  int next_push = 0, next_reply = 0;
+  for (int round = 0; round < 500; ++round) {
+    for (int i = 0; i < round % 37 + 1; ++i) q.push("c", next_push++, t0);
+    q.take_unwritten(out, t0);
+    Q::Item item;
+    while (q.in_flight_count() > static_cast<std::size_t>(round % 5) && q.on_reply(item)) {
+      REQUIRE(item.tag == next_reply++);
+    }
+  }
+  CHECK(q.bytes() == static_cast<std::size_t>(next_push - next_reply));
+}

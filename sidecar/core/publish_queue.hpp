@@ -10,11 +10,12 @@
 
 #include <chrono>
 #include <cstddef>
-#include <deque>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "core/ring.hpp"
 
 namespace podrelay::core {
 
@@ -38,7 +39,7 @@ class PublishQueue {
   bool push(std::string_view command, Tag tag, Clock::time_point now, bool awaited = false) {
     if (bytes_ + command.size() > max_bytes_) return false;
     unwritten_.append(command);
-    unwritten_items_.push_back(Item{std::move(tag), command.size(), now, {}, awaited, false});
+    items_.push_back(Item{std::move(tag), command.size(), now, {}, awaited, false});
     bytes_ += command.size();
     awaited_ += awaited ? 1 : 0;
     return true;
@@ -51,43 +52,44 @@ class PublishQueue {
                  bool awaited = false) {
     if (bytes_ + size > max_bytes_) return false;
     write(unwritten_);
-    unwritten_items_.push_back(Item{std::move(tag), size, now, {}, awaited, false});
+    items_.push_back(Item{std::move(tag), size, now, {}, awaited, false});
     bytes_ += size;
     awaited_ += awaited ? 1 : 0;
     return true;
   }
 
-  bool has_unwritten() const noexcept { return !unwritten_items_.empty(); }
+  bool has_unwritten() const noexcept { return items_.size() > in_flight_; }
 
   // Moves every unwritten command into `out` (swapped, so the caller's buffer is reused)
   // and marks them in flight; `lazy`: their replies will be read lazily.
   void take_unwritten(std::string& out, Clock::time_point now, bool lazy = false) {
     out.clear();
     out.swap(unwritten_);
-    for (auto& item : unwritten_items_) {
-      item.written = now;
-      item.lazy = lazy;
-      in_flight_.push_back(std::move(item));
+    for (auto i = in_flight_; i < items_.size(); ++i) {
+      items_[i].written = now;
+      items_[i].lazy = lazy;
     }
-    unwritten_items_.clear();
+    in_flight_ = items_.size();
   }
 
   // Redis answered the oldest command in flight. False if none was in flight (a protocol
   // violation by the server; the caller drops the connection).
   bool on_reply(Item& out) {
-    if (in_flight_.empty()) return false;
-    out = std::move(in_flight_.front());
-    in_flight_.pop_front();
+    if (in_flight_ == 0) return false;
+    out = items_.take_front();
+    --in_flight_;
     forget(out);
     return true;
   }
 
   // The connection broke: commands in flight have an unknown outcome. Unwritten ones stay.
   std::vector<Item> on_disconnect() {
-    std::vector<Item> lost(std::make_move_iterator(in_flight_.begin()),
-                           std::make_move_iterator(in_flight_.end()));
-    in_flight_.clear();
-    for (auto const& item : lost) forget(item);
+    std::vector<Item> lost;
+    lost.reserve(in_flight_);
+    for (; in_flight_ > 0; --in_flight_) {
+      lost.push_back(items_.take_front());
+      forget(lost.back());
+    }
     return lost;
   }
 
@@ -95,22 +97,30 @@ class PublishQueue {
   std::vector<Item> expire(Clock::time_point now) {
     std::vector<Item> expired;
     std::size_t cut = 0;
-    while (!unwritten_items_.empty() && now - unwritten_items_.front().enqueued >= timeout_) {
-      cut += unwritten_items_.front().bytes;
-      forget(unwritten_items_.front());
-      expired.push_back(std::move(unwritten_items_.front()));
-      unwritten_items_.pop_front();
+    while (in_flight_ + expired.size() < items_.size() &&
+           now - items_[in_flight_ + expired.size()].enqueued >= timeout_) {
+      auto& item = items_[in_flight_ + expired.size()];
+      cut += item.bytes;
+      forget(item);
+      expired.push_back(std::move(item));
     }
-    if (cut > 0) unwritten_.erase(0, cut);
+    if (expired.empty()) return expired;
+    // Close the gap: the commands in flight (usually none: Redis is away) move up behind it.
+    for (auto i = in_flight_; i-- > 0;) items_[i + expired.size()] = std::move(items_[i]);
+    for (std::size_t i = 0; i < expired.size(); ++i) items_.pop_front();
+    unwritten_.erase(0, cut);
     return expired;
   }
 
   // The unwritten commands, removed from the queue (to move them to another connection).
   std::vector<Item> take_unwritten_items() {
-    std::vector<Item> out(std::make_move_iterator(unwritten_items_.begin()),
-                          std::make_move_iterator(unwritten_items_.end()));
-    for (auto const& item : out) forget(item);
-    unwritten_items_.clear();
+    std::vector<Item> out;
+    out.reserve(items_.size() - in_flight_);
+    for (auto i = in_flight_; i < items_.size(); ++i) {
+      forget(items_[i]);
+      out.push_back(std::move(items_[i]));
+    }
+    while (items_.size() > in_flight_) items_.pop_back();
     unwritten_.clear();
     return out;
   }
@@ -118,8 +128,8 @@ class PublishQueue {
   // Everything left, unwritten first-come first, for shutdown.
   std::vector<Item> drain_all() {
     auto out = on_disconnect();
-    for (auto& item : unwritten_items_) out.push_back(std::move(item));
-    unwritten_items_.clear();
+    for (std::size_t i = 0; i < items_.size(); ++i) out.push_back(std::move(items_[i]));
+    items_.clear();
     unwritten_.clear();
     bytes_ = 0;
     awaited_ = 0;
@@ -127,25 +137,27 @@ class PublishQueue {
   }
 
   std::size_t bytes() const noexcept { return bytes_; }
-  std::size_t unwritten_count() const noexcept { return unwritten_items_.size(); }
-  std::size_t in_flight_count() const noexcept { return in_flight_.size(); }
+  std::size_t unwritten_count() const noexcept { return items_.size() - in_flight_; }
+  std::size_t in_flight_count() const noexcept { return in_flight_; }
   // Awaited commands (see push) in the queue, written or not.
   std::size_t awaited() const noexcept { return awaited_; }
-  bool empty() const noexcept { return unwritten_items_.empty() && in_flight_.empty(); }
+  bool empty() const noexcept { return items_.empty(); }
   std::size_t max_bytes() const noexcept { return max_bytes_; }
   Clock::duration timeout() const noexcept { return timeout_; }
   // When the oldest unwritten command expires; time_point::max() when none waits.
   Clock::time_point next_expiry() const noexcept {
-    return unwritten_items_.empty() ? Clock::time_point::max()
-                                    : unwritten_items_.front().enqueued + timeout_;
+    return has_unwritten() ? items_[in_flight_].enqueued + timeout_ : Clock::time_point::max();
   }
 
  private:
   std::size_t max_bytes_;
   Clock::duration timeout_;
   std::string unwritten_;
-  std::deque<Item> unwritten_items_;
-  std::deque<Item> in_flight_;
+  // Every command, in order: the first in_flight_ are written and wait for their replies
+  // (Redis answers in order), the rest are unwritten. One ring: writing a batch moves no
+  // item, and a steady stream allocates nothing.
+  Ring<Item> items_;
+  std::size_t in_flight_ = 0;
   std::size_t bytes_ = 0;
   std::size_t awaited_ = 0;
 
