@@ -10,7 +10,9 @@ namespace {
 
 struct FakeSubscriber final : Receiver {
   std::vector<SharedFrame> got;
+  std::vector<bool> sole;  // what the hub told each delivery about its receivers
   bool deliver(Delivery& message) override {
+    sole.push_back(message.sole_receiver());
     got.push_back(message.framed());
     return true;
   }
@@ -98,24 +100,9 @@ TEST_CASE("binary names") {
   CHECK(hub.receiver_count(SubKind::channel, name) == 1);
 }
 
-namespace {
-
-// Records what the hub told each delivery about its receivers.
-struct CountingSubscriber final : Receiver {
-  std::vector<bool> sole;
-  bool deliver(Delivery& message) override {
-    sole.push_back(message.sole_receiver());
-    return true;
-  }
-  void on_subscription_reply(std::uint32_t, std::optional<podrelay::proto::ErrorCode>,
-                             std::string_view) override {}
-};
-
-}  // namespace
-
 TEST_CASE("a delivery knows whether it has one receiver") {
   Hub hub;
-  CountingSubscriber a, b;
+  FakeSubscriber a, b;
   hub.subscribe(SubKind::channel, "c", &a);
   Message one("x");
   hub.deliver(SubKind::channel, "c", one.delivery);

@@ -21,7 +21,7 @@ Delivery::MsgShape const* Delivery::msg_shape() {
       too_large_ = true;
       return nullptr;
     }
-    shape_ = MsgShape{*channel, pattern, size};
+    shape_ = MsgShape{*channel, pattern};
   }
   return shape_ ? &*shape_ : nullptr;
 }
@@ -29,11 +29,9 @@ Delivery::MsgShape const* Delivery::msg_shape() {
 SharedFrame const& Delivery::framed() {
   if (framed_done_) return framed_;
   framed_done_ = true;
-  auto const shape = msg_shape();
-  if (!shape) return framed_;
+  if (!can_frame()) return framed_;
   auto frame = std::make_shared<std::string>();
-  frame->reserve(shape->size);
-  proto::encode_msg(*frame, shape->channel, shape->pattern, payload_);
+  append_framed(*frame);
   framed_ = std::move(frame);
   return framed_;
 }
@@ -43,8 +41,7 @@ bool Delivery::can_frame() { return msg_shape() != nullptr; }
 void Delivery::append_framed(std::string& out) {
   auto const* shape = msg_shape();
   if (shape == nullptr) return;
-  out.reserve(out.size() + shape->size);
-  proto::encode_msg(out, shape->channel, shape->pattern, payload_);
+  proto::encode_msg(out, shape->channel, shape->pattern, payload_);  // one resize itself
 }
 
 SharedFrame const& Delivery::framed_durable() {

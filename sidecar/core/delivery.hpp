@@ -88,11 +88,10 @@ class Delivery {
   bool resp_done_[4] = {};
   bool too_large_ = false;
 
-  // The framed MSG's names and size, or nothing when it cannot be sent (see framed()).
+  // The framed MSG's names, or nothing when it cannot be sent (see framed()).
   struct MsgShape {
     std::string_view channel;
     std::string_view pattern;
-    std::size_t size = 0;
   };
   std::optional<MsgShape> shape_;
   bool shape_done_ = false;

@@ -8,13 +8,26 @@ namespace podrelay::proto {
 namespace {
 
 void put_u8(std::string& out, std::uint8_t v) { out.push_back(static_cast<char>(v)); }
+char* store_u16(char* p, std::uint16_t v) noexcept {
+  p[0] = static_cast<char>(v >> 8);
+  p[1] = static_cast<char>(v & 0xff);
+  return p + 2;
+}
+char* store_u32(char* p, std::uint32_t v) noexcept {
+  p[0] = static_cast<char>(v >> 24);
+  p[1] = static_cast<char>((v >> 16) & 0xff);
+  p[2] = static_cast<char>((v >> 8) & 0xff);
+  p[3] = static_cast<char>(v & 0xff);
+  return p + 4;
+}
 void put_u16(std::string& out, std::uint16_t v) {
-  char const b[2] = {static_cast<char>(v >> 8), static_cast<char>(v & 0xff)};
+  char b[2];
+  store_u16(b, v);
   out.append(b, 2);
 }
 void put_u32(std::string& out, std::uint32_t v) {
-  char const b[4] = {static_cast<char>(v >> 24), static_cast<char>((v >> 16) & 0xff),
-                     static_cast<char>((v >> 8) & 0xff), static_cast<char>(v & 0xff)};
+  char b[4];
+  store_u32(b, v);
   out.append(b, 4);
 }
 void put_str(std::string& out, std::string_view s) {
@@ -32,11 +45,7 @@ std::size_t start(std::string& out, FrameType type, std::size_t body_hint) {
   return at;
 }
 void finish(std::string& out, std::size_t at) {
-  auto const len = static_cast<std::uint32_t>(out.size() - at - header_bytes);
-  out[at] = static_cast<char>(len >> 24);
-  out[at + 1] = static_cast<char>((len >> 16) & 0xff);
-  out[at + 2] = static_cast<char>((len >> 8) & 0xff);
-  out[at + 3] = static_cast<char>(len & 0xff);
+  store_u32(out.data() + at, static_cast<std::uint32_t>(out.size() - at - header_bytes));
 }
 
 // The hot encoders (MSG, OK) write in place: one resize, then plain stores, instead of an
@@ -45,18 +54,6 @@ char* grow(std::string& out, std::size_t n) {
   auto const at = out.size();
   out.resize(at + n);
   return out.data() + at;
-}
-char* store_u16(char* p, std::uint16_t v) noexcept {
-  p[0] = static_cast<char>(v >> 8);
-  p[1] = static_cast<char>(v & 0xff);
-  return p + 2;
-}
-char* store_u32(char* p, std::uint32_t v) noexcept {
-  p[0] = static_cast<char>(v >> 24);
-  p[1] = static_cast<char>((v >> 16) & 0xff);
-  p[2] = static_cast<char>((v >> 8) & 0xff);
-  p[3] = static_cast<char>(v & 0xff);
-  return p + 4;
 }
 char* store_bytes(char* p, std::string_view s) noexcept {
   if (!s.empty()) std::memcpy(p, s.data(), s.size());
