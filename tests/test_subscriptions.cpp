@@ -338,11 +338,11 @@ TEST_CASE("a MSG larger than the announced frame limit is not encoded") {
   std::string const small(50, 'x');
   std::string const large(60, 'x');
   Delivery fits(names, names, 64, "p:c", "", small);
-  CHECK(fits.framed() != nullptr);
+  CHECK(fits.framed());
   Delivery big(names, names, 64, "p:c", "", large);
-  CHECK(big.framed() == nullptr);
+  CHECK_FALSE(big.framed());
   CHECK(big.too_large());
   Delivery foreign(names, names, 64, "other:c", "", "x");  // not our prefix
-  CHECK(foreign.framed() == nullptr);
+  CHECK_FALSE(foreign.framed());
   CHECK_FALSE(foreign.too_large());
 }

@@ -30,9 +30,7 @@ SharedFrame const& Delivery::framed() {
   if (framed_done_) return framed_;
   framed_done_ = true;
   if (!can_frame()) return framed_;
-  auto frame = std::make_shared<std::string>();
-  append_framed(*frame);
-  framed_ = std::move(frame);
+  framed_ = FrameArena::local().encode([&](std::string& out) { append_framed(out); });
   return framed_;
 }
 
@@ -54,10 +52,8 @@ SharedFrame const& Delivery::framed_durable() {
     too_large_ = true;
     return durable_;
   }
-  auto frame = std::make_shared<std::string>();
-  frame->reserve(size);
-  proto::encode_smsg(*frame, *channel, stream_id_, payload_);
-  durable_ = std::move(frame);
+  durable_ = FrameArena::local().encode(
+      [&](std::string& out) { proto::encode_smsg(out, *channel, stream_id_, payload_); });
   return durable_;
 }
 
@@ -67,21 +63,22 @@ SharedFrame const& Delivery::resp(resp_server::Protocol protocol, bool sharded) 
   resp_done_[i] = true;
   auto const channel = resp_names_.app_channel(channel_);
   if (!channel) return resp_[i];
-  auto frame = std::make_shared<std::string>();
+  auto& arena = FrameArena::local();
   if (pattern_.empty()) {
-    frame->reserve(resp_server::message_size({}, *channel, payload_, sharded));
-    if (sharded) {
-      resp_server::append_smessage(*frame, protocol, *channel, payload_);
-    } else {
-      resp_server::append_message(*frame, protocol, *channel, payload_);
-    }
+    resp_[i] = arena.encode([&](std::string& out) {
+      if (sharded) {
+        resp_server::append_smessage(out, protocol, *channel, payload_);
+      } else {
+        resp_server::append_message(out, protocol, *channel, payload_);
+      }
+    });
   } else {
     auto const pattern = resp_names_.app_pattern(pattern_);
     if (!pattern) return resp_[i];
-    frame->reserve(resp_server::message_size(*pattern, *channel, payload_, false));
-    resp_server::append_pmessage(*frame, protocol, *pattern, *channel, payload_);
+    resp_[i] = arena.encode([&](std::string& out) {
+      resp_server::append_pmessage(out, protocol, *pattern, *channel, payload_);
+    });
   }
-  resp_[i] = std::move(frame);
   return resp_[i];
 }
 

@@ -1,25 +1,22 @@
 // One message from Redis on its way to the local receivers that want it. Each wire format a
-// receiver speaks is encoded once, on first use, into a buffer every receiver of that format
-// shares (immutable): a fan-out to thousands of sessions costs one encoding per format.
-// Lives for one fan-out on the io_context thread.
+// receiver speaks is encoded once, on first use, into the thread's FrameArena, where every
+// receiver of that format shares it (immutable): a fan-out to thousands of sessions costs
+// one encoding per format. Lives for one fan-out on the io_context thread.
 #pragma once
 
 #include <cstddef>
-#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include "core/channel_names.hpp"
+#include "core/frame_arena.hpp"
 #include "core/stream_id.hpp"
 #include "resp_server/reply_writer.hpp"
 
 namespace podrelay::core {
 
 class Receiver;
-
-// One encoded frame shared, immutable, by every receiver of a fan-out.
-using SharedFrame = std::shared_ptr<std::string const>;
 
 class Delivery {
  public:

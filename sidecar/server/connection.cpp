@@ -1,5 +1,6 @@
 #include "server/connection.hpp"
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
@@ -20,13 +21,6 @@ using Clock = std::chrono::steady_clock;
 // frames per wake-up and syscall; a saturated app's socket holds far more.
 constexpr std::size_t read_chunk_min = 4096;
 constexpr std::size_t read_chunk_max = std::size_t{64} * 1024;
-constexpr std::size_t max_gather = 64;
-constexpr std::size_t owned_chunk_limit = std::size_t{16} * 1024;
-// A fan-out frame this small is copied into the connection's own coalesced buffer rather
-// than queued as a chunk of its own: the copy costs less than a queue entry, a reference
-// count and an iovec per frame, and consecutive messages leave in one contiguous buffer.
-// The bytes counted against the queue limits are the same either way.
-constexpr std::size_t copy_frame_limit = 512;
 constexpr std::chrono::milliseconds linger{1000};
 // Where closing connections drop what their clients still send. One for the process (one
 // thread; the bytes are never read): a buffer in each reader's coroutine frame would cost
@@ -141,35 +135,22 @@ void Connection::detach() {
 }
 
 void Connection::append_shared(core::SharedFrame const& frame) {
-  auto const size = frame->size();
-  if (size <= copy_frame_limit) {
-    owned_tail().append(*frame);
-  } else {
-    queue_.push_back(Chunk{frame, {}});
-  }
-  queued(size);
+  // An idle writer sends the frame at the end of this I/O completion (if the socket is full
+  // then, flush_batch() unpins it); a busy one copies what would pin a block while it waits.
+  queue_.append_shared(frame, !writer_waiting_);
+  queued();
 }
 
-std::string& Connection::owned_tail() {
-  if (queue_.size() > writing_ && !queue_.back().shared &&
-      queue_.back().owned.size() < owned_chunk_limit) {
-    return queue_.back().owned;
-  }
-  queue_.push_back(Chunk{});
-  return queue_.back().owned;
-}
-
-void Connection::queued(std::size_t n) {
-  queued_bytes_ += n;
+void Connection::queued() {
   wake_writer();
   if (over_limit_posted_ || closing_) return;
   auto const& cfg = relay_.config();
-  if (queued_bytes_ > cfg.max_queue_bytes) {
+  if (queue_.bytes() > cfg.max_queue_bytes) {
     slow_consumer("outbound queue exceeded max_queue_bytes (" +
                   std::to_string(cfg.max_queue_bytes) + "); read faster or subscribe to less");
     return;
   }
-  if (queued_bytes_ > cfg.soft_queue_bytes && over_soft_since_ == Clock::time_point{}) {
+  if (queue_.bytes() > cfg.soft_queue_bytes && over_soft_since_ == Clock::time_point{}) {
     // Over the soft limit: tolerated for a window, as Redis' client-output-buffer-limit
     // does; a timer enforces it even if nothing more is queued.
     over_soft_since_ = Clock::now();
@@ -203,7 +184,7 @@ void Connection::slow_consumer(std::string reason) {
     log::warn_limited(limit, "disconnecting slow consumer",
                       {{"conn", std::to_string(self->id_)},
                        {"client", self->client_name_},
-                       {"queued_bytes", std::to_string(self->queued_bytes_)},
+                       {"queued_bytes", std::to_string(self->queue_.bytes())},
                        {"reason", reason}});
     self->goaway(proto::ErrorCode::slow_consumer, reason);
   });
@@ -226,43 +207,21 @@ void Connection::flush_batch() noexcept {
     return;
   }
   if (!queue_.empty() || closing_) {
+    queue_.unpin();
     writer_waiting_ = false;
     wake_.cancel();  // the socket took only part: the writer waits for room
   }
 }
 
-std::size_t Connection::gather(std::vector<asio::const_buffer>& bufs) const {
-  bufs.clear();
-  std::size_t bytes = 0;
-  auto const n = std::min(queue_.size(), max_gather);
-  for (std::size_t i = 0; i < n; ++i) {
-    auto const skip = i == 0 ? front_written_ : 0;
-    bufs.emplace_back(queue_[i].data() + skip, queue_[i].size() - skip);
-    bytes += queue_[i].size() - skip;
-  }
-  return bytes;
-}
-
 void Connection::written(std::size_t n) {
-  // Whole chunks leave the queue; a chunk written in part stays with its offset.
-  queued_bytes_ -= n;
-  while (n > 0) {
-    auto const left = queue_.front().size() - front_written_;
-    if (n < left) {
-      front_written_ += n;
-      break;
-    }
-    n -= left;
-    front_written_ = 0;
-    queue_.pop_front();
-  }
-  if (queued_bytes_ <= relay_.config().soft_queue_bytes) over_soft_since_ = {};
+  queue_.written(n);
+  if (queue_.bytes() <= relay_.config().soft_queue_bytes) over_soft_since_ = {};
 }
 
 bool Connection::write_now() {
   thread_local std::vector<asio::const_buffer> bufs;
   while (!queue_.empty()) {
-    auto const bytes = gather(bufs);
+    auto const bytes = queue_.gather(bufs);
     boost::system::error_code ec;
     auto const n = socket_.write_some(bufs, ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) return true;
@@ -288,16 +247,9 @@ void Connection::goaway(proto::ErrorCode code, std::string_view text, bool wait_
   if (!wait_for_replies) {
     // Whatever is not on the wire yet will not be read in time anyway (a chunk already
     // written in part stays: the app must get whole frames before the GOAWAY).
-    auto const keep = std::max(writing_, std::size_t{front_written_ > 0 ? 1u : 0u});
-    while (queue_.size() > keep) {
-      queued_bytes_ -= queue_.back().size();
-      queue_.pop_back();
-    }
+    queue_.drop_unsent();
   }
-  auto& out = owned_tail();
-  auto const before = out.size();
-  append_goaway(out, code, text);
-  queued_bytes_ += out.size() - before;
+  queue_.append_owned([&](std::string& out) { append_goaway(out, code, text); });
   close_after(wait_for_replies ? relay_.config().drain_timeout + std::chrono::seconds(1)
                                : std::chrono::milliseconds(2000));
   wake_writer();
@@ -305,7 +257,7 @@ void Connection::goaway(proto::ErrorCode code, std::string_view text, bool wait_
 
 asio::awaitable<void> Connection::writer() {
   std::vector<asio::const_buffer> bufs;
-  bufs.reserve(max_gather);
+  bufs.reserve(OutboundQueue::max_gather);
   while (!closed_) {
     if (queue_.empty()) {
       if (closing_ && (!wait_for_replies_ || !owes_replies())) break;
@@ -315,11 +267,11 @@ asio::awaitable<void> Connection::writer() {
       writer_waiting_ = false;
       continue;
     }
-    writing_ = std::min(queue_.size(), max_gather);
-    auto const bytes = gather(bufs);
+    queue_.begin_write();
+    auto const bytes = queue_.gather(bufs);
     auto [ec, n] = co_await asio::async_write(socket_, bufs, use_tuple);
     (void)n;
-    writing_ = 0;
+    queue_.end_write();
     written(bytes);
     if (ec) {
       close();

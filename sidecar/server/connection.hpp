@@ -16,17 +16,18 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/receiver.hpp"
 #include "proto/error_code.hpp"
 #include "redis/publisher.hpp"
 #include "server/connection_slots.hpp"
+#include "server/outbound_queue.hpp"
 #include "util/write_batch.hpp"
 
 namespace podrelay::server {
@@ -52,7 +53,7 @@ class Connection : public std::enable_shared_from_this<Connection>,
   void goaway(proto::ErrorCode code, std::string_view text, bool wait_for_replies = false);
   void close();
 
-  std::size_t queued_bytes() const noexcept { return queued_bytes_; }
+  std::size_t queued_bytes() const noexcept { return queue_.bytes(); }
   std::uint64_t id() const noexcept { return id_; }
 
  protected:
@@ -79,12 +80,12 @@ class Connection : public std::enable_shared_from_this<Connection>,
   template <class Encode>
   void append_reply(Encode&& encode) {
     if (closed_) return;
-    auto& out = owned_tail();
-    auto const before = out.size();
-    encode(out);
-    queued(out.size() - before);
+    queue_.append_owned(std::forward<Encode>(encode));
+    queued();
   }
-  // Queues a fan-out buffer shared with other receivers (a small one is copied).
+  // Queues a fan-out frame shared with other receivers: the frame right after the last one
+  // queued extends its slice; a connection whose writer is busy (the socket is full)
+  // copies a frame rather than keep a shared block alive for it (pins_block()).
   void append_shared(core::SharedFrame const& frame);
   // Ends the connection after `last_words` (an error reply) is written: no more reading,
   // subscriptions released, closed within 2 s.
@@ -105,23 +106,14 @@ class Connection : public std::enable_shared_from_this<Connection>,
   bool detached_ = false;
 
  private:
-  struct Chunk {
-    core::SharedFrame shared;  // fan-out frames, shared by every receiver
-    std::string owned;         // this connection's replies, coalesced
-    std::size_t size() const { return shared ? shared->size() : owned.size(); }
-    char const* data() const { return shared ? shared->data() : owned.data(); }
-  };
-
   boost::asio::awaitable<void> reader();
   boost::asio::awaitable<void> writer();
   void flush_batch() noexcept override;
   // Writes what the socket takes now without blocking; false on a write error.
   bool write_now();
-  std::size_t gather(std::vector<boost::asio::const_buffer>& bufs) const;
   void written(std::size_t n);
   void half_closed();
-  std::string& owned_tail();
-  void queued(std::size_t n);
+  void queued();  // the queue grew: wake the writer, check the limits
   void check_soft_limit();
   void slow_consumer(std::string reason);
   void close_after(std::chrono::steady_clock::duration grace);
@@ -129,10 +121,7 @@ class Connection : public std::enable_shared_from_this<Connection>,
   Socket socket_;
   std::uint64_t id_;
   ConnectionSlots::Slot slot_;
-  std::deque<Chunk> queue_;
-  std::size_t writing_ = 0;        // chunks at the front of queue_ being written now
-  std::size_t front_written_ = 0;  // bytes of queue_.front() already on the wire
-  std::size_t queued_bytes_ = 0;
+  OutboundQueue queue_;
   boost::asio::steady_timer wake_;
   boost::asio::steady_timer close_deadline_;
   boost::asio::steady_timer soft_timer_;
