@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import subprocess
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -26,34 +25,17 @@ from harness import (REDIS_CLI, REDIS_SERVER, IntegrationCase, ProcessExited, Pr
 PREFIX = "podrelay:"  # the sidecar's default --channel-prefix
 
 
-def _bindable(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
-def _ephemeral_low() -> int:
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
 def cluster_port() -> int:
     """A free loopback port P whose cluster bus port P + 10000 is free too, both below the
     kernel's ephemeral range: a bus port inside it can be taken by any outgoing connection
     between this check and redis-server's bind (a CI run lost a node that way)."""
-    hi = min(29999, _ephemeral_low() - 10001)
+    hi = min(29999, harness.ephemeral_low() - 10001)
     lo = min(20000, hi - 500)
     for _ in range(500):
         p = random.randint(lo, hi)
         if p in harness._HANDED_OUT or p + 10000 in harness._HANDED_OUT:
             continue
-        if _bindable(p) and _bindable(p + 10000):
+        if harness.bindable(p) and harness.bindable(p + 10000):
             harness._HANDED_OUT.update((p, p + 10000))
             return p
     raise RuntimeError("no free port pair (P, P+10000) found")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import http.client
 import os
+import random
 import shutil
 import signal
 import socket
@@ -62,13 +63,45 @@ atexit.register(_kill_leftovers)
 _HANDED_OUT: set = set()
 
 
+def ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (source ports of outgoing connections)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+# Ports for the servers a test starts are drawn below the kernel's ephemeral range: a port
+# from bind(0) can be taken, between the probe and the server's own bind, by the source port
+# of any outgoing connection on the machine (the Node tests beside this suite once lost such
+# a race: "Address already in use"). A port below the range is taken only by a process that
+# asks for it.
+_PORT_LOW = 10000
+_PORT_HIGH = ephemeral_low() - 1
+_PORT_RANDOM = random.Random()  # its own: a test that seeds `random` must not fix the ports
+
+
+def bindable(port: int) -> bool:
+    """Whether a TCP socket can bind 127.0.0.1:port right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port() -> int:
     """A currently free loopback TCP port, never the same one twice in this process."""
     for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _HANDED_OUT:
+        if _PORT_HIGH - _PORT_LOW >= 1000:
+            port = _PORT_RANDOM.randint(_PORT_LOW, _PORT_HIGH)
+        else:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+        if port not in _HANDED_OUT and bindable(port):
             _HANDED_OUT.add(port)
             return port
     raise RuntimeError("could not find a free port")

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 
 import { connect } from '../src/index.js';
-import { httpStatus } from './matrix/harness.js';
+import { httpStatus, loopbackPort } from './matrix/harness.js';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const BIN = process.env.PODRELAY_BIN || join(repoRoot, 'build', 'bin', 'podrelay');
@@ -52,17 +52,6 @@ const withTimeout = (p, ms, what) => {
     }),
   ]).finally(() => clearTimeout(timer));
 };
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 // One RESP command over a fresh connection (used to check Redis and for interop).
 function redisCommand(port, args) {
@@ -203,7 +192,7 @@ describe('live: redis + two sidecars', { skip }, () => {
   before(async () => {
     workDir = mkdtempSync(join(tmpdir(), 'podrelay-node-live-'));
     [env.redisPort, env.portA, env.adminA, env.portB, env.adminB] = await Promise.all(
-      [0, 1, 2, 3, 4].map(() => freePort()),
+      [0, 1, 2, 3, 4].map(() => loopbackPort()),
     );
     env.redis = start('redis', REDIS, [
       '--port', String(env.redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
@@ -411,7 +400,7 @@ describe('live: redis + two sidecars', { skip }, () => {
     const sock = join(workDir, 'c.sock');
     const tokenFile = join(workDir, 'token');
     writeFileSync(tokenFile, 's3cret-token\n');
-    const [portC, adminC] = [await freePort(), await freePort()];
+    const [portC, adminC] = [await loopbackPort(), await loopbackPort()];
     const c = start('sidecar-C', BIN, [
       '--listen', `127.0.0.1:${portC}`,
       '--listen', `unix:${sock}`,

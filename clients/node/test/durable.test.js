@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 
 import { connect } from '../src/index.js';
-import { deadline, kill, redisCommand, startRedis, startSidecar, tails, waitFor } from './matrix/harness.js';
+import { deadline, kill, redisCommand, startRedis, startSidecar, tails, waitFor, stopAll } from './matrix/harness.js';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const BIN = process.env.PODRELAY_BIN || join(repoRoot, 'build', 'bin', 'podrelay');
@@ -92,6 +92,7 @@ describe('live: durable channels (protocol version 2)', { skip }, () => {
     for (const c of clients) c.destroy();
     await Promise.allSettled(env.procs.map((p) => kill(p.proc)));
     await env.redis?.stop();
+    await stopAll(); // what a before() that failed half-way started
   });
 
   live('a durable publish resolves with its stream id; the subscriber gets the same id', async () => {

@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,7 +17,7 @@ import { Server } from 'socket.io';
 import { io as ioc } from 'socket.io-client';
 
 import { channelsOf, createAdapter } from '../src/socket.io.js';
-import { httpStatus } from './matrix/harness.js';
+import { httpStatus, loopbackPort } from './matrix/harness.js';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const BIN = process.env.PODRELAY_BIN || join(repoRoot, 'build', 'bin', 'podrelay');
@@ -69,17 +68,6 @@ const withTimeout = (p, ms, what) => {
     }),
   ]).finally(() => clearTimeout(timer));
 };
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 function redisCli(port, args) {
   return new Promise((resolve, reject) => {
@@ -301,7 +289,7 @@ describe('live: socket.io adapter over three sidecars', { skip }, () => {
 
   before(async () => {
     workDir = mkdtempSync(join(tmpdir(), 'podrelay-socketio-live-'));
-    const ports = await Promise.all(Array.from({ length: 7 }, () => freePort()));
+    const ports = await Promise.all(Array.from({ length: 7 }, () => loopbackPort()));
     env.redisPort = ports[0];
     env.sidecars = {
       A: { port: ports[1], admin: ports[2] },

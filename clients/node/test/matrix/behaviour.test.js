@@ -21,7 +21,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Server } from 'socket.io';
 import { io as ioc } from 'socket.io-client';
 
-import { deadline, kill, redisCommand, sleep, startRedis, startSidecar, tails, waitFor } from './harness.js';
+import { deadline, kill, redisCommand, sleep, startRedis, startSidecar, tails, waitFor, stopAll } from './harness.js';
 
 const INSTALL = process.env.MATRIX_INSTALL;
 const KIND = process.env.MATRIX_ADAPTER || 'podrelay';
@@ -119,6 +119,7 @@ describe(`socket.io ${INSTALL ? versionOf('socket.io') : '?'} (socket.io-adapter
   after(async () => {
     await Promise.allSettled(env.sidecars.map((s) => kill(s.proc)));
     await env.redis?.stop();
+    await stopAll(); // what a before() that failed half-way started
   });
 
   /**

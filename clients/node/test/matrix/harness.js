@@ -2,7 +2,7 @@
 // Socket.IO server, all on loopback ports picked at run time. Every wait has a deadline;
 // every spawned process is killed when the test process ends.
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -30,7 +30,33 @@ export function deadline(promise, ms, what) {
   return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
 }
 
-export function loopbackPort() {
+// Ports for the servers a test starts are drawn below the kernel's ephemeral range: a port
+// from bind(0) can be taken, between the probe and the server's own bind, by the source port
+// of any outgoing connection on the machine (a test running beside this one makes hundreds),
+// which once made a sidecar fail with "Address already in use". A port below the range is
+// only ever taken by a process that asks for it; one never handed out twice in this process
+// and checked free just before, with a retry on a collision (startSidecar, startRedis), is
+// safe in practice.
+const ephemeralLow = (() => {
+  try {
+    return Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || 32768;
+  } catch {
+    return 32768;
+  }
+})();
+const PORT_LOW = 10000;
+const PORT_HIGH = ephemeralLow - 1;
+const handedOut = new Set();
+
+function bindable(port) {
+  return new Promise((resolve) => {
+    const probe = net.createServer();
+    probe.once('error', () => resolve(false));
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
+  });
+}
+
+function ephemeralPort() {
   return new Promise((resolve, reject) => {
     const probe = net.createServer();
     probe.on('error', reject);
@@ -40,6 +66,21 @@ export function loopbackPort() {
     });
   });
 }
+
+/** A free loopback TCP port, never the same one twice in this process. */
+export async function loopbackPort() {
+  for (let tries = 0; tries < 200; tries++) {
+    const port =
+      PORT_HIGH - PORT_LOW >= 1000 ? PORT_LOW + Math.floor(Math.random() * (PORT_HIGH - PORT_LOW + 1)) : await ephemeralPort();
+    if (handedOut.has(port) || !(await bindable(port))) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error('no free loopback port found in 200 tries');
+}
+
+/** Whether `proc` exited because a port it was told to listen on was taken. */
+const lostPortRace = (proc) => Boolean(proc.exitStatus) && /address already in use/i.test(proc.tail.join(''));
 
 const running = new Set();
 process.on('exit', () => {
@@ -58,8 +99,9 @@ export function launch(label, cmd, args) {
   proc.stdout.on('data', keep);
   proc.stderr.on('data', keep);
   proc.on('error', (err) => proc.tail.push(`spawn failed: ${err.message}\n`));
+  // 'close', not 'exit': by then the output is all in `tail` (a failed bind's reason too).
   proc.gone = new Promise((resolve) =>
-    proc.on('exit', (code, signal) => {
+    proc.on('close', (code, signal) => {
       running.delete(proc);
       proc.exitStatus = { code, signal };
       resolve(proc.exitStatus);
@@ -73,6 +115,12 @@ export async function kill(proc) {
   if (!proc || proc.exitStatus) return;
   proc.kill('SIGKILL');
   await deadline(proc.gone, 5000, `${proc.label} to exit`);
+}
+
+/** Kills every process this file launched that is still running (for after() hooks: a
+ * before() that failed half-way leaves processes no other handle reaches). */
+export async function stopAll() {
+  await Promise.allSettled([...running].map((p) => kill(p)));
 }
 
 /** GET on loopback: the status code, or 0 when nothing answers. */
@@ -99,21 +147,32 @@ export function redisCommand(cli, port, args) {
  */
 export async function startRedis(tools, extraArgs = []) {
   const dir = mkdtempSync(join(tmpdir(), 'podrelay-matrix-'));
-  const port = await loopbackPort();
-  const proc = launch('redis-server', tools.redisServer, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extraArgs]);
-  await waitFor(async () => (await redisCommand(tools.redisCli, port, ['PING']).catch(() => '')).startsWith('PONG'), {
-    within: 10000,
-    every: 50,
-    what: 'redis-server to answer PING',
-  });
-  return {
-    port,
-    proc,
-    async stop() {
+  for (let attempt = 1; ; attempt++) {
+    const port = await loopbackPort();
+    const proc = launch('redis-server', tools.redisServer, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extraArgs]);
+    try {
+      await waitFor(
+        async () => {
+          if (proc.exitStatus) throw new Error(`redis-server exited: ${JSON.stringify(proc.exitStatus)}\n${proc.tail.join('')}`);
+          return (await redisCommand(tools.redisCli, port, ['PING']).catch(() => '')).startsWith('PONG');
+        },
+        { within: 10000, every: 50, what: 'redis-server to answer PING' },
+      );
+    } catch (err) {
       await kill(proc);
+      if (attempt < 3 && lostPortRace(proc)) continue; // another process took the port: pick again
       rmSync(dir, { recursive: true, force: true });
-    },
-  };
+      throw err;
+    }
+    return {
+      port,
+      proc,
+      async stop() {
+        await kill(proc);
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  }
 }
 
 /**
@@ -121,16 +180,24 @@ export async function startRedis(tools, extraArgs = []) {
  * with further flags `args`; resolves once /readyz answers 200.
  */
 export async function startSidecar(bin, label, redisPort, { args = [], port: fixedPort } = {}) {
-  const [port, admin] = [fixedPort ?? (await loopbackPort()), await loopbackPort()];
-  const proc = launch(label, bin, ['--listen', `127.0.0.1:${port}`, '--redis', `redis://127.0.0.1:${redisPort}`, '--admin-listen', `127.0.0.1:${admin}`, ...args]);
-  await waitFor(
-    async () => {
-      if (proc.exitStatus) throw new Error(`${label} exited: ${JSON.stringify(proc.exitStatus)}\n${proc.tail.join('')}`);
-      return (await httpStatus(admin, '/readyz')) === 200;
-    },
-    { within: 20000, every: 50, what: `${label} /readyz` },
-  );
-  return { port, admin, proc, address: `127.0.0.1:${port}` };
+  for (let attempt = 1; ; attempt++) {
+    const [port, admin] = [fixedPort ?? (await loopbackPort()), await loopbackPort()];
+    const proc = launch(label, bin, ['--listen', `127.0.0.1:${port}`, '--redis', `redis://127.0.0.1:${redisPort}`, '--admin-listen', `127.0.0.1:${admin}`, ...args]);
+    try {
+      await waitFor(
+        async () => {
+          if (proc.exitStatus) throw new Error(`${label} exited: ${JSON.stringify(proc.exitStatus)}\n${proc.tail.join('')}`);
+          return (await httpStatus(admin, '/readyz')) === 200;
+        },
+        { within: 20000, every: 50, what: `${label} /readyz` },
+      );
+    } catch (err) {
+      await kill(proc);
+      if (attempt < 3 && lostPortRace(proc)) continue; // another process took a port: pick again
+      throw err;
+    }
+    return { port, admin, proc, address: `127.0.0.1:${port}` };
+  }
 }
 
 export function tails(procs) {

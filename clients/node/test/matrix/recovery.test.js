@@ -17,7 +17,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Server } from 'socket.io';
 import { io as ioc } from 'socket.io-client';
 
-import { deadline, kill, redisCommand, sleep, startRedis, startSidecar, tails, waitFor } from './harness.js';
+import { deadline, kill, redisCommand, sleep, startRedis, startSidecar, tails, waitFor, stopAll } from './harness.js';
 
 const INSTALL = process.env.MATRIX_INSTALL;
 const repoRoot = fileURLToPath(new URL('../../../../', import.meta.url));
@@ -62,6 +62,7 @@ describe(`connection state recovery, socket.io ${INSTALL ? versionOf('socket.io'
     await Promise.allSettled(servers.map((io) => closeServer(io)));
     await Promise.allSettled([...env.sidecars, env.plainSidecar].filter(Boolean).map((s) => kill(s.proc)));
     await env.redis?.stop();
+    await stopAll(); // what a before() that failed half-way started
   });
 
   async function closeServer(io) {
