@@ -78,3 +78,21 @@ TEST_CASE("frame arena: a large frame gets its own block and pins nothing extra"
   CHECK_FALSE(put(arena, quarter).pins_block());
   CHECK_FALSE(SharedFrame{}.pins_block());
 }
+
+TEST_CASE("frame arena: a large frame is its block as encoded, not a copy of it") {
+  FrameArena arena;
+  std::string const big(FrameArena::own_block_above + 100, 'L');
+  char const* written_at = nullptr;
+  auto const f = arena.encode([&](std::string& out) {
+    out += big;
+    written_at = out.data();
+  });
+  CHECK(f.data() == written_at);
+  CHECK(f.bytes() == big);
+  // The arena still works for small frames after giving its scratch buffer away.
+  auto const a = put(arena, "after");
+  auto const b = put(arena, "big");
+  CHECK(a.bytes() == "after");
+  CHECK(b.data() == a.data() + a.size());
+  CHECK(f.bytes() == big);
+}

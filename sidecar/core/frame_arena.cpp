@@ -9,20 +9,22 @@ FrameArena& FrameArena::local() {
   return arena;
 }
 
+SharedFrame FrameArena::own_block(std::string&& frame) {
+  auto block = std::make_shared<FrameBlock>(std::move(frame));
+  std::string_view const bytes(block->base_, block->used_);
+  return SharedFrame(std::move(block), bytes);
+}
+
 SharedFrame FrameArena::place(std::string_view bytes) {
   auto const size = bytes.size();
-  std::shared_ptr<FrameBlock> block;
-  if (size > own_block_above) {
-    block = std::make_shared<FrameBlock>(size);
-  } else {
-    // Nothing refers to the current block any more: start it over (its memory is hot).
-    if (current_ && current_.use_count() == 1) current_->used_ = 0;
-    if (!current_ || current_->capacity_ - current_->used_ < size) {
-      current_ = std::make_shared<FrameBlock>(block_bytes);
-    }
-    block = current_;
+  if (size > own_block_above) return own_block(std::string(bytes));
+  // Nothing refers to the current block any more: start it over (its memory is hot).
+  if (current_ && current_.use_count() == 1) current_->used_ = 0;
+  if (!current_ || current_->capacity_ - current_->used_ < size) {
+    current_ = std::make_shared<FrameBlock>(block_bytes);
   }
-  char* at = block->data_.get() + block->used_;
+  std::shared_ptr<FrameBlock> block = current_;
+  char* at = block->base_ + block->used_;
   if (size > 0) std::memcpy(at, bytes.data(), size);
   block->used_ += size;
   return SharedFrame(std::move(block), std::string_view(at, size));

@@ -21,12 +21,24 @@ namespace podrelay::core {
 class FrameBlock {
  public:
   explicit FrameBlock(std::size_t capacity)
-      : data_(std::make_unique_for_overwrite<char[]>(capacity)), capacity_(capacity) {}
+      : storage_(std::make_unique_for_overwrite<char[]>(capacity)),
+        base_(storage_.get()),
+        capacity_(capacity) {}
+  // A block that is one whole frame: takes the encoded bytes over without copying them.
+  explicit FrameBlock(std::string&& frame)
+      : whole_(std::move(frame)),
+        base_(whole_.data()),
+        capacity_(whole_.size()),
+        used_(capacity_) {}
+  FrameBlock(FrameBlock const&) = delete;
+  FrameBlock& operator=(FrameBlock const&) = delete;
   std::size_t capacity() const noexcept { return capacity_; }
 
  private:
   friend class FrameArena;
-  std::unique_ptr<char[]> data_;
+  std::unique_ptr<char[]> storage_;
+  std::string whole_;
+  char* base_;
   std::size_t capacity_;
   std::size_t used_ = 0;
 };
@@ -70,18 +82,22 @@ class FrameArena {
 
   static FrameArena& local();
 
-  // The bytes `encode(out)` appends to an empty string, placed in a block.
+  // The bytes `encode(out)` appends to an empty string, placed in a block. A frame above
+  // own_block_above becomes its block as encoded, with no copy.
   template <class Encode>
   SharedFrame encode(Encode&& encode) {
     scratch_.clear();
     std::forward<Encode>(encode)(scratch_);
+    if (scratch_.size() > own_block_above) return own_block(std::exchange(scratch_, {}));
     return place(scratch_);
   }
   SharedFrame place(std::string_view bytes);
 
  private:
+  static SharedFrame own_block(std::string&& frame);
+
   std::shared_ptr<FrameBlock> current_;
-  std::string scratch_;  // keeps its capacity: no allocation per frame
+  std::string scratch_;  // keeps its capacity (up to own_block_above): no allocation per frame
 };
 
 }  // namespace podrelay::core

@@ -4,9 +4,18 @@
 
 namespace podrelay::server {
 
+namespace {
+
+// Whether owned bytes may be appended to `c` (an owned chunk with room left).
+template <class Chunk>
+bool takes_owned(Chunk const& c) noexcept {
+  return !c.shared && c.owned.size() < OutboundQueue::owned_limit;
+}
+
+}  // namespace
+
 std::string& OutboundQueue::owned_tail() {
-  if (chunks_.size() > writing_ && !chunks_.back().shared &&
-      chunks_.back().owned.size() < owned_limit) {
+  if (chunks_.size() > writing_ && takes_owned(chunks_.back())) {
     return chunks_.back().owned;
   }
   chunks_.push_back(Chunk{});
@@ -49,8 +58,7 @@ void OutboundQueue::unpin() {
       continue;
     }
     auto const bytes = c.shared ? c.shared.bytes() : std::string_view(c.owned);
-    if (rebuilt.size() > keep && !rebuilt.back().shared &&
-        rebuilt.back().owned.size() < owned_limit) {
+    if (rebuilt.size() > keep && takes_owned(rebuilt.back())) {
       rebuilt.back().owned.append(bytes);
     } else if (c.shared) {
       rebuilt.push_back(Chunk{{}, std::string(bytes)});
