@@ -8,6 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import http from "node:http";
 import { fileURLToPath } from "node:url";
+import { loopbackPort } from "../../clients/node/test/matrix/harness.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const repoRoot = path.resolve(here, "..", "..");
@@ -36,24 +37,9 @@ export async function waitFor(pred, timeoutMs, what) {
   }
 }
 
-const handedOut = new Set();
-export async function freePort() {
-  for (let i = 0; i < 200; i++) {
-    const port = await new Promise((resolve, reject) => {
-      const s = net.createServer();
-      s.once("error", reject);
-      s.listen(0, "127.0.0.1", () => {
-        const p = s.address().port;
-        s.close(() => resolve(p));
-      });
-    });
-    if (!handedOut.has(port)) {
-      handedOut.add(port);
-      return port;
-    }
-  }
-  throw new Error("no free port");
-}
+// Below the ephemeral range, never twice, checked bindable: the client matrix's rule (a
+// bind(0) port can be taken by any outgoing connection's source port before the child binds).
+export const freePort = loopbackPort;
 
 /**
  * Whether the daemon has a RESP front end: `podrelay --help` lists --resp-listen.
