@@ -70,8 +70,9 @@ asio::awaitable<void> Connection::reader() {
     if (read_buffered() == 0 && drained) {
       // Idle: wait with a read into a small buffer the protocol keeps (idle_read_bytes), not
       // with async_wait: Asio re-arms the descriptor (epoll_ctl) for every async_wait, while
-      // a read that came back short lets the next one wait for the next edge with no
-      // syscall. A message arriving on an idle connection is then one recvmsg.
+      // a read is first tried speculatively (after a short read that try returns EAGAIN)
+      // and then waits for the next edge of the descriptor's standing registration. A
+      // message arriving on an idle connection costs one recvmsg, plus that failed try.
       read_idle(idle_read_bytes);
       want = idle_read_bytes;
     }
