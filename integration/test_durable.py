@@ -283,6 +283,34 @@ class TestDurableCompatibilityAndBadInput(DurableCase):
         v1.publish("room:v1", b"still fine")
         self.assertEqual(self.expect_msgs(v1, 1)[0].payload, b"still fine")
 
+    def test_unsub_cutting_a_resume_short_leaves_the_channel_usable(self):
+        # Found by a client written from the spec alone: an UNSUB sent right behind an RSUB of
+        # the same channel (before its answer) left the channel's subscription pending in
+        # the sidecar for good: every later SUB/RSUB of it there went unanswered.
+        a, b = self.start_pods(2)
+        pub = v2(a, "pub")
+        for since_kind in ("an id", "empty"):
+            with self.subTest(since=since_kind):
+                channel = f"room:cut-{since_kind[0]}"
+                first = pub.publish_durable(channel, b"m0")
+                since = first if since_kind == "an id" else b""
+                c = v2(b, "cut")
+                c.send_raw(proto.encode_rsub(1, channel, since, b"")
+                           + proto.encode_unsub(2, [channel]))
+                replies = [c.recv_frame(timeout=10) for _ in range(2)]
+                self.assertIsInstance(replies[0], proto.Err, replies)
+                self.assertEqual((replies[0].request_id, replies[0].code),
+                                 (1, proto.INVALID_ARGUMENT))
+                self.assertIsInstance(replies[1], proto.Ok, replies)
+                later = v2(b, "later")
+                later.subscribe(channel, timeout=10)  # raises if never answered
+                again = v2(b, "again")
+                again.resume(channel, b"", b"")
+                pub.publish_durable(channel, b"live")
+                for receiver in (later, again):
+                    [m] = smsgs(receiver, 1, timeout=10)
+                    self.assertEqual((m.channel, m.payload), (channel.encode(), b"live"))
+
     def test_min_replicas_not_reached_is_a_clear_nack(self):
         # One Redis without replicas: WAIT 1 answers 0, so the publish is appended but the
         # app is told it is not replicated (and may be lost on a failover).

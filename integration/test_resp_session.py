@@ -2,6 +2,8 @@
 PUBLISH answered with Redis' integer or podrelay's code, subscriptions shared with the
 framed protocol, the RESP channel prefix, PUBSUB forwarding, QUIT and RESET. Real
 redis-server and podrelay processes; raw sockets speaking RESP."""
+import os
+import signal
 import socket
 import time
 import unittest
@@ -193,6 +195,57 @@ class RespSessionTest(IntegrationCase):
         redis.wait_numsub("keep", 1)
         redis.cli("PUBLISH", "keep", "again")
         self.assertEqual(c.reply(timeout=10), [b"message", b"keep", b"again"])
+
+    def test_client_info_shows_the_apps_and_the_listeners_address(self):
+        redis = self.start_redis()
+        sock_path = os.path.join(self.tmpdir, "resp.sock")
+        pod = self.pod(redis, "--resp-listen", f"unix:{sock_path}")
+        c = Resp(self, pod.resp_port)
+        c.send("CLIENT", "INFO")
+        info = c.reply().decode()
+        app_port = c.sock.getsockname()[1]
+        self.assertIn(f" addr=127.0.0.1:{app_port} laddr=127.0.0.1:{pod.resp_port} ", info)
+        u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(u.close)
+        u.settimeout(5)
+        u.connect(sock_path)
+        u.sendall(b"*2\r\n$6\r\nCLIENT\r\n$4\r\nINFO\r\n")
+        data = b""
+        while not data.endswith(b"\n\r\n") and len(data) < 4096:
+            chunk = u.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        # as Redis shows a Unix socket client: the socket's path and ":0", both ends
+        self.assertIn(f" addr={sock_path}:0 laddr={sock_path}:0 ".encode(), data)
+
+    def test_sigterm_answers_the_publish_in_flight_then_closes_resp_connections(self):
+        # A drain ends when the last connection has its answers; RESP has no GOAWAY, so a
+        # RESP connection is closed once its pending replies are written, not held open
+        # until --drain-timeout (the bug: an empty write chunk kept the queue "non-empty").
+        redis = self.start_redis()
+        pod = self.pod(redis, "--drain-timeout", "30")
+        sub = Resp(self, pod.resp_port)
+        sub.send("SUBSCRIBE", "d")
+        self.assertEqual(sub.reply(), [b"subscribe", b"d", (":", "1")])
+        idle = Resp(self, pod.resp_port)
+        idle.send("PING")
+        self.assertEqual(idle.reply(), ("+", "PONG"))
+        pub = Resp(self, pod.resp_port)
+        redis.cli("CLIENT", "PAUSE", "1500", "WRITE")
+        self.addCleanup(lambda: redis.proc.alive() and redis_unpause(redis))
+        pub.send("PUBLISH", "d", "in-flight")
+        time.sleep(0.3)
+        t_term = time.monotonic()
+        pod.proc.send_signal(signal.SIGTERM)
+        # answered by Redis (its count of receivers: the draining pod's own subscription
+        # may already be released), not dropped and not left unanswered
+        self.assertEqual(pub.reply(timeout=10)[0], ":")
+        for c in (pub, sub, idle):
+            self.assertTrue(c.closed(timeout=10))
+        self.assertEqual(pod.proc.wait(timeout=10), 0)
+        # far below the 30 s --drain-timeout: nothing waited for it
+        self.assertLess(time.monotonic() - t_term, 15.0)
 
 
 if __name__ == "__main__":

@@ -93,7 +93,11 @@ TEST_CASE("the cursor fetches each new channel's position once and reads from th
   auto const fetch = c.take_unpositioned();
   CHECK(fetch == std::vector<std::string>{"p:a", "p:b"});
   CHECK(c.take_unpositioned().empty());
+  CHECK_FALSE(c.positioned("p:a"));  // fetching: its subscription is not confirmed yet
   CHECK(c.set_position("p:a", id("5-0")));
+  CHECK(c.positioned("p:a"));
+  CHECK_FALSE(c.positioned("p:b"));
+  CHECK_FALSE(c.positioned("p:zz"));
   CHECK_FALSE(c.set_position("p:a", id("6-0")));  // once
   CHECK(c.set_position("p:b", id("0-0")));
   CHECK(c.ready());

@@ -156,3 +156,20 @@ TEST_CASE("outbound queue: a gathered write takes at most max_gather buffers") {
   CHECK(buffers == OutboundQueue::max_gather);
   CHECK(drain(q) == want);
 }
+
+TEST_CASE("outbound queue: appending nothing leaves nothing to write") {
+  // A RESP connection's GOAWAY is empty: the queue must still read empty, or the writer
+  // of a draining connection waits on a chunk no write ever takes.
+  OutboundQueue q;
+  CHECK(q.append_owned([](std::string&) {}) == 0);
+  CHECK(q.empty());
+  CHECK(q.chunks() == 0);
+  FrameArena arena;
+  q.append_shared(put(arena, "MSG"), false);
+  q.append_owned([](std::string&) {});
+  CHECK(q.chunks() == 1);
+  reply(q, "ok");
+  q.append_owned([](std::string&) {});
+  CHECK(drain(q) == "MSGok");
+  CHECK(q.empty());
+}

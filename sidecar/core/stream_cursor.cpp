@@ -76,6 +76,11 @@ void StreamCursor::on_disconnected() {
   }
 }
 
+bool StreamCursor::positioned(std::string_view channel) const {
+  auto const it = channels_.find(channel);
+  return it != channels_.end() && it->second.state == State::positioned;
+}
+
 StreamId StreamCursor::position(std::string_view channel) const {
   auto const it = channels_.find(channel);
   return it == channels_.end() ? StreamId{} : it->second.id;

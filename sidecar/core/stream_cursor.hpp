@@ -45,6 +45,8 @@ class StreamCursor {
   // Bumped on every change of the set, so the reader knows its blocked XREAD is stale.
   std::size_t generation() const noexcept { return generation_; }
   bool wanted(std::string_view channel) const { return channels_.find(channel) != channels_.end(); }
+  // A read channel whose start position arrived (its subscription was confirmed).
+  bool positioned(std::string_view channel) const;
   // The position of a read channel (0-0 when unknown).
   StreamId position(std::string_view channel) const;
   // The channel of a stream key (the XREAD reply names keys); empty when not read.

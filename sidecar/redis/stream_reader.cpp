@@ -44,6 +44,10 @@ void StreamReader::send(bool subscribe, std::vector<std::string> const& channels
       if (!app) continue;  // the router sends only durable names here
       if (cursor_.want(channel, durable_.stream_key(*app))) confirm_later(channel, true);
     } else {
+      // A subscribe still waiting for its start position is confirmed first: the core
+      // expects its answer before the unsubscribe's, and the fetch reply will not give it
+      // once the channel is no longer wanted (that left the channel pending for good).
+      if (cursor_.wanted(channel) && !cursor_.positioned(channel)) confirm_later(channel, true);
       cursor_.unwant(channel);
       confirm_later(channel, false);
     }
@@ -66,17 +70,22 @@ void StreamReader::maybe_unblock() {
 void StreamReader::confirm_later(std::string channel, bool subscribed) {
   // Never call back into the subscriptions core from inside its own effects: confirm on
   // the next turn of the event loop, in one batch.
-  (subscribed ? confirm_on_ : confirm_off_).push_back(std::move(channel));
+  confirms_.emplace_back(std::move(channel), subscribed);
   if (confirm_posted_) return;
   confirm_posted_ = true;
   asio::post(ex_, [this] {
     confirm_posted_ = false;
-    auto on = std::move(confirm_on_);
-    auto off = std::move(confirm_off_);
-    confirm_on_.clear();
-    confirm_off_.clear();
-    if (!off.empty()) events_.on_reader_confirmed(off, false);
-    if (!on.empty()) events_.on_reader_confirmed(on, true);
+    auto all = std::move(confirms_);
+    confirms_.clear();
+    // In order, one call per run of the same kind.
+    std::vector<std::string> run;
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      run.push_back(std::move(all[i].first));
+      if (i + 1 == all.size() || all[i + 1].second != all[i].second) {
+        events_.on_reader_confirmed(run, all[i].second);
+        run.clear();
+      }
+    }
   });
 }
 

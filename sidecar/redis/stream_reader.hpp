@@ -15,6 +15,7 @@
 #include <deque>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "config/config.hpp"
@@ -96,7 +97,8 @@ class StreamReader final : Link::Role {
   std::size_t xread_generation_ = 0;
   bool unblock_sent_ = false;
   std::size_t fetches_in_flight_ = 0;
-  std::vector<std::string> confirm_on_, confirm_off_;
+  // In the order the subscriptions core must see them (an "on" before the "off" after it).
+  std::vector<std::pair<std::string, bool>> confirms_;
   bool confirm_posted_ = false;
   std::string refused_;  // Redis refused a command: back off before reconnecting
   asio::any_io_executor ex_;

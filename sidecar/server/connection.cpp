@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "server/relay.hpp"
+#include "util/endpoint_text.hpp"
 #include "util/log.hpp"
 #include "util/use_tuple.hpp"
 
@@ -39,6 +40,20 @@ Connection::Connection(Socket socket, Relay& relay, std::uint64_t id, std::strin
       soft_timer_(socket_.get_executor()) {}
 
 Connection::~Connection() = default;
+
+std::string Connection::local_address() const {
+  boost::system::error_code ec;
+  auto const endpoint = socket_.local_endpoint(ec);
+  return ec ? std::string() : util::endpoint_text(endpoint);
+}
+
+std::string Connection::peer_address() const {
+  boost::system::error_code ec;
+  auto const endpoint = socket_.remote_endpoint(ec);
+  auto text = ec ? std::string() : util::endpoint_text(endpoint);
+  // A Unix client's end has no name: Redis shows the listening socket's path for both.
+  return text.empty() ? local_address() : text;
+}
 
 void Connection::start() {
   auto self = shared_from_this();

@@ -97,6 +97,10 @@ class Connection : public std::enable_shared_from_this<Connection>,
   void wake_writer();
   bool accepting_messages() const noexcept { return !closing_ && !over_limit_posted_; }
   boost::asio::any_io_executor executor() { return socket_.get_executor(); }
+  // The app's and the listener's address as Redis shows them ("127.0.0.1:50412"; a Unix
+  // socket's path and ":0" for both ends); "" when the socket cannot tell.
+  std::string peer_address() const;
+  std::string local_address() const;
 
   Relay& relay_;
   std::string const peer_;

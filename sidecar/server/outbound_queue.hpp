@@ -31,6 +31,9 @@ class OutboundQueue {
     auto const before = out.size();
     encode(out);
     auto const n = out.size() - before;
+    // Nothing appended (a RESP connection has no GOAWAY): no empty chunk, which no write
+    // would ever take off the front, so the writer would never see the queue empty.
+    if (out.empty()) chunks_.pop_back();
     bytes_ += n;
     return n;
   }

@@ -58,6 +58,8 @@ RespSession::RespSession(Socket socket, Relay& relay, std::uint64_t id, std::str
       parser_(rs::Limits::for_max_frame_bytes(relay.config().max_frame_bytes)),
       machine_(relay.resp_config(), static_cast<std::int64_t>(id)) {}
 
+void RespSession::on_started() { machine_.set_addresses(peer_address(), local_address()); }
+
 bool RespSession::on_read(std::size_t n) {
   parser_.commit(n);
   for (;;) {

@@ -44,6 +44,7 @@ class RespSession final : public Connection {
   std::size_t read_buffered() const noexcept override { return parser_.buffered(); }
   void read_idle(std::size_t keep) override { parser_.shrink_if_idle(keep); }
   void read_done() override { parser_ = resp_server::RequestParser(parser_.limits()); }
+  void on_started() override;
   bool on_read(std::size_t n) override;
   bool owes_replies() const noexcept override { return !pending_.empty(); }
   void on_half_closed() override;
