@@ -9,7 +9,7 @@ import time
 import unittest
 
 from harness import IntegrationCase, free_port, wait_for
-from harness_ext import redis_unpause
+from harness_ext import metric, redis_unpause, sidecar_metrics
 
 PREFIX = "podrelay:"
 
@@ -195,6 +195,36 @@ class RespSessionTest(IntegrationCase):
         redis.wait_numsub("keep", 1)
         redis.cli("PUBLISH", "keep", "again")
         self.assertEqual(c.reply(timeout=10), [b"message", b"keep", b"again"])
+
+    def test_subscribe_beyond_max_subscriptions_is_refused_with_podrelay_code(self):
+        redis = self.start_redis()
+        pod = self.pod(redis, "--max-subscriptions", "2")
+        c = Resp(self, pod.resp_port)
+        c.send("SUBSCRIBE", "s1", "s2")
+        self.assertEqual([c.reply(), c.reply()],
+                         [[b"subscribe", b"s1", (":", "1")], [b"subscribe", b"s2", (":", "2")]])
+        c.send("SUBSCRIBE", "s3")
+        kind, text = c.reply()
+        self.assertEqual(kind, "-")
+        self.assertTrue(text.startswith("ERR podrelay 201 TOO_MANY_SUBSCRIPTIONS"), text)
+        # nothing of the refused request was applied; the connection goes on
+        self.assertEqual(redis.numsub("s3"), 0)
+        c.send("PING")
+        self.assertEqual(c.reply(), [b"pong", b""])
+        redis.cli("PUBLISH", "s2", "still")
+        self.assertEqual(c.reply(), [b"message", b"s2", b"still"])
+
+    def test_a_resp_protocol_error_is_counted_as_malformed_frame(self):
+        redis = self.start_redis()
+        pod = self.pod(redis)
+        before = metric(sidecar_metrics(pod), "podrelay_protocol_errors_total",
+                        code="MALFORMED_FRAME")
+        c = Resp(self, pod.resp_port)
+        c.sock.sendall(b"*abc\r\n")
+        self.assertEqual(c.reply(), ("-", "ERR Protocol error: invalid multibulk length"))
+        self.assertTrue(c.closed())
+        wait_for(lambda: metric(sidecar_metrics(pod), "podrelay_protocol_errors_total",
+                                code="MALFORMED_FRAME") == before + 1, 5)
 
     def test_client_info_shows_the_apps_and_the_listeners_address(self):
         redis = self.start_redis()
