@@ -172,6 +172,23 @@ class TestDurableRecovery(DurableCase):
         _, text = b.get("/metrics")
         self.assertIn('podrelay_durable_recoveries_total{outcome="recovered"} 1', text)
 
+    def test_since_zero_replays_the_whole_untrimmed_history(self):
+        a, b = self.start_pods(2)
+        pub = v2(a, "pub")
+        ids = [pub.publish_durable("room:z", b"z%d" % i) for i in range(6)]
+        epoch = self.redis.cli("GET", "podrelay:{room:z}:epoch").strip().encode()
+        c = v2(b, "newcomer")
+        ok = c.resume("room:z", b"0-0", epoch)
+        self.assertEqual(ok.recovered, 1, "nothing was trimmed: 0-0 is a full recovery")
+        self.assertEqual(ok.last_id, ids[-1])
+        replayed = [f for f in c.pending() if isinstance(f, proto.Smsg)]
+        self.assertEqual([m.id for m in replayed], ids)
+        self.assertEqual([m.payload for m in replayed], [b"z%d" % i for i in range(6)])
+        live = pub.publish_durable("room:z", b"live")
+        # pending() only looks: the replayed SMSGs are still queued ahead of the live one.
+        self.assertEqual([m.id for m in smsgs(c, len(ids) + 1)], ids + [live])
+        self.assertEqual(c.recv_smsg(timeout=0.3), None, "nothing is sent twice")
+
     def test_resume_during_live_publishes_has_no_gap_and_no_duplicate(self):
         # The replay and the live stream meet while messages keep arriving: every SMSG before
         # the RSUBOK is at or before its last_id, every one after is past it, and together
@@ -235,6 +252,11 @@ class TestDurableRecovery(DurableCase):
             self.assertEqual(ok.epoch, epoch)
             self.assertEqual([f for f in c.pending() if isinstance(f, proto.Smsg)], [])
             c.close()
+        with self.subTest("since 0-0 (the whole history) after a trim"):
+            c = v2(a, "zero")
+            ok = c.resume("room:t", b"0-0", epoch)
+            self.assertEqual(ok.recovered, 0)
+            c.close()
         with self.subTest("a recreated stream (keys deleted, as if Redis lost its data)"):
             self.redis.cli("DEL", "podrelay:{room:t}", "podrelay:{room:t}:epoch")
             new_id = pub.publish_durable("room:t", b"after")
@@ -247,7 +269,7 @@ class TestDurableRecovery(DurableCase):
             self.assertEqual(ok.last_id, new_id)
             c.close()
         _, text = a.get("/metrics")
-        self.assertIn('podrelay_durable_recoveries_total{outcome="trimmed"} 1', text)
+        self.assertIn('podrelay_durable_recoveries_total{outcome="trimmed"} 2', text)
         self.assertIn('podrelay_durable_recoveries_total{outcome="epoch_changed"} 1', text)
 
 

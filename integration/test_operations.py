@@ -92,7 +92,69 @@ class MetricsTest(IntegrationCase):
                promtool="ok" if r.returncode == 0 else r.stdout.decode().strip())
 
 
+    def test_labelled_counters_exist_at_zero_before_any_event(self):
+        # An alert on rate()/increase() misses the first event of a series born at 1, so
+        # every label value the README lists must be scraped as 0 by an untouched sidecar.
+        redis = self.start_redis()
+        a = self.start_sidecar("fresh", redis)
+        samples = sidecar_metrics(a)
+        want = {
+            "podrelay_publish_nacks_total": ("reason", [
+                "buffer_full", "timeout", "outcome_unknown", "redis_error", "draining",
+                "not_replicated"]),
+            "podrelay_messages_dropped_total": ("reason", [
+                "buffer_full", "timeout", "outcome_unknown", "redis_error", "draining",
+                "frame_too_large"]),
+            "podrelay_app_connections_refused_total": ("reason", [
+                "too_many_connections", "draining"]),
+            "podrelay_protocol_errors_total": ("code", [
+                "MALFORMED_FRAME", "FRAME_TOO_LARGE", "UNKNOWN_TYPE", "HANDSHAKE_REQUIRED",
+                "UNSUPPORTED_VERSION", "AUTH_FAILED", "UNEXPECTED_FRAME"]),
+            "podrelay_frames_received_total": ("type", [
+                "HELLO", "PUB", "PUBX", "SUB", "UNSUB", "PSUB", "PUNSUB", "RSUB", "PING"]),
+            "podrelay_durable_recoveries_total": ("outcome", [
+                "fresh", "recovered", "trimmed", "epoch_changed", "stream_gone", "unknown_id",
+                "failed"]),
+        }
+        for name, (label, values) in want.items():
+            for value in values:
+                with self.subTest(metric=name, **{label: value}):
+                    key = (name, ((label, value),))
+                    self.assertIn(key, samples, f"{name}{{{label}=\"{value}\"}} not exported")
+                    self.assertEqual(samples[key], 0)
+        # The zeros are real counters: the first event moves one of them to 1.
+        raw = socket.create_connection(("127.0.0.1", a.port), timeout=5)
+        self.addCleanup(raw.close)
+        raw.sendall(proto.encode_ping(1))  # before HELLO
+        read_frames_until_close(raw, 5)
+        wait_for(lambda: metric(sidecar_metrics(a), "podrelay_protocol_errors_total",
+                                code="HANDSHAKE_REQUIRED") == 1, 5,
+                 what="HANDSHAKE_REQUIRED counted once")
+
+
 class HealthTest(IntegrationCase):
+
+    def test_head_answers_like_get_without_a_body_and_other_methods_get_405(self):
+        import http.client
+        redis = self.start_redis()
+        a = self.start_sidecar("podA", redis)
+        conn = http.client.HTTPConnection("127.0.0.1", a.admin_port, timeout=5)
+        self.addCleanup(conn.close)
+        for path in ("/metrics", "/healthz", "/readyz"):
+            with self.subTest(path=path):
+                conn.request("HEAD", path)
+                r = conn.getresponse()
+                self.assertEqual(r.status, 200)
+                self.assertEqual(r.read(), b"")
+                self.assertGreater(int(r.getheader("Content-Length")), 0)
+        conn.request("POST", "/metrics", body=b"")  # the same keep-alive connection
+        r = conn.getresponse()
+        self.assertEqual(r.status, 405)
+        self.assertEqual(r.getheader("Allow"), "GET, HEAD")
+        r.read()
+        conn.request("GET", "/healthz")
+        r = conn.getresponse()
+        self.assertEqual((r.status, r.read()), (200, b"ok\n"))
 
     def test_healthz_and_readyz(self):
         redis = self.start_redis()

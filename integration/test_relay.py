@@ -640,21 +640,26 @@ class DaemonProcessTest(IntegrationCase):
     def podrelay(self, *args, timeout=10.0):
         return self.run_cli(*args, timeout=timeout, binary=PODRELAY_BIN)
 
-    def base_args(self):
-        return ["--listen", f"127.0.0.1:{free_port()}", "--redis",
-                f"redis://127.0.0.1:{free_port()}", "--admin-listen",
-                f"127.0.0.1:{free_port()}"]
+    def base_args(self, *, without=None):
+        """Valid values of the required flags, but for ``without`` (the flag under test: a
+        second value would be refused as a duplicate, not for what it says)."""
+        args = {"--listen": f"127.0.0.1:{free_port()}",
+                "--redis": f"redis://127.0.0.1:{free_port()}",
+                "--admin-listen": f"127.0.0.1:{free_port()}"}
+        return [x for flag, value in args.items() if flag != without for x in (flag, value)]
 
     def test_bad_flags(self):
         cases = [
-            ("--redis", "foo://x", ("foo", "redis")),
-            ("--listen", "nonsense", ("nonsense", "listen")),
+            ("--redis", "foo://x", ("unknown scheme 'foo'",)),
+            ("--redis", "redis://:hunter2@host name:1", ("'host name'",)),
+            ("--listen", "nonsense", ("nonsense",)),
             ("--max-frame-bytes", "-1", ("max-frame-bytes", "-1")),
             ("--no-such-flag", None, ("no-such-flag",)),
         ]
         for flag, value, mentions in cases:
             with self.subTest(flag=flag, value=value):
-                args = self.base_args() + [flag] + ([value] if value is not None else [])
+                args = self.base_args(without=flag) + [flag] + ([value] if value is not None
+                                                                else [])
                 r = self.podrelay(*args)
                 err = r.stderr.decode(errors="replace")
                 lines = [l for l in err.splitlines() if l.strip()]
@@ -664,6 +669,7 @@ class DaemonProcessTest(IntegrationCase):
                 self.assertTrue(lines[0].startswith("podrelay: "), lines[0])
                 self.assertTrue(any(m in lines[0] for m in mentions),
                                 f"{lines[0]!r} should mention one of {mentions}")
+                self.assertNotIn("hunter2", err, "the password must not be echoed")
 
     def test_listen_address_in_use(self):
         holder = socket.socket()

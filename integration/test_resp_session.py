@@ -214,6 +214,39 @@ class RespSessionTest(IntegrationCase):
         redis.cli("PUBLISH", "s2", "still")
         self.assertEqual(c.reply(), [b"message", b"s2", b"still"])
 
+    def test_messages_larger_than_the_frame_or_the_queue_limit(self):
+        # README --max-frame-bytes: RESP deliveries are limited only by --max-queue-bytes; a
+        # message too large even for that is skipped as it arrives and counted, and the
+        # connections stay up for what comes next.
+        redis = self.start_redis()
+        pod = self.pod(redis, "--max-frame-bytes", "1024", "--max-queue-bytes", "65536")
+        resp = Resp(self, pod.resp_port)
+        resp.send("SUBSCRIBE", PREFIX + "big")
+        self.assertEqual(resp.reply(), [b"subscribe", PREFIX.encode() + b"big", (":", "1")])
+        framed = pod.client()
+        framed.subscribe("big")
+        direct = Resp(self, redis.port)
+
+        def publish(payload):
+            direct.send("PUBLISH", PREFIX + "big", payload)
+            self.assertEqual(direct.reply(), (":", "1"))  # the pod's one subscription
+
+        def dropped():
+            return metric(sidecar_metrics(pod), "podrelay_messages_dropped_total",
+                          reason="frame_too_large")
+        mid, huge = b"m" * (30 << 10), b"h" * (100 << 10)
+        publish(mid)  # over --max-frame-bytes, under --max-queue-bytes
+        self.assertEqual(resp.reply(), [b"message", PREFIX.encode() + b"big", mid])
+        wait_for(lambda: dropped() == 1, 5, what="the framed app's copy counted as dropped")
+        publish(huge)  # over both: nobody can take it
+        wait_for(lambda: dropped() == 2, 5, what="the 100 KiB message counted as dropped")
+        publish(b"small")
+        self.assertEqual(resp.reply(), [b"message", PREFIX.encode() + b"big", b"small"])
+        self.assertEqual([m.payload for m in self.expect_msgs(framed, 1)], [b"small"])
+        after = sidecar_metrics(pod)
+        self.assertEqual(metric(after, "podrelay_slow_consumer_disconnects_total"), 0)
+        self.assertEqual(metric(after, "podrelay_app_connections"), 2)
+
     def test_a_resp_protocol_error_is_counted_as_malformed_frame(self):
         redis = self.start_redis()
         pod = self.pod(redis)

@@ -62,15 +62,42 @@ TEST_CASE("redis URLs: the good ones") {
 }
 
 TEST_CASE("redis URLs: the bad ones say why, never with the password") {
-  for (auto const* bad :
-       {"foo://x", "127.0.0.1:6379", "redis://", "redis://h:0", "redis://h:99999", "redis://h:x",
-        "redis://a,b", "redis://h/abc", "redis://h/-1", "redis-sentinel://h:1",
-        "redis-cluster://h:1/x", "redis://[::1", "redis://::1:6379", "redis://u:%zz@h"}) {
+  for (auto const* bad : {"foo://x",
+                          "127.0.0.1:6379",
+                          "redis://",
+                          "redis://h:0",
+                          "redis://h:99999",
+                          "redis://h:x",
+                          "redis://a,b",
+                          "redis://h/abc",
+                          "redis://h/-1",
+                          "redis-sentinel://h:1",
+                          "redis-cluster://h:1/x",
+                          "redis://[::1",
+                          "redis://::1:6379",
+                          "redis://u:%zz@h",
+                          "redis://:x@host name:1",
+                          "redis://a..b:1",
+                          "redis://.h",
+                          "redis://h\tx",
+                          "redis://[nothex]:1",
+                          "redis://[::1%]:1",
+                          "redis-sentinel://s1,bad host/m",
+                          "redis-cluster://a:1,b?c:2"}) {
     CAPTURE(bad);
     auto const r = config::parse_redis_url(bad);
     CHECK_FALSE(r.ok());
     CHECK_FALSE(r.error.empty());
   }
+  for (auto const* good :
+       {"redis://redis.default.svc.cluster.local.:6379", "redis://my_host", "redis://10.0.0.7",
+        "redis://[fe80::1%eth0]:6379", "redis://[::ffff:127.0.0.1]"}) {
+    CAPTURE(good);
+    CHECK(config::parse_redis_url(good).ok());
+  }
+  auto const spaced = config::parse_redis_url("redis://:hunter2@host name:1");
+  CHECK(spaced.error.find("'host name'") != std::string::npos);
+  CHECK(spaced.error.find("hunter2") == std::string::npos);
   auto const r = config::parse_redis_url("redis://user:hunter2@h:notaport");
   CHECK_FALSE(r.ok());
   CHECK(r.error.find("hunter2") == std::string::npos);

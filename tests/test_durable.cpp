@@ -204,8 +204,29 @@ TEST_CASE("resume outcomes that say: reload your state") {
   CHECK(outcome(id("5-0"), "E1", {"E1", id("6-0"), id("10-0")}) == Resume::Outcome::trimmed);
   CHECK(outcome(id("11-0"), "E1", {"E1", id("6-0"), id("10-0")}) == Resume::Outcome::unknown_id);
   CHECK(outcome(id("5-0"), "E1", {"E1", std::nullopt, id("10-0")}) == Resume::Outcome::trimmed);
+  // With parts of the history removed, 0-0 (the app has nothing) is not a recovery either.
+  CHECK(outcome(id("0-0"), "", {"E1", id("6-0"), id("10-0")}) == Resume::Outcome::trimmed);
   // An empty epoch from the app is not checked.
   Resume r(id("6-0"), "");
   r.on_subscribed(id("10-0"));
   CHECK(r.on_info({"E9", id("6-0"), id("10-0")}) == Resume::Outcome::recovered);
+}
+
+TEST_CASE("resume from 0-0 replays the whole history while nothing was ever removed") {
+  Resume r(id("0-0"), "E1");
+  r.on_subscribed(id("10-0"));
+  CHECK(r.on_info({"E1", id("4-0"), id("10-0"), true}) == Resume::Outcome::recovered);
+  CHECK(r.recovered());
+  CHECK(r.replay_after() == id("0-0"));
+  // The same stream after a trim: the first entry is no proof that nothing came before it.
+  Resume trimmed(id("0-0"), "E1");
+  trimmed.on_subscribed(id("10-0"));
+  CHECK(trimmed.on_info({"E1", id("4-0"), id("10-0"), false}) == Resume::Outcome::trimmed);
+  // A complete history does not make an id from the future or another epoch good.
+  Resume ahead(id("11-0"), "E1");
+  ahead.on_subscribed(id("10-0"));
+  CHECK(ahead.on_info({"E1", id("4-0"), id("10-0"), true}) == Resume::Outcome::unknown_id);
+  Resume other(id("0-0"), "E0");
+  other.on_subscribed(id("10-0"));
+  CHECK(other.on_info({"E1", id("4-0"), id("10-0"), true}) == Resume::Outcome::epoch_changed);
 }

@@ -74,9 +74,11 @@ asio::awaitable<void> AdminServer::serve(asio::ip::tcp::socket socket) {
     res.set(http::field::content_type, "text/plain; charset=utf-8");
     auto const target = req.target();
     auto const path = target.substr(0, target.find('?'));
-    if (req.method() != http::verb::get) {
+    bool const head = req.method() == http::verb::head;
+    if (req.method() != http::verb::get && !head) {
       res.result(http::status::method_not_allowed);
-      res.body() = "only GET\n";
+      res.set(http::field::allow, "GET, HEAD");
+      res.body() = "only GET and HEAD\n";
     } else if (path == "/metrics") {
       res.result(http::status::ok);
       res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
@@ -93,6 +95,12 @@ asio::awaitable<void> AdminServer::serve(asio::ip::tcp::socket socket) {
       res.body() = "not found; try /metrics, /healthz or /readyz\n";
     }
     res.prepare_payload();
+    if (head) {
+      // The headers GET would send, Content-Length included, without the body (RFC 9110).
+      auto const length = res.payload_size();
+      res.body().clear();
+      if (length) res.content_length(*length);
+    }
     auto [wec, wn] = co_await http::async_write(stream, res, use_tuple);
     (void)wn;
     if (wec || !res.keep_alive()) break;

@@ -62,7 +62,8 @@ constexpr SecondsFlag seconds_flags[] = {
     {"--soft-queue-seconds", &Config::soft_queue_window, 0.001, 3600,
      "How long a connection may stay above --soft-queue-bytes"},
     {"--publish-buffer-timeout", &Config::publish_buffer_timeout, 0.001, 3600,
-     "Seconds a publish may wait for Redis before it is nacked"},
+     "Seconds a publish may wait unwritten while Redis is unreachable before it is nacked "
+     "(PUBLISH_TIMEOUT); one already written waits for Redis' reply instead"},
     {"--hello-timeout", &Config::hello_timeout, 0.01, 3600,
      "Seconds a new app connection has to complete its HELLO before it is closed"},
     {"--drain-timeout", &Config::drain_timeout, 0, 3600,

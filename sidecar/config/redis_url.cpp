@@ -38,6 +38,44 @@ bool percent_decode(std::string_view in, std::string& out) {
   return true;
 }
 
+// Why `host` cannot be resolved or connected to, or empty if it can: a DNS name or IPv4
+// address (letters, digits, '-', '_', dot-separated labels) or, bracketed, an IPv6 address.
+std::string host_problem(std::string_view host, bool bracketed) {
+  auto const is_hex = [](char c) { return hex_value(c) >= 0; };
+  auto const is_name = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
+  };
+  if (bracketed) {
+    auto const zone = host.find('%');  // fe80::1%eth0
+    auto const addr = host.substr(0, zone);
+    bool ok = addr.find(':') != std::string_view::npos;
+    for (char const c : addr) ok = ok && (is_hex(c) || c == ':' || c == '.');
+    if (zone != std::string_view::npos) {
+      ok = ok && zone + 1 < host.size();
+      for (char const c : host.substr(zone + 1)) ok = ok && is_name(c);
+    }
+    return ok ? std::string() : "invalid IPv6 address '[" + std::string(host) + "]'";
+  }
+  if (host.size() > 253) return "host name longer than 253 characters";
+  // A trailing dot (a fully qualified name) is allowed; an empty label is not.
+  auto const name = host.ends_with('.') ? host.substr(0, host.size() - 1) : host;
+  std::size_t label = 0;
+  for (std::size_t i = 0; i <= name.size(); ++i) {
+    if (i == name.size() || name[i] == '.') {
+      if (label == 0) return "invalid host '" + std::string(host) + "' (empty label between dots)";
+      label = 0;
+      continue;
+    }
+    if (!is_name(name[i])) {
+      return "invalid character '" + std::string(1, name[i]) + "' in host '" + std::string(host) +
+             "' (expected a DNS name or an IP address)";
+    }
+    ++label;
+  }
+  return {};
+}
+
 }  // namespace
 
 bool parse_host_port(std::string_view text, std::uint16_t default_port, Endpoint& out,
@@ -72,6 +110,10 @@ bool parse_host_port(std::string_view text, std::uint16_t default_port, Endpoint
   }
   if (host.empty()) {
     error = "missing host in address '" + std::string(text) + "'";
+    return false;
+  }
+  if (auto problem = host_problem(host, text.starts_with('[')); !problem.empty()) {
+    error = std::move(problem);
     return false;
   }
   if (!port.empty() || text.ends_with(':')) {

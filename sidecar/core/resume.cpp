@@ -23,10 +23,10 @@ Resume::Outcome Resume::on_info(StreamInfo const& info) {
     outcome_ = Outcome::epoch_changed;
   } else if (*since_ > *info.last) {
     outcome_ = Outcome::unknown_id;
-  } else if (info.first ? *since_ < *info.first : *since_ != *info.last) {
+  } else if (!info.whole_history && (info.first ? *since_ < *info.first : *since_ != *info.last)) {
     // Trimming removes entries from the front only, so when the app's id is still at or
     // after the first entry, everything after it is still held. Before it, something the
-    // app never saw may have been trimmed: say so rather than guess.
+    // app never saw may have been trimmed (unless nothing ever was): say so, not guess.
     outcome_ = Outcome::trimmed;
   } else {
     outcome_ = Outcome::recovered;

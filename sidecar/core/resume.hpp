@@ -20,6 +20,9 @@ struct StreamInfo {
   std::string epoch;              // empty: no stream (never written, expired, or lost)
   std::optional<StreamId> first;  // the oldest entry still held; none: empty stream
   std::optional<StreamId> last;   // the last id Redis generated; none: no stream
+  // Nothing was ever trimmed or deleted (Redis >= 7: entries-added equals the length), so
+  // every entry after any id is still held: `0-0` asks for the whole history.
+  bool whole_history = false;
 };
 
 class Resume {

@@ -115,6 +115,33 @@ Metrics::Metrics()
       .Register(*registry_)
       .Add({{"version", PODRELAY_VERSION}})
       .Set(1);
+  // Every label value the README lists exists from the start at 0: a series that is born at
+  // 1 reads as no change to rate() and increase(), so an alert would miss the first event.
+  using proto::ErrorCode;
+  for (auto const code :
+       {ErrorCode::publish_buffer_full, ErrorCode::publish_timeout, ErrorCode::outcome_unknown,
+        ErrorCode::redis_error, ErrorCode::draining}) {
+    publish_nack(code);
+    message_dropped(code);
+  }
+  publish_nack(ErrorCode::not_replicated);
+  message_dropped(ErrorCode::frame_too_large);
+  connection_refused(ErrorCode::too_many_connections);
+  connection_refused(ErrorCode::draining);
+  for (auto v = static_cast<std::uint16_t>(ErrorCode::malformed_frame);
+       v <= static_cast<std::uint16_t>(ErrorCode::unexpected_frame); ++v) {
+    protocol_error(static_cast<ErrorCode>(v));
+  }
+  for (auto const type :
+       {proto::FrameType::hello, proto::FrameType::pub, proto::FrameType::pubx,
+        proto::FrameType::sub, proto::FrameType::unsub, proto::FrameType::psub,
+        proto::FrameType::punsub, proto::FrameType::rsub, proto::FrameType::ping}) {
+    frames_received_.Add({{"type", std::string(proto::frame_type_name(type))}});
+  }
+  for (auto const* outcome :
+       {"fresh", "recovered", "trimmed", "epoch_changed", "stream_gone", "unknown_id", "failed"}) {
+    durable_recovery(outcome);
+  }
 }
 
 std::string_view Metrics::reason_label(proto::ErrorCode code) {

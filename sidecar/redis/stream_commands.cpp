@@ -34,12 +34,14 @@ constexpr std::string_view info_script =
     "local e = redis.call('GET', KEYS[2]) or ''\n"
     "if redis.call('EXISTS', KEYS[1]) == 0 then return {e} end\n"
     "local info = redis.call('XINFO', 'STREAM', KEYS[1])\n"
-    "local first, last = '', ''\n"
+    "local first, last, len, added = '', '', -1, -2\n"
     "for i = 1, #info, 2 do\n"
     "  if info[i] == 'last-generated-id' then last = info[i + 1]\n"
-    "  elseif info[i] == 'first-entry' and info[i + 1] then first = info[i + 1][1] end\n"
+    "  elseif info[i] == 'first-entry' and info[i + 1] then first = info[i + 1][1]\n"
+    "  elseif info[i] == 'length' then len = info[i + 1]\n"
+    "  elseif info[i] == 'entries-added' then added = info[i + 1] end\n"
     "end\n"
-    "return {e, last, first}\n";
+    "return {e, last, first, len == added and '1' or '0'}\n";
 
 std::string_view element_string(redisReply const& r, std::size_t i) {
   if (r.type != REDIS_REPLY_ARRAY || i >= r.elements || !r.element[i]) return {};
@@ -69,6 +71,7 @@ core::StreamInfo parse_stream_info(redisReply const& reply) {
   info.epoch = std::string(element_string(reply, 0));
   info.last = core::StreamId::parse(element_string(reply, 1));
   info.first = core::StreamId::parse(element_string(reply, 2));
+  info.whole_history = element_string(reply, 3) == "1";  // Redis < 7 has no entries-added
   return info;
 }
 
