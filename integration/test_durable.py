@@ -273,6 +273,70 @@ class TestDurableRecovery(DurableCase):
         self.assertIn('podrelay_durable_recoveries_total{outcome="epoch_changed"} 1', text)
 
 
+    def test_subscribed_before_the_first_publish_tells_a_recreated_stream(self):
+        # Found by a client written from the spec alone: an app whose RSUB came before the
+        # stream existed got no epoch; the stream was lost and created anew while it was
+        # away (as after --durable-ttl expiry, or Redis losing its data), and its resume was
+        # answered recovered=1 with a message missing. Now the RSUB reserves the epoch the
+        # first publish then takes, and an untrimmed stream never "holds" an older id.
+        a, b = self.start_pods(2)
+        pub = v2(a, "pub")
+        keys = ("podrelay:{room:early}", "podrelay:{room:early}:epoch")
+        early = v2(b, "early")
+        ok = early.resume("room:early")
+        self.assertEqual((ok.recovered, ok.last_id), (1, b"0-0"))
+        self.assertTrue(ok.epoch, "a stream not written yet already has its epoch")
+        reserved = ok.epoch
+        self.assertEqual(v2(a, "second").resume("room:early").epoch, reserved,
+                         "every RSUB before the first publish learns the same epoch")
+        first = pub.publish_durable("room:early", b"m1")
+        [m] = smsgs(early, 1)
+        self.assertEqual((m.id, m.payload), (first, b"m1"))
+        self.assertEqual(self.redis.cli("GET", keys[1]).strip().encode(), reserved,
+                         "the publish that created the stream kept the reserved epoch")
+        early.close()
+        pub.publish_durable("room:early", b"m2")  # missed by the app ...
+        self.redis.cli("DEL", *keys)               # ... and lost with the stream
+        pub.publish_durable("room:early", b"m3")
+        for epoch, outcome in ((reserved, "epoch_changed"), (b"", "unknown_id")):
+            with self.subTest(epoch=epoch):
+                c = v2(b, "back")
+                ok = c.resume("room:early", first, epoch)
+                self.assertEqual(ok.recovered, 0, f"m2 is gone: not a recovery ({outcome})")
+                self.assertNotEqual(ok.epoch, reserved)
+                c.close()
+        with self.subTest("0-0 and the reserved epoch, after the stream came and went"):
+            c = v2(b, "zero")
+            self.assertEqual(c.resume("room:early", b"0-0", reserved).recovered, 0)
+            c.close()
+        _, text = b.get("/metrics")
+        self.assertIn('podrelay_durable_recoveries_total{outcome="epoch_changed"} 2', text)
+        self.assertIn('podrelay_durable_recoveries_total{outcome="unknown_id"} 1', text)
+
+    def test_subscribed_before_the_first_publish_recovers_what_came_since(self):
+        a, b = self.start_pods(2)
+        pub = v2(a, "pub")
+        with self.subTest("nothing published while away"):
+            c = v2(b, "idle")
+            ok = c.resume("room:quiet")
+            c.close()
+            again = v2(b, "idle-again")
+            back = again.resume("room:quiet", ok.last_id, ok.epoch)
+            self.assertEqual((back.recovered, back.epoch, back.last_id), (1, ok.epoch, b"0-0"))
+            again.close()
+        with self.subTest("published while away: the whole history is replayed"):
+            c = v2(b, "away")
+            ok = c.resume("room:away")
+            c.close()
+            ids = [pub.publish_durable("room:away", b"w%d" % i) for i in range(3)]
+            again = v2(a, "away-again")
+            back = again.resume("room:away", ok.last_id, ok.epoch)
+            self.assertEqual((back.recovered, back.epoch, back.last_id), (1, ok.epoch, ids[-1]))
+            replayed = [f for f in again.pending() if isinstance(f, proto.Smsg)]
+            self.assertEqual([m.payload for m in replayed], [b"w0", b"w1", b"w2"])
+            again.close()
+
+
 class TestDurableCompatibilityAndBadInput(DurableCase):
     def test_v1_client_unchanged_and_bad_input_gets_clear_errors(self):
         (a,) = self.start_pods(1)

@@ -230,3 +230,52 @@ TEST_CASE("resume from 0-0 replays the whole history while nothing was ever remo
   other.on_subscribed(id("10-0"));
   CHECK(other.on_info({"E1", id("4-0"), id("10-0"), true}) == Resume::Outcome::epoch_changed);
 }
+
+TEST_CASE("an untrimmed stream never held an id before its first entry: it was created anew") {
+  // Found by a client written from the spec alone: an app that subscribed before the first
+  // publish had no epoch to resume with; the stream was lost and created anew while it was
+  // away, and its resume without an epoch was answered "recovered" with a message missing.
+  Resume lost(id("5-0"), "");
+  lost.on_subscribed(id("10-0"));
+  CHECK(lost.on_info({"E2", id("8-0"), id("10-0"), true}) == Resume::Outcome::unknown_id);
+  CHECK_FALSE(lost.recovered());
+  CHECK(lost.replay_after() == id("10-0"));  // live from the subscription on
+  // 0-0 still asks for the whole history, and an id of the stream is still found.
+  Resume whole(id("0-0"), "");
+  whole.on_subscribed(id("10-0"));
+  CHECK(whole.on_info({"E2", id("8-0"), id("10-0"), true}) == Resume::Outcome::recovered);
+  Resume held(id("8-0"), "");
+  held.on_subscribed(id("10-0"));
+  CHECK(held.on_info({"E2", id("8-0"), id("10-0"), true}) == Resume::Outcome::recovered);
+  CHECK(held.replay_after() == id("8-0"));
+}
+
+TEST_CASE("without a stream, only the unused epoch reserved at the subscription recovers") {
+  // The app subscribed before anything was published: 0-0 and the reserved epoch R.
+  Resume unused(id("0-0"), "R");
+  unused.on_subscribed(id("0-0"));
+  CHECK(unused.on_info({"R", std::nullopt, std::nullopt, false, true}) ==
+        Resume::Outcome::recovered);
+  CHECK(unused.recovered());
+  CHECK(unused.epoch() == "R");
+  CHECK(unused.replay_after() == id("0-0"));
+  // Another reservation (R expired, or its stream came and went): something may be gone.
+  Resume replaced(id("0-0"), "R");
+  replaced.on_subscribed(id("0-0"));
+  CHECK(replaced.on_info({"S", std::nullopt, std::nullopt, false, true}) ==
+        Resume::Outcome::stream_gone);
+  // An app with an id, or without an epoch, had a stream that is gone.
+  Resume had(id("3-0"), "R");
+  had.on_subscribed(id("0-0"));
+  CHECK(had.on_info({"R", std::nullopt, std::nullopt, false, true}) ==
+        Resume::Outcome::stream_gone);
+  Resume unchecked(id("0-0"), "");
+  unchecked.on_subscribed(id("0-0"));
+  CHECK(unchecked.on_info({"R", std::nullopt, std::nullopt, false, true}) ==
+        Resume::Outcome::stream_gone);
+  // A fresh subscription learns the reserved epoch.
+  Resume fresh(std::nullopt, "");
+  fresh.on_subscribed(id("0-0"));
+  CHECK(fresh.on_info({"R", std::nullopt, std::nullopt, false, true}) == Resume::Outcome::fresh);
+  CHECK(fresh.epoch() == "R");
+}

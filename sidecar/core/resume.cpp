@@ -15,13 +15,27 @@ Resume::Outcome Resume::on_info(StreamInfo const& info) {
   // recovery starts at the app's own id instead: further back, or further on when the app
   // comes from a pod whose reader was ahead of this one's (it has those entries already).
   last_ = reader_position_;
+  auto const zero = StreamId{};
   if (!since_) {
     outcome_ = Outcome::fresh;
-  } else if (info.epoch.empty() || !info.last) {
+  } else if (!info.last) {
+    // No stream. An app that subscribed before anything was published holds 0-0 and the
+    // epoch reserved then: while that epoch is still the reserved one, nothing was ever
+    // published in it, so nothing was missed. Anything else held entries that are gone.
+    bool const unused =
+        info.reserved && *since_ == zero && !client_epoch_.empty() && client_epoch_ == info.epoch;
+    outcome_ = unused ? Outcome::recovered : Outcome::stream_gone;
+    if (unused) last_ = *since_;  // a publish racing this resume is replayed, not missed
+  } else if (info.epoch.empty()) {
     outcome_ = Outcome::stream_gone;
   } else if (!client_epoch_.empty() && client_epoch_ != info.epoch) {
     outcome_ = Outcome::epoch_changed;
   } else if (*since_ > *info.last) {
+    outcome_ = Outcome::unknown_id;
+  } else if (info.whole_history && info.first && *since_ < *info.first && *since_ != zero) {
+    // Nothing was ever removed from this stream, so every id it held is at or after its
+    // first entry: an older one (but 0-0, "from the start") comes from a stream that was
+    // lost and created anew, which an app resuming without an epoch cannot tell us.
     outcome_ = Outcome::unknown_id;
   } else if (!info.whole_history && (info.first ? *since_ < *info.first : *since_ != *info.last)) {
     // Trimming removes entries from the front only, so when the app's id is still at or

@@ -17,12 +17,15 @@ namespace podrelay::core {
 
 // What Redis says about a stream when a resume starts.
 struct StreamInfo {
-  std::string epoch;              // empty: no stream (never written, expired, or lost)
+  // Empty: none (a stream whose epoch key was deleted). Without a stream, the epoch the
+  // resume reserved for the stream to come (`reserved`): no publish has used it yet.
+  std::string epoch;
   std::optional<StreamId> first;  // the oldest entry still held; none: empty stream
   std::optional<StreamId> last;   // the last id Redis generated; none: no stream
   // Nothing was ever trimmed or deleted (Redis >= 7: entries-added equals the length), so
-  // every entry after any id is still held: `0-0` asks for the whole history.
+  // every entry the stream ever held is still there: `0-0` asks for the whole history.
   bool whole_history = false;
+  bool reserved = false;
 };
 
 class Resume {

@@ -2,6 +2,7 @@
 
 #include <prometheus/text_serializer.h>
 
+#include "core/resume.hpp"
 #include "metrics/process_metrics.hpp"
 
 namespace podrelay::metrics {
@@ -138,10 +139,12 @@ Metrics::Metrics()
         proto::FrameType::punsub, proto::FrameType::rsub, proto::FrameType::ping}) {
     frames_received_.Add({{"type", std::string(proto::frame_type_name(type))}});
   }
-  for (auto const* outcome :
-       {"fresh", "recovered", "trimmed", "epoch_changed", "stream_gone", "unknown_id", "failed"}) {
-    durable_recovery(outcome);
+  using Outcome = core::Resume::Outcome;
+  for (auto const outcome : {Outcome::fresh, Outcome::recovered, Outcome::epoch_changed,
+                             Outcome::trimmed, Outcome::stream_gone, Outcome::unknown_id}) {
+    durable_recovery(core::outcome_name(outcome));
   }
+  durable_recovery("failed");  // a resume that Redis could not serve (session_resume.cpp)
 }
 
 std::string_view Metrics::reason_label(proto::ErrorCode code) {

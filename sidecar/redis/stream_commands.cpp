@@ -1,5 +1,7 @@
 #include "redis/stream_commands.hpp"
 
+#include <algorithm>
+
 namespace podrelay::redis {
 namespace {
 
@@ -12,10 +14,14 @@ namespace {
 // KEYS: stream, epoch[, wake channel]. ARGV: max_len, payload, new epoch, refresh ('1'/'0'),
 // ttl seconds. The wake channel is declared as a key so that Redis Cluster checks it is in
 // the stream's slot (it is: same hash tag).
+// A stream created anew takes the epoch an RSUB reserved for it (the value after 'p:', see
+// info_script) or, when there is none, a new one.
 constexpr std::string_view publish_script =
     "local refresh = ARGV[4] == '1'\n"
     "if redis.call('EXISTS', KEYS[1]) == 0 then\n"
-    "  redis.call('SET', KEYS[2], ARGV[3])\n"
+    "  local e = redis.call('GET', KEYS[2])\n"
+    "  if e and string.sub(e, 1, 2) == 'p:' then e = string.sub(e, 3) else e = ARGV[3] end\n"
+    "  redis.call('SET', KEYS[2], e)\n"
     "  refresh = true\n"
     "elseif redis.call('EXISTS', KEYS[2]) == 0 then\n"
     "  redis.call('SET', KEYS[2], ARGV[3])\n"
@@ -29,10 +35,20 @@ constexpr std::string_view publish_script =
     "if KEYS[3] then redis.call('SPUBLISH', KEYS[3], id) end\n"
     "return id\n";
 
-// KEYS: stream, epoch.
+// KEYS: stream, epoch. ARGV: new epoch, ttl seconds.
+// A stream that does not exist gets its epoch now, reserved ('p:' + token, expiring after
+// the TTL unless another RSUB comes) and taken by the publish that creates the stream: so an
+// app that subscribed before the first publish still holds an epoch that tells this stream
+// from one created after it was lost. An epoch left without its stream (a stream evicted or
+// deleted alone) is replaced: whatever that stream held is gone.
 constexpr std::string_view info_script =
-    "local e = redis.call('GET', KEYS[2]) or ''\n"
-    "if redis.call('EXISTS', KEYS[1]) == 0 then return {e} end\n"
+    "local e = redis.call('GET', KEYS[2])\n"
+    "if redis.call('EXISTS', KEYS[1]) == 0 then\n"
+    "  if not e or string.sub(e, 1, 2) ~= 'p:' then e = 'p:' .. ARGV[1] end\n"
+    "  redis.call('SET', KEYS[2], e, 'EX', ARGV[2])\n"
+    "  return {e}\n"
+    "end\n"
+    "e = e or ''\n"
     "local info = redis.call('XINFO', 'STREAM', KEYS[1])\n"
     "local first, last, len, added = '', '', -1, -2\n"
     "for i = 1, #info, 2 do\n"
@@ -62,13 +78,18 @@ void append_durable_publish(std::string& out, DurablePublish const& p) {
   }
 }
 
-void append_stream_info(std::string& out, std::string_view stream_key, std::string_view epoch_key) {
-  append_command(out, {"EVAL", info_script, "2", stream_key, epoch_key});
+void append_stream_info(std::string& out, std::string_view stream_key, std::string_view epoch_key,
+                        std::string_view new_epoch, std::chrono::seconds ttl) {
+  append_command(out, {"EVAL", info_script, "2", stream_key, epoch_key, new_epoch,
+                       std::to_string(std::max<std::chrono::seconds::rep>(ttl.count(), 1))});
 }
 
 core::StreamInfo parse_stream_info(redisReply const& reply) {
   core::StreamInfo info;
-  info.epoch = std::string(element_string(reply, 0));
+  auto epoch = element_string(reply, 0);
+  info.reserved = epoch.starts_with("p:");
+  if (info.reserved) epoch.remove_prefix(2);
+  info.epoch = std::string(epoch);
   info.last = core::StreamId::parse(element_string(reply, 1));
   info.first = core::StreamId::parse(element_string(reply, 2));
   info.whole_history = element_string(reply, 3) == "1";  // Redis < 7 has no entries-added

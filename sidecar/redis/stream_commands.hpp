@@ -29,9 +29,11 @@ struct DurablePublish {
 // EXPIRE when due, SPUBLISH of the id on the wake channel when given. Replies with the id.
 void append_durable_publish(std::string& out, DurablePublish const& p);
 
-// EVAL replying {epoch, last-generated-id, first-entry-id} ({epoch} when there is no
-// stream; '' for what is missing).
-void append_stream_info(std::string& out, std::string_view stream_key, std::string_view epoch_key);
+// EVAL replying {epoch, last-generated-id, first-entry-id, whole history '1'/'0'}, or
+// {reserved epoch} when there is no stream: it reserves `new_epoch` (for `ttl`) for the
+// stream to come unless one is reserved already ('' for what is missing).
+void append_stream_info(std::string& out, std::string_view stream_key, std::string_view epoch_key,
+                        std::string_view new_epoch, std::chrono::seconds ttl);
 core::StreamInfo parse_stream_info(redisReply const& reply);
 
 // XRANGE key (after + COUNT n: the entries after `after`.

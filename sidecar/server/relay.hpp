@@ -88,6 +88,8 @@ class Relay final : public redis::Publisher::Events,
   // `stream_key` routes the query to the shard that holds the stream (Redis Cluster).
   std::optional<Nack> durable_query(Connection& connection, std::uint64_t token,
                                     std::string const& command, std::string_view stream_key);
+  // A fresh epoch token (for a stream created anew, or reserved by a resume).
+  std::string new_epoch();
 
   core::ChannelNames const& framed_names() const noexcept { return names_; }
   core::ChannelNames const& resp_names() const noexcept { return resp_names_; }

@@ -37,7 +37,7 @@ std::optional<Relay::Nack> Relay::publish_durable(redis::PublishTag tag, std::st
   auto& publisher = route(key).publisher;
   auto const epoch_key = durable_.epoch_key(app);
   auto const wake = cluster() ? durable_.wake_channel(app) : std::string();
-  auto const epoch = epoch_token(epoch_counter_);
+  auto const epoch = new_epoch();
   auto const& opt = durable_.options();
   std::string command;
   redis::append_durable_publish(
@@ -107,6 +107,8 @@ bool Relay::durable_outcome(redis::PublishTag const& tag, std::optional<ErrorCod
   }
   return true;
 }
+
+std::string Relay::new_epoch() { return epoch_token(epoch_counter_); }
 
 std::optional<Relay::Nack> Relay::durable_query(Connection& connection, std::uint64_t token,
                                                 std::string const& command,

@@ -59,7 +59,8 @@ void Session::resume_query(std::string const& channel, bool info) {
   auto const& durable = relay_.durable();
   std::string command;
   if (info) {
-    redis::append_stream_info(command, durable.stream_key(channel), durable.epoch_key(channel));
+    redis::append_stream_info(command, durable.stream_key(channel), durable.epoch_key(channel),
+                              relay_.new_epoch(), durable.options().ttl);
   } else {
     redis::append_xrange_after(command, durable.stream_key(channel),
                                r.resume.replay_after().to_string(), replay_page);

@@ -110,10 +110,13 @@ describe('live: durable channels (protocol version 2)', { skip }, () => {
       { payload: 'one', channel: 'room:ids', id: ids[0] },
       { payload: 'two', channel: 'room:ids', id: ids[1] },
     ]);
-    // The stream did not exist at the RSUB: no epoch yet (the next RSUBOK brings it).
-    assert.equal(first.epoch, '');
+    // The stream did not exist at the RSUB: the sidecar reserved its epoch, and the first
+    // publish created the stream with it.
+    assert.match(first.epoch, /^[0-9a-f]{16}$/);
     assert.equal(first.lastId, '0-0');
-    assert.deepEqual(sub.durablePositions.get('room:ids'), { id: ids[1], epoch: '' });
+    const stored = (await redisCommand(tools.redisCli, env.redis.port, ['GET', 'podrelay:{room:ids}:epoch'])).trim();
+    assert.equal(stored, first.epoch);
+    assert.deepEqual(sub.durablePositions.get('room:ids'), { id: ids[1], epoch: first.epoch });
     // A plain channel is answered OK, not PUBOK.
     assert.equal(await pub.publish('plain:x', 'p'), undefined);
   });
