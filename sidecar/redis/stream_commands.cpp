@@ -1,7 +1,5 @@
 #include "redis/stream_commands.hpp"
 
-#include <algorithm>
-
 namespace podrelay::redis {
 namespace {
 
@@ -81,7 +79,7 @@ void append_durable_publish(std::string& out, DurablePublish const& p) {
 void append_stream_info(std::string& out, std::string_view stream_key, std::string_view epoch_key,
                         std::string_view new_epoch, std::chrono::seconds ttl) {
   append_command(out, {"EVAL", info_script, "2", stream_key, epoch_key, new_epoch,
-                       std::to_string(std::max<std::chrono::seconds::rep>(ttl.count(), 1))});
+                       std::to_string(ttl.count())});
 }
 
 core::StreamInfo parse_stream_info(redisReply const& reply) {
