@@ -18,6 +18,11 @@ the parent, so each gets its own interpreter. Every loop is bounded in count and
 No figure is asserted; `--quick` runs small counts to keep the tool from rotting.
 
   python3 bench/durable_vs_pubsub.py [--quick] [--json FILE] [--podrelay PATH]
+                                     [--baseline-podrelay PATH]
+
+With --baseline-podrelay, two more sidecars of that binary join the same Redis and the
+throughput and latency sections also run the durable path through them, interleaved with
+the others: a fourth column, "durable (baseline)", and the ratio durable / baseline.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from durable.resp import RespError, RespReader, command  # noqa: E402
 STAMP = struct.Struct("<QQ")  # send time (ns, CLOCK_MONOTONIC), sequence number
 MAX_LEN = 1_000_000           # sidecars' --durable-max-len: no trimming inside a run
 WINDOW = 4096
+BASELINE = "durable-baseline"
 RUN_LIMIT_S = 60.0
 CTX = mp.get_context("fork")
 
@@ -122,6 +128,11 @@ class Redis:
         return int(next(line.split(":")[1] for line in info.splitlines()
                         if line.startswith("used_memory:")))
 
+    def net_input_bytes(self) -> int:
+        info = self.call("INFO", "stats").decode()
+        return int(next(line.split(":")[1] for line in info.splitlines()
+                        if line.startswith("total_net_input_bytes:")))
+
     def stream_key_of(self, channel: str) -> bytes:
         """The durable channel's stream key (`<prefix>{<channel>}`): the key of type stream
         whose name holds `{channel}`."""
@@ -140,30 +151,38 @@ class Stack:
     """redis-server and sidecars A and B on free loopback ports; stop() kills them all.
     Owned by the main thread of the parent process (forked publishers only read `ep`)."""
 
-    def __init__(self, podrelay: str, tmp: str):
+    def __init__(self, podrelay: str, tmp: str, baseline: str | None = None):
         self.procs: list = []
+        self.tmp = tmp
         self.redis_port = free_port()
         self._start(["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
                      "--save", "", "--appendonly", "no", "--dir", tmp], subprocess.DEVNULL)
         wait_until(lambda: Redis(self.redis_port).call("PING") == b"PONG", "redis-server")
-        self.pods = []
-        for _ in range(2):
-            port, admin = free_port(), free_port()
-            self._start([podrelay, "--listen", f"127.0.0.1:{port}",
-                         "--admin-listen", f"127.0.0.1:{admin}",
-                         "--redis", f"redis://127.0.0.1:{self.redis_port}",
-                         "--durable", "d:*", "--durable-max-len", str(MAX_LEN),
-                         "--log-level", "warn"], open(os.path.join(tmp, f"sidecar-{port}.log"), "w"))
-            wait_until(lambda: ready(admin), f"sidecar on {port}")
-            self.pods.append(port)
+        self.pods = [self._sidecar(podrelay) for _ in range(2)]
         self.ep = Endpoints(self.redis_port, self.pods[0], self.pods[1], MAX_LEN)
+        self.names = ["redis", "sidecar_a", "sidecar_b"]
+        self.base_ep = None
+        if baseline:
+            base = [self._sidecar(baseline) for _ in range(2)]
+            self.base_ep = Endpoints(self.redis_port, base[0], base[1], MAX_LEN)
+            self.names += ["baseline_a", "baseline_b"]
+
+    def _sidecar(self, binary: str) -> int:
+        port, admin = free_port(), free_port()
+        self._start([binary, "--listen", f"127.0.0.1:{port}",
+                     "--admin-listen", f"127.0.0.1:{admin}",
+                     "--redis", f"redis://127.0.0.1:{self.redis_port}",
+                     "--durable", "d:*", "--durable-max-len", str(MAX_LEN),
+                     "--log-level", "warn"],
+                    open(os.path.join(self.tmp, f"sidecar-{port}.log"), "w"))
+        wait_until(lambda: ready(admin), f"sidecar on {port}")
+        return port
 
     def _start(self, argv, log) -> None:
         self.procs.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT))
 
     def cpu(self) -> dict:
-        names = ["redis", "sidecar_a", "sidecar_b"]
-        return {n: proc_cpu_s(pr.pid) for n, pr in zip(names, self.procs)}
+        return {n: proc_cpu_s(pr.pid) for n, pr in zip(self.names, self.procs)}
 
     def stop(self) -> None:
         for pr in reversed(self.procs):
@@ -232,15 +251,21 @@ def publisher_child(path, ep, name, size, n, rate, delivered, start_ns, out_q) -
 
 def measured_run(stack: Stack, path: str, name: str, size: int, n: int, rate=None,
                  warmup: int = 0) -> dict:
-    sub = Subscriber(path, stack.ep, name)
+    # "durable-baseline": the durable path through the baseline binary's two sidecars.
+    baseline = path == BASELINE
+    ep = stack.base_ep if baseline else stack.ep
+    real = "durable" if baseline else path
+    sub = Subscriber(real, ep, name)
     delivered = CTX.Value("q", 0, lock=False)
     start_ns = CTX.Value("q", 0, lock=False)
     out_q = CTX.Queue()
+    meter = Redis(stack.redis_port)
+    net_in0 = meter.net_input_bytes()
     cpu_before = stack.cpu()
     busy0, wall0 = machine_busy_s(), time.monotonic()
     sub_cpu0 = self_cpu_s()
     child = CTX.Process(target=publisher_child,
-                        args=(path, stack.ep, name, size, n, rate, delivered, start_ns, out_q))
+                        args=(real, ep, name, size, n, rate, delivered, start_ns, out_q))
     child.start()
     got, last_ns, lat = len(sub.first), 0, []
     sub.sock.settimeout(0.5)
@@ -272,12 +297,21 @@ def measured_run(stack: Stack, path: str, name: str, size: int, n: int, rate=Non
     pub_stats = out_q.get(timeout=5)
     cpu_after = stack.cpu()
     busy, wall = machine_busy_s() - busy0, time.monotonic() - wall0
+    net_in = meter.net_input_bytes() - net_in0
+    meter.sock.close()
     sub.close()
     elapsed = (last_ns - start_ns.value) / 1e9 if last_ns else float("nan")
+    cpu = {k: cpu_after[k] - cpu_before[k] for k in cpu_after}
+    idle_pods = cpu.pop("baseline_a", 0.0) + cpu.pop("baseline_b", 0.0)
+    if baseline:  # the sidecars this run went through are the baseline's
+        idle_pods = cpu["sidecar_a"] + cpu["sidecar_b"]
+        cpu["sidecar_a"], cpu["sidecar_b"] = (cpu_after["baseline_a"] - cpu_before["baseline_a"],
+                                              cpu_after["baseline_b"] - cpu_before["baseline_b"])
     run = {"path": path, "size": size, "n": n, "delivered": got, "elapsed_s": elapsed,
            "msgs_per_s": got / elapsed if last_ns else 0.0, "subscriber_cpu_s": sub_cpu,
-           "cpu_s": {k: cpu_after[k] - cpu_before[k] for k in cpu_after}, **pub_stats}
-    ours = sum(run["cpu_s"].values()) + sub_cpu + pub_stats["publisher_cpu_s"]
+           "cpu_s": cpu, "idle_pods_cpu_s": idle_pods, "redis_input_bytes": net_in,
+           **pub_stats}
+    ours = sum(run["cpu_s"].values()) + idle_pods + sub_cpu + pub_stats["publisher_cpu_s"]
     run["cpu_s"]["others"] = max(busy - ours, 0.0)  # busy time of the machine not ours
     run["cpu_window_s"] = wall
     if got < n:
@@ -300,14 +334,15 @@ def measured_run(stack: Stack, path: str, name: str, size: int, n: int, rate=Non
 def channel_name(path: str, *parts) -> str:
     """A fresh name per run: `d:` matches the sidecars' --durable, `p:` does not, `x:` is a
     key the direct path XADDs to."""
-    return ":".join([{"durable": "d", "pubsub": "p", "direct": "x"}[path], *map(str, parts)])
+    return ":".join([{"durable": "d", BASELINE: "d", "pubsub": "p", "direct": "x"}[path],
+                     *map(str, parts)])
 
 
-def section_throughput(stack, sizes, n_of, reps, tag):
+def section_throughput(stack, sizes, n_of, reps, tag, paths=PATHS):
     runs = []
     for size in sizes:
         for rep in range(reps):
-            order = PATHS if rep % 2 == 0 else tuple(reversed(PATHS))
+            order = paths if rep % 2 == 0 else tuple(reversed(paths))
             for path in order:
                 name = channel_name(path, "tp", tag, size, rep)
                 runs.append(measured_run(stack, path, name, size, n_of[size]))
@@ -315,7 +350,7 @@ def section_throughput(stack, sizes, n_of, reps, tag):
     for size in sizes:
         med = {path: statistics.median(r["msgs_per_s"] for r in runs
                                        if r["path"] == path and r["size"] == size)
-               for path in PATHS}
+               for path in paths}
         rows.append(row(f"delivered msgs/s, {fmt_size(size)}, saturated", "msgs/s", med))
     # CPU per message moves less with other users' load than a rate does.
     for size in sizes:
@@ -323,25 +358,30 @@ def section_throughput(stack, sizes, n_of, reps, tag):
                             ("Redis + sidecars", ("redis", "sidecar_a", "sidecar_b"))):
             med = {path: statistics.median(
                 sum(r["cpu_s"][k] for k in keys) * 1e6 / r["delivered"] for r in runs
-                if r["path"] == path and r["size"] == size and r["delivered"]) for path in PATHS}
+                if r["path"] == path and r["size"] == size and r["delivered"]) for path in paths}
             rows.append(row(f"{label} CPU per message, {fmt_size(size)}, saturated", "us", med))
+    for size in sizes:  # what every client sent Redis (commands, XREADs, replies' requests)
+        med = {path: statistics.median(r["redis_input_bytes"] / r["delivered"] for r in runs
+                                       if r["path"] == path and r["size"] == size
+                                       and r["delivered"]) for path in paths}
+        rows.append(row(f"bytes sent to Redis per message, {fmt_size(size)}", "bytes", med))
     return rows, runs
 
 
-def section_latency(stack, rate, n, warmup, reps, tag):
+def section_latency(stack, rate, n, warmup, reps, tag, paths=PATHS):
     runs = []
     for rep in range(reps):
-        order = PATHS if rep % 2 == 0 else tuple(reversed(PATHS))
+        order = paths if rep % 2 == 0 else tuple(reversed(paths))
         for path in order:
             name = channel_name(path, "lat", tag, rep)
             runs.append(measured_run(stack, path, name, 64, n, rate=rate, warmup=warmup))
     rows = []
     for q in ("p50", "p99", "p99.9"):
         med = {path: statistics.median(r["latency_us"][q] for r in runs if r["path"] == path
-                                       and r["latency_us"]) for path in PATHS}
+                                       and r["latency_us"]) for path in paths}
         rows.append(row(f"latency {q}, 64 B @ {rate:,} msgs/s", "us", med))
     med = {path: statistics.median(r["achieved_rate"] for r in runs if r["path"] == path)
-           for path in PATHS}
+           for path in paths}
     rows.append(row(f"achieved publish rate (target {rate:,})", "msgs/s", med))
     return rows, runs
 
@@ -487,8 +527,13 @@ def row(metric: str, unit: str, values: dict) -> dict:
     d = values.get("direct")
     ratio = {path: (values[path] / d if d and values.get(path) is not None else None)
              for path in ("durable", "pubsub")}
-    return {"metric": metric, "unit": unit, **{path: values.get(path) for path in PATHS},
-            "durable_vs_direct": ratio["durable"], "pubsub_vs_direct": ratio["pubsub"]}
+    out = {"metric": metric, "unit": unit, **{path: values.get(path) for path in PATHS},
+           "durable_vs_direct": ratio["durable"], "pubsub_vs_direct": ratio["pubsub"]}
+    base = values.get(BASELINE)
+    if base is not None:
+        out[BASELINE] = base
+        out["durable_vs_baseline"] = values["durable"] / base if base else None
+    return out
 
 
 def fmt(v) -> str:
@@ -502,10 +547,18 @@ def fmt(v) -> str:
 def print_table(rows) -> None:
     head = ["metric", "direct XADD/XREAD", "durable (2 sidecars)", "pub/sub (2 sidecars)",
             "durable/direct", "pub/sub/direct"]
+    with_base = any(BASELINE in r for r in rows)
+    if with_base:
+        head += ["durable (baseline)", "durable/baseline"]
+
+    def ratio(v):
+        return f"{v:.2f}x" if v else "—"
+
     lines = [head] + [[r["metric"] + f" ({r['unit']})", fmt(r["direct"]), fmt(r["durable"]),
-                       fmt(r["pubsub"]),
-                       f"{r['durable_vs_direct']:.2f}x" if r["durable_vs_direct"] else "—",
-                       f"{r['pubsub_vs_direct']:.2f}x" if r["pubsub_vs_direct"] else "—"]
+                       fmt(r["pubsub"]), ratio(r["durable_vs_direct"]),
+                       ratio(r["pubsub_vs_direct"])]
+                      + ([fmt(r.get(BASELINE)), ratio(r.get("durable_vs_baseline"))]
+                         if with_base else [])
                       for r in rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     for i, line in enumerate(lines):
@@ -519,6 +572,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--podrelay", default=os.environ.get(
         "PODRELAY_BIN", os.path.join(REPO, "build", "bin", "podrelay")))
+    ap.add_argument("--baseline-podrelay", metavar="PATH",
+                    help="also run the durable path through two sidecars of this binary")
     ap.add_argument("--quick", action="store_true", help="small counts: checks every path works")
     ap.add_argument("--json", help="write rows, notes and every run here")
     ap.add_argument("--reps", type=int, default=None)
@@ -526,6 +581,9 @@ def main() -> int:
     if not os.access(a.podrelay, os.X_OK):
         print(f"podrelay binary not found: {a.podrelay} (--podrelay or PODRELAY_BIN)",
               file=sys.stderr)
+        return 2
+    if a.baseline_podrelay and not os.access(a.baseline_podrelay, os.X_OK):
+        print(f"baseline podrelay binary not found: {a.baseline_podrelay}", file=sys.stderr)
         return 2
     if a.reps is not None and a.reps < 1:
         print("--reps must be at least 1", file=sys.stderr)
@@ -540,16 +598,19 @@ def main() -> int:
     stack = None
     doc = {"meta": {"started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
                     "loadavg_start": os.getloadavg(), "quick": q, "reps": reps,
-                    "podrelay": a.podrelay, "window": WINDOW, "durable_max_len": MAX_LEN}}
+                    "podrelay": a.podrelay, "baseline_podrelay": a.baseline_podrelay,
+                    "window": WINDOW, "durable_max_len": MAX_LEN}}
+    paths = PATHS + ((BASELINE,) if a.baseline_podrelay else ())
     try:
-        stack = Stack(a.podrelay, tmp)
+        stack = Stack(a.podrelay, tmp, a.baseline_podrelay)
         rows, notes, runs = [], [], {}
         r_mem, mem = section_memory(stack, mem_k, 64)
         rows += r_mem
         runs["memory"] = mem
-        r_tp, runs["throughput"] = section_throughput(stack, (64, 1024), n_of, reps, "t")
+        r_tp, runs["throughput"] = section_throughput(stack, (64, 1024), n_of, reps, "t", paths)
         rows += r_tp
-        r_lat, runs["latency"] = section_latency(stack, 10_000, lat_n, lat_warm, reps, "l")
+        r_lat, runs["latency"] = section_latency(stack, 10_000, lat_n, lat_warm, reps, "l",
+                                                 paths)
         rows += r_lat
         r_rec, runs["recovery"] = section_recovery(stack, missed, reps, 64, "r")
         rows += r_rec

@@ -51,14 +51,15 @@ PY
 # retained or recovery: plain pub/sub keeps nothing). About 10 s.
 djson=/tmp/durable-bench-smoke.json
 rm -f "$djson"
-timeout 60 python3 bench/durable_vs_pubsub.py --quick --podrelay "$build_dir/bin/podrelay" \
-  --json "$djson" >/dev/null
+# The same binary as its own baseline: only checks that the fourth column is filled.
+timeout 90 python3 bench/durable_vs_pubsub.py --quick --podrelay "$build_dir/bin/podrelay" \
+  --baseline-podrelay "$build_dir/bin/podrelay" --json "$djson" >/dev/null
 python3 - "$djson" <<'PY'
 import json, sys
 doc = json.load(open(sys.argv[1]))
 rows = doc.get("rows") or []
 want = ["used_memory", "MEMORY USAGE", "msgs/s, 64 B", "msgs/s, 1 KiB", "latency p50",
-        "latency p99,", "achieved publish rate", "recovery of"]
+        "latency p99,", "achieved publish rate", "recovery of", "bytes sent to Redis"]
 for w in want:
     if not any(w in r["metric"] for r in rows):
         sys.exit(f"smoke: durable bench has no row for {w!r}")
@@ -67,6 +68,8 @@ for r in rows:
     for path in ("direct", "durable") + (() if kept else ("pubsub",)):
         if not isinstance(r.get(path), (int, float)):
             sys.exit(f"smoke: durable bench row without a {path} figure: {r}")
+    if not kept and not isinstance(r.get("durable-baseline"), (int, float)):
+        sys.exit(f"smoke: durable bench row without a baseline figure: {r}")
 if not doc.get("ok"):
     sys.exit(f"smoke: durable bench reported ok=false: {doc.get('notes')}")
 print(f"smoke: durable bench ok ({len(rows)} rows)")

@@ -16,7 +16,7 @@ import time
 from typing import Dict, List, Optional
 
 from harness import (PODRELAY_BIN, REDIS_SERVER, Client, IntegrationCase, Proc, Redis,
-                     ServerError, proto, wait_for)
+                     ServerError, Sidecar, proto, wait_for)
 
 from podrelay import aio  # noqa: E402  (harness put clients/python on sys.path)
 
@@ -418,6 +418,82 @@ class TestDurableCompatibilityAndBadInput(DurableCase):
                            capture_output=True, timeout=10)
         self.assertEqual(r.returncode, 2)
         self.assertIn(b"--durable-max-len: must be between 1 and", r.stderr)
+
+
+def commandstats(redis, command: str) -> int:
+    """How many times Redis ran `command` since its start or the last CONFIG RESETSTAT."""
+    m = re.search(rf"^cmdstat_{command}:calls=(\d+)", redis.cli("INFO", "commandstats"), re.M)
+    return int(m.group(1)) if m else 0
+
+
+class TestDurableScriptCache(DurableCase):
+    """A durable publish names its script by SHA1 (EVALSHA) once the publisher's connection
+    has loaded it; Redis forgetting the script costs one clear nack, never a silent loss."""
+
+    def test_publishes_use_evalsha_and_a_script_flush_costs_one_clear_nack(self):
+        a, b = self.start_pods(2)
+        sub = v2(b, "sub")
+        self.assertEqual(sub.resume("room:sha").recovered, 1)
+        pub = v2(a, "pub")
+        self.redis.cli("CONFIG", "RESETSTAT")
+        first = [pub.publish_durable("room:sha", b"a%02d" % i) for i in range(20)]
+        self.assertEqual(commandstats(self.redis, "evalsha"), 20)
+        self.assertEqual(commandstats(self.redis, "eval"), 0)
+
+        self.redis.cli("SCRIPT", "FLUSH")  # what an operator, or a Redis restart, does
+        acked, nacks = [], []
+        for i in range(20):
+            try:
+                acked.append((pub.publish_durable("room:sha", b"b%02d" % i), b"b%02d" % i))
+            except ServerError as e:
+                nacks.append(e)
+        # The publish written before the sidecar saw NOSCRIPT is refused, with the reason;
+        # the sidecar loads the script again and the rest are appended.
+        self.assertEqual(len(nacks), 1, [n.message for n in nacks])
+        self.assertEqual(nacks[0].code, proto.REDIS_ERROR)
+        self.assertIn(b"NOSCRIPT", nacks[0].message)
+        self.assertIn(b"send it again", nacks[0].message)
+        self.assertEqual(len(acked), 19)
+        more = [pub.publish_durable("room:sha", b"c%02d" % i) for i in range(5)]
+        # Back on EVALSHA: at most the publish or two sent before the reload answered went
+        # whole (EVAL).
+        self.assertLessEqual(commandstats(self.redis, "eval"), 2)
+        self.assertGreaterEqual(commandstats(self.redis, "evalsha"), 20 + 19 + 5 - 2)
+
+        # The subscriber on the other pod got exactly what was acked, in order.
+        want = first + [i for i, _ in acked] + more
+        got = smsgs(sub, len(want))
+        self.assertEqual([m.id for m in got], want)
+        self.assertEqual([m.payload for m in got][20:39], [p for _, p in acked])
+        self.expect_no_msg(sub)
+        self.assertEqual(self.redis.cli("XLEN", "podrelay:{room:sha}").strip(), str(len(want)))
+        _, text = a.get("/metrics")
+        self.assertIn('podrelay_publish_nacks_total{reason="redis_error"} 1', text)
+
+    def test_an_acl_without_script_load_publishes_the_whole_script(self):
+        self.redis = AofRedis(self).start()
+        # EVAL and EVALSHA allowed, SCRIPT (LOAD) not: the sidecar says so and sends EVAL.
+        self.redis.cli("ACL", "SETUSER", "relay", "on", ">s3cret-pw", "~*", "&*", "+@all",
+                       "-script")
+        pw = os.path.join(self.tmpdir, "redis-password")
+        with open(pw, "w") as f:
+            f.write("s3cret-pw\n")
+        url = f"redis://relay:@127.0.0.1:{self.redis.port}"  # user here, password in the file
+        args = [*DURABLE, "--redis-password-file", pw]
+        a = Sidecar(self, "pod-0", url, args).start()
+        b = Sidecar(self, "pod-1", url, args).start()
+        sub = v2(b, "sub")
+        self.assertEqual(sub.resume("room:acl").recovered, 1)
+        pub = v2(a, "pub")
+        self.redis.cli("CONFIG", "RESETSTAT")
+        ids = [pub.publish_durable("room:acl", b"x%d" % i) for i in range(10)]
+        self.assertEqual([m.id for m in smsgs(sub, 10)], ids)
+        self.assertEqual(commandstats(self.redis, "evalsha"), 0)
+        self.assertEqual(commandstats(self.redis, "eval"), 10)
+        log = a.proc.stderr_text() + a.proc.stdout_text()
+        self.assertIn("redis refused SCRIPT LOAD", log)
+        self.assertIn("NOPERM", log)
+        self.assertNotIn("s3cret-pw", log)
 
 
 class TestDurableScale(DurableCase):

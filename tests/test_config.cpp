@@ -209,6 +209,34 @@ TEST_CASE("secrets come from files, trailing newline dropped") {
   CHECK(r.config.redis.password == "s3cret");
 }
 
+TEST_CASE("with --redis-password-file, redis://user@host names the ACL user") {
+  char path[] = "/tmp/podrelay-test-XXXXXX";
+  int const fd = ::mkstemp(path);
+  REQUIRE(fd >= 0);
+  ::close(fd);
+  std::ofstream(path) << "s3cret\n";
+  auto const user =
+      parse({"--redis", "redis://relay@10.0.0.1:6379", "--redis-password-file", path});
+  auto const both =
+      parse({"--redis", "redis://relay:@10.0.0.1:6379", "--redis-password-file", path});
+  auto const bare = parse({"--redis", "redis://10.0.0.1:6379", "--redis-password-file", path});
+  auto const no_file = parse({"--redis", "redis://word@10.0.0.1:6379"});
+  std::remove(path);
+  REQUIRE_FALSE(user.exit);
+  CHECK(user.config.redis.username == "relay");  // was dropped: AUTH s3cret as default user
+  CHECK(user.config.redis.password == "s3cret");
+  REQUIRE_FALSE(both.exit);
+  CHECK(both.config.redis.username == "relay");
+  CHECK(both.config.redis.password == "s3cret");
+  REQUIRE_FALSE(bare.exit);
+  CHECK(bare.config.redis.username.empty());
+  CHECK(bare.config.redis.password == "s3cret");
+  // Without the file the password-only form stays what many clients make of it.
+  REQUIRE_FALSE(no_file.exit);
+  CHECK(no_file.config.redis.username.empty());
+  CHECK(no_file.config.redis.password == "word");
+}
+
 TEST_CASE("--help and --version exit 0") {
   auto h = parse({"--help"});
   CHECK(h.exit);

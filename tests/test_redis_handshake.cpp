@@ -108,3 +108,32 @@ TEST_CASE("errc: a std::error_code with its own category") {
   CHECK_FALSE(podrelay::Error{});
   CHECK(podrelay::Error(errc::bad_reply, "x"));
 }
+
+TEST_CASE("handshake: SCRIPT LOAD goes last, and its refusal is not an error") {
+  HandshakeOptions opts;
+  opts.require_master = true;
+  opts.load_script = "return 1";
+  auto const hs = build_handshake(opts);
+  CHECK(hs.bytes ==
+        "*1\r\n$4\r\nROLE\r\n"
+        "*3\r\n$6\r\nSCRIPT\r\n$4\r\nLOAD\r\n$8\r\nreturn 1\r\n");
+  REQUIRE(hs.steps.size() == 2);
+  CHECK(hs.steps[1] == HandshakeStep::script_load);
+  CHECK(step_name(HandshakeStep::script_load) == "SCRIPT LOAD");
+
+  auto const sha = parse_reply("$40\r\ne0e1f9fabfc9d4800c877a703b823ac0578ff8db\r\n");
+  CHECK_FALSE(check_handshake_reply(HandshakeStep::script_load, *sha, "r:6379"));
+  CHECK(loaded_script_sha(*sha) == "e0e1f9fabfc9d4800c877a703b823ac0578ff8db");
+
+  // An ACL without SCRIPT: the connection goes on, the script is sent whole (EVAL).
+  auto const noperm =
+      parse_reply("-NOPERM this user has no permissions to run the 'script|load' command\r\n");
+  CHECK_FALSE(check_handshake_reply(HandshakeStep::script_load, *noperm, "r:6379"));
+  CHECK(loaded_script_sha(*noperm).empty());
+  // Anything but 40 lowercase hex digits is not a SHA1 to name the script by.
+  CHECK(loaded_script_sha(*parse_reply("+OK\r\n")).empty());
+  CHECK(loaded_script_sha(*parse_reply("$4\r\nabcd\r\n")).empty());
+  CHECK(loaded_script_sha(*parse_reply("$40\r\nE0E1F9FABFC9D4800C877A703B823AC0578FF8DB\r\n"))
+            .empty());
+  CHECK(loaded_script_sha(*parse_reply(":1\r\n")).empty());
+}

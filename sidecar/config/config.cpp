@@ -11,6 +11,7 @@
 #include <limits>
 #include <sstream>
 #include <type_traits>
+#include <utility>
 
 namespace podrelay::config {
 namespace {
@@ -253,6 +254,9 @@ std::string finish(Config& c, Raw const& raw, bool soft_queue_given) {
     return "--soft-queue-bytes must not exceed --max-queue-bytes";
 
   if (!raw.password_file.empty()) {
+    // The file holds the password, so "redis://relay@host" names the ACL user (as the
+    // manifests' PODRELAY_REDIS documents), not a password the file would override.
+    if (c.redis.password_only) c.redis.username = std::exchange(c.redis.password, {});
     if (auto e = read_secret(raw.password_file, "--redis-password-file", c.redis.password);
         !e.empty())
       return e;

@@ -148,6 +148,7 @@ std::string parse_scheme(std::string_view scheme, RedisUrl& url) {
 // "user:pass" or the password-only form "secret" many clients accept; %-escapes allowed.
 std::string parse_userinfo(std::string_view userinfo, RedisUrl& url) {
   auto const colon = userinfo.find(':');
+  url.password_only = colon == std::string_view::npos;
   bool const ok = colon == std::string_view::npos
                       ? percent_decode(userinfo, url.password)
                       : percent_decode(userinfo.substr(0, colon), url.username) &&

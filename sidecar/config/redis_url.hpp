@@ -30,6 +30,9 @@ struct RedisUrl {
   std::vector<Endpoint> endpoints;  // one for single mode
   std::string username{};           // empty: the default user
   std::string password{};           // empty: no AUTH
+  // The userinfo had no ':' ("redis://word@host"): `word` was taken as the password, the
+  // form many clients accept; with --redis-password-file it is the user name instead.
+  bool password_only = false;
   int db = 0;
   std::string master_name{};  // sentinel mode
 };

@@ -10,6 +10,7 @@ std::string_view step_name(HandshakeStep step) noexcept {
     case HandshakeStep::select: return "SELECT";
     case HandshakeStep::client_setname: return "CLIENT SETNAME";
     case HandshakeStep::role: return "ROLE";
+    case HandshakeStep::script_load: return "SCRIPT LOAD";
   }
   return "?";
 }
@@ -36,10 +37,15 @@ Handshake build_handshake(HandshakeOptions const& options) {
     append_command(hs.bytes, {"ROLE"});
     hs.steps.push_back(HandshakeStep::role);
   }
+  if (!options.load_script.empty()) {
+    append_command(hs.bytes, {"SCRIPT", "LOAD", options.load_script});
+    hs.steps.push_back(HandshakeStep::script_load);
+  }
   return hs;
 }
 
 Error check_handshake_reply(HandshakeStep step, redisReply const& reply, std::string_view peer) {
+  if (step == HandshakeStep::script_load) return {};  // see loaded_script_sha
   if (reply.type == REDIS_REPLY_ERROR) {
     return {errc::auth_failed, std::string(step_name(step)) + " refused by " + std::string(peer) +
                                    ": " + std::string(reply_string(reply))};
@@ -54,6 +60,16 @@ Error check_handshake_reply(HandshakeStep step, redisReply const& reply, std::st
     }
   }
   return {};
+}
+
+std::string_view loaded_script_sha(redisReply const& reply) noexcept {
+  if (reply.type != REDIS_REPLY_STRING && reply.type != REDIS_REPLY_STATUS) return {};
+  auto const sha = reply_string(reply);
+  if (sha.size() != 40) return {};
+  for (char const c : sha) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return {};
+  }
+  return sha;
 }
 
 }  // namespace podrelay::redis

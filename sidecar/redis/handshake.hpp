@@ -20,9 +20,10 @@ struct HandshakeOptions {
   int db = 0;                    // 0: no SELECT
   std::string_view client_name;  // empty: no CLIENT SETNAME
   bool require_master = false;   // ROLE must say "master" (Sentinel mode)
+  std::string_view load_script;  // SCRIPT LOAD it, last (empty: not); see loaded_script_sha
 };
 
-enum class HandshakeStep { auth, select, client_setname, role };
+enum class HandshakeStep { auth, select, client_setname, role, script_load };
 std::string_view step_name(HandshakeStep step) noexcept;  // "AUTH", "CLIENT SETNAME", ...
 
 struct Handshake {
@@ -34,7 +35,11 @@ Handshake build_handshake(HandshakeOptions const& options);
 
 // The reply to `step` from `peer`: an error (auth_failed, not_master) with a one-line
 // reason, or none. Redis' own error text ("WRONGPASS invalid username-password pair")
-// holds no secret and is quoted.
+// holds no secret and is quoted. A refused SCRIPT LOAD is not an error: the script is then
+// sent whole (EVAL).
 Error check_handshake_reply(HandshakeStep step, redisReply const& reply, std::string_view peer);
+// The SHA1 in the reply to SCRIPT LOAD; empty when Redis refused it (an ACL without
+// SCRIPT, say) or answered something else.
+std::string_view loaded_script_sha(redisReply const& reply) noexcept;
 
 }  // namespace podrelay::redis

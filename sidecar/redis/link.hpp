@@ -94,6 +94,8 @@ class Link final : private util::WriteBatch::Writer {
     return connected_ && conn_.set_read_low_water(bytes);
   }
 
+  // "host:port" of the current (or last) connection, for log lines.
+  std::string const& peer() const { return conn_.peer(); }
   // The connect step of the data connections: ask `locator` where the master is, open it
   // (unless stopped meanwhile).
   asio::awaitable<Error> connect_to_master(RedisConnection& conn, MasterLocator& locator,

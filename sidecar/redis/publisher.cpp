@@ -3,6 +3,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 
+#include "redis/handshake.hpp"
 #include "util/log.hpp"
 #include "util/use_tuple.hpp"
 
@@ -16,6 +17,13 @@ std::string ms_text(std::chrono::milliseconds d) { return std::to_string(d.count
 log::RateLimit& retry_limit() {
   static log::RateLimit limit(std::chrono::seconds(5));  // one for every publisher link
   return limit;
+}
+
+// Durable publishes still work without the script loaded (EVAL), so this is a warning.
+void warn_script_refused(std::string_view peer, std::string_view reason) {
+  static log::RateLimit limit(std::chrono::seconds(60));
+  log::warn_limited(limit, "redis refused SCRIPT LOAD; durable publishes carry the whole script",
+                    {{"role", "publisher"}, {"redis", peer}, {"reason", reason}});
 }
 
 }  // namespace
@@ -80,7 +88,13 @@ bool Publisher::publish_encoded(std::string const& command, PublishTag tag, bool
 }
 
 asio::awaitable<Error> Publisher::connect(RedisConnection& conn) {
-  co_return co_await link_.connect_to_master(conn, locator_, options_);
+  options_.load_script = script_;
+  auto e = co_await link_.connect_to_master(conn, locator_, options_);
+  if (e || script_.empty()) co_return e;
+  script_reloading_ = false;
+  script_sha_ = conn.script_sha();
+  if (script_sha_.empty()) warn_script_refused(conn.peer(), conn.script_refusal());
+  co_return e;
 }
 
 void Publisher::on_up() {
@@ -115,15 +129,41 @@ bool Publisher::on_reply(redisReply const& reply) {
     return false;
   }
   if (item.tag.health_ping) return true;
+  if (item.tag.script_load) {
+    script_reloading_ = false;
+    script_sha_ = loaded_script_sha(reply);
+    if (script_sha_.empty()) warn_script_refused(link_.peer(), reply_string(reply));
+    return true;
+  }
   auto const latency =
       item.lazy ? std::chrono::nanoseconds(-1) : std::chrono::nanoseconds(now - item.written);
-  if (reply.type == REDIS_REPLY_ERROR) {
+  if (reply.type == REDIS_REPLY_ERROR && reply_string(reply).starts_with("NOSCRIPT") &&
+      !script_.empty()) {
+    reload_script();
+    events_.on_publish_outcome(
+        id_, item.tag, proto::ErrorCode::redis_error,
+        "NOSCRIPT: Redis lost the sidecar's script (SCRIPT FLUSH, or an ACL refused SCRIPT "
+        "LOAD) after this command was queued; it was not run, and the sidecar loads the script "
+        "again: send it again",
+        latency, &reply);
+  } else if (reply.type == REDIS_REPLY_ERROR) {
     events_.on_publish_outcome(id_, item.tag, proto::ErrorCode::redis_error, reply_string(reply),
                                latency, &reply);
   } else {
     events_.on_publish_outcome(id_, item.tag, std::nullopt, {}, latency, &reply);
   }
   return true;
+}
+
+void Publisher::reload_script() {
+  script_sha_.clear();
+  if (script_reloading_) return;
+  std::string cmd;
+  append_command(cmd, {"SCRIPT", "LOAD", script_});
+  PublishTag tag;
+  tag.script_load = true;
+  script_reloading_ = queue_.push(cmd, std::move(tag), Clock::now(), true);
+  if (script_reloading_ && link_.connected()) link_.wake_writer();
 }
 
 Link::Output Publisher::output() {
@@ -185,7 +225,8 @@ asio::awaitable<void> Publisher::expiry() {
 void Publisher::fail_items(std::vector<core::PublishQueue<PublishTag>::Item> items,
                            proto::ErrorCode code, std::string_view text) {
   for (auto const& item : items) {
-    if (item.tag.health_ping) continue;
+    if (item.tag.script_load) script_reloading_ = false;
+    if (item.tag.health_ping || item.tag.script_load) continue;
     events_.on_publish_outcome(id_, item.tag, code, text, std::chrono::nanoseconds{0}, nullptr);
   }
 }
@@ -201,7 +242,8 @@ asio::awaitable<void> Publisher::flush(std::chrono::steady_clock::time_point dea
 
 std::vector<core::PublishQueue<PublishTag>::Item> Publisher::retire() {
   auto unwritten = queue_.take_unwritten_items();
-  std::erase_if(unwritten, [](auto const& item) { return item.tag.health_ping; });
+  std::erase_if(unwritten,
+                [](auto const& item) { return item.tag.health_ping || item.tag.script_load; });
   stop();
   return unwritten;
 }

@@ -61,6 +61,7 @@ struct PublishTag {
   std::weak_ptr<PublishOrigin> origin;  // empty for fire-and-forget
   std::uint32_t request_id = 0;
   bool health_ping = false;  // also: any reply nobody waits for (ASKING)
+  bool script_load = false;  // the SCRIPT LOAD sent again after a NOSCRIPT (see set_script)
   bool query = false;        // a PUBSUB query: not a publish, not counted as one
   // Cluster mode only: the encoded command, to send again after a MOVED/ASK redirect
   // (Redis did not execute it, so a retry cannot duplicate it).
@@ -111,6 +112,13 @@ class Publisher final : Link::Role {
   void set_hold(std::function<bool()> hold) { hold_ = std::move(hold); }
   // "SPUBLISH" on Redis Cluster (sharded pub/sub), "PUBLISH" otherwise.
   void set_sharded(bool sharded) { sharded_ = sharded; }
+  // Before start(): every connection loads `script` (SCRIPT LOAD, in the handshake) so that
+  // commands can name it by script_sha() (EVALSHA). A NOSCRIPT answer (Redis' cache was
+  // flushed meanwhile) fails that command with a reason and loads the script again.
+  void set_script(std::string_view script) { script_ = script; }
+  // The loaded script's SHA1; empty while it is not known to be in Redis' cache (never
+  // loaded, refused by an ACL, or flushed and not yet loaded again): send it whole (EVAL).
+  std::string_view script_sha() const noexcept { return script_sha_; }
   // Completes when nothing waits for Redis any more, or at `deadline`.
   asio::awaitable<void> flush(std::chrono::steady_clock::time_point deadline);
   // Stops for good: closes the connection and reports everything pending as failed.
@@ -138,10 +146,12 @@ class Publisher final : Link::Role {
   bool choose_reply_mode();
   static bool awaited(PublishTag const& tag) noexcept {
     return tag.request_id != 0 || tag.query || tag.durable || tag.durable_wait ||
-           tag.durable_query || tag.wait;
+           tag.durable_query || tag.wait || tag.script_load;
   }
   void fail_items(std::vector<core::PublishQueue<PublishTag>::Item> items, proto::ErrorCode code,
                   std::string_view text);
+  // A NOSCRIPT answer: EVAL from now on, and SCRIPT LOAD queued (once) to get back to EVALSHA.
+  void reload_script();
 
   config::Config const& cfg_;
   MasterLocator& locator_;
@@ -153,6 +163,9 @@ class Publisher final : Link::Role {
   util::LazySpellTimer lazy_timer_;  // ends a spell of lazy replies
   std::string scratch_;
   std::string ping_;
+  std::string_view script_;  // empty: none (set_script)
+  std::string script_sha_;
+  bool script_reloading_ = false;
   bool sharded_ = false;
   std::function<bool()> hold_;
   // Right after a (re)connect: buffered publishes wait while `hold_` says so, until then.

@@ -170,6 +170,9 @@ asio::awaitable<Error> RedisConnection::handshake(ConnectOptions const& options,
   if (options.select_db) hs_options.db = url.db;
   hs_options.client_name = options.client_name;
   hs_options.require_master = options.require_master;
+  hs_options.load_script = options.load_script;
+  script_sha_.clear();
+  script_refusal_.clear();
   auto const hs = build_handshake(hs_options);
   if (hs.steps.empty()) co_return Error{};
 
@@ -187,6 +190,13 @@ asio::awaitable<Error> RedisConnection::handshake(ConnectOptions const& options,
     if (auto e = check_handshake_reply(step, **reply, peer_)) {
       close();
       co_return e;
+    }
+    if (step == HandshakeStep::script_load) {
+      script_sha_ = loaded_script_sha(**reply);
+      if (script_sha_.empty()) {
+        script_refusal_ =
+            (*reply)->type == REDIS_REPLY_ERROR ? std::string(reply_string(**reply)) : "not a SHA1";
+      }
     }
   }
   co_return Error{};

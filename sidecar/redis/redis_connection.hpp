@@ -35,6 +35,7 @@ struct ConnectOptions {
   bool authenticate = true;                 // AUTH with the URL's credentials
   bool select_db = true;                    // SELECT is meaningless for pub/sub, harmless elsewhere
   bool require_master = false;              // ROLE must say "master" (Sentinel mode)
+  std::string_view load_script;             // SCRIPT LOAD it in the handshake (see script_sha)
   std::chrono::milliseconds timeout{3000};
   std::chrono::milliseconds user_timeout{3000};  // TCP_USER_TIMEOUT: unacked data limit
 };
@@ -80,6 +81,11 @@ class RedisConnection {
   asio::awaitable<void> read_pushes(std::string_view role, bool const& stopped, PushReader& reader,
                                     OnItem const& on_item, std::function<void()> const& on_parsed);
 
+  // After open() with options.load_script: the SHA1 Redis gave for it, or empty with
+  // Redis' refusal in script_refusal().
+  std::string const& script_sha() const noexcept { return script_sha_; }
+  std::string const& script_refusal() const noexcept { return script_refusal_; }
+
   void close();
   bool is_open() const { return tcp().is_open(); }
   std::string const& peer() const { return peer_; }
@@ -106,6 +112,8 @@ class RedisConnection {
   std::unique_ptr<ReplyReader> reader_;
   std::vector<char> read_buf_;
   std::string peer_;
+  std::string script_sha_;
+  std::string script_refusal_;
   std::size_t low_water_ = 1;
 };
 

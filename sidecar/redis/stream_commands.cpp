@@ -7,8 +7,9 @@ namespace {
 // creates the stream: publishes are pipelined, so the XADDs behind a nil one are already on
 // the wire; if another pod creates the stream meanwhile, they succeed while the first is
 // retried, and this pod's publishes land out of order. The script keeps them in order and
-// makes the stream, its epoch and its TTL one atomic step. Redis caches the script by its
-// SHA1, so the cost over a plain XADD is the script's bytes on the wire.
+// makes the stream, its epoch and its TTL one atomic step. Each publisher connection loads
+// it once (SCRIPT LOAD, redis/publisher.hpp) and publishes with EVALSHA, so a publish
+// carries the 40-byte SHA1, not the script.
 // KEYS: stream, epoch[, wake channel]. ARGV: max_len, payload, new epoch, refresh ('1'/'0'),
 // ttl seconds. The wake channel is declared as a key so that Redis Cluster checks it is in
 // the stream's slot (it is: same hash tag).
@@ -67,14 +68,19 @@ std::string_view element_string(redisReply const& r, std::size_t i) {
 void append_durable_publish(std::string& out, DurablePublish const& p) {
   auto const max_len = std::to_string(p.max_len);
   auto const ttl = std::to_string(p.ttl.count());
+  bool const sha = !p.script_sha.empty();
+  auto const verb = sha ? std::string_view("EVALSHA") : std::string_view("EVAL");
+  auto const script = sha ? p.script_sha : publish_script;
   if (p.wake_channel.empty()) {
-    append_command(out, {"EVAL", publish_script, "2", p.stream_key, p.epoch_key, max_len, p.payload,
+    append_command(out, {verb, script, "2", p.stream_key, p.epoch_key, max_len, p.payload,
                          p.new_epoch, p.refresh_ttl ? "1" : "0", ttl});
   } else {
-    append_command(out, {"EVAL", publish_script, "3", p.stream_key, p.epoch_key, p.wake_channel,
-                         max_len, p.payload, p.new_epoch, p.refresh_ttl ? "1" : "0", ttl});
+    append_command(out, {verb, script, "3", p.stream_key, p.epoch_key, p.wake_channel, max_len,
+                         p.payload, p.new_epoch, p.refresh_ttl ? "1" : "0", ttl});
   }
 }
+
+std::string_view durable_publish_script() noexcept { return publish_script; }
 
 void append_stream_info(std::string& out, std::string_view stream_key, std::string_view epoch_key,
                         std::string_view new_epoch, std::chrono::seconds ttl) {
@@ -96,7 +102,12 @@ core::StreamInfo parse_stream_info(redisReply const& reply) {
 
 void append_xrange_after(std::string& out, std::string_view stream_key, std::string_view after,
                          std::size_t count) {
-  auto const start = "(" + std::string(after);
+  // Built by append, not `"(" + std::string(after)`: GCC 12 at -O3 warns on that
+  // (-Wrestrict, a false positive, GCC bug 105329), which -Werror makes a Release build fail.
+  std::string start;
+  start.reserve(after.size() + 1);
+  start.push_back('(');
+  start.append(after);
   auto const n = std::to_string(count);
   append_command(out, {"XRANGE", stream_key, start, "+", "COUNT", n});
 }

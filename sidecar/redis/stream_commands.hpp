@@ -24,10 +24,16 @@ struct DurablePublish {
   bool refresh_ttl = false;    // EXPIRE both keys (a created stream always gets its TTL)
   std::chrono::seconds ttl{0};
   std::string_view wake_channel;  // Redis Cluster: SPUBLISH the id there (empty: not)
+  // The SHA1 Redis gave for durable_publish_script() (SCRIPT LOAD): EVALSHA instead of EVAL
+  // (the ~600-byte script off the wire and out of the publish buffer). Empty: EVAL.
+  std::string_view script_sha;
 };
-// EVAL: creates stream + epoch when the stream is missing, XADD MAXLEN ~ N * d <payload>,
-// EXPIRE when due, SPUBLISH of the id on the wake channel when given. Replies with the id.
+// EVAL (or EVALSHA): creates stream + epoch when the stream is missing, XADD MAXLEN ~ N * d
+// <payload>, EXPIRE when due, SPUBLISH of the id on the wake channel when given. Replies
+// with the id.
 void append_durable_publish(std::string& out, DurablePublish const& p);
+// The script append_durable_publish runs, for SCRIPT LOAD.
+std::string_view durable_publish_script() noexcept;
 
 // EVAL replying {epoch, last-generated-id, first-entry-id, whole history '1'/'0'}, or
 // {reserved epoch} when there is no stream: it reserves `new_epoch` (for `ttl`) for the

@@ -42,7 +42,8 @@ std::optional<Relay::Nack> Relay::publish_durable(redis::PublishTag tag, std::st
   std::string command;
   redis::append_durable_publish(
       command, {key, epoch_key, opt.max_len, payload, epoch,
-                durable_.ttl_refresh_due(app, core::DurableChannels::Clock::now()), opt.ttl, wake});
+                durable_.ttl_refresh_due(app, core::DurableChannels::Clock::now()), opt.ttl, wake,
+                publisher.script_sha()});
   tag.durable = true;
   bool queued = false;
   if (opt.min_replicas == 0) {

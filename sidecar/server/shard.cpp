@@ -1,5 +1,7 @@
 #include "server/shard.hpp"
 
+#include "redis/stream_commands.hpp"
+
 namespace podrelay::server {
 
 namespace {
@@ -20,6 +22,8 @@ Shard::Shard(boost::asio::any_io_executor ex, config::Config const& cfg, Events 
   publisher.set_sharded(node.has_value());
   subscriber.set_sharded(node.has_value());
   publisher.set_hold(std::move(hold));
+  // Durable publishes name their script by SHA1 (EVALSHA); see redis/stream_commands.cpp.
+  if (!cfg.durable.empty()) publisher.set_script(redis::durable_publish_script());
 }
 
 void Shard::start() {
