@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import os
 import queue
+import shutil
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import threading
@@ -16,7 +18,7 @@ import time
 import unittest
 
 from harness import (PODRELAY_BIN, PODRELAY_CLI_BIN, REDIS_CLI, Client, ConnectionClosed,
-                     IntegrationCase, Proc, Redis, ServerError, free_port, proto)
+                     IntegrationCase, Proc, Redis, ServerError, free_port, proto, wait_for)
 
 PREFIX = "podrelay:"
 
@@ -617,6 +619,24 @@ class CliTest(IntegrationCase):
         r = self.run_cli("-c", self.a.addr, "ping")
         self.assertEqual(r.returncode, 0, r.stderr)
 
+    def test_cli_pub_waits_for_the_answer_after_goaway(self):
+        """Redis down, SIGTERM: the sidecar sends GOAWAY at once but still owes the publish
+        its answer (PROTOCOL.md, GOAWAY). `pub` must wait for it, not exit 1 on GOAWAY."""
+        c = self.start_sidecar("podC", self.redis, ["--drain-timeout", "8"])
+        self.redis.kill()
+        wait_for(lambda: c.readyz() == 503, 10, what="podC not ready without Redis")
+        pub = self.start_cli("cli-pub-drain", "-c", c.addr, "pub", "drain", "held")
+        time.sleep(0.5)  # the sidecar has read the publish and holds it for Redis
+        self.assertTrue(pub.alive(), "pub returned before Redis was back")
+        c.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)  # GOAWAY is out; the publish is still held
+        self.assertTrue(pub.alive(), pub.stderr_text())
+        self.redis.start()
+        self.assertEqual(pub.wait(timeout=15), 0, pub.stderr_text())
+        self.assertEqual(c.proc.wait(timeout=15), 0)
+        self.assertIn("calls=1,", self.redis.cli("INFO", "commandstats").split(
+            "cmdstat_publish:")[1].splitlines()[0])
+
     def test_cli_usage_errors(self):
         for args in ((), ("bogus-command",), ("-c", "nonsense", "ping"), ("sub",)):
             with self.subTest(args=args):
@@ -730,6 +750,42 @@ class DaemonProcessTest(IntegrationCase):
         pod.proc.send_signal(signal.SIGTERM)
         self.assertEqual(pod.proc.wait(timeout=10), 0)
         self.assertFalse(os.path.exists(path), "unix socket file left behind after SIGTERM")
+
+    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("setpriv"),
+                         "needs root and setpriv to connect as another user")
+    def test_unix_socket_mode_lets_the_sidecars_group_in(self):
+        """k8s runs the app as another UID than the sidecar, in the pod's fsGroup: the
+        sockets are 0660 by default, so a member of the sidecar's group connects and
+        anybody else gets EACCES, on the framed and the RESP port alike."""
+        redis = self.start_redis()
+        os.chmod(self.tmpdir, 0o711)  # let the other user reach the sockets' directory
+        framed, resp = (os.path.join(self.tmpdir, n) for n in ("p.sock", "r.sock"))
+        pod = self.start_sidecar("unixpod", redis, ["--resp-listen", f"unix:{resp}"],
+                                 listen=[f"unix:{framed}"])
+        gid = os.getgid()  # the sidecar's group (the test runs it as this user)
+        for path in (framed, resp):
+            self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o660, path)
+
+        def as_user(group, *argv):
+            return subprocess.run(["setpriv", "--reuid", "65532", "--regid", str(group),
+                                   "--clear-groups", *argv], capture_output=True, timeout=10)
+
+        member = as_user(gid, PODRELAY_CLI_BIN, "-c", f"unix:{framed}", "ping")
+        self.assertEqual(member.returncode, 0, member.stderr)
+        member = as_user(gid, REDIS_CLI, "-s", resp, "PING")
+        self.assertEqual((member.returncode, member.stdout.strip()), (0, b"PONG"), member.stderr)
+        stranger = as_user(65532, PODRELAY_CLI_BIN, "-c", f"unix:{framed}", "ping")
+        self.assertNotEqual(stranger.returncode, 0)
+        self.assertIn(b"ermission denied", stranger.stderr)
+        pod.stop()
+
+        narrow = self.start_sidecar("owneronly", redis, ["--unix-socket-mode", "600"],
+                                    listen=[f"unix:{framed}"])
+        self.assertEqual(stat.S_IMODE(os.stat(framed).st_mode), 0o600)
+        member = as_user(gid, PODRELAY_CLI_BIN, "-c", f"unix:{framed}", "ping")
+        self.assertNotEqual(member.returncode, 0)
+        self.track_client(Client(f"unix:{framed}")).ping()  # the owner still connects
+        narrow.stop()
 
     def test_sigterm_sends_goaway_and_exits_zero(self):
         redis = self.start_redis()

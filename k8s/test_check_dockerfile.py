@@ -99,12 +99,12 @@ class EachRuleCanFail(unittest.TestCase):
 
     def test_runtime_copies_more_than_binaries(self):
         self.assertProblem(
-            mutated("/src/build/bin/podrelay-cli /usr/local/bin/", "/src/build/bin/podrelay-cli /src/build/lib /usr/local/bin/"),
+            mutated("/out/podrelay-cli /usr/local/bin/", "/out/podrelay-cli /src/build/lib /usr/local/bin/"),
             r"only the binaries belong there",
         )
 
     def test_runtime_misses_cli(self):
-        self.assertProblem(mutated(" /src/build/bin/podrelay-cli /usr/local/bin/", " /usr/local/bin/"), r"does not copy podrelay-cli")
+        self.assertProblem(mutated(" /out/podrelay-cli /usr/local/bin/", " /usr/local/bin/"), r"does not copy podrelay-cli")
 
     def test_entrypoint_missing(self):
         self.assertProblem(mutated('ENTRYPOINT ["/usr/local/bin/podrelay"]', ""), r"no ENTRYPOINT")

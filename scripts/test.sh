@@ -45,8 +45,11 @@ PODRELAY_REQUIRE_LIVE=1 clients/node/test.sh
 step "cross-pod chat demo in a real browser (Chromium via playwright-core)"
 examples/chat/test.sh
 
-step "deployment checks (Dockerfile, k8s manifests, alerts)"
+step "deployment checks (Dockerfile, k8s manifests, alerts, the image's binaries)"
 k8s/test.sh
+package_dir=$(mktemp -d)
+scripts/package.sh "$package_dir"
+rm -rf "$package_dir"
 
 step "benchmark smoke runs (tiny counts; no timing assertions)"
 bench/smoke.sh

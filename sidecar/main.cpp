@@ -127,14 +127,31 @@ int main(int argc, char** argv) {
   admin.start();
   relay.set_listening(true);
 
-  std::string listen_names;
-  for (auto const& l : *listeners) listen_names += (listen_names.empty() ? "" : ",") + l->name();
-  log::info("podrelay started", {{"version", PODRELAY_VERSION},
-                                 {"node_id", cfg.node_id},
-                                 {"listen", listen_names},
-                                 {"admin", cfg.admin_listen.to_string()},
-                                 {"redis", config::redact(cfg.redis)},
-                                 {"channel_prefix", cfg.channel_prefix}});
+  // The framed and the RESP addresses apart: they are different protocols.
+  std::string framed_names;
+  std::string resp_names;
+  for (auto const& l : *listeners) {
+    auto& names = l->protocol() == server::Listener::Protocol::resp ? resp_names : framed_names;
+    names += (names.empty() ? "" : ",") + l->name();
+  }
+  auto const admin_name = cfg.admin_listen.to_string();
+  auto const redis_name = config::redact(cfg.redis);
+  if (resp_names.empty()) {
+    log::info("podrelay started", {{"version", PODRELAY_VERSION},
+                                   {"node_id", cfg.node_id},
+                                   {"listen", framed_names},
+                                   {"admin", admin_name},
+                                   {"redis", redis_name},
+                                   {"channel_prefix", cfg.channel_prefix}});
+  } else {
+    log::info("podrelay started", {{"version", PODRELAY_VERSION},
+                                   {"node_id", cfg.node_id},
+                                   {"listen", framed_names},
+                                   {"resp_listen", resp_names},
+                                   {"admin", admin_name},
+                                   {"redis", redis_name},
+                                   {"channel_prefix", cfg.channel_prefix}});
+  }
 
   asio::signal_set signals(ioc, SIGTERM, SIGINT);
   on_signals(ioc, signals, *listeners, relay, admin);

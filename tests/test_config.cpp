@@ -179,7 +179,13 @@ TEST_CASE("bad flags exit 2 with one line") {
            {"--admin-listen", "unix:/tmp/a"},
            {"--auth-token-file", "/nonexistent/token"},
            {"--max-queue-bytes", "1024", "--max-frame-bytes", "4096"},
-           {"--tls-cert-file", "/etc/hostname"}}) {
+           {"--tls-cert-file", "/etc/hostname"},
+           {"--tls-ca-file", "/etc/hostname"},  // with the default redis:// URL
+           {"--unix-socket-mode", "999"},
+           {"--unix-socket-mode", "01777"},
+           {"--unix-socket-mode", "rw"},
+           {"--unix-socket-mode", ""},
+           {"--unix-socket-mode", "0066"}}) {
     std::vector<char const*> argv{"podrelay"};
     argv.insert(argv.end(), args.begin(), args.end());
     auto const r = config::parse_config(static_cast<int>(argv.size()), argv.data());
@@ -191,37 +197,58 @@ TEST_CASE("bad flags exit 2 with one line") {
   }
 }
 
+TEST_CASE("--unix-socket-mode is octal, 0660 by default") {
+  CHECK(parse({}).config.unix_socket_mode == 0660);
+  CHECK(parse({"--unix-socket-mode", "600"}).config.unix_socket_mode == 0600);
+  CHECK(parse({"--unix-socket-mode", "0666"}).config.unix_socket_mode == 0666);
+  auto const r = parse({"--unix-socket-mode", "0066"});
+  CHECK(r.output.find("owner without write permission") != std::string::npos);
+}
+
+TEST_CASE("TLS files need a TLS URL") {
+  CHECK_FALSE(parse({"--redis", "rediss://127.0.0.1:6380", "--tls-ca-file", "/etc/hostname"}).exit);
+  auto const r = parse({"--redis", "redis://127.0.0.1:6379", "--tls-ca-file", "/etc/hostname"});
+  CHECK(r.exit_code == 2);
+  CHECK(r.output.find("need a TLS Redis URL") != std::string::npos);
+}
+
 TEST_CASE("--allow-remote permits a non-loopback listener") {
   auto const r = parse({"--listen", "0.0.0.0:7400", "--allow-remote"});
   CHECK_FALSE(r.exit);
 }
 
+// A temporary file holding "s3cret\n", removed when it goes out of scope.
+struct SecretFile {
+  char path[32] = "/tmp/podrelay-test-XXXXXX";
+  SecretFile() {
+    int const fd = ::mkstemp(path);
+    REQUIRE(fd >= 0);
+    ::close(fd);
+    std::ofstream(path) << "s3cret\n";
+  }
+  ~SecretFile() { std::remove(path); }
+  SecretFile(SecretFile const&) = delete;
+  SecretFile& operator=(SecretFile const&) = delete;
+};
+
 TEST_CASE("secrets come from files, trailing newline dropped") {
-  char path[] = "/tmp/podrelay-test-XXXXXX";
-  int const fd = ::mkstemp(path);
-  REQUIRE(fd >= 0);
-  ::close(fd);
-  std::ofstream(path) << "s3cret\n";
+  SecretFile const secret;
+  char const* path = secret.path;
   auto const r = parse({"--auth-token-file", path, "--redis-password-file", path});
-  std::remove(path);
   REQUIRE_FALSE(r.exit);
   CHECK(r.config.auth_token == "s3cret");
   CHECK(r.config.redis.password == "s3cret");
 }
 
 TEST_CASE("with --redis-password-file, redis://user@host names the ACL user") {
-  char path[] = "/tmp/podrelay-test-XXXXXX";
-  int const fd = ::mkstemp(path);
-  REQUIRE(fd >= 0);
-  ::close(fd);
-  std::ofstream(path) << "s3cret\n";
+  SecretFile const secret;
+  char const* path = secret.path;
   auto const user =
       parse({"--redis", "redis://relay@10.0.0.1:6379", "--redis-password-file", path});
   auto const both =
       parse({"--redis", "redis://relay:@10.0.0.1:6379", "--redis-password-file", path});
   auto const bare = parse({"--redis", "redis://10.0.0.1:6379", "--redis-password-file", path});
   auto const no_file = parse({"--redis", "redis://word@10.0.0.1:6379"});
-  std::remove(path);
   REQUIRE_FALSE(user.exit);
   CHECK(user.config.redis.username == "relay");  // was dropped: AUTH s3cret as default user
   CHECK(user.config.redis.password == "s3cret");

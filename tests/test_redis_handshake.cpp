@@ -130,6 +130,8 @@ TEST_CASE("handshake: SCRIPT LOAD goes last, and its refusal is not an error") {
       parse_reply("-NOPERM this user has no permissions to run the 'script|load' command\r\n");
   CHECK_FALSE(check_handshake_reply(HandshakeStep::script_load, *noperm, "r:6379"));
   CHECK(loaded_script_sha(*noperm).empty());
+  CHECK(script_load_refusal(*noperm).starts_with("NOPERM this user"));
+  CHECK(script_load_refusal(*parse_reply("+OK\r\n")) == "not a SHA1");
   // Anything but 40 lowercase hex digits is not a SHA1 to name the script by.
   CHECK(loaded_script_sha(*parse_reply("+OK\r\n")).empty());
   CHECK(loaded_script_sha(*parse_reply("$4\r\nabcd\r\n")).empty());

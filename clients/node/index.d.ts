@@ -48,6 +48,12 @@ export interface ConnectOptions {
   /** A keepalive PONG later than this (ms) drops and reconnects the connection. Default 10000. */
   pingTimeout?: number;
   /**
+   * After GOAWAY the sidecar still answers the requests it read, then closes; the client
+   * keeps reading for at most this many ms (then drops the connection; unanswered acked
+   * publishes fail with OUTCOME_UNKNOWN). Default 35000.
+   */
+  drainWait?: number;
+  /**
    * Highest protocol version to ask for. 2 adds durable channels (subscribeDurable, stream
    * ids); 3 adds publish({ echo: false }) (PUBX) to version 2. A sidecar that refuses the
    * version (one from before it) is asked the next lower one at once (3, then 2, then 1),
@@ -132,7 +138,7 @@ export interface PublishOptions {
   echo?: boolean;
 }
 
-export type ClientState = 'connecting' | 'handshaking' | 'ready' | 'backoff' | 'closed';
+export type ClientState = 'connecting' | 'handshaking' | 'ready' | 'draining' | 'backoff' | 'closed';
 
 export interface ClientEvents {
   connect: [info: ServerInfo];

@@ -12,6 +12,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cli/blocking_client.hpp"
@@ -64,14 +65,24 @@ int run_pub(Options const& o) {
   std::uint32_t next_id = 1;
   std::size_t outstanding = 0;
   std::size_t failed = 0;
+  // After GOAWAY the sidecar reads nothing more but still answers the publishes it read
+  // (PROTOCOL.md, GOAWAY): stop sending, keep reading until the answers or the close.
+  std::string goaway;
+  bool broken = false;  // the connection failed: nothing more can be read from it
   std::string out;
   auto const wait_one = [&]() -> bool {
     proto::Frame f;
     auto const st = client.read(f, Clock::now() + std::chrono::seconds(30), error);
     if (st != BlockingClient::ReadStatus::frame) {
+      broken = true;
       if (st == BlockingClient::ReadStatus::timeout)
         error = "no answer from the sidecar within 30 s";
-      if (st == BlockingClient::ReadStatus::closed) error = "the sidecar closed the connection";
+      if (st == BlockingClient::ReadStatus::closed) {
+        error = goaway.empty()
+                    ? "the sidecar closed the connection"
+                    : "the sidecar closed the connection after GOAWAY " + goaway + " with " +
+                          std::to_string(outstanding) + " publishes unanswered (not published)";
+      }
       return false;
     }
     if (std::holds_alternative<proto::Ok>(f) || std::holds_alternative<proto::PubOk>(f)) {
@@ -82,16 +93,23 @@ int run_pub(Options const& o) {
       std::cerr << "podrelay-cli: publish " << e->request_id
                 << " refused: " << cli::describe_error(e->code, e->message) << '\n';
     } else if (auto* g = std::get_if<proto::Goaway>(&f)) {
-      error = "sidecar closed the connection: " + cli::describe_error(g->code, g->message);
-      return false;
+      goaway = cli::describe_error(g->code, g->message);
     }
     return true;
   };
   auto const publish = [&](std::string const& payload) -> bool {
+    if (!goaway.empty()) {
+      error = "the sidecar is closing the connection (GOAWAY " + goaway +
+              "): the rest of the input was not published";
+      return false;
+    }
     out.clear();
     proto::encode_pub(out, next_id++, o.channel, payload);
     if (next_id == 0) next_id = 1;
-    if (!client.send(out, error)) return false;
+    if (!client.send(out, error)) {
+      broken = true;
+      return false;
+    }
     ++outstanding;
     // A bounded window of unanswered publishes keeps memory and latency in check.
     while (outstanding >= 1000) {
@@ -99,18 +117,23 @@ int run_pub(Options const& o) {
     }
     return true;
   };
-  if (o.message) {
-    if (!publish(*o.message)) return fail(error);
-  } else {
-    std::string line;
-    while (std::getline(std::cin, line)) {
-      if (!publish(line)) return fail(error);
+  // The answers owed are read before any failure is reported, so that each refused
+  // publish is named on stderr and the exit status covers all of them.
+  auto const finish = [&](bool sent_all) -> int {
+    if (broken) return fail(error);
+    auto why = std::exchange(error, {});  // wait_one() below writes to `error`
+    while (outstanding > 0) {
+      if (!wait_one()) return fail(error);
     }
+    if (!sent_all) return fail(why);
+    return failed == 0 ? 0 : 1;
+  };
+  if (o.message) return finish(publish(*o.message));
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    if (!publish(line)) return finish(false);
   }
-  while (outstanding > 0) {
-    if (!wait_one()) return fail(error);
-  }
-  return failed == 0 ? 0 : 1;
+  return finish(true);
 }
 
 int run_sub(Options const& o, proto::FrameType type) {

@@ -158,6 +158,7 @@ struct Raw {
   std::string log_format = "text";
   std::string password_file;
   std::string token_file;
+  std::string unix_socket_mode = "0660";
 };
 
 void add_options(CLI::App& app, Config& c, Raw& raw) {
@@ -168,6 +169,9 @@ void add_options(CLI::App& app, Config& c, Raw& raw) {
       "App listen address, repeatable: host:port (loopback only unless --allow-remote) or "
       "unix:/path")
       ->delimiter(',');
+  opt("--unix-socket-mode", raw.unix_socket_mode,
+      "Permission bits (octal) of every unix:/path socket of --listen and --resp-listen; "
+      "connecting needs write permission, so 0660 lets the sidecar's group in (k8s: fsGroup)");
   app.add_flag("--allow-remote", c.allow_remote,
                "Allow --listen and --resp-listen on non-loopback addresses (no TLS)")
       ->envname(env_name("--allow-remote"));
@@ -193,6 +197,8 @@ void add_options(CLI::App& app, Config& c, Raw& raw) {
       ->check(CLI::IsMember({"text", "json"}));
   for (auto const& f : text_flags) opt(f.name, f.field(c), f.help);
   for (auto const& f : count_flags) opt(f.name, c.*f.field, f.help)->check(between(f.lo, f.hi, ""));
+  // Its default depends on --max-queue-bytes; say so instead of printing a fixed number.
+  app.get_option("--soft-queue-bytes")->default_str("min(2097152, --max-queue-bytes / 4)");
   for (auto const& f : seconds_flags) {
     app.add_option_function<double>(
            f.name,
@@ -223,11 +229,33 @@ std::string parse_listeners(std::vector<std::string> const& texts, std::string_v
   return {};
 }
 
+// --unix-socket-mode: octal permission bits, 0 to 0777 (no setuid/sticky bits on a socket).
+std::string parse_socket_mode(std::string const& text, unsigned& out) {
+  auto const bad = [&] {
+    return "--unix-socket-mode must be octal permission bits such as 0660 or 600, got '" + text +
+           "'";
+  };
+  if (text.empty() || text.size() > 4) return bad();
+  unsigned mode = 0;
+  for (char ch : text) {
+    if (ch < '0' || ch > '7') return bad();
+    mode = mode * 8 + static_cast<unsigned>(ch - '0');
+  }
+  if (mode > 0777) return bad();
+  if ((mode & 0200) == 0)
+    return "--unix-socket-mode " + text +
+           " leaves the owner without write permission: nobody "
+           "could connect";
+  out = mode;
+  return {};
+}
+
 // Everything CLI11 cannot check alone: addresses, the URL, secrets and how the flags relate.
 std::string finish(Config& c, Raw const& raw, bool soft_queue_given) {
   if (auto e = parse_listeners(raw.listen, "--listen", c.allow_remote, c.listen); !e.empty())
     return e;
   if (c.listen.empty()) return "--listen: at least one address is needed";
+  if (auto e = parse_socket_mode(raw.unix_socket_mode, c.unix_socket_mode); !e.empty()) return e;
   if (auto e = parse_listeners(raw.resp_listen, "--resp-listen", c.allow_remote, c.resp_listen);
       !e.empty())
     return e;
@@ -271,6 +299,10 @@ std::string finish(Config& c, Raw const& raw, bool soft_queue_given) {
   }
   if (c.tls.cert_file.empty() != c.tls.key_file.empty())
     return "--tls-cert-file and --tls-key-file go together";
+  if (!c.redis.tls &&
+      !(c.tls.ca_file.empty() && c.tls.cert_file.empty() && c.tls.server_name.empty()))
+    return "--tls-ca-file, --tls-cert-file and --tls-key-file, --tls-server-name need a TLS "
+           "Redis URL (rediss://, rediss-sentinel:// or rediss-cluster://); --redis is plain TCP";
   for (auto const& p : c.durable) {
     if (p.empty()) return "--durable: empty pattern";
   }

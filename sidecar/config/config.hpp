@@ -33,6 +33,9 @@ struct Config {
   std::vector<ListenAddress> resp_listen;  // the Redis-protocol front end; empty: off
   ListenAddress admin_listen{ListenAddress::Kind::tcp, "0.0.0.0", 9400, ""};
   bool allow_remote = false;
+  // Permission bits of every unix:/path socket (--unix-socket-mode): owner and group may
+  // connect, so an app container of another UID in the same fsGroup can.
+  unsigned unix_socket_mode = 0660;
   RedisUrl redis{.endpoints = {{"127.0.0.1", 6379}}};
   std::string channel_prefix = "podrelay:";
   std::string resp_channel_prefix;  // for RESP clients: empty, so their channels are Redis'

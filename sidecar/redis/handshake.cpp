@@ -72,4 +72,8 @@ std::string_view loaded_script_sha(redisReply const& reply) noexcept {
   return sha;
 }
 
+std::string script_load_refusal(redisReply const& reply) {
+  return reply.type == REDIS_REPLY_ERROR ? std::string(reply_string(reply)) : "not a SHA1";
+}
+
 }  // namespace podrelay::redis

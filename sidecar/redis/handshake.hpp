@@ -41,5 +41,8 @@ Error check_handshake_reply(HandshakeStep step, redisReply const& reply, std::st
 // The SHA1 in the reply to SCRIPT LOAD; empty when Redis refused it (an ACL without
 // SCRIPT, say) or answered something else.
 std::string_view loaded_script_sha(redisReply const& reply) noexcept;
+// Why a SCRIPT LOAD answer has no SHA1 (loaded_script_sha empty), for the log: Redis' error
+// text (an ACL's NOPERM), or "not a SHA1".
+std::string script_load_refusal(redisReply const& reply);
 
 }  // namespace podrelay::redis

@@ -46,6 +46,7 @@ void Publisher::reconnect() { link_.reconnect(); }
 void Publisher::start() {
   options_ = locator_.master_options();
   options_.client_name = "podrelay-pub-" + cfg_.node_id;
+  options_.load_script = script_;  // every connect's handshake loads it (set_script)
   link_.start();
   asio::co_spawn(expiry_timer_.get_executor(), expiry(), asio::detached);
 }
@@ -88,7 +89,6 @@ bool Publisher::publish_encoded(std::string const& command, PublishTag tag, bool
 }
 
 asio::awaitable<Error> Publisher::connect(RedisConnection& conn) {
-  options_.load_script = script_;
   auto e = co_await link_.connect_to_master(conn, locator_, options_);
   if (e || script_.empty()) co_return e;
   script_reloading_ = false;
@@ -132,7 +132,7 @@ bool Publisher::on_reply(redisReply const& reply) {
   if (item.tag.script_load) {
     script_reloading_ = false;
     script_sha_ = loaded_script_sha(reply);
-    if (script_sha_.empty()) warn_script_refused(link_.peer(), reply_string(reply));
+    if (script_sha_.empty()) warn_script_refused(link_.peer(), script_load_refusal(reply));
     return true;
   }
   auto const latency =

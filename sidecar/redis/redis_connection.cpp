@@ -193,10 +193,7 @@ asio::awaitable<Error> RedisConnection::handshake(ConnectOptions const& options,
     }
     if (step == HandshakeStep::script_load) {
       script_sha_ = loaded_script_sha(**reply);
-      if (script_sha_.empty()) {
-        script_refusal_ =
-            (*reply)->type == REDIS_REPLY_ERROR ? std::string(reply_string(**reply)) : "not a SHA1";
-      }
+      if (script_sha_.empty()) script_refusal_ = script_load_refusal(**reply);
     }
   }
   co_return Error{};

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 #include <unistd.h>
+#include <cerrno>
 #include <cstring>
 
 #include <boost/asio/as_tuple.hpp>
@@ -68,7 +69,16 @@ Expected<std::unique_ptr<Listener>> Listener::open(asio::any_io_executor ex,
     endpoint = AnyStream::endpoint(asio::ip::tcp::endpoint(*ip, address.port));
   }
   if (auto error = util::listen_on(l->acceptor_, endpoint, l->name_, l->tcp_)) return error;
-  if (!l->tcp_) l->unix_path_ = address.path;
+  if (!l->tcp_) {
+    l->unix_path_ = address.path;
+    // The umask's mode (often 0755) lets only the owner connect; an app container runs as
+    // another UID, so the mode is set explicitly (--unix-socket-mode).
+    auto const mode = relay.config().unix_socket_mode;
+    if (::chmod(address.path.c_str(), static_cast<mode_t>(mode)) != 0) {
+      auto const why = std::strerror(errno);
+      return Error(errc::listen_failed, "cannot set the mode of " + l->name_ + ": " + why);
+    }
+  }
   if (l->tcp_) {
     boost::system::error_code ec;
     auto const local = l->acceptor_.local_endpoint(ec);

@@ -31,6 +31,7 @@ class Listener {
   void start();
   void close();
   std::string const& name() const { return name_; }
+  Protocol protocol() const noexcept { return protocol_; }
   // The bound TCP port (useful with port 0), 0 for Unix sockets.
   unsigned short port() const { return port_; }
 

@@ -164,6 +164,7 @@ export class Client extends EventEmitter {
       maxIncomingFrameBytes = 16 * 1024 * 1024,
       pingInterval = 30000,
       pingTimeout = 10000,
+      drainWait = 35000,
       protocolVersion = PROTOCOL_VERSION,
     } = options;
     if (!Number.isInteger(protocolVersion) || protocolVersion < 1 || protocolVersion > MAX_PROTOCOL_VERSION) {
@@ -189,9 +190,11 @@ export class Client extends EventEmitter {
       maxIncomingFrameBytes,
       pingInterval,
       pingTimeout,
+      drainWait,
     };
 
-    // 'connecting' -> 'handshaking' -> 'ready' -> ('backoff' -> 'connecting' ...) -> 'closed'
+    // 'connecting' -> 'handshaking' -> 'ready' [-> 'draining' after GOAWAY]
+    //   -> ('backoff' -> 'connecting' ...) -> 'closed'
     this._state = 'connecting';
     this._closing = false;
     this._closePromise = null;
@@ -235,7 +238,7 @@ export class Client extends EventEmitter {
     return this._state === 'ready';
   }
 
-  /** 'connecting' | 'handshaking' | 'ready' | 'backoff' | 'closed' */
+  /** 'connecting' | 'handshaking' | 'ready' | 'draining' | 'backoff' | 'closed' */
   get state() {
     return this._state;
   }
@@ -436,6 +439,8 @@ export class Client extends EventEmitter {
     this._closePromise = (async () => {
       if (this._state === 'ready' && this._socket) {
         await this._waitIdle(timeout);
+      } else if (this._state === 'draining' && this._socket) {
+        await this._waitAnswered(timeout);
       }
       const socket = this._socket;
       if (socket && this._state !== 'ready') {
@@ -1013,8 +1018,20 @@ export class Client extends EventEmitter {
   _onGoaway(socket, frame) {
     const info = { code: frame.code, name: errorName(frame.code), message: frame.message.toString('utf8') };
     this._lastError = new PodrelayError(frame.code, info.name, `GOAWAY: ${info.message}`);
+    if (this._state === 'ready') {
+      // The sidecar reads nothing more, but it still sends the answers to the publishes it
+      // read, then closes (PROTOCOL.md, GOAWAY). Stop writing (new and queued operations
+      // wait for the next connection) and keep reading until that close, bounded.
+      this._state = 'draining';
+      this._stopKeepalive();
+      for (const op of this._pending.values()) {
+        if (op.kind === 'ping') this._cancel(op, connectionLost(`GOAWAY: ${info.message}`));
+      }
+      const timer = setTimeout(() => socket.destroy(), this._opts.drainWait);
+      timer.unref();
+      socket.once('close', () => clearTimeout(timer));
+    }
     this.emit('goaway', info);
-    // The sidecar sends nothing after GOAWAY; finish our side and reconnect.
     socket.end();
   }
 
@@ -1063,7 +1080,7 @@ export class Client extends EventEmitter {
 
   _onClose(socket) {
     if (socket !== this._socket) return;
-    const wasReady = this._state === 'ready';
+    const wasReady = this._state === 'ready' || this._state === 'draining';
     this._version = 0;
     // After a lower version connection ends, ask for the highest again (see the constructor).
     if (wasReady) this._helloVersion = this._wantVersion;
@@ -1213,6 +1230,15 @@ export class Client extends EventEmitter {
     const done = this._idleWaiter;
     this._idleWaiter = null;
     done();
+  }
+
+  // Draining: waits (at most `timeout` ms) for the answers on the wire; nothing queued
+  // is sent on this connection any more.
+  async _waitAnswered(timeout) {
+    const deadline = performance.now() + timeout;
+    while (this._socket && this._pending.size > 0 && performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
   }
 
   _startKeepalive() {

@@ -458,4 +458,71 @@ describe('live: redis + two sidecars', { skip }, () => {
     const [m] = await h.wait(1);
     assert.equal(m.payload.toString(), 'after goaway');
   });
+
+  live('after GOAWAY the client waits for the answers the sidecar owes and sends nothing more', async () => {
+    // Its own Redis and sidecar: Redis goes down and comes back here.
+    const [redisPort, portC, adminC] = [await loopbackPort(), await loopbackPort(), await loopbackPort()];
+    const redisArgs = ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', workDir];
+    const startRedis = async (name) => {
+      const r = start(name, REDIS, redisArgs);
+      allLogs.push(r);
+      await until(async () => (await redisCommand(redisPort, ['PING'])).startsWith('+PONG'), {
+        timeout: 10000, every: 50, what: `${name} to answer PING`,
+      });
+      return r;
+    };
+    const startC = (name) => {
+      const child = start(name, BIN, [
+        '--listen', `127.0.0.1:${portC}`,
+        '--redis', `redis://127.0.0.1:${redisPort}`,
+        '--admin-listen', `127.0.0.1:${adminC}`,
+        '--drain-timeout', '6',
+      ]);
+      allLogs.push(child);
+      return child;
+    };
+    let redis = await startRedis('redis-C');
+    let c = startC('sidecar-C');
+    try {
+      await waitReady(c, adminC);
+      const cc = connect({ address: `127.0.0.1:${portC}`, reconnectMinDelay: 50, reconnectMaxDelay: 300 });
+      cc.on('error', () => {});
+      clients.push(cc);
+      await withTimeout(cc.ready(), 5000, 'client C ready');
+      await stop(redis, 'SIGKILL');
+      await until(async () => (await httpStatus(adminC, '/readyz')) !== 200, { timeout: 10000, what: 'C not ready' });
+      const settled = [];
+      const held = cc.publish('drain', 'held').then(
+        () => settled.push('held ok'),
+        (e) => settled.push(`held ${e.name}`),
+      );
+      await sleep(300); // the sidecar has read it and holds it for Redis
+      const states = [];
+      cc.once('goaway', () => states.push(cc.state));
+      c.kill('SIGTERM');
+      await until(() => states.length > 0, { timeout: 5000, what: 'GOAWAY' });
+      assert.deepEqual(states, ['draining']);
+      assert.equal(cc.connected, false);
+      // Written now, it would be lost on a sidecar that reads nothing more: it must wait.
+      const later = cc.publish('drain', 'after goaway').then(
+        () => settled.push('later ok'),
+        (e) => settled.push(`later ${e.name}`),
+      );
+      await sleep(300);
+      assert.deepEqual(settled, [], 'nothing settles before the sidecar answers');
+      redis = await startRedis('redis-C(back)');
+      await withTimeout(held, 10000, 'the held publish to be answered');
+      assert.deepEqual(settled, ['held ok']);
+      assert.deepEqual(await withTimeout(c.exited, 15000, 'C to exit'), { code: 0, signal: null });
+      c = startC('sidecar-C(next)');
+      await withTimeout(later, 15000, 'the queued publish on the next connection');
+      assert.deepEqual(settled, ['held ok', 'later ok']);
+      const stats = await redisCommand(redisPort, ['INFO', 'commandstats']);
+      assert.match(stats, /cmdstat_publish:calls=2,/);
+      await cc.close();
+    } finally {
+      await stop(c, 'SIGKILL');
+      await stop(redis, 'SIGKILL');
+    }
+  });
 });

@@ -10,6 +10,9 @@ Delivery contract, in one place:
   disconnected, or while the socket pushes back) and is sent after the reconnect.
 - An acked publish that was written but not answered when the connection broke fails with
   ``OUTCOME_UNKNOWN`` (302): it may or may not have been published. It is never re-sent.
+- On ``GOAWAY`` (the sidecar drains) nothing more is written on that connection (queued
+  operations wait for the next one) and the client keeps reading until the sidecar closes,
+  at most ``drain_wait`` seconds: every publish the sidecar had read gets its real answer.
 - Subscriptions are state, not requests: after a reconnect the client re-subscribes every
   channel and pattern before anything else it sends. Re-sending SUB/UNSUB is idempotent.
 - Nothing is dropped without its awaiting caller being told.
@@ -122,6 +125,7 @@ class _Conn:
         self.leftover = leftover
         self.last_rx = time.monotonic()
         self.goaway: Optional[PodrelayError] = None
+        self.goaway_deadline = 0.0
         self.error: Optional[BaseException] = None
         self.unflushed: List["_Op"] = []  # written, drain() not yet returned
 
@@ -150,6 +154,7 @@ class Client:
                  max_incoming_frame_bytes: int = 16 * 1024 * 1024,
                  max_dispatch_bytes: int = 8 * 1024 * 1024,
                  ping_interval: float = 30.0, ping_timeout: float = 10.0,
+                 drain_wait: float = 35.0,
                  protocol_version: int = p.MAX_PROTOCOL_VERSION):
         parse_address(address)  # validate early
         self.address = address
@@ -164,13 +169,16 @@ class Client:
         self.max_dispatch_bytes = max_dispatch_bytes
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
+        # After GOAWAY the sidecar still answers the publishes it accepted, then closes
+        # (bounded by its --drain-timeout); this bounds how long we wait for that close.
+        self.drain_wait = drain_wait
         # 2: durable channels (subscribe_durable, stream ids); 1 for a sidecar before them;
         # 3: also publish(..., echo=False) (PUBX), for a sidecar that speaks it.
         if not p.PROTOCOL_VERSION <= protocol_version <= p.PUBX_VERSION:
             raise ValueError(f"protocol_version must be {p.PROTOCOL_VERSION} to {p.PUBX_VERSION}")
         self.protocol_version = protocol_version
 
-        self.state = "connecting"  # connecting, ready, backoff, closed
+        self.state = "connecting"  # connecting, ready, draining (after GOAWAY), backoff, closed
         self.server_info: Optional[p.Welcome] = None
         self._loop = asyncio.get_running_loop()
         self._conn: Optional[_Conn] = None
@@ -336,12 +344,14 @@ class Client:
             return
         self._closing = True
         self._wake.set()
-        if self.state == "ready":
-            deadline = time.monotonic() + timeout
-            while (self._queue or self._inflight) and self.state == "ready":
-                if time.monotonic() >= deadline:
-                    break
-                await asyncio.sleep(0.01)
+        deadline = time.monotonic() + timeout
+        # Connected: let the queue flush and the answers come. Draining (after GOAWAY):
+        # only the answers can still come; the queue is never sent.
+        while ((self.state == "ready" and (self._queue or self._inflight))
+               or (self.state == "draining" and self._inflight)):
+            if time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.01)
         self._shutdown(_closed())
         await self._finish_tasks()
 
@@ -594,10 +604,23 @@ class Client:
         try:
             for f in conn.leftover:
                 self._on_frame(conn, f)
-            while conn.goaway is None:
-                await self._read_gate.wait()
-                data = await conn.reader.read(_READ_SIZE)
+            while True:
+                if conn.goaway is None:
+                    await self._read_gate.wait()
+                    data = await conn.reader.read(_READ_SIZE)
+                else:
+                    # Draining: the sidecar sends the answers it owes, then closes. Only
+                    # OK/ERR come now, so the read gate (for MSG backpressure) is skipped.
+                    left = conn.goaway_deadline - time.monotonic()
+                    try:
+                        data = await asyncio.wait_for(conn.reader.read(_READ_SIZE),
+                                                      max(left, 0.0))
+                    except asyncio.TimeoutError:
+                        break
                 if not data:
+                    if conn.goaway is not None:
+                        break  # the close that ends a drain
+
                     error = conn.error or EOFError("sidecar closed the connection")
                     break
                 conn.last_rx = time.monotonic()
@@ -631,7 +654,7 @@ class Client:
         pings -> CONNECTION_LOST, (un)subscribe requests -> re-queued (idempotent)."""
         if self._conn is conn:
             self._conn = None
-        if self.state == "ready":
+        if self.state in ("ready", "draining"):
             self.state = "connecting"
         self._ready = self._loop.create_future() if self._ready.done() else self._ready
         why = str(conn.goaway or error or "connection closed")
@@ -664,7 +687,9 @@ class Client:
     async def _write_loop(self, conn: _Conn) -> None:
         limit = conn.welcome.max_frame_bytes
         while True:
-            while not self._queue:
+            while not self._queue or conn.goaway is not None:
+                if conn.goaway is not None:
+                    return  # nothing more is read by the sidecar: keep the queue for later
                 self._queue_event.clear()
                 await self._queue_event.wait()
             batch: List[_Op] = []
@@ -702,7 +727,7 @@ class Client:
                     self._settle(op, result=None)
 
     async def _keepalive(self, conn: _Conn) -> None:
-        while True:
+        while conn.goaway is None:  # after GOAWAY a PING is never answered
             idle = time.monotonic() - conn.last_rx
             if idle < self.ping_interval:
                 await asyncio.sleep(self.ping_interval - idle)
@@ -710,7 +735,7 @@ class Client:
             try:
                 await self.ping(timeout=self.ping_timeout)
             except PodrelayError as e:
-                if e.name == "TIMEOUT":
+                if e.name == "TIMEOUT" and conn.goaway is None:
                     conn.error = e
                     conn.abort()
                 return
@@ -756,7 +781,13 @@ class Client:
                 self._emit("error", err)
             self._settle(op, exc=err)
         elif isinstance(f, p.Goaway):
+            # The sidecar reads nothing more: stop writing (what is queued waits for the next
+            # connection) and keep reading, for the answers to the publishes it accepted.
             conn.goaway = PodrelayError.from_frame(f)
+            conn.goaway_deadline = time.monotonic() + self.drain_wait
+            if self.state == "ready":
+                self.state = "draining"
+            self._queue_event.set()  # the writer sees the GOAWAY and stops
             self._emit("goaway", conn.goaway)
         else:
             conn.error = _local(p.UNEXPECTED_FRAME, "UNEXPECTED_FRAME",

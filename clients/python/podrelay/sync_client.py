@@ -62,6 +62,7 @@ class Client:
         self.decoder = p.Decoder(max_frame_bytes)
         self.welcome: Optional[p.Welcome] = None
         self.eof = False
+        self.goaway: Optional[p.Goaway] = None  # the sidecar's GOAWAY, once seen
         self._inbox: Deque[p.Frame] = deque()
         self._next_id = 0
         family, sockaddr = parse_address(address)
@@ -157,11 +158,25 @@ class Client:
         if isinstance(f, p.Goaway):
             raise ServerError(f.code, f.message, 0, goaway=True)
 
+    def _raise_on_fatal_err(self, f: p.Frame) -> None:
+        if isinstance(f, p.Err) and f.request_id == 0:
+            raise ServerError(f.code, f.message, 0)
+        if isinstance(f, p.Goaway):
+            self.goaway = f
+
     def _wait_reply(self, request_id: int, timeout: Optional[float]) -> p.Frame:
+        """A GOAWAY does not end this wait: after it the sidecar still sends the answers it
+        owes (PROTOCOL.md, GOAWAY), then closes. A close before the answer raises the
+        GOAWAY as ServerError (the request was not executed), or ConnectionClosed."""
         def match(f):
             return (isinstance(f, (p.Ok, p.Err, p.Pong, p.PubOk, p.RsubOk))
                     and f.request_id == request_id)
-        f = self._take(match, self._deadline(timeout), self._raise_on_connection_error)
+        try:
+            f = self._take(match, self._deadline(timeout), self._raise_on_fatal_err)
+        except ConnectionClosed:
+            if self.goaway is not None:
+                raise ServerError(self.goaway.code, self.goaway.message, 0, goaway=True) from None
+            raise
         if f is None:
             raise TimeoutError(f"no reply to request {request_id} within timeout")
         if isinstance(f, p.Err):

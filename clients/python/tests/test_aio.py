@@ -81,8 +81,9 @@ def poll(pred, timeout: float = WAIT, what: str = "condition") -> None:
 
 
 class Sidecar:
-    def __init__(self, name: str, redis_port: int, logdir: str):
+    def __init__(self, name: str, redis_port: int, logdir: str, drain_timeout: float = 2):
         self.name = name
+        self.drain_timeout = drain_timeout
         self.port = free_port()
         self.admin_port = free_port()
         self.redis_port = redis_port
@@ -97,7 +98,8 @@ class Sidecar:
     def start(self) -> "Sidecar":
         argv = [PODRELAY_BIN, "--listen", self.address, "--listen", f"unix:{self.unix_path}",
                 "--redis", f"redis://127.0.0.1:{self.redis_port}",
-                "--admin-listen", f"127.0.0.1:{self.admin_port}", "--drain-timeout", "2"]
+                "--admin-listen", f"127.0.0.1:{self.admin_port}",
+                "--drain-timeout", str(self.drain_timeout)]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         poll(lambda: self.proc.poll() is None and http_status(self.admin_port, "/readyz") == 200,
@@ -121,18 +123,33 @@ class AioLiveTest(unittest.IsolatedAsyncioTestCase):
         self.tmp = tempfile.mkdtemp(prefix="podrelay-aio-")
         self.procs = []
         self.redis_port = free_port()
-        with open(os.path.join(self.tmp, "redis.log"), "ab") as log:
-            self.redis = subprocess.Popen(
-                [REDIS_SERVER, "--port", str(self.redis_port), "--bind", "127.0.0.1",
-                 "--save", "", "--appendonly", "no", "--dir", self.tmp],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        self._start_redis()
         self.addCleanup(self._stop_all)
-        poll(lambda: tcp_open(self.redis_port), what="redis-server")
         self.a = Sidecar("a", self.redis_port, self.tmp)
         self.b = Sidecar("b", self.redis_port, self.tmp)
         self.procs += [self.a, self.b]
         self.a.start()
         self.b.start()
+
+    def _start_redis(self) -> None:
+        with open(os.path.join(self.tmp, "redis.log"), "ab") as log:
+            self.redis = subprocess.Popen(
+                [REDIS_SERVER, "--port", str(self.redis_port), "--bind", "127.0.0.1",
+                 "--save", "", "--appendonly", "no", "--dir", self.tmp],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        poll(lambda: tcp_open(self.redis_port), what="redis-server")
+
+    def _kill_redis(self) -> None:
+        self.redis.kill()
+        self.redis.wait(timeout=5)
+
+    def _redis_publish_calls(self) -> int:
+        out = subprocess.run(["redis-cli", "-p", str(self.redis_port), "INFO", "commandstats"],
+                             capture_output=True, text=True, timeout=5, check=True).stdout
+        for line in out.splitlines():
+            if line.startswith("cmdstat_publish:"):
+                return int(line.split("calls=")[1].split(",")[0])
+        return 0
 
     def _stop_all(self):
         for s in self.procs:
@@ -397,6 +414,51 @@ class AioLiveTest(unittest.IsolatedAsyncioTestCase):
         ca = await self.client(self.a)
         await ca.publish("g", "after goaway")
         self.assertEqual(await asyncio.wait_for(got.get(), WAIT), b"after goaway")
+
+    async def _drain_with_a_publish_held(self, redis_back: bool):
+        """Redis down, an acked publish held by sidecar C, SIGTERM: the sidecar still owes
+        its answer after GOAWAY, and the client must wait for it (PROTOCOL.md, GOAWAY)."""
+        c = Sidecar("c", self.redis_port, self.tmp, drain_timeout=6).start()
+        self.procs.append(c)
+        cc = await self.client(c)
+        states = []
+        cc.on("goaway", lambda e: states.append(cc.state))
+        await asyncio.to_thread(self._kill_redis)
+        poll(lambda: http_status(c.admin_port, "/readyz") != 200, what="sidecar c not ready")
+        held = asyncio.ensure_future(cc.publish("drain", "held"))
+        await asyncio.wait_for(self._until(lambda: cc._inflight), WAIT)
+        await asyncio.sleep(0.2)  # the sidecar has read it and holds it for Redis
+        c.proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(self._until(lambda: states), WAIT)
+        self.assertEqual(states, ["draining"])
+        self.assertFalse(cc.connected)
+        await asyncio.sleep(0.3)
+        self.assertFalse(held.done(), "the client gave up on a publish the sidecar still owes")
+        # A publish after GOAWAY is not written to the draining sidecar: it waits in the
+        # client's queue for the next connection.
+        later = asyncio.ensure_future(cc.publish("drain", "after goaway"))
+        if redis_back:
+            await asyncio.to_thread(self._start_redis)
+            self.assertIsNone(await asyncio.wait_for(held, WAIT))  # OK: it reached Redis
+        else:
+            with self.assertRaises(aio.PodrelayError) as cm:
+                await asyncio.wait_for(held, WAIT)
+            # the sidecar's own answer at its drain timeout, not a client-side guess
+            self.assertEqual((cm.exception.code, cm.exception.local), (p.DRAINING, False))
+        self.assertEqual(await asyncio.to_thread(c.proc.wait, WAIT), 0)
+        self.assertFalse(later.done())
+        if not redis_back:
+            await asyncio.to_thread(self._start_redis)
+        await asyncio.to_thread(c.start)  # the next sidecar instance on the same address
+        await asyncio.wait_for(later, WAIT)
+        self.assertEqual(await asyncio.to_thread(self._redis_publish_calls),
+                         2 if redis_back else 1)
+
+    async def test_goaway_keeps_reading_until_the_held_publish_is_answered(self):
+        await self._drain_with_a_publish_held(redis_back=True)
+
+    async def test_goaway_then_the_sidecars_own_draining_nack(self):
+        await self._drain_with_a_publish_held(redis_back=False)
 
     async def test_connect_failure_and_close(self):
         port = free_port()  # nothing listens there
