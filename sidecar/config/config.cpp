@@ -244,8 +244,7 @@ std::string parse_socket_mode(std::string const& text, unsigned& out) {
   if (mode > 0777) return bad();
   if ((mode & 0200) == 0)
     return "--unix-socket-mode " + text +
-           " leaves the owner without write permission: nobody "
-           "could connect";
+           " leaves the owner without write permission: nobody could connect";
   out = mode;
   return {};
 }

@@ -78,8 +78,7 @@ Expected<std::unique_ptr<Listener>> Listener::open(asio::any_io_executor ex,
       auto const why = std::strerror(errno);
       return Error(errc::listen_failed, "cannot set the mode of " + l->name_ + ": " + why);
     }
-  }
-  if (l->tcp_) {
+  } else {
     boost::system::error_code ec;
     auto const local = l->acceptor_.local_endpoint(ec);
     if (!ec) {
