@@ -18,7 +18,8 @@ import time
 import unittest
 
 from harness import (PODRELAY_BIN, PODRELAY_CLI_BIN, REDIS_CLI, Client, ConnectionClosed,
-                     IntegrationCase, Proc, Redis, ServerError, free_port, proto, wait_for)
+                     READY_TIMEOUT, IntegrationCase, Proc, Redis, ServerError, free_port,
+                     http_get, proto, wait_for)
 
 PREFIX = "podrelay:"
 
@@ -730,6 +731,38 @@ class DaemonProcessTest(IntegrationCase):
             except ValueError:
                 self.fail(f"not a JSON line: {l!r}")
             self.assertIsInstance(obj, dict, l)
+
+    def test_port_zero_logs_the_ports_the_kernel_chose(self):
+        """--listen/--resp-listen/--admin-listen with port 0: the startup line names the
+        bound ports (not ':0'), and they are the ones that answer."""
+        import json
+        redis = self.start_redis()
+        proc = self.track(Proc("zeropod", [
+            PODRELAY_BIN, "--redis", redis.url, "--log-format", "json",
+            "--listen", "127.0.0.1:0", "--resp-listen", "127.0.0.1:0",
+            "--admin-listen", "127.0.0.1:0"], self.tmpdir))
+
+        def started():
+            self.assertTrue(proc.alive(), proc.stderr_text())
+            for line in proc.stderr_text().splitlines():
+                if '"podrelay started"' in line:
+                    return json.loads(line)
+            return None
+        line = wait_for(started, 10, what="the startup log line")
+        ports = {}
+        for key in ("listen", "resp_listen", "admin"):
+            host, _, port = line[key].rpartition(":")
+            self.assertEqual(host, "127.0.0.1", line)
+            self.assertNotEqual(port, "0", f"{key} logged as port 0: {line}")
+            ports[key] = int(port)
+        wait_for(lambda: http_get(ports["admin"], "/readyz")[0] == 200, READY_TIMEOUT,
+                 what="/readyz on the logged admin port")
+        c = self.track_client(Client(f"127.0.0.1:{ports['listen']}"))
+        c.subscribe("zero")
+        r = subprocess.run([REDIS_CLI, "-p", str(ports["resp_listen"]),
+                            "PUBLISH", PREFIX + "zero", "hi"], capture_output=True, timeout=10)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(msg_tuple(self.expect_msgs(c, 1)[0]), (b"zero", b"", b"hi"))
 
     def test_unix_socket_listener(self):
         redis = self.start_redis()

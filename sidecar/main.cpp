@@ -134,14 +134,13 @@ int main(int argc, char** argv) {
     auto& names = l->protocol() == server::Listener::Protocol::resp ? resp_names : framed_names;
     names += (names.empty() ? "" : ",") + l->name();
   }
-  auto const admin_name = cfg.admin_listen.to_string();
   auto const redis_name = config::redact(cfg.redis);
   std::vector<log::Field> fields{
       {"version", PODRELAY_VERSION}, {"node_id", cfg.node_id}, {"listen", framed_names}};
   if (!resp_names.empty()) fields.emplace_back("resp_listen", resp_names);
   fields.insert(
       fields.end(),
-      {{"admin", admin_name}, {"redis", redis_name}, {"channel_prefix", cfg.channel_prefix}});
+      {{"admin", admin.name()}, {"redis", redis_name}, {"channel_prefix", cfg.channel_prefix}});
   log::write(log::LogLevel::info, "podrelay started", fields);
 
   asio::signal_set signals(ioc, SIGTERM, SIGINT);

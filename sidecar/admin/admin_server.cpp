@@ -29,7 +29,18 @@ Error AdminServer::listen(config::ListenAddress const& address) {
   auto const label = "--admin-listen " + name_;
   auto ip = util::listen_ip(address.host, label);
   if (!ip) return ip.error();
-  return util::listen_on(acceptor_, asio::ip::tcp::endpoint(*ip, address.port), label, true);
+  if (auto error =
+          util::listen_on(acceptor_, asio::ip::tcp::endpoint(*ip, address.port), label, true)) {
+    return error;
+  }
+  boost::system::error_code ec;
+  auto const bound = acceptor_.local_endpoint(ec);
+  if (!ec && address.port == 0) {  // the kernel chose the port: name the address bound
+    auto named = address;
+    named.port = bound.port();
+    name_ = named.to_string();
+  }
+  return {};
 }
 
 void AdminServer::start() {

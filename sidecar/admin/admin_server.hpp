@@ -26,6 +26,8 @@ class AdminServer {
   Error listen(config::ListenAddress const& address);
   void start();
   void stop();
+  // The address bound by listen(), with the kernel's port when --admin-listen gave port 0.
+  std::string const& name() const noexcept { return name_; }
 
  private:
   boost::asio::awaitable<void> accept_loop();

@@ -86,6 +86,12 @@ Expected<std::unique_ptr<Listener>> Listener::open(asio::any_io_executor ex,
       std::memcpy(tcp_ep.data(), local.data(),
                   std::min<std::size_t>(local.size(), sizeof(sockaddr_in6)));
       l->port_ = tcp_ep.port();
+      // With port 0 the kernel chose one: name the address that was bound.
+      if (address.port == 0) {
+        auto bound = address;
+        bound.port = l->port_;
+        l->name_ = bound.to_string();
+      }
     }
   }
   return l;
