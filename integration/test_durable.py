@@ -337,6 +337,176 @@ class TestDurableRecovery(DurableCase):
             again.close()
 
 
+class TestDurableReplayEdges(DurableCase):
+    """Found by a client written from PROTOCOL.md alone (stop 38): a long replay that
+    outran its reader, a resume racing live publishes, and a replay that Redis broke off."""
+
+    def index(self, m) -> int:
+        return int(m.payload[:6])
+
+    def test_a_long_replay_goes_at_the_apps_pace_and_a_cut_ends_at_the_goaway(self):
+        a, b = self.start_pods(2, ["--durable-max-len", "1000000", "--max-queue-bytes",
+                                   "2097152"])
+        pub = v2(a, "pub")
+        first = pub.publish_durable("room:big", b"first")
+        n = 4000
+        for start in range(0, n, 500):  # paced by an acked one, within the publish buffer
+            pub.publish_many("room:big", [b"%06d" % i + b"x" * 4090
+                                          for i in range(start, start + 499)])
+            pub.publish_durable("room:big", b"%06d" % (start + 499) + b"x" * 4090, timeout=30)
+        self.assertEqual(self.redis.cli("XLEN", "podrelay:{room:big}").strip(), str(n + 1))
+        # 16 MB of history through a 2 MiB queue: an app that keeps reading gets all of it
+        # (before: the pages were queued as fast as Redis gave them and the app was cut off).
+        reader = v2(b, "reader")
+        reader.send_raw(proto.encode_rsub(1, "room:big", first, b""))
+        got = []
+        while True:
+            f = reader.recv_frame(timeout=30)
+            self.assertIsNotNone(f, f"the replay stalled after {len(got)} entries")
+            if isinstance(f, proto.RsubOk):
+                break
+            self.assertIsInstance(f, proto.Smsg, f)
+            got.append(self.index(f))
+        self.assertEqual(got, list(range(n)))
+        self.assertEqual(f.recovered, 1)
+        # An app that stops reading pauses its replay: it is not cut off for what it asked
+        # for (the queue stays under the soft limit), and gets the rest when it reads again.
+        paused = v2(b, "paused")
+        paused.send_raw(proto.encode_rsub(1, "room:big", first, b""))
+        time.sleep(3)
+        _, text = b.get("/metrics")
+        self.assertIn("podrelay_slow_consumer_disconnects_total 0", text)
+        got = [self.index(m) for m in smsgs(paused, n, timeout=30)]
+        self.assertEqual(got, list(range(n)))
+        self.assertIsInstance(paused.recv_frame(timeout=10), proto.RsubOk)
+        # One that stops reading while live messages of another channel pile up is cut off,
+        # and the GOAWAY is its last frame: the SMSGs before it have no hole (before: replay
+        # pages could follow the GOAWAY, past the frames it had dropped).
+        cut = v2(b, "cut")
+        cut.subscribe("flood", timeout=10)
+        cut.send_raw(proto.encode_rsub(1, "room:big", first, b""))
+        time.sleep(0.5)
+        pub.publish_many("flood", [b"f" * 4096 for _ in range(2000)])
+        frames = cut.read_until_closed(timeout=30)
+        self.assertIsInstance(frames[-1], proto.Goaway, frames[-3:])
+        self.assertEqual(frames[-1].code, proto.SLOW_CONSUMER)
+        replayed = [f for f in frames[:-1] if isinstance(f, proto.Smsg)]
+        self.assertTrue(all(isinstance(f, (proto.Smsg, proto.Msg, proto.Ok))
+                            for f in frames[:-1]), frames[:3])
+        self.assertEqual([self.index(f) for f in replayed], list(range(len(replayed))))
+        self.assertLess(len(replayed), n)
+        # Resuming from the last SMSG it got gives exactly the rest.
+        again = v2(b, "again")
+        again.send_raw(proto.encode_rsub(1, "room:big",
+                                         replayed[-1].id if replayed else first, b""))
+        rest = []
+        while True:
+            f = again.recv_frame(timeout=30)
+            self.assertIsNotNone(f, "the second replay stalled")
+            if isinstance(f, proto.RsubOk):
+                break
+            rest.append(self.index(f))
+        self.assertEqual(f.recovered, 1)
+        self.assertEqual(rest, list(range(len(replayed), n)))
+
+    def test_a_resume_racing_the_first_publishes_misses_none(self):
+        # RSUB "" on one pod while another pod publishes: every acked entry after the
+        # RSUBOK's last_id arrives (before: an empty replay page that crossed the reader's
+        # XREAD reply ended the replay, and the entry the reader had left to it was lost).
+        a, b = self.start_pods(2)
+        problems = []
+        for trial in range(30):
+            channel = f"room:race{trial}"
+            pub, sub = v2(a, "pub"), v2(b, "sub")
+            acked: List[bytes] = []
+
+            def publish() -> None:
+                for i in range(30):
+                    acked.append(pub.publish_durable(channel, b"m%d" % i))
+
+            t = threading.Thread(target=publish, daemon=True)
+            if trial % 2:
+                t.start()
+            sub.send_raw(proto.encode_rsub(1, channel, b"", b""))
+            if not trial % 2:
+                t.start()
+            frames = []
+            ok = None
+            while ok is None:
+                f = sub.recv_frame(timeout=15)
+                self.assertIsNotNone(f, "no RSUBOK")
+                if isinstance(f, proto.RsubOk):
+                    ok = f
+                else:
+                    frames.append(f)
+            t.join(timeout=30)
+            key = lambda i: tuple(int(x) for x in i.split(b"-"))  # noqa: E731
+            replayed = [m.id for m in frames if isinstance(m, proto.Smsg)]
+            self.assertTrue(all(key(i) <= key(ok.last_id) for i in replayed), (replayed, ok))
+            want = [i for i in acked if key(i) > key(ok.last_id)]
+            got = [m.id for m in smsgs(sub, len(want), timeout=5)]
+            if got != want:
+                problems.append((trial, ok.last_id, sorted(set(want) - set(got))[:3]))
+            pub.close()
+            sub.close()
+        self.assertEqual(problems, [])
+
+    def test_a_replay_that_redis_breaks_off_leaves_no_subscription_behind_a_gap(self):
+        a, b = self.start_pods(2, ["--durable-max-len", "1000000"])
+        pub = v2(a, "pub")
+        first = pub.publish_durable("room:cut", b"first")
+        for start in range(0, 20000, 1000):  # paced by an acked one, within the buffer
+            pub.publish_many("room:cut", [b"%06d" % i + b"y" * 1018
+                                          for i in range(start, start + 999)])
+            pub.publish_durable("room:cut", b"%06d" % (start + 999) + b"y" * 1018, timeout=30)
+        self.assertEqual(self.redis.cli("XLEN", "podrelay:{room:cut}").strip(), "20001")
+        c = v2(b, "resumer")
+        c.send_raw(proto.encode_rsub(1, "room:cut", first, b""))
+        got = smsgs(c, 1000, timeout=30)
+        self.assertEqual(len(got), 1000)
+        self.redis.kill()  # mid-replay: the app has read 1,000 of 20,000
+        err = None
+        while err is None:
+            f = c.recv_frame(timeout=30)
+            self.assertIsNotNone(f, "the broken replay was never answered")
+            if isinstance(f, proto.Smsg):
+                got.append(f)
+            else:
+                err = f
+        self.assertIsInstance(err, proto.Err, err)
+        self.assertEqual(err.request_id, 1)
+        self.assertTrue(300 <= err.code < 400, err)
+        self.assertIn(b"not subscribed", err.message)
+        self.assertEqual([self.index(m) for m in got], list(range(len(got))))
+        self.redis = AofRedis(self, port=self.redis.port).start()
+        b.wait_ready()
+        a.wait_ready()
+        # Not subscribed any more: a new publish does not arrive after the gap.
+        late = pub.publish_durable("room:cut", b"late", timeout=30)
+        self.assertIsNone(c.recv_frame(timeout=2))
+        # Resuming from the last entry it got gives exactly the rest.
+        ok = c.resume("room:cut", got[-1].id, b"", timeout=60)
+        self.assertEqual(ok.recovered, 1)
+        rest = [m.payload for m in smsgs(c, 20000, timeout=5)]
+        self.assertEqual(len(got) + len(rest), 20001)
+        self.assertEqual(rest[-1], b"late")
+        self.assertEqual(ok.last_id, late)
+        _, text = b.get("/metrics")
+        self.assertIn('podrelay_durable_recoveries_total{outcome="failed"} 1', text)
+        self.assertIn('podrelay_durable_recoveries_total{outcome="recovered"} 1', text)
+
+    def test_a_stream_lives_at_least_durable_ttl_after_its_last_publish(self):
+        (a,) = self.start_pods(1, ["--durable-ttl", "8"])
+        pub = v2(a, "pub")
+        pub.publish_durable("room:ttl", b"one")
+        time.sleep(1.2)
+        pub.publish_durable("room:ttl", b"two")  # not refreshed: within ttl/4 of the first
+        for key in ("podrelay:{room:ttl}", "podrelay:{room:ttl}:epoch"):
+            with self.subTest(key=key):
+                # Before: 8 s after the first publish, 6.8 s after the last one.
+                self.assertGreaterEqual(int(self.redis.cli("PTTL", key)), 8000 - 100)
+
+
 class TestDurableCompatibilityAndBadInput(DurableCase):
     def test_v1_client_unchanged_and_bad_input_gets_clear_errors(self):
         (a,) = self.start_pods(1)

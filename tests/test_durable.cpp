@@ -186,8 +186,25 @@ TEST_CASE("an empty page ends the replay even when the reader is ahead (stream d
   Resume r(id("3-0"), "");
   r.on_subscribed(id("10-0"));
   CHECK(r.on_info({"E", id("1-0"), id("10-0")}) == Resume::Outcome::recovered);
+  r.page_asked(id("10-0"));
   CHECK_FALSE(r.page_done(0, 256, id("10-0")));
   CHECK(r.phase() == Resume::Phase::live);
+}
+
+TEST_CASE("an empty page while the reader moved on asks again: the entry it saw is not lost") {
+  // The page's XRANGE ran before 11-0 was appended, but the reader's XREAD reply with 11-0
+  // reached the hub (and was left to the replay) before the page did.
+  Resume r(std::nullopt, "");
+  r.on_subscribed(id("10-0"));
+  CHECK(r.on_info({"E", id("1-0"), id("10-0")}) == Resume::Outcome::fresh);
+  r.page_asked(id("10-0"));
+  CHECK_FALSE(r.on_live(id("11-0")));      // replaying: not delivered live
+  CHECK(r.page_done(0, 256, id("11-0")));  // so the empty page must not end the replay
+  r.page_asked(id("11-0"));
+  CHECK(r.on_replayed(id("11-0")));
+  CHECK_FALSE(r.page_done(1, 256, id("11-0")));
+  CHECK(r.on_live(id("12-0")));
+  CHECK(r.last() == id("12-0"));
 }
 
 TEST_CASE("resume outcomes that say: reload your state") {

@@ -781,6 +781,34 @@ TEST_CASE("commands: PUBSUB queries go to Redis with their whole argv") {
   CHECK(x.out.starts_with("-ERR Can't execute 'pubsub|numsub': only"));
 }
 
+TEST_CASE("commands: a refused MULTI runs none of its commands, and its EXEC fails") {
+  // node-redis' multi().publish().exec() pipelines these: before, the PUBLISH ran although
+  // the transaction failed, so an app that retried published twice.
+  Exchange x;
+  std::vector<std::string_view> const multi = {"MULTI"};
+  std::vector<std::string_view> const publish = {"PUBLISH", "c", "m"};
+  std::vector<std::string_view> const exec = {"EXEC"};
+  CHECK(std::holds_alternative<NoAction>(x.machine.handle(multi, x.out)));
+  CHECK(std::holds_alternative<NoAction>(x.machine.handle(publish, x.out)));
+  CHECK(std::holds_alternative<NoAction>(x.machine.handle(exec, x.out)));
+  CHECK(x.out ==
+        "-ERR podrelay supports only pub/sub commands: 'MULTI'\r\n"
+        "-ERR 'PUBLISH' was not run: podrelay refused the MULTI before it (pub/sub commands "
+        "only); send EXEC or DISCARD\r\n"
+        "-EXECABORT Transaction discarded because of previous errors (podrelay supports only "
+        "pub/sub commands, not MULTI)\r\n");
+  // After EXEC (or DISCARD) commands run again; EXEC without a MULTI is unknown as before.
+  x.out.clear();
+  CHECK(std::holds_alternative<Publish>(x.machine.handle(publish, x.out)));
+  x.run({"multi"});
+  x.run({"discard"});
+  x.run({"EXEC"});
+  CHECK(x.out ==
+        "-ERR podrelay supports only pub/sub commands: 'multi'\r\n"
+        "+OK\r\n"
+        "-ERR podrelay supports only pub/sub commands: 'EXEC'\r\n");
+}
+
 TEST_CASE("commands: what podrelay does not carry gets one clear error, in any case") {
   Exchange x;
   x.run({"GET", "k"});

@@ -63,11 +63,15 @@ bool Resume::on_replayed(StreamId id) {
 }
 
 bool Resume::page_done(std::size_t entries, std::size_t count, StreamId reader_position) {
-  // A full page may have more behind it; and the reader may have delivered (to others,
-  // not to us) entries past our last one while the page was on its way.
-  // An empty page ends it either way: the stream holds nothing after our last id (entries
-  // the reader saw meanwhile were deleted with the stream).
-  if (entries > 0 && (entries >= count || last_ < reader_position)) return true;
+  // A full page may have more behind it. And the reader may have delivered (to others,
+  // not to us: before the switch the replay covers them) entries past our last one while
+  // the page was on its way; the page and the reader use two connections, so an entry
+  // appended after the page's XRANGE ran can reach the hub before the page does. An empty
+  // page therefore ends the replay only when the reader did not move since it was asked
+  // for (then the stream holds nothing after our last id that the reader saw: entries it
+  // saw before were deleted with the stream); otherwise the next page fetches them.
+  bool const behind = last_ < reader_position;
+  if (entries >= count || (behind && (entries > 0 || asked_at_ < reader_position))) return true;
   phase_ = Phase::live;
   return false;
 }

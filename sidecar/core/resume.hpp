@@ -49,6 +49,8 @@ class Resume {
   bool on_live(StreamId id);
   // A replayed entry: true when it is to be delivered (ids only grow).
   bool on_replayed(StreamId id);
+  // A page is asked for now; `reader_position` is where the stream reader stands.
+  void page_asked(StreamId reader_position) noexcept { asked_at_ = reader_position; }
   // The page of `entries` (asked with `count`) is done. True: ask for another page after
   // replay_after(); false: the replay caught up and the subscription is live now.
   bool page_done(std::size_t entries, std::size_t count, StreamId reader_position);
@@ -67,6 +69,7 @@ class Resume {
   std::string client_epoch_;
   std::string epoch_;
   StreamId reader_position_{};
+  StreamId asked_at_{};  // the reader's position when the page in flight was asked for
   StreamId last_{};
   Phase phase_ = Phase::subscribing;
   Outcome outcome_ = Outcome::fresh;

@@ -197,13 +197,36 @@ Action CommandMachine::handle(std::span<std::string_view const> argv, std::strin
   // Redis' answer to HTTP on its port (securityWarningCommand): close, say nothing.
   if (iequals(name, "post") || iequals(name, "host:")) return Close{};
 
+  if (refused_multi_) {
+    // The commands of a transaction podrelay refused are not run, and its EXEC fails as
+    // Redis' does after a command could not be queued.
+    if (iequals(name, "exec") || iequals(name, "discard")) {
+      refused_multi_ = false;
+      if (iequals(name, "discard")) {
+        append_simple(out, "OK");
+      } else {
+        append_error_text(out, {"EXECABORT Transaction discarded because of previous errors "
+                                "(podrelay supports only pub/sub commands, not MULTI)"});
+      }
+      return NoAction{};
+    }
+    if (!iequals(name, "reset") && !iequals(name, "quit")) {
+      append_error_text(out, {"ERR '", c_string_128(name),
+                              "' was not run: podrelay refused the MULTI before it (pub/sub "
+                              "commands only); send EXEC or DISCARD"});
+      return NoAction{};
+    }
+    refused_multi_ = false;
+  }
   Entry const* e = lookup(commands, name);
   if (!e) {
-    if (subscribed_resp2())
+    if (subscribed_resp2()) {
       context_error(out, lowercase(c_string_128(name)));
-    else
+    } else {
       append_error_text(
           out, {"ERR podrelay supports only pub/sub commands: '", c_string_128(name), "'"});
+      refused_multi_ = iequals(name, "multi");
+    }
     return NoAction{};
   }
   if (argv.size() >= 2 &&

@@ -134,6 +134,9 @@ class CommandMachine {
   std::string peer_address_;
   std::string local_address_;
   Counts counts_;
+  // A MULTI was refused: until EXEC or DISCARD nothing runs (a client pipelines MULTI,
+  // PUBLISH, EXEC; a PUBLISH run while its EXEC fails would be re-sent on a retry).
+  bool refused_multi_ = false;
 };
 
 }  // namespace podrelay::resp_server

@@ -139,6 +139,7 @@ void Connection::half_closed() {
 void Connection::fail(std::string last_words) {
   if (closing_) return;
   append_reply([&](std::string& out) { out += last_words; });
+  last_words_ = true;
   closing_ = true;
   detach();
   close_after(std::chrono::seconds(2));
@@ -151,6 +152,7 @@ void Connection::detach() {
 }
 
 void Connection::append_shared(core::SharedFrame const& frame) {
+  if (closed_ || last_words_) return;
   // An idle writer sends the frame at the end of this I/O completion (if the socket is full
   // then, flush_batch() unpins it); a busy one copies what would pin a block while it waits.
   queue_.append_shared(frame, !writer_waiting_);
@@ -232,6 +234,23 @@ void Connection::flush_batch() noexcept {
 void Connection::written(std::size_t n) {
   queue_.written(n);
   if (queue_.bytes() <= relay_.config().soft_queue_bytes) over_soft_since_ = {};
+  if (low_mark_ != 0 && queue_.bytes() <= low_mark_) {
+    low_mark_ = 0;
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+      if (!self->closed_) self->on_queue_below_mark();
+    });
+  }
+}
+
+void Connection::notify_when_below(std::size_t bytes) {
+  if (queue_.bytes() <= bytes) {
+    low_mark_ = 0;
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+      if (!self->closed_) self->on_queue_below_mark();
+    });
+    return;
+  }
+  low_mark_ = std::max<std::size_t>(bytes, 1);
 }
 
 bool Connection::write_now() {
@@ -266,6 +285,8 @@ void Connection::goaway(proto::ErrorCode code, std::string_view text, bool wait_
     queue_.drop_unsent();
   }
   queue_.append_owned([&](std::string& out) { append_goaway(out, code, text); });
+  // Cut off (not a drain): no reply or message may follow the GOAWAY.
+  last_words_ = !wait_for_replies;
   close_after(wait_for_replies ? relay_.config().drain_timeout + std::chrono::seconds(1)
                                : std::chrono::milliseconds(2000));
   wake_writer();

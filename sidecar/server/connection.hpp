@@ -75,11 +75,19 @@ class Connection : public std::enable_shared_from_this<Connection>,
   // The app half-closed (EOF): no more requests; replies owed are still written.
   virtual void on_half_closed() {}
   virtual void append_goaway(std::string& out, proto::ErrorCode code, std::string_view text) = 0;
+  // The outbound queue fell to the mark set by notify_when_below() (called on a later turn
+  // of the event loop, not from inside the writer).
+  virtual void on_queue_below_mark() {}
+  // Asks for one on_queue_below_mark() once at most `bytes` are queued (a pull, such as a
+  // replay, waits for it instead of filling the queue up to the slow-consumer limit).
+  void notify_when_below(std::size_t bytes);
 
   // Encodes bytes (`encode(out)` appends them) into the outbound queue.
+  // Nothing is queued after the last words of a connection that is being cut off (a
+  // protocol error, a slow consumer): the GOAWAY or ERR must be the last frame the app gets.
   template <class Encode>
   void append_reply(Encode&& encode) {
-    if (closed_) return;
+    if (closed_ || last_words_) return;
     queue_.append_owned(std::forward<Encode>(encode));
     queued();
   }
@@ -131,6 +139,8 @@ class Connection : public std::enable_shared_from_this<Connection>,
   boost::asio::steady_timer soft_timer_;
   bool wait_for_replies_ = false;
   bool over_limit_posted_ = false;
+  bool last_words_ = false;   // the final frame is queued: nothing may follow it
+  std::size_t low_mark_ = 0;  // notify_when_below()'s mark; 0: none
   bool writer_waiting_ = false;
   bool reader_done_ = false;
   bool writer_done_ = false;

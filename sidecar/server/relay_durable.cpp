@@ -29,6 +29,10 @@ std::string epoch_token(std::uint64_t& counter) {
   return out;
 }
 
+// A pod refreshes a channel's TTL at most every ttl/4 (core::DurableChannels), so the TTL
+// set is ttl + ttl/4: a stream lives at least --durable-ttl after its last publish.
+std::chrono::seconds ttl_after_refresh(std::chrono::seconds ttl) { return ttl + ttl / 4; }
+
 }  // namespace
 
 std::optional<Relay::Nack> Relay::publish_durable(redis::PublishTag tag, std::string_view app,
@@ -40,10 +44,10 @@ std::optional<Relay::Nack> Relay::publish_durable(redis::PublishTag tag, std::st
   auto const epoch = new_epoch();
   auto const& opt = durable_.options();
   std::string command;
-  redis::append_durable_publish(
-      command, {key, epoch_key, opt.max_len, payload, epoch,
-                durable_.ttl_refresh_due(app, core::DurableChannels::Clock::now()), opt.ttl, wake,
-                publisher.script_sha()});
+  redis::append_durable_publish(command,
+                                {key, epoch_key, opt.max_len, payload, epoch,
+                                 durable_.ttl_refresh_due(app, core::DurableChannels::Clock::now()),
+                                 ttl_after_refresh(opt.ttl), wake, publisher.script_sha()});
   tag.durable = true;
   bool queued = false;
   if (opt.min_replicas == 0) {

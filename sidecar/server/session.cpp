@@ -103,7 +103,7 @@ bool Session::handle(proto::Frame& frame) {
   }
   if (auto* list = std::get_if<proto::NameList>(&frame)) {
     ++subscription_requests_;  // the reply may come back before the call returns
-    core_requests_.push_back({});
+    core_requests_.push_back({CoreRequest::Kind::app, {}});
     if (list->type == proto::FrameType::unsub) forget_resumes(list->names);
     auto const& names = relay_.framed_names();
     switch (list->type) {
@@ -216,20 +216,25 @@ void Session::answer_acks() {
 void Session::on_subscription_reply(std::uint32_t request_id, std::optional<proto::ErrorCode> error,
                                     std::string_view text) {
   if (!core_requests_.empty()) {
-    auto channel = std::move(core_requests_.front());
+    auto request = std::move(core_requests_.front());
     core_requests_.pop_front();
-    if (!channel.empty()) {
+    if (request.kind == CoreRequest::Kind::silent) return;
+    if (request.kind == CoreRequest::Kind::resume) {
       // An RSUB's subscription: its answer comes once the resume is done.
-      resume_subscribed(channel, error, text);
+      resume_subscribed(request.channel, error, text);
       return;
     }
   }
-  if (subscription_requests_ > 0) --subscription_requests_;
   if (error) {
     append_reply([&](std::string& out) { proto::encode_err(out, request_id, *error, text); });
   } else {
     append_reply([&](std::string& out) { proto::encode_ok(out, request_id); });
   }
+  subscription_answered();
+}
+
+void Session::subscription_answered() {
+  if (subscription_requests_ > 0) --subscription_requests_;
   if (eof_ && subscription_requests_ == 0) {
     // Half-closed and the last SUB-family answer given: leave (after the relay's current
     // batch of replies).

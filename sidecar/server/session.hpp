@@ -76,17 +76,35 @@ class Session final : public Connection {
                          std::string_view text);
   void resume_query(std::string const& channel, bool info);
   void resume_page(std::string const& channel, Resuming& r, redisReply const& reply);
-  void resume_failed(std::string const& channel, proto::ErrorCode code, std::string_view text);
+  // The next replay page, asked for once the app has read most of the last ones.
+  void resume_next_page(std::string const& channel);
+  void on_queue_below_mark() override;
+  // An RSUB that cannot complete: answered ERR; when `unsubscribe`, the subscription its
+  // first step made is ended too (left in place, it would deliver past a gap in the replay).
+  void resume_failed(std::string const& channel, proto::ErrorCode code, std::string_view text,
+                     bool unsubscribe = true);
   void resume_done(Resuming& r);
+  // A SUB-family answer was given: a half-closed app leaves after the last one.
+  void subscription_answered();
   void forget_resumes(std::span<std::string_view const> channels);
 
   proto::Decoder decoder_;
   util::Fifo<PendingAck> acks_;
   std::size_t subscription_requests_ = 0;  // SUB-family requests not answered yet
-  // For each SUB-family request the core still owes an answer, in order: the channel of an
-  // RSUB (its answer goes on to the resume), or empty for the others.
-  util::Fifo<std::string> core_requests_;
+  // For each SUB-family request the core still owes an answer, in order.
+  struct CoreRequest {
+    enum class Kind {
+      app,     // the app's SUB, PSUB, UNSUB or PUNSUB: answered to the app
+      resume,  // an RSUB's subscription: its answer goes on to the resume of `channel`
+      silent,  // the UNSUB that ends a failed RSUB's subscription: nobody is answered
+    };
+    Kind kind = Kind::app;
+    std::string channel;
+  };
+  util::Fifo<CoreRequest> core_requests_;
   std::unordered_map<std::string, Resuming> resumes_;
+  // Replays waiting for the outbound queue to go down before their next page.
+  std::vector<std::string> replays_waiting_;
   // Queries in flight: token -> (channel, is the metadata query).
   std::unordered_map<std::uint64_t, std::pair<std::string, bool>> queries_;
   std::uint64_t next_token_ = 1;

@@ -39,7 +39,7 @@ void Session::resume_subscribe(proto::Rsub const& rsub) {
   resumes_.insert_or_assign(
       channel, Resuming{rsub.request_id, core::Resume(since, std::string(rsub.epoch))});
   ++subscription_requests_;
-  core_requests_.push_back(channel);
+  core_requests_.push_back({CoreRequest::Kind::resume, channel});
   std::string_view const names[] = {rsub.channel};
   relay_.subscribe(*this, relay_.framed_names(), core::SubKind::channel, rsub.request_id, names);
 }
@@ -48,7 +48,7 @@ void Session::resume_subscribed(std::string const& channel, std::optional<proto:
                                 std::string_view text) {
   auto const it = resumes_.find(channel);
   if (it == resumes_.end() || it->second.answered) return;
-  if (error) return resume_failed(channel, *error, text);
+  if (error) return resume_failed(channel, *error, text, false);  // nothing to undo
   it->second.resume.on_subscribed(
       relay_.durable_position(relay_.framed_names().redis_channel(channel)));
   resume_query(channel, true);
@@ -62,6 +62,7 @@ void Session::resume_query(std::string const& channel, bool info) {
     redis::append_stream_info(command, durable.stream_key(channel), durable.epoch_key(channel),
                               relay_.new_epoch(), durable.options().ttl);
   } else {
+    r.resume.page_asked(relay_.durable_position(relay_.framed_names().redis_channel(channel)));
     redis::append_xrange_after(command, durable.stream_key(channel),
                                r.resume.replay_after().to_string(), replay_page);
   }
@@ -79,14 +80,22 @@ void Session::on_durable_reply(std::uint64_t token, std::optional<proto::ErrorCo
   auto const [channel, info] = std::move(q->second);
   queries_.erase(q);
   auto const it = resumes_.find(channel);
-  if (it == resumes_.end() || it->second.answered || closed_) return;
+  // Detached (a GOAWAY, a protocol error): the connection holds no subscription any more
+  // and nothing more is sent for it.
+  if (it == resumes_.end() || it->second.answered || closed_ || detached_) return;
   if (error || !reply || reply->type == REDIS_REPLY_ERROR) {
-    return resume_failed(channel, error.value_or(proto::ErrorCode::redis_error),
-                         reply ? redis::reply_string(*reply) : text);
+    auto const code = error.value_or(proto::ErrorCode::redis_error);
+    // The publisher's texts speak of publishing; say what happened to this RSUB.
+    std::string const why = code == proto::ErrorCode::outcome_unknown
+                                ? std::string("the connection to Redis broke during it")
+                                : std::string(reply ? redis::reply_string(*reply) : text);
+    return resume_failed(channel, code,
+                         "the resume of '" + channel.substr(0, 200) + "' stopped (" + why +
+                             "); the channel is not subscribed: RSUB it again from the last id "
+                             "received");
   }
   if (info) {
-    auto const outcome = it->second.resume.on_info(redis::parse_stream_info(*reply));
-    relay_.metrics().durable_recovery(core::outcome_name(outcome)).Increment();
+    it->second.resume.on_info(redis::parse_stream_info(*reply));
     return resume_query(channel, false);
   }
   resume_page(channel, it->second, *reply);
@@ -109,30 +118,57 @@ void Session::resume_page(std::string const& channel, Resuming& r, redisReply co
   });
   relay_.metrics().durable_replayed.Increment(static_cast<double>(delivered));
   auto const position = relay_.durable_position(relay_.framed_names().redis_channel(channel));
-  if (r.resume.page_done(entries, replay_page, position)) return resume_query(channel, false);
+  if (r.resume.page_done(entries, replay_page, position)) return resume_next_page(channel);
   resume_done(r);
+}
+
+void Session::resume_next_page(std::string const& channel) {
+  // A replay is a pull: it goes at the app's pace. Pages queued faster than the app reads
+  // would reach the slow-consumer limit and cut off an app that reads as fast as it can.
+  auto const mark = relay_.config().soft_queue_bytes / 2;
+  if (queued_bytes() <= mark) return resume_query(channel, false);
+  replays_waiting_.push_back(channel);
+  notify_when_below(mark);
+}
+
+void Session::on_queue_below_mark() {
+  auto waiting = std::move(replays_waiting_);
+  replays_waiting_.clear();
+  for (auto const& channel : waiting) {
+    auto const it = resumes_.find(channel);
+    if (it == resumes_.end() || it->second.answered || detached_) continue;
+    resume_query(channel, false);
+  }
 }
 
 void Session::resume_done(Resuming& r) {
   r.answered = true;
-  if (subscription_requests_ > 0) --subscription_requests_;
+  // Counted once per RSUB, when answered: a resume that fails later counts as "failed".
+  relay_.metrics().durable_recovery(core::outcome_name(r.resume.outcome())).Increment();
   auto const last = r.resume.last().to_string();
   append_reply([&](std::string& out) {
     proto::encode_rsubok(out, r.request_id, r.resume.recovered() ? 1 : 0, r.resume.epoch(), last);
   });
-  if (closing_) wake_writer();
+  subscription_answered();
 }
 
 void Session::resume_failed(std::string const& channel, proto::ErrorCode code,
-                            std::string_view text) {
+                            std::string_view text, bool unsubscribe) {
   auto const it = resumes_.find(channel);
   if (it == resumes_.end()) return;
   auto const request_id = it->second.request_id;
   resumes_.erase(it);
+  std::erase(replays_waiting_, channel);  // a later RSUB of it must not get this one's page
   relay_.metrics().durable_recovery("failed").Increment();
-  if (subscription_requests_ > 0) --subscription_requests_;
   append_reply([&](std::string& out) { proto::encode_err(out, request_id, code, text); });
-  if (closing_) wake_writer();
+  if (unsubscribe && !detached_) {
+    // The replay stopped part way, so live messages from here on would follow a gap: the
+    // app gets the ERR and no subscription (PROTOCOL.md section 9); it resumes again.
+    core_requests_.push_back({CoreRequest::Kind::silent, {}});
+    std::string_view const names[] = {channel};
+    relay_.unsubscribe(*this, relay_.framed_names(), core::SubKind::channel, request_id, names);
+  }
+  subscription_answered();
 }
 
 void Session::forget_resumes(std::span<std::string_view const> channels) {
@@ -151,7 +187,7 @@ void Session::forget_resumes(std::span<std::string_view const> channels) {
       resumes_.erase(it);
     } else {
       resume_failed(name, proto::ErrorCode::invalid_argument,
-                    "unsubscribed before the resume completed");
+                    "unsubscribed before the resume completed", false);  // the UNSUB ends it
     }
   }
 }
