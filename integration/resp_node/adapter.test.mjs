@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { createServer } from "node:http";
 
 import { Server } from "socket.io";
-import { createAdapter } from "@socket.io/redis-adapter";
+import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
 import { Redis } from "ioredis";
 import { createClient } from "redis";
 import { io as ioc } from "socket.io-client";
@@ -52,6 +52,49 @@ const collect = (s, ev, ms) => new Promise((resolve) => {
   setTimeout(() => { s.off(ev, h); resolve(got); }, ms);
 });
 
+/** A Socket.IO server on `adapter` at a free loopback port, as the tests' apps set it up. */
+async function startServer(adapter, id, close) {
+  const io = new Server({ adapter });
+  const port = await freePort();
+  const httpServer = createServer();
+  io.attach(httpServer);
+  await new Promise((r) => httpServer.listen(port, "127.0.0.1", r));
+  io.on("connection", (socket) => {
+    const room = socket.handshake.query.room;
+    if (room) socket.join(room);
+    socket.data.name = socket.handshake.query.name;
+  });
+  io.on("hello", (arg, cb) => { if (typeof cb === "function") cb(`${id}:${arg}`); });
+  return { io, httpServer, port, close };
+}
+
+/** Connects each [name, server index, room] of `plan` into `clients`. */
+async function connectClients(plan, servers, clients) {
+  for (const [name, si, room] of plan) {
+    const s = ioc(`http://127.0.0.1:${servers[si].port}`,
+      { transports: ["websocket"], query: { room, name }, reconnection: false });
+    clients[name] = s;
+    await nextEvent(s, "connect", 10000);
+  }
+}
+
+/** Registers the suite's cleanup; returns its test function (logs dumped on a failure). */
+function suiteTests(env, servers, clients) {
+  let failed = false;
+  after(async () => {
+    for (const s of Object.values(clients)) s.disconnect();
+    for (const s of servers) {
+      s.io.close();
+      await s.close();
+    }
+    if (failed) env.dumpLogs();
+    await env.close();
+  });
+  return (name, fn) => test(name, { timeout: 30000 }, async () => {
+    try { await fn(); } catch (e) { failed = true; throw e; }
+  });
+}
+
 for (const lib of Object.keys(adapters)) {
   for (const target of ["direct", "sidecar"]) {
     const skip = target === "sidecar" && skipReason ? skipReason : false;
@@ -60,7 +103,6 @@ for (const lib of Object.keys(adapters)) {
       const servers = []; // { io, http, port, closeAdapter }
       const clients = {}; // name -> socket.io-client socket
       let redis;
-      let failed = false;
 
       before(async () => {
         redis = await env.startRedis();
@@ -71,28 +113,11 @@ for (const lib of Object.keys(adapters)) {
         }
         for (let i = 0; i < 3; i++) {
           const a = await adapters[lib](urls[i]);
-          const io = new Server({ adapter: a.adapter });
-          const port = await freePort();
-          const httpServer = createServer();
-          io.attach(httpServer);
-          await new Promise((r) => httpServer.listen(port, "127.0.0.1", r));
-          const id = `s${i + 1}`;
-          io.on("connection", (socket) => {
-            const room = socket.handshake.query.room;
-            if (room) socket.join(room);
-            socket.data.name = socket.handshake.query.name;
-          });
-          io.on("hello", (arg, cb) => { if (typeof cb === "function") cb(`${id}:${arg}`); });
-          servers.push({ io, httpServer, port, close: a.close });
+          servers.push(await startServer(a.adapter, `s${i + 1}`, a.close));
         }
         // s1: c1; s2: c2 (room blue); s3: c3 (room blue), c4
-        const plan = [["c1", 0, ""], ["c2", 1, "blue"], ["c3", 2, "blue"], ["c4", 2, ""]];
-        for (const [name, si, room] of plan) {
-          const s = ioc(`http://127.0.0.1:${servers[si].port}`,
-            { transports: ["websocket"], query: { room, name }, reconnection: false });
-          clients[name] = s;
-          await nextEvent(s, "connect", 10000);
-        }
+        await connectClients([["c1", 0, ""], ["c2", 1, "blue"], ["c3", 2, "blue"],
+          ["c4", 2, ""]], servers, clients);
         // The harness (not the apps) checks on Redis itself that all three servers'
         // subscriptions are in: one per server (direct) or one per pod (sidecar).
         let last = [];
@@ -109,19 +134,7 @@ for (const lib of Object.keys(adapters)) {
           "NUMSUB response)").catch((e) => { throw new Error(`${e.message}; last ${last}`); });
       });
 
-      after(async () => {
-        for (const s of Object.values(clients)) s.disconnect();
-        for (const s of servers) {
-          s.io.close();
-          await s.close();
-        }
-        if (failed) env.dumpLogs();
-        await env.close();
-      });
-
-      const t = (name, fn) => test(name, { timeout: 30000 }, async () => {
-        try { await fn(); } catch (e) { failed = true; throw e; }
-      });
+      const t = suiteTests(env, servers, clients);
 
       t("serverCount sees 3 servers from each server", async () => {
         for (const s of servers) {
@@ -188,4 +201,57 @@ for (const lib of Object.keys(adapters)) {
       });
     });
   }
+}
+
+// createShardedAdapter (SSUBSCRIBE/SPUBLISH, servers counted with PUBSUB SHARDNUMSUB), with
+// node-redis as its README shows. Through the sidecar its shard channels are held as plain
+// ones on a single Redis, and the sidecar answers SHARDNUMSUB with their count (before:
+// 0, so serverCount() was 0 and fetchSockets() / acks came back short or timed out).
+for (const target of ["direct", "sidecar"]) {
+  const skip = target === "sidecar" && skipReason ? skipReason : false;
+  describe(`sharded redis-adapter with node-redis, ${target}`, { skip, timeout: 120000 }, () => {
+    const env = new Env(`sharded-${target}`);
+    const servers = [];
+    const clients = {};
+
+    before(async () => {
+      const redis = await env.startRedis();
+      for (let i = 0; i < 3; i++) {
+        const url = target === "direct" ? redis.url
+          : (await env.startSidecar(`pod${i + 1}`, redis.url)).url;
+        const pubClient = createClient({ url });
+        const subClient = pubClient.duplicate();
+        await Promise.all([pubClient.connect(), subClient.connect()]);
+        servers.push(await startServer(createShardedAdapter(pubClient, subClient), `s${i + 1}`,
+          async () => { await Promise.allSettled([pubClient.quit(), subClient.quit()]); }));
+      }
+      await connectClients([["c1", 0, ""], ["c2", 1, "blue"], ["c3", 2, "blue"]], servers,
+        clients);
+      // Ready when every server's subscription is in (checked on Redis by the harness).
+      await waitFor(async () => {
+        const [n] = respIntegers(await respCommand(redis.port,
+          ["PUBSUB", target === "direct" ? "SHARDNUMSUB" : "NUMSUB", "socket.io#/#"]));
+        return n === 3;
+      }, 15000, "3 servers' namespace subscriptions on Redis");
+    });
+
+    const t = suiteTests(env, servers, clients);
+
+    t("serverCount sees 3 servers from each server", async () => {
+      for (const s of servers) assert.equal(await s.io.of("/").adapter.serverCount(), 3);
+    });
+
+    t("broadcasts and rooms cross servers", async () => {
+      const got = Promise.all(["c2", "c3"].map((n) => nextEvent(clients[n], "blue-news")));
+      servers[0].io.to("blue").emit("blue-news", "b1");
+      assert.deepEqual((await got).map(([x]) => x), ["b1", "b1"]);
+    });
+
+    t("fetchSockets and serverSideEmit with acks get every server", async () => {
+      const all = await servers[0].io.fetchSockets();
+      assert.deepEqual(all.map((s) => s.data.name).sort(), ["c1", "c2", "c3"]);
+      const responses = await servers[0].io.serverSideEmitWithAck("hello", "x");
+      assert.deepEqual(responses.slice().sort(), ["s2:x", "s3:x"]);
+    });
+  });
 }

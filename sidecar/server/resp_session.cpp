@@ -245,6 +245,10 @@ void RespSession::query(std::span<std::string_view const> argv) {
     bool const numsub = rs::iequals(sub, "NUMSUB") || rs::iequals(sub, "SHARDNUMSUB");
     if (cluster && rs::iequals(sub, "CHANNELS")) args[1] = "SHARDCHANNELS";
     if (cluster && rs::iequals(sub, "NUMSUB")) args[1] = "SHARDNUMSUB";
+    // On a single Redis or Sentinel podrelay holds shard channels as plain ones, so their
+    // counts are the plain ones (createShardedAdapter's serverCount() uses SHARDNUMSUB).
+    if (!cluster && rs::iequals(sub, "SHARDCHANNELS")) args[1] = "CHANNELS";
+    if (!cluster && rs::iequals(sub, "SHARDNUMSUB")) args[1] = "NUMSUB";
     if (channels) {
       if (args.size() >= 3) {
         args[2] = map.redis_pattern(args[2]);
