@@ -91,6 +91,23 @@ class RedisCliMixin:
         self.assertEqual(self.cli(p1, "PUBLISH", "r3", "pushed").stdout, b"1\n")
         self.assertEqual(c.read(), Push([b"message", b"r3", b"pushed"]))
 
+    def test_a_selected_database_does_not_matter_to_pub_sub(self):
+        # As in Redis, a publish on one database reaches a subscriber on another (apps that
+        # SELECT 1 for their pub/sub connection: before, the sidecar refused it).
+        p1, p2, _ = self.start_pods(3)
+        sub = self.subscriber("cli-db1", p2, "-n", "1", "SUBSCRIBE", "dbnews")
+        self.wait_output(sub, "subscribe\ndbnews\n1\n")
+        self.wait_redis_numsub("dbnews", 1)
+        r = self.cli(p1, "-n", "2", "PUBLISH", "dbnews", "across")
+        self.assertEqual((r.returncode, r.stdout), (0, b"1\n"), r.stderr)
+        self.wait_output(sub, "subscribe\ndbnews\n1\nmessage\ndbnews\nacross\n")
+        c = self.conn(p1)  # redis-cli goes on after a refused SELECT; a client may not
+        self.assertEqual(c.call("SELECT", "1"), "OK")
+        self.assertEqual(c.call("SELECT", "16"), "ERR DB index is out of range")
+        self.assertEqual(c.call("PUBLISH", "dbnews", "from db 1"), 1)
+        out = self.wait_output(sub, "from db 1\n")
+        self.assertTrue(out.endswith("across\nmessage\ndbnews\nfrom db 1\n"), out)
+
     def test_unsupported_command_keeps_connection_usable(self):
         _, p2, _ = self.start_pods(3)
         r = self.cli(p2, "GET", "x")

@@ -781,6 +781,17 @@ TEST_CASE("commands: PUBSUB queries go to Redis with their whole argv") {
   CHECK(x.out.starts_with("-ERR Can't execute 'pubsub|numsub': only"));
 }
 
+TEST_CASE("commands: SELECT of any of Redis' 16 default databases is accepted") {
+  // Pub/sub does not depend on the database; Redis' own range and errors stay.
+  Exchange x;
+  x.run({"SELECT", "1"});
+  x.run({"SELECT", "15"});
+  x.run({"SELECT", "-1"});
+  x.run({"SELECT", "16"});
+  CHECK(x.out ==
+        "+OK\r\n+OK\r\n-ERR DB index is out of range\r\n-ERR DB index is out of range\r\n");
+}
+
 TEST_CASE("commands: a refused MULTI runs none of its commands, and its EXEC fails") {
   // node-redis' multi().publish().exec() pipelines these: before, the PUBLISH ran although
   // the transaction failed, so an app that retried published twice.

@@ -302,10 +302,13 @@ Action CommandMachine::execute(Command const& cmd, std::span<std::string_view co
       return NoAction{};
     case CommandId::echo: append_bulk(out, argv[1]); return NoAction{};
     case CommandId::select: {
+      // Pub/sub ignores the database in Redis (a PUBLISH on db 1 reaches a subscriber on
+      // db 0), so every index Redis has by default is accepted: apps that SELECT one keep
+      // working (node-redis with `database: 1` otherwise reconnects for ever).
       std::int64_t db = 0;
       if (!parse_integer(argv[1], db) || db < INT_MIN || db > INT_MAX)
         append_error(out, "ERR value is not an integer or out of range");
-      else if (db != 0)
+      else if (db < 0 || db >= 16)  // Redis' default `databases 16`
         append_error(out, "ERR DB index is out of range");
       else
         append_simple(out, "OK");
