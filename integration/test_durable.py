@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -505,6 +506,83 @@ class TestDurableReplayEdges(DurableCase):
             with self.subTest(key=key):
                 # Before: 8 s after the first publish, 6.8 s after the last one.
                 self.assertGreaterEqual(int(self.redis.cli("PTTL", key)), 8000 - 100)
+
+
+class TestDurableRedisLosses(DurableCase):
+    """When Redis itself loses acknowledged entries (no persistence, or an older snapshot),
+    the pods whose reader had not read them cut their live subscribers off with GOAWAY
+    STREAM_LOST, and resuming apps get recovered=0 (before: both went on silently)."""
+
+    def start_plain(self):
+        self.redis = Redis(self).start()
+        return [self.start_sidecar(f"pod-{i}", self.redis, DURABLE) for i in range(2)]
+
+    def frames_until_goaway(self, c, timeout: float = 30):
+        got = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            f = c.recv_frame(timeout=max(0.1, deadline - time.monotonic()))
+            if f is None:
+                continue
+            got.append(f)
+            if isinstance(f, proto.Goaway):
+                return got
+        self.fail(f"no GOAWAY within {timeout} s; got {got[-3:]}")
+
+    def test_a_redis_restart_without_persistence_cuts_off_the_pod_that_had_not_read(self):
+        a, b = self.start_plain()
+        pub = v2(a, "pub")
+        live = v2(b, "live")
+        ok = live.resume("room:lost")
+        for i in range(5):
+            pub.publish_durable("room:lost", b"before%d" % i)
+        seen = smsgs(live, 5)
+        self.assertEqual(len(seen), 5)
+        b.proc.send_signal(signal.SIGSTOP)  # pod b lags: it reads nothing more for now
+        self.addCleanup(lambda: b.proc.alive() and b.proc.send_signal(signal.SIGCONT))
+        for i in range(300):
+            pub.publish_durable("room:lost", b"unread%d" % i)  # acked: Redis has them
+        self.redis.kill()
+        self.redis = Redis(self, port=self.redis.port).start()  # empty: no persistence
+        b.proc.send_signal(signal.SIGCONT)
+        frames = self.frames_until_goaway(live)
+        self.assertEqual(frames[-1].code, proto.STREAM_LOST, frames[-1])
+        self.assertIn(b"room:lost", frames[-1].message)
+        got = seen + [f for f in frames if isinstance(f, proto.Smsg)]
+        self.assertLess(len(got), 305, "the test did not lose anything")
+        # Resuming tells the app to reload.
+        again = v2(b, "again")
+        wait_for(lambda: b.readyz() == 200, 20, what="pod b ready again")
+        r = again.resume("room:lost", got[-1].id, ok.epoch, timeout=20)
+        self.assertEqual(r.recovered, 0)
+        _, text = b.get("/metrics")
+        self.assertIn("podrelay_durable_streams_lost_total 1", text)
+        _, text = a.get("/metrics")  # pod a had no durable subscriber: nothing to cut
+        self.assertIn("podrelay_durable_streams_lost_total 0", text)
+
+    def test_redis_back_from_an_older_snapshot_rotates_the_epoch(self):
+        a, b = self.start_plain()
+        pub = v2(a, "pub")
+        live = v2(b, "live")
+        ok = live.resume("room:snap")
+        ids = [pub.publish_durable("room:snap", b"m%d" % i) for i in range(100)]
+        self.redis.cli("SAVE")  # the snapshot holds 100 entries
+        ids += [pub.publish_durable("room:snap", b"m%d" % i) for i in range(100, 400)]
+        self.assertEqual(len(smsgs(live, 400)), 400)
+        self.redis.kill()
+        self.redis = Redis(self, port=self.redis.port).start()  # loads the snapshot
+        self.assertEqual(self.redis.cli("XLEN", "podrelay:{room:snap}").strip(), "100")
+        frames = self.frames_until_goaway(live)
+        self.assertEqual(frames[-1].code, proto.STREAM_LOST, frames[-1])
+        # An app away since entry 50 must not be told it recovered: entries 100..399, all
+        # acked, are gone. The pod rotated the epoch, so any pod answers recovered=0.
+        wait_for(lambda: self.redis.cli("GET", "podrelay:{room:snap}:epoch").strip()
+                 not in ("", ok.epoch.decode()), 20, what="a new epoch")
+        for pod in (a, b):
+            with self.subTest(pod=pod.name):
+                c = v2(pod, "away")
+                r = c.resume("room:snap", ids[50], ok.epoch, timeout=20)
+                self.assertEqual(r.recovered, 0)
 
 
 class TestDurableCompatibilityAndBadInput(DurableCase):

@@ -61,6 +61,7 @@ export declare const ErrorCode: Readonly<{
   SLOW_CONSUMER: 400;
   SHUTTING_DOWN: 401;
   TOO_MANY_CONNECTIONS: 402;
+  STREAM_LOST: 403;
 }>;
 export type ErrorCodeName = keyof typeof ErrorCode;
 

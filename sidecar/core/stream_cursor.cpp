@@ -9,7 +9,7 @@ bool StreamCursor::want(std::string const& channel, std::string stream_key) {
   auto const it = channels_.find(channel);
   if (it != channels_.end()) return it->second.state == State::positioned;
   by_key_[stream_key] = channel;
-  channels_.emplace(channel, Channel{std::move(stream_key), {}, State::unpositioned});
+  channels_.emplace(channel, Channel{std::move(stream_key), {}, State::unpositioned, {}});
   ++unpositioned_;
   ++generation_;
   return false;
@@ -47,10 +47,19 @@ std::vector<std::string> StreamCursor::take_unpositioned() {
   return out;
 }
 
-bool StreamCursor::set_position(std::string const& channel, StreamId id) {
+namespace {
+
+std::string_view unreserved(std::string_view epoch) {
+  return epoch.starts_with("p:") ? epoch.substr(2) : epoch;
+}
+
+}  // namespace
+
+bool StreamCursor::set_position(std::string const& channel, StreamId id, std::string_view epoch) {
   auto const it = channels_.find(channel);
   if (it == channels_.end() || it->second.state != State::fetching) return false;
   it->second.id = id;
+  it->second.epoch = unreserved(epoch);
   it->second.state = State::positioned;
   --fetching_;
   ++generation_;
@@ -74,6 +83,41 @@ void StreamCursor::on_disconnected() {
       ++unpositioned_;
     }
   }
+}
+
+StreamCursor::Continuity StreamCursor::recheck(std::string_view channel, std::string_view epoch,
+                                               StreamId last) {
+  auto const it = channels_.find(channel);
+  if (it == channels_.end() || it->second.state != State::positioned) return Continuity::intact;
+  auto& ch = it->second;
+  auto const now = unreserved(epoch);
+  auto result = Continuity::intact;
+  if (!ch.epoch.empty() && ch.epoch != now) {
+    result = Continuity::recreated;
+  } else if (last < ch.id) {
+    result = Continuity::rolled_back;
+  }
+  // A stream first seen without an epoch (created after positioning) takes the one it has.
+  ch.epoch = now;
+  if (result != Continuity::intact) {
+    ch.id = last;
+    ++generation_;
+  }
+  return result;
+}
+
+std::vector<std::string> StreamCursor::positioned_channels() const {
+  std::vector<std::string> out;
+  for (auto const& [name, ch] : channels_) {
+    if (ch.state == State::positioned) out.push_back(name);
+  }
+  return out;
+}
+
+std::string const& StreamCursor::epoch(std::string_view channel) const {
+  static std::string const none;
+  auto const it = channels_.find(channel);
+  return it == channels_.end() ? none : it->second.epoch;
 }
 
 bool StreamCursor::positioned(std::string_view channel) const {

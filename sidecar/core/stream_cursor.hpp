@@ -29,9 +29,24 @@ class StreamCursor {
 
   // Channels whose start position is still to be fetched, each once (marks them fetching).
   std::vector<std::string> take_unpositioned();
-  // The start position arrived (the stream's last entry; 0-0 when there is no stream yet).
-  // False when the channel is no longer wanted.
-  bool set_position(std::string const& channel, StreamId id);
+  // The start position arrived (the stream's last entry; 0-0 when there is no stream yet)
+  // with the stream's epoch then (empty: none yet). False when the channel is no longer
+  // wanted.
+  bool set_position(std::string const& channel, StreamId id, std::string_view epoch = {});
+
+  // After a reconnect, what Redis says now about a positioned channel's stream: its epoch
+  // and last entry. `recreated`: the epoch is not the one read before (the stream expired,
+  // was deleted, or was lost with Redis' data, so entries this reader had not read yet may
+  // be gone); `rolled_back`: same epoch, but the last entry is before this reader's position
+  // (Redis came back from an older snapshot, without entries it had acknowledged). Then the
+  // position moves to that last entry (reading goes on from there) and the epoch to the
+  // current one. A reserved epoch ("p:" + token) counts as its token.
+  enum class Continuity { intact, recreated, rolled_back };
+  Continuity recheck(std::string_view channel, std::string_view epoch, StreamId last);
+  // Every positioned channel (what a reconnect rechecks).
+  std::vector<std::string> positioned_channels() const;
+  // The epoch read at positioning or at the last recheck ("" when none).
+  std::string const& epoch(std::string_view channel) const;
   // A delivered entry. False when the channel is not read (any more) or the id is not
   // after its position (a stale reply): the entry must not be delivered.
   bool advance(std::string_view channel, StreamId id);
@@ -62,6 +77,7 @@ class StreamCursor {
     std::string key;
     StreamId id{};
     State state = State::unpositioned;
+    std::string epoch;  // as read, without a reservation's "p:"
   };
   std::map<std::string, Channel, std::less<>> channels_;
   std::map<std::string, std::string, std::less<>> by_key_;

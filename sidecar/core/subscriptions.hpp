@@ -65,6 +65,10 @@ class Subscriptions {
   void attach(Receiver& r);
   Effects detach(Receiver& r);
   bool attached(Receiver const& r) const { return receivers_.contains(&r); }
+  // The local receivers of `name` (a copy: callers may detach them while walking it).
+  std::vector<Receiver*> receivers(SubKind kind, std::string_view name) const {
+    return hub_.receivers(kind, name);
+  }
 
   // SUB/PSUB: answered once Redis confirmed every name the request added (at once when all
   // already are); refused as a whole (nothing applied) when it is empty, would take the

@@ -107,6 +107,9 @@ Metrics::Metrics()
       durable_replayed(counter(*registry_, "podrelay_durable_replayed_total",
                                "Durable messages replayed to resumed subscriptions.")),
       durable_reader_reconnects(redis_reconnects_.Add({{"role", "stream-reader"}})),
+      durable_streams_lost(counter(*registry_, "podrelay_durable_streams_lost_total",
+                                   "Durable streams found, after a reconnect, without entries "
+                                   "this pod had not read (their subscribers were cut off).")),
       durable_streams(gauge(*registry_, "podrelay_durable_streams",
                             "Durable channels the stream reader reads now.")),
       redis_stream_reader_connected(redis_connected_.Add({{"role", "stream-reader"}})) {

@@ -111,7 +111,8 @@ class Metrics {
   prometheus::Counter& durable_delivered;  // live durable messages queued to apps
   prometheus::Counter& durable_replayed;   // messages replayed to resumed subscriptions
   prometheus::Counter& durable_reader_reconnects;
-  prometheus::Gauge& durable_streams;  // durable channels the reader reads now
+  prometheus::Counter& durable_streams_lost;  // streams found lost or rolled back on reconnect
+  prometheus::Gauge& durable_streams;         // durable channels the reader reads now
   prometheus::Gauge& redis_stream_reader_connected;
   // RSUB outcomes: fresh, recovered, epoch_changed, trimmed, stream_gone, unknown_id, failed.
   prometheus::Counter& durable_recovery(std::string_view outcome);

@@ -6,7 +6,7 @@
 namespace podrelay::proto {
 namespace {
 
-constexpr std::array<std::pair<ErrorCode, std::string_view>, 20> names{{
+constexpr std::array<std::pair<ErrorCode, std::string_view>, 21> names{{
     {ErrorCode::malformed_frame, "MALFORMED_FRAME"},
     {ErrorCode::frame_too_large, "FRAME_TOO_LARGE"},
     {ErrorCode::unknown_type, "UNKNOWN_TYPE"},
@@ -27,6 +27,7 @@ constexpr std::array<std::pair<ErrorCode, std::string_view>, 20> names{{
     {ErrorCode::slow_consumer, "SLOW_CONSUMER"},
     {ErrorCode::shutting_down, "SHUTTING_DOWN"},
     {ErrorCode::too_many_connections, "TOO_MANY_CONNECTIONS"},
+    {ErrorCode::stream_lost, "STREAM_LOST"},
 }};
 
 }  // namespace

@@ -29,6 +29,7 @@ enum class ErrorCode : std::uint16_t {
   slow_consumer = 400,
   shutting_down = 401,
   too_many_connections = 402,
+  stream_lost = 403,
 };
 
 // The spec's upper-case name, e.g. "FRAME_TOO_LARGE"; "UNKNOWN" for codes not in the table.

@@ -107,6 +107,8 @@ void StreamReader::on_up() {
   append_command(out_, {"CLIENT", "ID"});
   queue(Kind::client_id, {});
   events_.on_reader_state(true);
+  // Positions kept across the reconnect are only good if Redis kept what they point into.
+  recheck_ = !cursor_.positioned_channels().empty();
 }
 
 Error StreamReader::on_down() {
@@ -145,10 +147,23 @@ bool StreamReader::on_reply(redisReply const& reply) {
   switch (head.kind) {
     case Kind::client_id: client_id_ = reply.integer; break;
     case Kind::ping: break;
-    case Kind::fetch: {
+    case Kind::fetch:
+    case Kind::check: last_entry_ = last_entry_id(reply); break;
+    case Kind::fetch_epoch: {
       --fetches_in_flight_;
-      if (cursor_.set_position(head.channel, last_entry_id(reply))) {
+      if (cursor_.set_position(head.channel, last_entry_, reply_string(reply))) {
         confirm_later(head.channel, true);
+      }
+      break;
+    }
+    case Kind::check_epoch: {
+      --fetches_in_flight_;
+      auto const before = cursor_.epoch(head.channel);
+      auto const continuity = cursor_.recheck(head.channel, reply_string(reply), last_entry_);
+      if (continuity != core::StreamCursor::Continuity::intact) {
+        events_.on_stream_lost(head.channel,
+                               continuity == core::StreamCursor::Continuity::rolled_back, before,
+                               cursor_.epoch(head.channel));
       }
       break;
     }
@@ -190,14 +205,29 @@ void StreamReader::on_xread(redisReply const& reply) {
 Link::Output StreamReader::output() {
   if (!out_.empty()) return Link::Output::ready;
   if (xread_in_flight_ || fetches_in_flight_ > 0 || client_id_ == 0) return Link::Output::none;
+  // The last entry and the epoch of each channel: to position new ones, and after a
+  // reconnect to recheck the ones kept (before any XREAD reads on from them).
+  auto const ask = [&](std::vector<std::string> const& channels, Kind last, Kind epoch) {
+    for (auto const& channel : channels) {
+      auto const app = durable_.durable_app_channel(channel);
+      auto const name = app ? *app : channel;
+      append_last_entry(out_, durable_.stream_key(name));
+      queue(last, channel);
+      append_command(out_, {"GET", durable_.epoch_key(name)});
+      queue(epoch, channel);
+    }
+    fetches_in_flight_ = channels.size();
+  };
+  if (std::exchange(recheck_, false)) {
+    auto const kept = cursor_.positioned_channels();
+    if (!kept.empty()) {
+      ask(kept, Kind::check, Kind::check_epoch);
+      return Link::Output::ready;
+    }
+  }
   auto const fetch = cursor_.take_unpositioned();
   if (!fetch.empty()) {
-    for (auto const& channel : fetch) {
-      auto const app = durable_.durable_app_channel(channel);
-      append_last_entry(out_, durable_.stream_key(app ? *app : channel));
-      queue(Kind::fetch, channel);
-    }
-    fetches_in_flight_ = fetch.size();
+    ask(fetch, Kind::fetch, Kind::fetch_epoch);
     return Link::Output::ready;
   }
   if (cursor_.empty()) return Link::Output::none;

@@ -39,6 +39,12 @@ class StreamReader final : Link::Role {
                                  core::StreamId parsed, std::string_view payload) = 0;
     // Please send CLIENT UNBLOCK <client_id> (the XREAD must be re-issued).
     virtual void on_reader_unblock(std::int64_t client_id) = 0;
+    // After a reconnect: Redis no longer holds all of `channel`'s stream that this reader
+    // had not read yet (core::StreamCursor::recheck: `rolled_back` or recreated). Reading
+    // goes on from the stream's end; `epoch` is the stream's epoch now (rolled back: the
+    // one it kept), `old_epoch` the one read before ("" when none was).
+    virtual void on_stream_lost(std::string const& channel, bool rolled_back,
+                                std::string const& old_epoch, std::string const& epoch) = 0;
 
    protected:
     ~Events() = default;
@@ -73,7 +79,8 @@ class StreamReader final : Link::Role {
   void take_output(std::string& buf) override;
   Link::Health on_health_tick() override;
 
-  enum class Kind { client_id, fetch, xread, ping };
+  // fetch / check: the stream's last entry, then (fetch_epoch / check_epoch) its epoch key.
+  enum class Kind { client_id, fetch, fetch_epoch, check, check_epoch, xread, ping };
   struct InFlight {
     Kind kind = Kind::ping;
     std::string channel;  // fetch
@@ -96,7 +103,9 @@ class StreamReader final : Link::Role {
   bool xread_in_flight_ = false;
   std::size_t xread_generation_ = 0;
   bool unblock_sent_ = false;
-  std::size_t fetches_in_flight_ = 0;
+  std::size_t fetches_in_flight_ = 0;  // position fetches and rechecks (pairs of replies)
+  core::StreamId last_entry_{};        // a fetch's or check's first reply, for its second
+  bool recheck_ = false;               // reconnected: recheck the positions kept
   // In the order the subscriptions core must see them (an "on" before the "off" after it).
   std::vector<std::pair<std::string, bool>> confirms_;
   bool confirm_posted_ = false;

@@ -1,6 +1,7 @@
 // Relay's durable-channel wiring: publishes appended to streams, the stream reader's events,
 // and the queries a resuming session makes. Same class and contract as relay.cpp; kept apart
 // so the pub/sub wiring there stays readable.
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include "redis/stream_commands.hpp"
@@ -28,6 +29,11 @@ std::string epoch_token(std::uint64_t& counter) {
   for (int i = 15; i >= 0; --i, z >>= 4) out[static_cast<std::size_t>(i)] = digits[z & 0xf];
   return out;
 }
+
+// KEYS: epoch. ARGV: the epoch expected, its replacement (kept when someone replaced it).
+constexpr std::string_view rotate_epoch_script =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+    "redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL') end return 1";
 
 // A pod refreshes a channel's TTL at most every ttl/4 (core::DurableChannels), so the TTL
 // set is ttl + ttl/4: a stream lives at least --durable-ttl after its last publish.
@@ -180,6 +186,44 @@ void Relay::deliver_stream_entry(std::string const& channel, std::string_view hu
   } else if (subscriptions_.receiver_count(SubKind::channel, hub_name) == 0) {
     metrics_.messages_unrouted.Increment();
   }
+}
+
+void Relay::on_stream_lost(std::string const& channel, bool rolled_back,
+                           std::string const& old_epoch, std::string const& epoch) {
+  metrics_.durable_streams_lost.Increment();
+  auto const app = durable_.durable_app_channel(channel);
+  auto const name = app ? std::string(*app) : channel;
+  log::warn("durable stream lost entries this pod had not read; cutting off its subscribers",
+            {{"channel", name},
+             {"why", rolled_back ? "rolled back" : "recreated"},
+             {"epoch_before", old_epoch},
+             {"epoch", epoch}});
+  if (rolled_back && !epoch.empty()) {
+    // Same epoch, fewer entries (Redis came back from an older snapshot): a new epoch, so
+    // that apps resuming anywhere are told (recovered=0), unless a publish or another pod
+    // replaced it already.
+    std::string command;
+    redis::append_command(
+        command, {"EVAL", rotate_epoch_script, "1", durable_.epoch_key(name), epoch, new_epoch()});
+    redis::PublishTag tag;
+    tag.health_ping = true;  // nobody waits for the reply
+    route(durable_.stream_key(name)).publisher.publish_encoded(command, std::move(tag), false);
+  }
+  // Its live subscribers would go on past the hole without a word: cut them off (outside
+  // the reader's callback); they reconnect, and their RSUB answers recovered=0.
+  std::vector<std::shared_ptr<Connection>> cut;
+  for (auto* r : subscriptions_.receivers(SubKind::channel, channel)) {
+    if (auto* c = dynamic_cast<Connection*>(r)) cut.push_back(c->shared_from_this());
+  }
+  if (cut.empty()) return;
+  boost::asio::post(ex_, [cut = std::move(cut), name] {
+    for (auto const& c : cut) {
+      c->goaway(ErrorCode::stream_lost,
+                "the durable stream of '" + name.substr(0, 200) +
+                    "' lost entries this pod had not delivered (Redis restarted without them, "
+                    "or from an older snapshot); reconnect and RSUB it: recovered=0 says so");
+    }
+  });
 }
 
 void Relay::on_reader_unblock(std::int64_t client_id) {

@@ -65,6 +65,7 @@ export const ErrorCode = Object.freeze({
   SLOW_CONSUMER: 400,
   SHUTTING_DOWN: 401,
   TOO_MANY_CONNECTIONS: 402,
+  STREAM_LOST: 403,
 });
 
 const CODE_NAMES = new Map(Object.entries(ErrorCode).map(([name, code]) => [code, name]));
