@@ -657,6 +657,23 @@ class TestDurableCompatibilityAndBadInput(DurableCase):
         self.assertEqual(self.redis.cli("XLEN", "podrelay:{room:w}").strip(), "1")
         c.ping()  # the connection goes on
 
+    def test_a_payload_whose_smsg_cannot_be_framed_is_refused_not_acked(self):
+        # Found by a Python client user: a payload that fits a PUB but not the SMSG (which
+        # carries the stream id) was appended and acked, then dropped for every subscriber.
+        (pod,) = self.start_pods(1, ["--max-frame-bytes", "4096"])
+        sub = v2(pod, "sub")
+        sub.resume("room:big")
+        pub = v2(pod, "pub")
+        room = 4096 - (1 + 2 + len("room:big") + 2 + 41)
+        with self.assertRaises(ServerError) as e:
+            pub.publish_durable("room:big", b"x" * (room + 1))
+        self.assertEqual(e.exception.code, proto.INVALID_ARGUMENT)
+        self.assertIn(f"at most {room} bytes".encode(), e.exception.message)
+        self.assertEqual(self.redis.cli("EXISTS", "podrelay:{room:big}").strip(), "0")
+        pub.publish_durable("room:big", b"y" * room)
+        [m] = smsgs(sub, 1)
+        self.assertEqual(len(m.payload), room)
+
     def test_bad_durable_flags_are_clear_errors(self):
         # (Durable channels on Redis Cluster: test_durable_cluster.py.)
         r = subprocess.run([PODRELAY_BIN, "--durable", ""], capture_output=True, timeout=10)

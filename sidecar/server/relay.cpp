@@ -167,6 +167,20 @@ std::optional<Relay::Nack> Relay::publish(Connection& session, std::uint32_t req
   if (reader_ || cluster_durable()) {
     auto const rname = names.redis_channel(channel);
     if (auto const app = durable_.durable_app_channel(rname)) {
+      // Every delivery of a durable message carries its stream id: one whose SMSG could not
+      // be framed would be appended and acked, and then reach nobody.
+      constexpr std::size_t longest_id = 41;  // "<u64>-<u64>"
+      auto const overhead =
+          proto::smsg_frame_size(app->size(), longest_id, 0) - proto::header_bytes;
+      if (overhead + payload.size() > cfg_.max_frame_bytes) {
+        auto const room = cfg_.max_frame_bytes > overhead ? cfg_.max_frame_bytes - overhead : 0;
+        return refuse(ErrorCode::invalid_argument,
+                      "payload of " + std::to_string(payload.size()) +
+                          " bytes too large for a durable channel: its SMSG would exceed "
+                          "max_frame_bytes " +
+                          std::to_string(cfg_.max_frame_bytes) + " (at most " +
+                          std::to_string(room) + " bytes on this channel)");
+      }
       if (auto nack = publish_durable(std::move(tag), *app, payload)) {
         return refuse(nack->code, std::move(nack->text));
       }

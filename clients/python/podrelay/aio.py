@@ -254,6 +254,10 @@ class Client:
         encode = p.encode_pub if echo else p.encode_pubx
         data = encode(rid, ch, _to_bytes(payload, "payload"))
         self._check_frame_size(data)
+        if len(data) > self.max_pending_bytes:
+            raise _local(p.PUBLISH_BUFFER_FULL, "PUBLISH_BUFFER_FULL",
+                         f"a publish of {len(data)} bytes can never fit the client queue "
+                         f"(max_pending_bytes {self.max_pending_bytes})")
         if self._pending_bytes + len(data) > self.max_pending_bytes:
             raise _local(p.PUBLISH_BUFFER_FULL, "PUBLISH_BUFFER_FULL",
                          f"client queue is full ({self._pending_bytes} of "
@@ -274,6 +278,9 @@ class Client:
         received, by itself, and emits ``resumed(channel, rsubok)``."""
         if not callable(handler):
             raise TypeError("handler must be callable")
+        if self.protocol_version < 2:
+            raise ValueError("subscribe_durable needs a client made with protocol_version=2 "
+                             "or 3 (durable channels are protocol version 2)")
         ch = _to_bytes(channel, "channel")
         if self._closed_error is not None:
             raise self._closed_error
@@ -283,6 +290,7 @@ class Client:
         self._durable.setdefault(ch, [])
         if handler not in self._durable[ch]:
             self._durable[ch].append(handler)
+        previous = self.durable_positions.get(ch)
         if since_b:
             self.durable_positions[ch] = (since_b, epoch_b)
         rid = self._rid()
@@ -291,8 +299,14 @@ class Client:
         try:
             ok = await self._request(op)
         except PodrelayError:
+            # Refused: nothing of it stays (an app that saves durable_positions must not
+            # save a position the sidecar refused).
             if created:
                 self._durable.pop(ch, None)
+            if previous is None:
+                self.durable_positions.pop(ch, None)
+            else:
+                self.durable_positions[ch] = previous
             raise
         return ok
 
@@ -569,6 +583,10 @@ class Client:
             if not isinstance(first, p.Welcome):
                 raise p.ProtocolError(p.UNEXPECTED_FRAME, "UNEXPECTED_FRAME",
                                       f"expected WELCOME, got {first.type}")
+            # The sidecar may send frames up to the limit it announces (PROTOCOL.md): a
+            # larger --max-frame-bytes than this client's default must not cut it off.
+            decoder.max_frame_bytes = max(decoder.max_frame_bytes,
+                                          first.max_frame_bytes)
             return _Conn(reader, writer, decoder, first, rest)
         except BaseException:
             writer.transport.abort()

@@ -460,6 +460,32 @@ class AioLiveTest(unittest.IsolatedAsyncioTestCase):
     async def test_goaway_then_the_sidecars_own_draining_nack(self):
         await self._drain_with_a_publish_held(redis_back=False)
 
+    async def test_frames_up_to_the_sidecars_announced_limit_are_taken(self):
+        # The sidecar announces its max frame size in WELCOME and may send frames up to it:
+        # a smaller max_incoming_frame_bytes used to drop the connection (and the message).
+        sub = await self.client(self.b, max_incoming_frame_bytes=4096)
+        got = asyncio.get_running_loop().create_future()
+        await sub.subscribe("big", lambda payload, ch, pat: got.done() or got.set_result(payload))
+        pub = await self.client(self.a)
+        await pub.publish("big", b"z" * 100_000)
+        self.assertEqual(len(await asyncio.wait_for(got, WAIT)), 100_000)
+        self.assertEqual(sub.state, "ready")
+
+    async def test_refused_durable_subscriptions_leave_nothing_behind(self):
+        v1 = await self.client(self.a, protocol_version=1)
+        with self.assertRaises(ValueError):  # before: RSUB on a v1 connection, for ever
+            await v1.subscribe_durable("room:x", lambda *a: None)
+        c = await self.client(self.a)
+        with self.assertRaises(aio.PodrelayError) as e:  # not durable on this sidecar
+            await c.subscribe_durable("room:x", lambda *a: None, since=b"1-0", epoch=b"e")
+        self.assertEqual(e.exception.name, "NOT_SUPPORTED")
+        self.assertEqual(c.durable_positions, {})
+        # One publish that can never fit the queue says so.
+        small = await self.client(self.a, max_pending_bytes=100)
+        with self.assertRaises(aio.PodrelayError) as e:
+            await small.publish("c", b"x" * 200)
+        self.assertIn("can never fit", e.exception.message)
+
     async def test_connect_failure_and_close(self):
         port = free_port()  # nothing listens there
         with self.assertRaises(aio.PodrelayError) as cm:
