@@ -732,6 +732,20 @@ class DaemonProcessTest(IntegrationCase):
                 self.fail(f"not a JSON line: {l!r}")
             self.assertIsInstance(obj, dict, l)
 
+    def test_sighup_drains_and_sigusr_is_ignored(self):
+        # Found by a hostile-input check: SIGHUP/SIGUSR1/SIGUSR2 ended the process at once,
+        # and the answers owed to acked publishes were never sent.
+        redis = self.start_redis()
+        pod = self.start_sidecar("hup", redis)
+        c = pod.client()
+        for sig in (signal.SIGUSR1, signal.SIGUSR2):
+            pod.proc.send_signal(sig)
+        time.sleep(0.3)
+        self.assertTrue(pod.proc.alive(), "SIGUSR1/SIGUSR2 must not end the sidecar")
+        c.publish("hup", b"still up")
+        self.assertEqual(pod.stop(signal.SIGHUP), 0, "SIGHUP drains and exits 0")
+        self.assertIn("signal received; draining", pod.proc.stderr_text())
+
     def test_port_zero_logs_the_ports_the_kernel_chose(self):
         """--listen/--resp-listen/--admin-listen with port 0: the startup line names the
         bound ports (not ':0'), and they are the ones that answer."""

@@ -57,7 +57,8 @@ Expected<Listeners> open_listeners(asio::any_io_executor ex, config::Config cons
   return out;
 }
 
-// SIGTERM/SIGINT: stop accepting, drain the relay, stop the loop; a second signal exits at once.
+// SIGTERM/SIGINT/SIGHUP: stop accepting, drain the relay, stop the loop; a second signal exits
+// at once.
 void on_signals(asio::io_context& ioc, asio::signal_set& signals, Listeners& listeners,
                 server::Relay& relay, admin::AdminServer& admin) {
   signals.async_wait([&](boost::system::error_code ec, int sig) {
@@ -103,6 +104,10 @@ int main(int argc, char** argv) {
   if (cfg.node_id.empty()) cfg.node_id = make_node_id();
   log::configure(cfg.log_level, cfg.log_format);
   ::signal(SIGPIPE, SIG_IGN);
+  // Their default action ends the process at once, dropping owed answers: they mean
+  // nothing to podrelay.
+  ::signal(SIGUSR1, SIG_IGN);
+  ::signal(SIGUSR2, SIG_IGN);
 
   asio::io_context ioc(1);
   metrics::Metrics metrics;
@@ -143,7 +148,8 @@ int main(int argc, char** argv) {
       {{"admin", admin.name()}, {"redis", redis_name}, {"channel_prefix", cfg.channel_prefix}});
   log::write(log::LogLevel::info, "podrelay started", fields);
 
-  asio::signal_set signals(ioc, SIGTERM, SIGINT);
+  // SIGHUP (a closed terminal, or an operator's habit) drains like SIGTERM.
+  asio::signal_set signals(ioc, SIGTERM, SIGINT, SIGHUP);
   on_signals(ioc, signals, *listeners, relay, admin);
   ioc.run();
   log::info("podrelay stopped");

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config/config.hpp"
@@ -238,6 +239,41 @@ TEST_CASE("secrets come from files, trailing newline dropped") {
   REQUIRE_FALSE(r.exit);
   CHECK(r.config.auth_token == "s3cret");
   CHECK(r.config.redis.password == "s3cret");
+}
+
+TEST_CASE("secret files: only a regular file of at most 64 KiB, else one clear line") {
+  // /dev/zero was read until memory ran out; a FIFO blocked the start with no word.
+  auto const dev = parse({"--auth-token-file", "/dev/zero"});
+  CHECK(dev.exit);
+  CHECK(dev.exit_code == 2);
+  CHECK(dev.output.find("is not a regular file") != std::string::npos);
+  char fifo[32] = "/tmp/podrelay-fifo-XXXXXX";
+  REQUIRE(::mkdtemp(fifo) != nullptr);
+  auto const fifo_path = std::string(fifo) + "/f";
+  REQUIRE(::mkfifo(fifo_path.c_str(), 0600) == 0);
+  auto const blocked = parse({"--redis-password-file", fifo_path.c_str()});
+  CHECK(blocked.exit_code == 2);
+  CHECK(blocked.output.find("is not a regular file") != std::string::npos);
+  std::remove(fifo_path.c_str());
+  ::rmdir(fifo);
+  SecretFile const big;
+  std::ofstream(big.path) << std::string(64 * 1024 + 1, 'x');
+  auto const large = parse({"--auth-token-file", big.path});
+  CHECK(large.exit_code == 2);
+  CHECK(large.output.find("larger than 65536 bytes") != std::string::npos);
+  std::ofstream(big.path) << std::string(64 * 1024, 'x');
+  auto const fits = parse({"--auth-token-file", big.path});
+  REQUIRE_FALSE(fits.exit);
+  CHECK(fits.config.auth_token.size() == 64 * 1024);
+}
+
+TEST_CASE("--node-id must suit CLIENT SETNAME and a WELCOME") {
+  CHECK_FALSE(parse({"--node-id", "pod-7f9c_a.b"}).exit);
+  for (std::string const& bad : {std::string("a b"), std::string("a\nb"), std::string(256, 'n')}) {
+    auto const r = parse({"--node-id", bad.c_str()});
+    CHECK(r.exit_code == 2);
+    CHECK(r.output.find("--node-id") != std::string::npos);
+  }
 }
 
 TEST_CASE("with --redis-password-file, redis://user@host names the ACL user") {

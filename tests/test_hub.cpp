@@ -134,4 +134,14 @@ TEST_CASE("a sole receiver's MSG, appended in place, is the shared frame's bytes
   CHECK_FALSE(big.can_frame());
   CHECK(big.too_large());
   CHECK_FALSE(big.framed());
+  // A channel name no protocol string can hold (Redis allows it): counted too, not lost
+  // without a word (found by a hostile-input check: a PSUB '*' subscriber got nothing).
+  std::string const long_name = "app:" + std::string(70'000, 'n');
+  Delivery named(prefixed, prefixed, 1 << 20, long_name, "app:*", "p");
+  CHECK_FALSE(named.can_frame());
+  CHECK(named.too_large());
+  Delivery durable(prefixed, prefixed, 1 << 20, long_name, "", "p");
+  durable.set_stream_id("1-0", StreamId{1, 0});
+  CHECK_FALSE(durable.framed_durable());
+  CHECK(durable.too_large());
 }

@@ -1,5 +1,6 @@
 #include "config/config.hpp"
 
+#include <sys/stat.h>
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cctype>
@@ -137,12 +138,23 @@ CLI::Validator between(T lo, T hi, char const* unit) {
 }
 
 // Secrets come from files (Kubernetes Secret volumes); trailing CR/LF bytes are dropped.
+// Only a regular file (a Secret volume's symlink is followed) of at most 64 KiB: a device or
+// a FIFO given by mistake would be read for ever or block the start.
+constexpr std::size_t max_secret_bytes = std::size_t{64} * 1024;
 std::string read_secret(std::string const& path, std::string_view flag, std::string& out) {
+  auto const name = std::string(flag) + " '" + path + "'";
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return "cannot read " + name + ": " + std::strerror(errno);
+  if (!S_ISREG(st.st_mode)) return name + " is not a regular file";
   std::ifstream in(path, std::ios::binary);
-  if (!in) return "cannot read " + std::string(flag) + " '" + path + "': " + std::strerror(errno);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  out = ss.str();
+  if (!in) return "cannot read " + name + ": " + std::strerror(errno);
+  out.assign(max_secret_bytes + 1, '\0');
+  in.read(out.data(), static_cast<std::streamsize>(out.size()));
+  out.resize(static_cast<std::size_t>(in.gcount()));
+  if (out.size() > max_secret_bytes) {
+    out.clear();
+    return name + " is larger than " + std::to_string(max_secret_bytes) + " bytes";
+  }
   while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
   if (out.empty()) return std::string(flag) + " '" + path + "' is empty";
   return {};
@@ -305,6 +317,12 @@ std::string finish(Config& c, Raw const& raw, bool soft_queue_given) {
   for (auto const& p : c.durable) {
     if (p.empty()) return "--durable: empty pattern";
   }
+  // It names the sidecar's Redis connections (CLIENT SETNAME refuses spaces and newlines:
+  // the sidecar would never become ready) and travels in every WELCOME (a protocol string).
+  if (c.node_id.size() > 255) return "--node-id: longer than 255 bytes";
+  if (std::any_of(c.node_id.begin(), c.node_id.end(),
+                  [](unsigned char ch) { return ch <= ' ' || ch == 0x7f; }))
+    return "--node-id: spaces and control characters are not allowed (Redis CLIENT SETNAME)";
   return {};
 }
 

@@ -8,11 +8,21 @@ Delivery::MsgShape const* Delivery::msg_shape() {
   if (!shape_done_) {
     shape_done_ = true;
     auto const channel = names_.app_channel(channel_);
-    if (!channel || !proto::fits_str(*channel)) return nullptr;
+    if (!channel) return nullptr;
+    // A name over a protocol string's 65,535 bytes (Redis allows them) cannot be framed:
+    // counted with the frames that are too large, never dropped without a word.
+    if (!proto::fits_str(*channel)) {
+      too_large_ = true;
+      return nullptr;
+    }
     std::string_view pattern;
     if (!pattern_.empty()) {
       auto const p = names_.app_pattern(pattern_);
-      if (!p || !proto::fits_str(*p)) return nullptr;
+      if (!p) return nullptr;
+      if (!proto::fits_str(*p)) {
+        too_large_ = true;
+        return nullptr;
+      }
       pattern = *p;
     }
     auto const size = proto::msg_frame_size(channel->size(), pattern.size(), payload_.size());
@@ -46,7 +56,11 @@ SharedFrame const& Delivery::framed_durable() {
   if (durable_done_) return durable_;
   durable_done_ = true;
   auto const channel = names_.app_channel(channel_);
-  if (!channel || !proto::fits_str(*channel)) return durable_;
+  if (!channel) return durable_;
+  if (!proto::fits_str(*channel)) {
+    too_large_ = true;
+    return durable_;
+  }
   auto const size = proto::smsg_frame_size(channel->size(), stream_id_.size(), payload_.size());
   if (size - proto::header_bytes > max_frame_bytes_) {
     too_large_ = true;
