@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
@@ -105,6 +106,7 @@ bool Session::handle(proto::Frame& frame) {
     ++subscription_requests_;  // the reply may come back before the call returns
     core_requests_.push_back({CoreRequest::Kind::app, {}});
     if (list->type == proto::FrameType::unsub) forget_resumes(list->names);
+    if (list->type == proto::FrameType::sub && !cut_.empty()) keep_subscribed(list->names);
     auto const& names = relay_.framed_names();
     switch (list->type) {
       case proto::FrameType::sub:
@@ -272,6 +274,10 @@ bool Session::deliver(core::Delivery& message) {
     if (!frame) return false;
     append_shared(frame);
     return true;
+  }
+  if (!cut_.empty()) {  // a failed resume's channel, unsubscribed on the next turn
+    auto const app = relay_.framed_names().app_channel(message.redis_channel());
+    if (app && std::find(cut_.begin(), cut_.end(), *app) != cut_.end()) return false;
   }
   if (!resumes_.empty()) {
     auto const app = relay_.framed_names().app_channel(message.redis_channel());

@@ -86,6 +86,9 @@ class Session final : public Connection {
   void resume_done(Resuming& r);
   // A SUB-family answer was given: a half-closed app leaves after the last one.
   void subscription_answered();
+  // Ends the subscription of a failed resume's channel, unless the app subscribed it again.
+  void end_cut(std::string const& channel);
+  void keep_subscribed(std::span<std::string_view const> channels);
   void forget_resumes(std::span<std::string_view const> channels);
 
   proto::Decoder decoder_;
@@ -105,6 +108,10 @@ class Session final : public Connection {
   std::unordered_map<std::string, Resuming> resumes_;
   // Replays waiting for the outbound queue to go down before their next page.
   std::vector<std::string> replays_waiting_;
+  // Channels of failed resumes whose subscription ends on the next turn of the event loop
+  // (not inside the core's batch of replies, where its answer would jump the queue);
+  // their messages are not delivered meanwhile. A SUB or RSUB of one takes it back.
+  std::vector<std::string> cut_;
   // Queries in flight: token -> (channel, is the metadata query).
   std::unordered_map<std::uint64_t, std::pair<std::string, bool>> queries_;
   std::uint64_t next_token_ = 1;

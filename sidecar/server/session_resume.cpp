@@ -2,6 +2,8 @@
 // stream from the client's last id, then switch to live delivery with no gap and no
 // duplicate (core/resume.hpp decides; this file does the I/O). Same class and contract as
 // session.cpp.
+#include <algorithm>
+#include <boost/asio/post.hpp>
 #include <string>
 #include <vector>
 
@@ -35,6 +37,10 @@ void Session::resume_subscribe(proto::Rsub const& rsub) {
   if (auto const it = resumes_.find(channel); it != resumes_.end() && !it->second.answered) {
     return refuse(ErrorCode::invalid_argument,
                   "an RSUB of '" + channel.substr(0, 200) + "' is still in progress");
+  }
+  if (!cut_.empty()) {
+    std::string_view const names[] = {rsub.channel};
+    keep_subscribed(names);
   }
   resumes_.insert_or_assign(
       channel, Resuming{rsub.request_id, core::Resume(since, std::string(rsub.epoch))});
@@ -164,11 +170,27 @@ void Session::resume_failed(std::string const& channel, proto::ErrorCode code,
   if (unsubscribe && !detached_) {
     // The replay stopped part way, so live messages from here on would follow a gap: the
     // app gets the ERR and no subscription (PROTOCOL.md section 9); it resumes again.
-    core_requests_.push_back({CoreRequest::Kind::silent, {}});
-    std::string_view const names[] = {channel};
-    relay_.unsubscribe(*this, relay_.framed_names(), core::SubKind::channel, request_id, names);
+    cut_.push_back(channel);
+    boost::asio::post(executor(), [self = std::static_pointer_cast<Session>(shared_from_this()),
+                                   channel] { self->end_cut(channel); });
   }
   subscription_answered();
+}
+
+void Session::end_cut(std::string const& channel) {
+  auto const it = std::find(cut_.begin(), cut_.end(), channel);
+  if (it == cut_.end()) return;  // subscribed again meanwhile
+  cut_.erase(it);
+  if (detached_) return;
+  core_requests_.push_back({CoreRequest::Kind::silent, {}});
+  std::string_view const names[] = {channel};
+  relay_.unsubscribe(*this, relay_.framed_names(), core::SubKind::channel, 0, names);
+}
+
+void Session::keep_subscribed(std::span<std::string_view const> channels) {
+  for (auto const c : channels) {
+    std::erase_if(cut_, [&](std::string const& name) { return name == c; });
+  }
 }
 
 void Session::forget_resumes(std::span<std::string_view const> channels) {
