@@ -108,7 +108,7 @@ void StreamReader::on_up() {
   queue(Kind::client_id, {});
   events_.on_reader_state(true);
   // Positions kept across the reconnect are only good if Redis kept what they point into.
-  recheck_ = !cursor_.positioned_channels().empty();
+  recheck_ = true;  // output() skips it when none were kept
 }
 
 Error StreamReader::on_down() {

@@ -234,23 +234,19 @@ void Connection::flush_batch() noexcept {
 void Connection::written(std::size_t n) {
   queue_.written(n);
   if (queue_.bytes() <= relay_.config().soft_queue_bytes) over_soft_since_ = {};
-  if (low_mark_ != 0 && queue_.bytes() <= low_mark_) {
-    low_mark_ = 0;
-    asio::post(socket_.get_executor(), [self = shared_from_this()] {
-      if (!self->closed_) self->on_queue_below_mark();
-    });
-  }
+  if (low_mark_ != 0 && queue_.bytes() <= low_mark_) post_below_mark();
 }
 
 void Connection::notify_when_below(std::size_t bytes) {
-  if (queue_.bytes() <= bytes) {
-    low_mark_ = 0;
-    asio::post(socket_.get_executor(), [self = shared_from_this()] {
-      if (!self->closed_) self->on_queue_below_mark();
-    });
-    return;
-  }
+  if (queue_.bytes() <= bytes) return post_below_mark();
   low_mark_ = std::max<std::size_t>(bytes, 1);
+}
+
+void Connection::post_below_mark() {
+  low_mark_ = 0;
+  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+    if (!self->closed_) self->on_queue_below_mark();
+  });
 }
 
 bool Connection::write_now() {

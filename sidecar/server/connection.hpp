@@ -124,6 +124,7 @@ class Connection : public std::enable_shared_from_this<Connection>,
   // Writes what the socket takes now without blocking; false on a write error.
   bool write_now();
   void written(std::size_t n);
+  void post_below_mark();  // one on_queue_below_mark(), on the next turn
   void half_closed();
   void queued();  // the queue grew: wake the writer, check the limits
   void check_soft_limit();

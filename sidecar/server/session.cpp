@@ -275,13 +275,10 @@ bool Session::deliver(core::Delivery& message) {
     append_shared(frame);
     return true;
   }
-  if (!cut_.empty()) {  // a failed resume's channel, unsubscribed on the next turn
-    auto const app = relay_.framed_names().app_channel(message.redis_channel());
-    if (app && std::find(cut_.begin(), cut_.end(), *app) != cut_.end()) return false;
-  }
-  if (!resumes_.empty()) {
-    auto const app = relay_.framed_names().app_channel(message.redis_channel());
-    if (app) {
+  if (!cut_.empty() || !resumes_.empty()) {
+    if (auto const app = relay_.framed_names().app_channel(message.redis_channel())) {
+      // A failed resume's channel, unsubscribed on the next turn: nothing more of it.
+      if (std::find(cut_.begin(), cut_.end(), *app) != cut_.end()) return false;
       auto const it = resumes_.find(std::string(*app));
       // Before the switch to live the replay covers it; after, ids it delivered are skipped.
       if (it != resumes_.end() && !it->second.resume.on_live(message.parsed_stream_id())) {
