@@ -65,8 +65,18 @@ class PodrelayError(Exception):
                    frame.message.decode("utf-8", "replace"))
 
 
+class PodrelayTimeout(PodrelayError, TimeoutError):
+    """The client's own ``TIMEOUT`` (``connect``, ``ready``, ``ping``). It is also a
+    ``TimeoutError`` (the same class as ``asyncio.TimeoutError``), so either ``except``
+    catches it."""
+
+
 def _local(code: int, name: str, message: str) -> PodrelayError:
     return PodrelayError(code, name, message, local=True)
+
+
+def _timeout(message: str) -> PodrelayTimeout:
+    return PodrelayTimeout(0, "TIMEOUT", message, local=True)
 
 
 def _outcome_unknown(why: str) -> PodrelayError:
@@ -200,6 +210,7 @@ class Client:
         self._handler_waits = 0
         self._read_gate = asyncio.Event()
         self._read_gate.set()
+        self._read_gate_opened = 0.0  # monotonic time the gate last opened
         self._ready: asyncio.Future = self._loop.create_future()
         self._closing = False
         self._closed_error: Optional[PodrelayError] = None
@@ -230,12 +241,16 @@ class Client:
             fns.remove(fn)
 
     async def ready(self, timeout: Optional[float] = None) -> p.Welcome:
-        """The current connection's WELCOME; waits for the connection if there is none."""
+        """The current connection's WELCOME; waits for the connection if there is none
+        (for up to ``timeout`` seconds, then ``PodrelayTimeout``)."""
         if self.state == "ready" and self.server_info is not None:
             return self.server_info
         if self._closed_error is not None:
             raise self._closed_error
-        return await asyncio.wait_for(asyncio.shield(self._ready), timeout)
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._ready), timeout)
+        except asyncio.TimeoutError:
+            raise _timeout(f"not connected to the sidecar within {timeout}s") from None
 
     async def publish(self, channel: Name, payload: Name = b"", *, ack: bool = True,
                       echo: bool = True) -> None:
@@ -298,11 +313,12 @@ class Client:
                  self._loop.create_future(), [ch])
         try:
             ok = await self._request(op)
-        except PodrelayError:
-            # Refused: nothing of it stays (an app that saves durable_positions must not
-            # save a position the sidecar refused).
-            if created:
-                self._durable.pop(ch, None)
+        except (PodrelayError, asyncio.CancelledError) as e:
+            # Refused or given up: nothing of it stays (an app that saves
+            # durable_positions must not save a position the sidecar refused).
+            if created and self._durable.pop(ch, None) is not None \
+                    and isinstance(e, asyncio.CancelledError) and self._closed_error is None:
+                self._unsubscribe_behind("unsub", [ch])
             if previous is None:
                 self.durable_positions.pop(ch, None)
             else:
@@ -347,7 +363,7 @@ class Client:
         try:
             await asyncio.wait_for(self._request(op), timeout)
         except asyncio.TimeoutError:
-            raise _local(0, "TIMEOUT", f"no PONG within {timeout}s") from None
+            raise _timeout(f"no PONG within {timeout}s") from None
         return time.monotonic() - t0
 
     async def close(self, timeout: float = 5.0) -> None:
@@ -403,6 +419,10 @@ class Client:
         self._enqueue(op)
         try:
             return await op.future
+        except asyncio.CancelledError:
+            if op.kind in ("pub", "pub0", "ping") and not op.written:
+                self._dequeue(op)  # never sent: it no longer holds room in the queue
+            raise
         finally:
             if op.from_handler:
                 self._handler_waits -= 1
@@ -415,6 +435,21 @@ class Client:
             self._queue.append(op)
         self._pending_bytes += len(op.data)
         self._queue_event.set()
+
+    def _dequeue(self, op: _Op) -> None:
+        try:
+            self._queue.remove(op)
+        except ValueError:
+            return
+        self._pending_bytes -= len(op.data)
+
+    def _unsubscribe_behind(self, kind: str, names: List[bytes]) -> None:
+        """Queue an (P)UNSUB for ``names`` that nobody awaits: a cancelled subscribe's
+        SUB may already be on its way, and its subscription must not outlive it."""
+        for rid, data, chunk in self._sub_frames(kind, names):
+            op = _Op(kind, rid, data, self._loop.create_future(), chunk)
+            op.future.add_done_callback(_ignore_outcome)
+            self._enqueue(op)
 
     def _sub_frames(self, kind: str, names: List[bytes]) -> List[Tuple[int, bytes, List[bytes]]]:
         """SUB/PSUB/UNSUB/PUNSUB frames for ``names``, split to fit the frame limit."""
@@ -462,13 +497,29 @@ class Client:
             await asyncio.gather(*(self._request(op) for op in ops))
         except PodrelayError as e:
             if e.name not in ("CLIENT_CLOSED",):
-                for n, created in added:  # roll back this call's registrations
-                    hs = table.get(n)
-                    if hs and handler in hs:
-                        hs.remove(handler)
-                        if not hs and created:
-                            del table[n]
+                self._roll_back(table, added, handler)
             raise
+        except asyncio.CancelledError:
+            # The caller gave up (a timeout): its handler must not stay subscribed.
+            gone = self._roll_back(table, added, handler)
+            if gone and self._closed_error is None:
+                self._unsubscribe_behind("unsub" if kind == "sub" else "punsub", gone)
+            raise
+
+    @staticmethod
+    def _roll_back(table: Dict[bytes, List[Handler]], added: List[Tuple[bytes, bool]],
+                   handler: Handler) -> List[bytes]:
+        """Undo one subscribe call's registrations; returns the names left with no
+        handler at all (the sidecar subscription of these is no longer wanted)."""
+        gone = []
+        for n, created in added:
+            hs = table.get(n)
+            if hs and handler in hs:
+                hs.remove(handler)
+                if not hs and created:
+                    del table[n]
+                    gone.append(n)
+        return gone
 
     async def _unsub(self, kind: str, table: Dict[bytes, List[Handler]],
                      names: Union[None, Name, Iterable[Name]], handler: Optional[Handler],
@@ -502,7 +553,12 @@ class Client:
             except Exception:  # noqa: BLE001 - a listener must not break the client
                 log.exception("podrelay: %s listener raised", event)
         if event == "error" and not self._listeners.get("error"):
-            log.warning("podrelay: %s", args[0] if args else "error")
+            err = args[0] if args else None
+            if isinstance(err, BaseException) and not isinstance(err, PodrelayError):
+                # an application handler raised: keep its traceback
+                log.error("podrelay: a message handler raised %r", err, exc_info=err)
+            else:
+                log.warning("podrelay: %s", err if err is not None else "error")
 
     def _backoff(self, attempt: int) -> float:
         step = min(self.reconnect_max_delay, self.reconnect_min_delay * (2 ** (attempt - 1)))
@@ -750,13 +806,22 @@ class Client:
             if idle < self.ping_interval:
                 await asyncio.sleep(self.ping_interval - idle)
                 continue
+            asked = time.monotonic()
             try:
                 await self.ping(timeout=self.ping_timeout)
             except PodrelayError as e:
-                if e.name == "TIMEOUT" and conn.goaway is None:
-                    conn.error = e
-                    conn.abort()
+                if e.name != "TIMEOUT" or conn.goaway is not None:
+                    return
+                if conn.last_rx > asked or self._reads_held_since(asked):
+                    # The PONG is queued behind messages this client itself is slow to
+                    # take (slow handlers hold the read gate): the sidecar is alive.
+                    continue
+                conn.error = e
+                conn.abort()
                 return
+
+    def _reads_held_since(self, t: float) -> bool:
+        return not self._read_gate.is_set() or self._read_gate_opened > t
 
     def _on_frame(self, conn: _Conn, f: p.Frame) -> None:
         if isinstance(f, p.Msg):
@@ -825,7 +890,9 @@ class Client:
 
     def _update_read_gate(self) -> None:
         if self._dispatch_bytes <= self.max_dispatch_bytes or self._handler_waits > 0:
-            self._read_gate.set()
+            if not self._read_gate.is_set():
+                self._read_gate_opened = time.monotonic()
+                self._read_gate.set()
         else:
             self._read_gate.clear()
 
@@ -912,6 +979,11 @@ class Client:
                 pass
 
 
+def _ignore_outcome(fut: "asyncio.Future[Any]") -> None:
+    if not fut.cancelled():
+        fut.exception()  # retrieved: nobody awaits this request
+
+
 async def connect(address: str = DEFAULT_ADDRESS, *, client_name: Name = "",
                   auth_token: Name = "", reconnect: bool = True, wait: bool = True,
                   timeout: Optional[float] = None, **options: Any) -> Client:
@@ -930,11 +1002,11 @@ async def connect(address: str = DEFAULT_ADDRESS, *, client_name: Name = "",
     limit = timeout if timeout is not None else client.connect_timeout
     try:
         await client.ready(timeout=limit)
-    except asyncio.TimeoutError:
+    except PodrelayTimeout:
         client.destroy()
         await client._finish_tasks()
-        raise _local(0, "TIMEOUT",
-                     f"could not connect to the sidecar at {address} within {limit}s") from None
+        raise _timeout(
+            f"could not connect to the sidecar at {address} within {limit}s") from None
     except BaseException:
         client.destroy()
         await client._finish_tasks()

@@ -99,7 +99,8 @@ class Sidecar:
         argv = [PODRELAY_BIN, "--listen", self.address, "--listen", f"unix:{self.unix_path}",
                 "--redis", f"redis://127.0.0.1:{self.redis_port}",
                 "--admin-listen", f"127.0.0.1:{self.admin_port}",
-                "--drain-timeout", str(self.drain_timeout)]
+                "--drain-timeout", str(self.drain_timeout),
+                "--durable", "durable:*"]  # only the durable tests use such names
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         poll(lambda: self.proc.poll() is None and http_status(self.admin_port, "/readyz") == 200,
@@ -485,6 +486,106 @@ class AioLiveTest(unittest.IsolatedAsyncioTestCase):
         with self.assertRaises(aio.PodrelayError) as e:
             await small.publish("c", b"x" * 200)
         self.assertIn("can never fit", e.exception.message)
+
+    def _redis_numsub(self, channel: str) -> int:
+        out = subprocess.run(["redis-cli", "-p", str(self.redis_port), "PUBSUB", "NUMSUB",
+                              "podrelay:" + channel],  # the sidecar's --channel-prefix
+                             capture_output=True, text=True, timeout=5,
+                             check=True).stdout.split()
+        return int(out[1])
+
+    async def test_a_cancelled_subscribe_leaves_no_subscription(self):
+        ca = await self.client(self.a)
+        cb = await self.client(self.b)
+        got = []
+        await ca.subscribe("kept", lambda pl, ch, pat: got.append((ch, pl)))
+        self.assertEqual(self._redis_numsub("kept"), 1)
+        await asyncio.to_thread(self.a.kill, signal.SIGKILL)
+        await asyncio.wait_for(self._until(lambda: not ca.connected), WAIT)
+        # The app bounds its subscribe with a timeout while the sidecar is away.
+        with self.assertRaises(asyncio.TimeoutError):
+            await asyncio.wait_for(
+                ca.subscribe("given-up", lambda pl, ch, pat: got.append((ch, pl))), 0.2)
+        with self.assertRaises(asyncio.TimeoutError):
+            await asyncio.wait_for(ca.psubscribe("given-up:*", lambda *a: got.append(a)), 0.2)
+        with self.assertRaises(asyncio.TimeoutError):
+            await asyncio.wait_for(
+                ca.subscribe_durable("durable:given-up", lambda *a: got.append(a)), 0.2)
+        self.assertNotIn(b"durable:given-up", ca.durable_positions)
+        await asyncio.to_thread(self.a.start)
+        await asyncio.wait_for(ca.ready(), WAIT)
+        await ca.ping()  # the queued SUBs and their UNSUBs are through
+        for ch in ("given-up", "given-up:1", "durable:given-up", "kept"):
+            await cb.publish(ch, b"x")
+        await asyncio.wait_for(self._until(lambda: got), WAIT)
+        await asyncio.sleep(0.2)
+        self.assertEqual(got, [(b"kept", b"x")])
+        self.assertEqual((self._redis_numsub("given-up"), self._redis_numsub("kept")), (0, 1))
+
+    async def test_a_cancelled_queued_publish_frees_its_room_and_is_never_sent(self):
+        ca = await self.client(self.a, max_pending_bytes=1000)
+        cb = await self.client(self.b)
+        got = asyncio.Queue()
+        await cb.subscribe("q", lambda pl, ch, pat: got.put_nowait(pl))
+        await asyncio.to_thread(self.a.kill, signal.SIGKILL)
+        await asyncio.wait_for(self._until(lambda: not ca.connected), WAIT)
+        with self.assertRaises(asyncio.TimeoutError):
+            await asyncio.wait_for(ca.publish("q", b"x" * 600), 0.1)
+        self.assertEqual(ca.pending_bytes, 0)
+        second = asyncio.ensure_future(ca.publish("q", b"y" * 600))  # room again
+        await asyncio.sleep(0)
+        await asyncio.to_thread(self.a.start)
+        await asyncio.wait_for(second, WAIT)
+        self.assertEqual(await asyncio.wait_for(got.get(), WAIT), b"y" * 600)
+        await ca.publish("q", b"last")
+        self.assertEqual(await asyncio.wait_for(got.get(), WAIT), b"last")
+
+    async def test_client_timeouts_are_podrelay_errors_and_timeout_errors(self):
+        ca = await self.client(self.a)
+        await asyncio.to_thread(self.a.kill, signal.SIGKILL)
+        await asyncio.wait_for(self._until(lambda: not ca.connected), WAIT)
+        for call in (lambda: ca.ready(timeout=0.1), lambda: ca.ping(timeout=0.1)):
+            with self.assertRaises(aio.PodrelayTimeout) as cm:
+                await call()
+            self.assertIsInstance(cm.exception, aio.PodrelayError)
+            self.assertIsInstance(cm.exception, asyncio.TimeoutError)
+            self.assertEqual((cm.exception.name, cm.exception.local), ("TIMEOUT", True))
+
+    async def test_a_raising_handler_is_logged_with_its_traceback(self):
+        ca = await self.client(self.a)
+
+        def broken_handler(pl, ch, pat):
+            raise RuntimeError("bug in the app")
+
+        await ca.subscribe("boom", broken_handler)
+        with self.assertLogs("podrelay.aio", level="ERROR") as logs:
+            await ca.publish("boom", b"x")
+            await asyncio.wait_for(self._until(lambda: logs.records), WAIT)
+        rec = logs.records[0]
+        self.assertIsNotNone(rec.exc_info)
+        self.assertIs(rec.exc_info[0], RuntimeError)
+        self.assertIn("broken_handler", "".join(logs.output))
+
+    async def test_slow_handlers_do_not_make_the_keepalive_give_up(self):
+        ca = await self.client(self.a)
+        cb = await self.client(self.b, ping_interval=0.1, ping_timeout=0.2,
+                               max_dispatch_bytes=8 * 1024)
+        drops = []
+        cb.on("disconnect", drops.append)
+        got = []
+
+        async def slow(pl, ch, pat):
+            await asyncio.sleep(0.01)
+            got.append(pl)
+
+        await cb.subscribe("slow", slow)
+        n = 120  # about 1.2 s of backlog: six times ping_timeout
+        for i in range(n):
+            await ca.publish("slow", i.to_bytes(4, "big") * 256, ack=False)
+        await ca.ping()
+        await asyncio.wait_for(self._until(lambda: len(got) == n or drops), WAIT)
+        self.assertEqual(drops, [])
+        self.assertEqual(got, [i.to_bytes(4, "big") * 256 for i in range(n)])
 
     async def test_connect_failure_and_close(self):
         port = free_port()  # nothing listens there
