@@ -58,8 +58,9 @@ export interface ConnectOptions {
    * ids); 3 adds publish({ echo: false }) (PUBX) to version 2. A sidecar that refuses the
    * version (one from before it) is asked the next lower one at once (3, then 2, then 1),
    * and the highest is asked again on the next connection.
-   * Default 1 (unchanged behaviour; from version 2 on, pattern subscriptions do not receive
-   * durable channels' messages).
+   * Default 1. Version 2 changes nothing for code without durable channels; on one, publish
+   * resolves to the stream id. Pattern subscriptions never receive durable channels'
+   * messages, at any version.
    */
   protocolVersion?: 1 | 2 | 3;
 }

@@ -8,7 +8,9 @@ import type {
   ClusterMessage,
   ClusterResponse,
   Offset,
+  PrivateSessionId,
   ServerId,
+  Session,
 } from 'socket.io-adapter';
 import type { Client, ConnectOptions } from './index.js';
 
@@ -89,8 +91,12 @@ export declare class PodrelayAdapter extends ClusterAdapterWithHeartbeat {
   readonly recoveryError: Error | null;
   /** Appends the session to the recovery log (connectionStateRecovery). */
   persistSession(session: { sid: string; pid: string; rooms: string[]; data: unknown }): void;
-  /** The session and the packets it missed, read from the recovery log; null when not recoverable. */
-  restoreSession(pid: string, offset: string): Promise<{ sid: string; pid: string; rooms: string[]; data: unknown; missedPackets: unknown[][] } | null>;
+  /**
+   * The session and the packets it missed, read from the recovery log. Resolves null when
+   * it is not recoverable: declared as socket.io-adapter's base method (`Promise<Session>`,
+   * which resolves null there too), so `io.adapter(createAdapter())` type-checks.
+   */
+  restoreSession(pid: PrivateSessionId, offset: string): Promise<Session>;
   /** Resolves once the channels of newly created rooms are subscribed. */
   addAll(id: string, rooms: Set<string>): Promise<void> | void;
   protected doPublish(message: ClusterMessage): Promise<Offset>;
