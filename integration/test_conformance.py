@@ -260,6 +260,41 @@ class DeviationTest(IntegrationCase):
         self.assertEqual(sorted(kinds(c.collect(2, 5))), [("OK", 7), ("PONG", 8)])
         self.assertEqual(kinds(c.quiet(0.3)), [])
 
+    def test_a_publish_redis_refuses_is_logged_with_redis_text(self):
+        """README "Health and drain": an ACL denial of a PUBLISH reaches the log, with
+        Redis' text, for acked and fire-and-forget publishes (found by an SRE check: only a
+        counter moved, so a fire-and-forget app's operator never saw the cause)."""
+        redis = acl_redis(self)
+        pod = self.sidecar_as_app(redis)
+        c = Raw(self, pod.port)
+        c.send(proto.encode_pub(0, b"denied", b"fire and forget"))
+        lines = wait_for(lambda: [ln for ln in pod.proc.stderr_text().splitlines()
+                                  if "Redis refused a publish" in ln], 10,
+                         what="the refused publish in the log")
+        self.assertIn("NOPERM", lines[0])
+        self.assertIn("acked=false", lines[0])
+        c.send(proto.encode_pub(1, b"ok-allowed", b"fine") + proto.encode_pub(2, b"denied", b"x"))
+        self.assertEqual([k[:3] for k in kinds(c.collect(2, 5))],
+                         [("OK", 1), ("ERR", 2, proto.REDIS_ERROR)])
+
+    def test_the_drained_line_reports_what_the_drain_lost(self):
+        """The admin port closes before the drain's last answers, so the last log line says
+        how many fire-and-forget publishes were dropped and acked ones nacked."""
+        redis = self.start_redis()
+        pod = self.start_sidecar("drainpod", redis, ["--drain-timeout", "1",
+                                                      "--publish-buffer-timeout", "30"])
+        c = Raw(self, pod.port)
+        redis.proc.send_signal(signal.SIGSTOP)
+        self.addCleanup(lambda: redis.proc.alive() and redis.proc.send_signal(signal.SIGCONT))
+        c.send(b"".join(proto.encode_pub(0, b"ff", b"%d" % i) for i in range(7)) +
+               b"".join(proto.encode_pub(100 + i, b"acked", b"x") for i in range(3)))
+        time.sleep(0.3)  # read and buffered: Redis does not answer
+        self.assertEqual(pod.stop(signal.SIGTERM), 0)
+        redis.proc.send_signal(signal.SIGCONT)
+        [line] = [ln for ln in pod.proc.stderr_text().splitlines() if "drained" in ln]
+        self.assertIn("fire_and_forget_dropped=7", line)
+        self.assertIn("acked_nacked=3", line)
+
     def sidecar_as_app(self, redis):
         from harness import Sidecar
         url = f"redis://app:apppw@127.0.0.1:{redis.port}"

@@ -189,7 +189,7 @@ void add_options(CLI::App& app, Config& c, Raw& raw) {
       ->envname(env_name("--allow-remote"));
   opt("--redis", raw.redis,
       "redis://[user:pass@]host:port[/db], rediss://..., redis-sentinel://h1:p1,h2:p2/master, "
-      "redis-cluster://h1:p1,h2:p2");
+      "redis-cluster://h1:p1,h2:p2 (rediss-sentinel://, rediss-cluster:// for TLS)");
   opt("--redis-password-file", raw.password_file,
       "File holding the Redis password (overrides a password in --redis)");
   opt("--admin-listen", raw.admin_listen, "Admin HTTP address for /metrics, /healthz, /readyz");

@@ -139,7 +139,8 @@ std::string parse_scheme(std::string_view scheme, RedisUrl& url) {
     url.mode = RedisUrl::Mode::cluster;
   } else {
     return "unknown scheme '" + std::string(scheme) +
-           "' (expected redis, rediss, redis-sentinel or redis-cluster)";
+           "' (expected redis, rediss, redis-sentinel, rediss-sentinel, redis-cluster or "
+           "rediss-cluster)";
   }
   url.tls = scheme.starts_with("rediss");
   return {};

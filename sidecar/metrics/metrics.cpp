@@ -8,6 +8,16 @@
 namespace podrelay::metrics {
 namespace {
 
+// The reasons a publish can fail for (README "Metrics": every one exists from the start).
+constexpr proto::ErrorCode publish_failure_codes[] = {
+    proto::ErrorCode::publish_buffer_full,
+    proto::ErrorCode::publish_timeout,
+    proto::ErrorCode::outcome_unknown,
+    proto::ErrorCode::redis_error,
+    proto::ErrorCode::draining,
+    proto::ErrorCode::not_replicated,
+};
+
 using prometheus::BuildCounter;
 using prometheus::BuildGauge;
 using prometheus::BuildHistogram;
@@ -122,13 +132,10 @@ Metrics::Metrics()
   // Every label value the README lists exists from the start at 0: a series that is born at
   // 1 reads as no change to rate() and increase(), so an alert would miss the first event.
   using proto::ErrorCode;
-  for (auto const code :
-       {ErrorCode::publish_buffer_full, ErrorCode::publish_timeout, ErrorCode::outcome_unknown,
-        ErrorCode::redis_error, ErrorCode::draining}) {
+  for (auto const code : publish_failure_codes) {
     publish_nack(code);
-    message_dropped(code);
+    if (code != ErrorCode::not_replicated) message_dropped(code);  // only acked ones wait
   }
-  publish_nack(ErrorCode::not_replicated);
   message_dropped(ErrorCode::frame_too_large);
   connection_refused(ErrorCode::too_many_connections);
   connection_refused(ErrorCode::draining);
@@ -178,6 +185,15 @@ prometheus::Counter& Metrics::message_dropped(proto::ErrorCode code) {
 }
 prometheus::Counter& Metrics::connection_refused(proto::ErrorCode code) {
   return connections_refused_.Add({{"reason", std::string(reason_label(code))}});
+}
+
+Metrics::PublishFailures Metrics::publish_failures() {
+  PublishFailures f;
+  for (auto const code : publish_failure_codes) {
+    f.nacked += publish_nack(code).Value();
+    if (code != proto::ErrorCode::not_replicated) f.dropped += message_dropped(code).Value();
+  }
+  return f;
 }
 
 void Metrics::Hot::observe_latency(double seconds) noexcept {

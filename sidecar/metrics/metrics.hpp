@@ -47,6 +47,13 @@ class Metrics {
   prometheus::Counter& publish_nack(proto::ErrorCode code);     // acked publish refused
   prometheus::Counter& message_dropped(proto::ErrorCode code);  // fire-and-forget lost
   prometheus::Counter& connection_refused(proto::ErrorCode code);
+  // Every publish that did not make it so far: fire-and-forget ones dropped, acked ones
+  // nacked (all reasons). The drain's last log line reports what it added.
+  struct PublishFailures {
+    double dropped = 0;
+    double nacked = 0;
+  };
+  PublishFailures publish_failures();
   // Redis Cluster: per-shard connection state, labelled with the master's host:port (a
   // handful of series, one per master, not per connection).
   prometheus::Gauge& shard_connected(std::string const& shard, std::string_view role);

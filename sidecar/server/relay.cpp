@@ -269,7 +269,15 @@ void Relay::on_publish_outcome(std::size_t, redis::PublishTag const& tag,
     reply = nullptr;  // the id travels in `text`
     if (!error) metrics_.durable_published.Increment();
   }
-  if (error == ErrorCode::redis_error && redirect(tag, text)) return;
+  if (error == ErrorCode::redis_error) {
+    if (redirect(tag, text)) return;
+    // An ACL denial, OOM, a READONLY replica: the app gets the text in its ERR, the
+    // operator only sees a counter otherwise (and never for a fire-and-forget publish).
+    static log::RateLimit limit;
+    log::warn_limited(
+        limit, "Redis refused a publish",
+        {{"redis_error", std::string(text)}, {"acked", tag.request_id != 0 ? "true" : "false"}});
+  }
   if (!error) {
     ++metrics_.hot.published;
     // Unknown for a reply read lazily (redis/publisher.hpp): not a round trip.
@@ -568,6 +576,7 @@ asio::awaitable<void> Relay::drain() {
   draining_ = true;
   metrics_.draining.Set(1);
   auto const deadline = Clock::now() + cfg_.drain_timeout;
+  auto const failed_before = metrics_.publish_failures();
   log::info("draining", {{"connections", std::to_string(connections_.open())},
                          {"drain_timeout_ms", std::to_string(cfg_.drain_timeout.count())}});
   std::vector<std::shared_ptr<Connection>> live;
@@ -598,7 +607,12 @@ asio::awaitable<void> Relay::drain() {
     co_await timer.async_wait(use_tuple);
   }
   for (auto const& s : live) s->close();
-  log::info("drained", {{"unflushed_connections", std::to_string(connections_.open())}});
+  // The admin port is gone by now: this line is where the drain's own losses show.
+  auto const failed = metrics_.publish_failures();
+  auto const count = [](double v) { return std::to_string(static_cast<std::uint64_t>(v)); };
+  log::info("drained", {{"unflushed_connections", std::to_string(connections_.open())},
+                        {"fire_and_forget_dropped", count(failed.dropped - failed_before.dropped)},
+                        {"acked_nacked", count(failed.nacked - failed_before.nacked)}});
 }
 
 }  // namespace podrelay::server
