@@ -316,8 +316,8 @@ class Client:
         except (PodrelayError, asyncio.CancelledError) as e:
             # Refused or given up: nothing of it stays (an app that saves
             # durable_positions must not save a position the sidecar refused).
-            if created and self._durable.pop(ch, None) is not None \
-                    and isinstance(e, asyncio.CancelledError) and self._closed_error is None:
+            still_ours = created and self._durable.pop(ch, None) is not None
+            if still_ours and isinstance(e, asyncio.CancelledError):
                 self._unsubscribe_behind("unsub", [ch])
             if previous is None:
                 self.durable_positions.pop(ch, None)
@@ -445,7 +445,10 @@ class Client:
 
     def _unsubscribe_behind(self, kind: str, names: List[bytes]) -> None:
         """Queue an (P)UNSUB for ``names`` that nobody awaits: a cancelled subscribe's
-        SUB may already be on its way, and its subscription must not outlive it."""
+        SUB may already be on its way, and its subscription must not outlive it. A closed
+        client has nothing to undo."""
+        if self._closed_error is not None:
+            return
         for rid, data, chunk in self._sub_frames(kind, names):
             op = _Op(kind, rid, data, self._loop.create_future(), chunk)
             op.future.add_done_callback(_ignore_outcome)
@@ -502,7 +505,7 @@ class Client:
         except asyncio.CancelledError:
             # The caller gave up (a timeout): its handler must not stay subscribed.
             gone = self._roll_back(table, added, handler)
-            if gone and self._closed_error is None:
+            if gone:
                 self._unsubscribe_behind("unsub" if kind == "sub" else "punsub", gone)
             raise
 
