@@ -288,7 +288,8 @@ class DeviationTest(IntegrationCase):
         self.addCleanup(lambda: redis.proc.alive() and redis.proc.send_signal(signal.SIGCONT))
         c.send(b"".join(proto.encode_pub(0, b"ff", b"%d" % i) for i in range(7)) +
                b"".join(proto.encode_pub(100 + i, b"acked", b"x") for i in range(3)))
-        time.sleep(0.3)  # read and buffered: Redis does not answer
+        wait_for(lambda: metric(sidecar_metrics(pod), "podrelay_frames_received_total",
+                                type="PUB") == 10, 10, what="the ten PUBs read")
         self.assertEqual(pod.stop(signal.SIGTERM), 0)
         redis.proc.send_signal(signal.SIGCONT)
         [line] = [ln for ln in pod.proc.stderr_text().splitlines() if "drained" in ln]
