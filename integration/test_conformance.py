@@ -507,6 +507,29 @@ class GapTest(IntegrationCase):
                     frames = c.until_closed(5)
                     self.assertEqual(kinds(frames), [("ERR", 0, want)], frames)
 
+    def test_at_the_smallest_limit_every_reply_fits_the_announced_max_frame_bytes(self):
+        """Spec 1: the announced limit is at least 1024 and every frame but MSG/SMSG fits it,
+        also before WELCOME: a WELCOME with the longest node id, and ERR texts (cut to 512
+        bytes). Before, the limit could be 64, and neither a WELCOME nor an ERR 102 fit.
+        The connections' decoders refuse any frame above 1024 bytes."""
+        pod = self.start_sidecar("pod", self.redis,
+                                 ["--max-frame-bytes", "1024", "--node-id", "n" * 255])
+        c = Raw(self, pod.port, max_frame_bytes=1024)
+        self.assertEqual(c.welcome.max_frame_bytes, 1024)
+        self.assertEqual(c.welcome.node_id, b"n" * 255)
+        c.send(proto.encode_ping(1))
+        self.assertEqual(kinds(c.collect(1, 5)), [("PONG", 1)])
+        for name, frame in (("unknown type", b"\x00\x00\x00\x01\x7f"),
+                            ("malformed", b"\x00\x00\x00\x02\x03\x00"),
+                            ("too large", b"\x00\x00\x04\x01\x02")):
+            with self.subTest(name):
+                bad = Raw(self, pod.port, max_frame_bytes=1024)
+                bad.send(frame)
+                got = bad.until_closed(5)
+                self.assertEqual(len(got), 1, got)
+                self.assertIsInstance(got[0], proto.Err)
+                self.assertGreater(len(got[0].message), 0)
+
     def test_msg_frames_never_exceed_the_announced_max_frame_bytes(self):
         """Spec 1: the sidecar never sends a frame longer than the max_frame_bytes it
         announced; a message that would not fit is not delivered and is counted in

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -583,6 +584,118 @@ class TestDurableRedisLosses(DurableCase):
                 c = v2(pod, "away")
                 r = c.resume("room:snap", ids[50], ok.epoch, timeout=20)
                 self.assertEqual(r.recovered, 0)
+
+
+    def test_an_older_snapshot_is_seen_even_after_a_publish_made_the_stream_longer(self):
+        # Before: the recheck compared the stream's last entry with what the pod had read,
+        # so one publish appended after the restart (here by another writer, before the
+        # pod's reader came back) hid the rollback: 300 acked entries gone, recovered=1.
+        a, b = self.start_plain()
+        pub = v2(a, "pub")
+        live = v2(b, "live")
+        ok = live.resume("room:snap2")
+        ids = [pub.publish_durable("room:snap2", b"m%d" % i) for i in range(100)]
+        self.redis.cli("SAVE")  # the snapshot holds 100 entries
+        ids += [pub.publish_durable("room:snap2", b"m%d" % i) for i in range(100, 400)]
+        self.assertEqual(len(smsgs(live, 400)), 400)
+        self.redis.kill()
+        # The snapshot, plus one entry appended after the restart, before the pods are back.
+        restore = Redis(self, name="restore")
+        shutil.copy(os.path.join(self.redis.dir, "dump.rdb"), restore.dir)
+        restore.start()
+        restore.cli("XADD", "podrelay:{room:snap2}", "*", "d", "after-restart")
+        restore.cli("SAVE")
+        restore.kill()
+        shutil.copy(os.path.join(restore.dir, "dump.rdb"), self.redis.dir)
+        self.redis = Redis(self, port=self.redis.port).start()
+        self.assertEqual(self.redis.cli("XLEN", "podrelay:{room:snap2}").strip(), "101")
+        frames = self.frames_until_goaway(live, timeout=20)
+        self.assertEqual(frames[-1].code, proto.STREAM_LOST, frames[-1])
+        self.assertIn(b"older snapshot", frames[-1].message)
+        wait_for(lambda: self.redis.cli("GET", "podrelay:{room:snap2}:epoch").strip()
+                 not in ("", ok.epoch.decode()), 20, what="a new epoch")
+        for pod in (a, b):
+            with self.subTest(pod=pod.name):
+                c = v2(pod, "away")
+                r = c.resume("room:snap2", ids[50], ok.epoch, timeout=20)
+                self.assertEqual(r.recovered, 0)
+        _, text = b.get("/metrics")
+        self.assertIn("podrelay_durable_streams_lost_total 1", text)
+
+    def test_a_resume_sent_while_redis_was_down_never_recovers_past_the_rollback(self):
+        # An RSUB that waits for Redis at a pod that kept the channel is answered only after
+        # the pod's recheck: it gets GOAWAY STREAM_LOST with the live subscribers, or (had it
+        # been answered) recovered=0 from the new epoch; never recovered=1 without the 300
+        # acked entries the older snapshot lacks.
+        a, b = self.start_plain()
+        pub = v2(a, "pub")
+        live = v2(b, "live")
+        ok = live.resume("room:snap3")
+        ids = [pub.publish_durable("room:snap3", b"m%d" % i) for i in range(100)]
+        self.redis.cli("SAVE")
+        ids += [pub.publish_durable("room:snap3", b"m%d" % i) for i in range(100, 400)]
+        self.assertEqual(len(smsgs(live, 400)), 400)
+        self.redis.kill()
+        wait_for(lambda: b.readyz() == 503, 20, what="pod b to see Redis gone")
+        away = v2(b, "away")
+        answers: list = []
+
+        def resume():
+            try:
+                answers.append(away.resume("room:snap3", ids[50], ok.epoch, timeout=30))
+            except ServerError as e:
+                answers.append(e)
+        t = threading.Thread(target=resume, daemon=True)
+        t.start()
+        wait_for(lambda: 'podrelay_frames_received_total{type="RSUB"} 2' in
+                 b.get("/metrics")[1], 10, what="the RSUB at pod b")
+        self.redis = Redis(self, port=self.redis.port).start()  # the older snapshot
+        t.join(timeout=40)
+        self.assertEqual(len(answers), 1, "no answer to the RSUB")
+        if isinstance(answers[0], ServerError):
+            self.assertEqual(answers[0].code, proto.STREAM_LOST, answers[0])
+        else:
+            self.assertEqual(answers[0].recovered, 0, answers[0])
+        self.assertEqual(self.frames_until_goaway(live)[-1].code, proto.STREAM_LOST)
+
+    def test_a_reader_away_while_the_stream_was_trimmed_past_it_cuts_its_subscribers_off(self):
+        # Before: the pod's reader came back and read on from the oldest entry left,
+        # skipping the trimmed ones without a word.
+        self.redis = Redis(self).start()
+        a = self.start_sidecar("pod-0", self.redis, [*DURABLE, "--durable-max-len", "100"])
+        b = self.start_sidecar("pod-1", self.redis,
+                               [*DURABLE, "--durable-max-len", "100", "--node-id", "pod-b"])
+        pub = v2(a, "pub")
+        live = v2(b, "live")
+        ok = live.resume("room:trim")
+        for i in range(5):
+            pub.publish_durable("room:trim", b"before%d" % i)
+        seen = smsgs(live, 5)
+        self.assertEqual(len(seen), 5)
+        b.proc.send_signal(signal.SIGSTOP)  # pod b's reader is away for a while
+        self.addCleanup(lambda: b.proc.alive() and b.proc.send_signal(signal.SIGCONT))
+        for i in range(600):
+            pub.publish_durable("room:trim", b"t%03d" % i)
+        self.assertLess(int(self.redis.cli("XLEN", "podrelay:{room:trim}")), 400)
+        reader = [line for line in self.redis.cli("CLIENT", "LIST").splitlines()
+                  if "name=podrelay-streams-pod-b" in line]
+        self.assertEqual(len(reader), 1, reader)
+        client_id = re.search(r"\bid=(\d+)", reader[0]).group(1)
+        self.redis.cli("CLIENT", "KILL", "ID", client_id)  # it reconnects and rechecks
+        b.proc.send_signal(signal.SIGCONT)
+        frames = self.frames_until_goaway(live, timeout=20)
+        self.assertEqual(frames[-1].code, proto.STREAM_LOST, frames[-1])
+        self.assertIn(b"--durable-max-len", frames[-1].message)
+        got = seen + [f for f in frames if isinstance(f, proto.Smsg)]
+        self.assertLess(len(got), 605, "the test did not lose anything")
+        # Its RSUB says so; the epoch is the same (trimming is not a new stream).
+        again = v2(b, "again")
+        r = again.resume("room:trim", got[-1].id, ok.epoch, timeout=20)
+        self.assertEqual(r.recovered, 0)
+        self.assertEqual(r.epoch, ok.epoch)
+        _, text = b.get("/metrics")
+        self.assertIn("podrelay_durable_streams_lost_total 1", text)
+        self.assertIn('podrelay_durable_recoveries_total{outcome="trimmed"} 1', text)
 
 
 class TestDurableCompatibilityAndBadInput(DurableCase):

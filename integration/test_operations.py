@@ -275,6 +275,7 @@ class ConfigErrorTest(IntegrationCase):
         cases = {
             "max_frame_zero": (["--max-frame-bytes", "0"], {}),
             "max_frame_text": (["--max-frame-bytes", "lots"], {}),
+            "max_frame_below_1024": (["--max-frame-bytes", "1023"], {}),
             "log_level": (["--log-level", "loud"], {}),
             "log_format": (["--log-format", "xml"], {}),
             "redis_scheme": (["--redis", "ftp://127.0.0.1:1"], {}),

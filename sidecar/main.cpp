@@ -103,6 +103,10 @@ int main(int argc, char** argv) {
   auto& cfg = parsed.config;
   if (cfg.node_id.empty()) cfg.node_id = make_node_id();
   log::configure(cfg.log_level, cfg.log_format);
+  for (auto const& w : parsed.warnings) {
+    std::vector<log::Field> fields(w.fields.begin(), w.fields.end());
+    log::write(log::LogLevel::warn, w.message, fields);
+  }
   ::signal(SIGPIPE, SIG_IGN);
   // Their default action ends the process at once, dropping owed answers: they mean
   // nothing to podrelay.

@@ -175,6 +175,7 @@ TEST_CASE("bad flags exit 2 with one line") {
            {"--listen", "0.0.0.0:7400"},
            {"--max-frame-bytes", "-1"},
            {"--max-frame-bytes", "abc"},
+           {"--max-frame-bytes", "1023"},  // below 1024 an ERR or WELCOME might not fit
            {"--log-level", "loud"},
            {"--no-such-flag"},
            {"--admin-listen", "unix:/tmp/a"},
@@ -310,4 +311,55 @@ TEST_CASE("--help and --version exit 0") {
   CHECK(v.exit);
   CHECK(v.exit_code == 0);
   CHECK(v.output.find("podrelay") != std::string::npos);
+}
+
+namespace {
+
+// The start warnings with a field `key` (the test runner may have PODRELAY_* of its own).
+std::vector<config::StartWarning> warnings_with(config::ConfigResult const& r, std::string key,
+                                                std::string_view value_part = "") {
+  std::vector<config::StartWarning> out;
+  for (auto const& w : r.warnings) {
+    for (auto const& [k, v] : w.fields) {
+      if (k == key && v.find(value_part) != std::string::npos) out.push_back(w);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("PODRELAY_* variables no flag reads are warned about, with the nearest name") {
+  ::setenv("PODRELAY_REDIS_URL", "redis://127.0.0.1:6379", 1);
+  ::setenv("PODRELAY_SERVICE_HOST", "10.0.0.7", 1);        // Kubernetes service links:
+  ::setenv("PODRELAY_PORT_7400_TCP_ADDR", "10.0.0.7", 1);  // not typos
+  ::setenv("PODRELAY_ADMIN_SERVICE_PORT_HTTP", "9090", 1);
+  ::setenv("PODRELAY_PORT", "tcp://10.0.0.7:7400", 1);
+  auto const r = parse({});
+  for (auto const* v :
+       {"PODRELAY_REDIS_URL", "PODRELAY_SERVICE_HOST", "PODRELAY_PORT_7400_TCP_ADDR",
+        "PODRELAY_ADMIN_SERVICE_PORT_HTTP", "PODRELAY_PORT"}) {
+    ::unsetenv(v);
+  }
+  REQUIRE_FALSE(r.exit);
+  auto const typo = warnings_with(r, "variable", "PODRELAY_REDIS_URL");
+  REQUIRE(typo.size() == 1);
+  CHECK(typo[0].message == "environment variable ignored: no podrelay flag reads it");
+  using F = std::vector<std::pair<std::string, std::string>>;
+  CHECK(typo[0].fields ==
+        F{{"variable", "PODRELAY_REDIS_URL"}, {"did_you_mean", "PODRELAY_REDIS"}});
+  CHECK(warnings_with(r, "variable", "PORT").empty());
+  CHECK(warnings_with(r, "variable", "SERVICE").empty());
+}
+
+TEST_CASE("--allow-remote with a non-loopback address is warned about at every start") {
+  CHECK(warnings_with(parse({"--allow-remote"}), "listen").empty());
+  auto const r = parse({"--allow-remote", "--listen", "0.0.0.0:7400", "--resp-listen",
+                        "127.0.0.1:6379,10.1.2.3:6380"});
+  REQUIRE_FALSE(r.exit);
+  auto const remote = warnings_with(r, "listen");
+  REQUIRE(remote.size() == 2);
+  using F = std::vector<std::pair<std::string, std::string>>;
+  CHECK(remote[0].fields == F{{"listen", "0.0.0.0:7400"}, {"app_auth", "none"}});
+  CHECK(remote[1].fields == F{{"listen", "10.1.2.3:6380"}, {"app_auth", "none"}});
 }

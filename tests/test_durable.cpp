@@ -133,36 +133,48 @@ TEST_CASE("the cursor fetches each new channel's position once and reads from th
 TEST_CASE("stream cursor: a reconnect tells a stream Redis lost from one it kept") {
   using C = StreamCursor::Continuity;
   StreamCursor c;
-  for (auto const* ch : {"p:a", "p:b", "p:c", "p:d"}) c.want(ch, std::string(ch) + "-key");
-  CHECK(c.take_unpositioned().size() == 4);
-  CHECK(c.set_position("p:a", id("5-0"), "E1"));
-  CHECK(c.set_position("p:b", id("5-0"), "E1"));
+  for (auto const* ch : {"p:a", "p:b", "p:c", "p:d", "p:e", "p:f"}) {
+    c.want(ch, std::string(ch) + "-key");
+  }
+  CHECK(c.take_unpositioned().size() == 6);
+  for (auto const* ch : {"p:a", "p:b", "p:e", "p:f"}) CHECK(c.set_position(ch, id("5-0"), "E1"));
   CHECK(c.set_position("p:c", id("0-0"), "p:R"));  // reserved by an RSUB, no stream yet
   CHECK(c.set_position("p:d", id("0-0"), ""));     // neither
-  CHECK(c.advance("p:a", id("9-0")));
-  CHECK(c.advance("p:b", id("9-0")));
-  CHECK(c.positioned_channels() == std::vector<std::string>{"p:a", "p:b", "p:c", "p:d"});
+  for (auto const* ch : {"p:a", "p:b", "p:e", "p:f"}) CHECK(c.advance(ch, id("9-0")));
+  CHECK(c.positioned_channels() ==
+        std::vector<std::string>{"p:a", "p:b", "p:c", "p:d", "p:e", "p:f"});
   // Same epoch, Redis holds what was read: nothing to say.
-  CHECK(c.recheck("p:a", "E1", id("12-0")) == C::intact);
+  CHECK(c.recheck("p:a", "E1", id("12-0"), id("9-0")) == C::intact);
   CHECK(c.position("p:a") == id("9-0"));
   // Another epoch (Redis without persistence restarted, a new stream): read from its end.
-  CHECK(c.recheck("p:a", "E2", id("3-0")) == C::recreated);
+  CHECK(c.recheck("p:a", "E2", id("3-0"), id("3-0")) == C::recreated);
   CHECK(c.position("p:a") == id("3-0"));
   CHECK(c.epoch("p:a") == "E2");
   // No stream and no epoch any more: recreated too.
-  CHECK(c.recheck("p:a", "", id("0-0")) == C::recreated);
+  CHECK(c.recheck("p:a", "", id("0-0"), id("0-0")) == C::recreated);
   // Same epoch, but the last entry is before what was read (an older RDB snapshot).
-  CHECK(c.recheck("p:b", "E1", id("7-0")) == C::rolled_back);
+  CHECK(c.recheck("p:b", "E1", id("7-0"), id("7-0")) == C::rolled_back);
   CHECK(c.position("p:b") == id("7-0"));
-  CHECK(c.recheck("p:b", "E1", id("7-0")) == C::intact);
-  // The publish that created the stream took the reserved epoch: the same stream.
-  CHECK(c.recheck("p:c", "R", id("4-0")) == C::intact);
+  CHECK(c.recheck("p:b", "E1", id("7-0"), id("7-0")) == C::intact);
+  // The same, after a publish made the last entry newer again: the entry read last (9-0)
+  // is gone, 7-0 is before it. Reading goes on after 7-0, so the new entry is read.
+  CHECK(c.recheck("p:e", "E1", id("20-0"), id("7-0")) == C::rolled_back);
+  CHECK(c.position("p:e") == id("7-0"));
+  // Nothing at or before the entry read last, newer ones left: trimmed past it (or deleted).
+  // Reading goes on from the end; the next recheck has nothing more to say.
+  CHECK(c.recheck("p:f", "E1", id("30-0"), id("0-0")) == C::trimmed);
+  CHECK(c.position("p:f") == id("30-0"));
+  CHECK(c.recheck("p:f", "E1", id("30-0"), id("30-0")) == C::intact);
+  // The publish that created the stream took the reserved epoch: the same stream. Nothing
+  // was read from 0-0, so nothing read can be gone.
+  CHECK(c.recheck("p:c", "R", id("4-0"), id("0-0")) == C::intact);
   CHECK(c.epoch("p:c") == "R");
-  CHECK(c.recheck("p:c", "R2", id("4-0")) == C::recreated);
+  CHECK(c.recheck("p:c", "R2", id("4-0"), id("0-0")) == C::recreated);
   // A stream first seen without an epoch takes the one it has later.
-  CHECK(c.recheck("p:d", "E9", id("2-0")) == C::intact);
-  CHECK(c.recheck("p:d", "E10", id("2-0")) == C::recreated);
-  CHECK(c.recheck("p:zz", "E", id("0-0")) == C::intact);  // not read: nothing to judge
+  CHECK(c.recheck("p:d", "E9", id("2-0"), id("0-0")) == C::intact);
+  CHECK(c.recheck("p:d", "E10", id("2-0"), id("0-0")) == C::recreated);
+  // not read: nothing to judge
+  CHECK(c.recheck("p:zz", "E", id("0-0"), id("0-0")) == C::intact);
 }
 
 TEST_CASE("resume without since: live from the reader's position, after catching up") {

@@ -197,3 +197,26 @@ TEST_CASE("WELCOME keeps its version through decode and encode (found by the fuz
   encode(again, r.frame);
   CHECK(again == f);
 }
+
+TEST_CASE("the sidecar's ERR and GOAWAY texts are cut to 512 bytes, never inside a character") {
+  CHECK(cut_message("short") == "short");
+  std::string const exact(max_message_bytes, 'a');
+  CHECK(cut_message(exact) == exact);
+  CHECK(cut_message(exact + "b") == exact);
+  // "é" is two bytes: one that would straddle byte 512 is left out whole.
+  std::string const straddling = std::string(max_message_bytes - 1, 'a') + "\xc3\xa9" + "zz";
+  CHECK(cut_message(straddling) == std::string(max_message_bytes - 1, 'a'));
+  // A four-byte character ending exactly at byte 512 is kept.
+  std::string const fits = std::string(max_message_bytes - 4, 'a') + "\xf0\x9f\x98\x80" + "z";
+  CHECK(cut_message(fits) == fits.substr(0, max_message_bytes));
+  // With the smallest limit, the longest ERR and GOAWAY the sidecar sends fit.
+  std::string frame;
+  encode_err(frame, 0xffffffff, ErrorCode::redis_error, cut_message(std::string(70000, 'x')));
+  CHECK(frame.size() - header_bytes <= min_max_frame_bytes);
+  frame.clear();
+  encode_goaway(frame, ErrorCode::stream_lost, cut_message(std::string(70000, 'x')));
+  CHECK(frame.size() - header_bytes <= min_max_frame_bytes);
+  frame.clear();
+  encode_welcome(frame, std::string(64, 'v'), std::string(255, 'n'), min_max_frame_bytes, 1 << 30);
+  CHECK(frame.size() - header_bytes <= min_max_frame_bytes);
+}

@@ -1,5 +1,6 @@
 // The durable publish command as it goes on the wire: the script whole (EVAL) until the
-// publisher's connection has loaded it, its SHA1 (EVALSHA) after.
+// publisher's connection has loaded it, its SHA1 (EVALSHA) after; and the stream reader's
+// recheck of the entry it read last.
 #include <doctest/doctest.h>
 
 #include <string>
@@ -89,4 +90,11 @@ TEST_CASE("durable publish: EVALSHA names the loaded script, same keys and argum
     CHECK(c[5] == "podrelay:durable-wake:{chat}");
     CHECK(c[6] == "10000");
   }
+}
+
+TEST_CASE("a reader's recheck asks for the entry at or before its position, not the last") {
+  std::string out;
+  append_entry_at_or_before(out, "podrelay:{chat}", podrelay::core::StreamId{1700000000123, 4});
+  CHECK(arguments(out) == std::vector<std::string>{"XREVRANGE", "podrelay:{chat}",
+                                                   "1700000000123-4", "-", "COUNT", "1"});
 }

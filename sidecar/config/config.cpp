@@ -1,6 +1,9 @@
 #include "config/config.hpp"
 
+#include "proto/frame.hpp"
+
 #include <sys/stat.h>
+#include <unistd.h>
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cctype>
@@ -33,7 +36,7 @@ struct CountFlag {
   char const* help;
 };
 constexpr CountFlag count_flags[] = {
-    {"--max-frame-bytes", &Config::max_frame_bytes, 64, 64 * mib,
+    {"--max-frame-bytes", &Config::max_frame_bytes, proto::min_max_frame_bytes, 64 * mib,
      "Largest frame accepted from an app"},
     {"--max-queue-bytes", &Config::max_queue_bytes, 1024, 4 * gib - 1,
      "Outbound bytes queued to one app connection before it is disconnected as a slow consumer"},
@@ -224,6 +227,76 @@ void add_options(CLI::App& app, Config& c, Raw& raw) {
   }
 }
 
+// Kubernetes' service links: a Service whose name starts with "podrelay" gives every pod of
+// its namespace PODRELAY_SERVICE_HOST, PODRELAY_PORT_7400_TCP_ADDR and the like. No typo.
+bool is_service_link(std::string_view name) {
+  constexpr auto npos = std::string_view::npos;
+  if (name.find("_SERVICE_HOST") != npos || name.find("_SERVICE_PORT") != npos) return true;
+  if (name.ends_with("_PORT")) return true;
+  auto const at = name.find("_PORT_");
+  if (at == npos) return false;
+  auto rest = name.substr(at + 6);  // <digits>_<TCP|UDP|SCTP>[_PROTO|_PORT|_ADDR]
+  auto const digits = rest.find_first_not_of("0123456789");
+  if (digits == 0 || digits == npos) return false;
+  rest = rest.substr(digits);
+  return rest.starts_with("_TCP") || rest.starts_with("_UDP") || rest.starts_with("_SCTP");
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    auto diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      auto const up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// PODRELAY_* variables no flag reads (a typo in a pod spec would otherwise be ignored
+// without a word), each with the nearest name that is read.
+void warn_unknown_env(CLI::App const& app, std::vector<StartWarning>& out) {
+  std::vector<std::string> known;
+  for (auto const* o : app.get_options()) {
+    if (!o->get_envname().empty()) known.push_back(o->get_envname());
+  }
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string_view const entry(*e);
+    if (!entry.starts_with("PODRELAY_")) continue;
+    auto const name = entry.substr(0, entry.find('='));
+    if (is_service_link(name) || std::find(known.begin(), known.end(), name) != known.end()) {
+      continue;
+    }
+    StartWarning w{"environment variable ignored: no podrelay flag reads it",
+                   {{"variable", std::string(name)}}};
+    auto const nearest =
+        std::min_element(known.begin(), known.end(), [&](auto const& x, auto const& y) {
+          return edit_distance(name, x) < edit_distance(name, y);
+        });
+    if (nearest != known.end() && edit_distance(name, *nearest) <= 4) {
+      w.fields.emplace_back("did_you_mean", *nearest);
+    }
+    out.push_back(std::move(w));
+  }
+}
+
+// --allow-remote used for real: the ports have no TLS, so say it at every start.
+void warn_remote(Config const& c, std::vector<StartWarning>& out) {
+  for (auto const* list : {&c.listen, &c.resp_listen}) {
+    for (auto const& a : *list) {
+      if (is_loopback(a)) continue;
+      out.push_back(
+          {"listening beyond loopback (--allow-remote): plain TCP without TLS, anyone "
+           "who reaches it can publish and subscribe",
+           {{"listen", a.to_string()}, {"app_auth", c.auth_token.empty() ? "none" : "token"}}});
+    }
+  }
+}
+
 // --listen and --resp-listen: addresses, loopback only unless --allow-remote.
 std::string parse_listeners(std::vector<std::string> const& texts, std::string_view flag,
                             bool allow_remote, std::vector<ListenAddress>& out) {
@@ -363,6 +436,8 @@ ConfigResult parse_config(int argc, char const* const* argv) {
   if (auto error = finish(c, raw, app.get_option("--soft-queue-bytes")->count() > 0);
       !error.empty())
     return stop(exit_usage, "podrelay: " + error);
+  warn_unknown_env(app, result.warnings);
+  warn_remote(c, result.warnings);
   return result;
 }
 

@@ -70,8 +70,16 @@ struct Config {
   std::size_t durable_min_replicas = 0;
 };
 
+// Something the operator should hear about, though the sidecar starts: logged as a warning
+// once the logger is configured.
+struct StartWarning {
+  std::string message;
+  std::vector<std::pair<std::string, std::string>> fields;
+};
+
 struct ConfigResult {
   Config config;
+  std::vector<StartWarning> warnings;
   bool exit = false;  // true: print `output` and exit with `exit_code` (help, version, error)
   int exit_code = 0;
   std::string output;  // for errors: one line "podrelay: ..." meant for stderr

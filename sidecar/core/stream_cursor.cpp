@@ -86,21 +86,27 @@ void StreamCursor::on_disconnected() {
 }
 
 StreamCursor::Continuity StreamCursor::recheck(std::string_view channel, std::string_view epoch,
-                                               StreamId last) {
+                                               StreamId last, StreamId held) {
   auto const it = channels_.find(channel);
   if (it == channels_.end() || it->second.state != State::positioned) return Continuity::intact;
   auto& ch = it->second;
   auto const now = unreserved(epoch);
   auto result = Continuity::intact;
+  auto next = ch.id;
   if (!ch.epoch.empty() && ch.epoch != now) {
     result = Continuity::recreated;
-  } else if (last < ch.id) {
-    result = Continuity::rolled_back;
+    next = last;
+  } else if (ch.id != StreamId{} && held != ch.id) {
+    // 0-0: positioned on an empty stream, nothing read yet; nothing read can be gone.
+    result = held == StreamId{} ? Continuity::trimmed : Continuity::rolled_back;
+    // Trimmed: the position is no entry now, so a later recheck would say it again; its
+    // subscribers are cut off and resume by their own ids.
+    next = result == Continuity::rolled_back ? held : last;
   }
   // A stream first seen without an epoch (created after positioning) takes the one it has.
   ch.epoch = now;
-  if (result != Continuity::intact) {
-    ch.id = last;
+  if (next != ch.id) {
+    ch.id = next;
     ++generation_;
   }
   return result;

@@ -34,15 +34,22 @@ class StreamCursor {
   // wanted.
   bool set_position(std::string const& channel, StreamId id, std::string_view epoch = {});
 
-  // After a reconnect, what Redis says now about a positioned channel's stream: its epoch
-  // and last entry. `recreated`: the epoch is not the one read before (the stream expired,
-  // was deleted, or was lost with Redis' data, so entries this reader had not read yet may
-  // be gone); `rolled_back`: same epoch, but the last entry is before this reader's position
-  // (Redis came back from an older snapshot, without entries it had acknowledged). Then the
-  // position moves to that last entry (reading goes on from there) and the epoch to the
-  // current one. A reserved epoch ("p:" + token) counts as its token.
-  enum class Continuity { intact, recreated, rolled_back };
-  Continuity recheck(std::string_view channel, std::string_view epoch, StreamId last);
+  // After a reconnect, what Redis says now about a positioned channel's stream: its epoch,
+  // its last entry, and `held`, the newest entry it holds at or before this reader's
+  // position (0-0: none). `recreated`: the epoch is not the one read before (the stream
+  // expired, was deleted, or was lost with Redis' data, so entries this reader had not read
+  // yet may be gone): reading goes on from the last entry. `rolled_back`: same epoch, but
+  // the entry read last is gone and an older one is there (Redis came back from an older
+  // snapshot, without entries it had acknowledged); judged by the entry itself, not by the
+  // last one, which a publish after the restart makes newer again. Reading goes on after
+  // `held`, so what was published since the restart is read. `trimmed`: same epoch, no
+  // entry at or before the position is left (MAXLEN trimmed past it while this reader was
+  // away, or the stream was deleted): entries it had not read may be gone; reading goes on
+  // from the last entry. The epoch becomes the current one. A reserved epoch ("p:" + token)
+  // counts as its token.
+  enum class Continuity { intact, recreated, rolled_back, trimmed };
+  Continuity recheck(std::string_view channel, std::string_view epoch, StreamId last,
+                     StreamId held);
   // Every positioned channel (what a reconnect rechecks).
   std::vector<std::string> positioned_channels() const;
   // The epoch read at positioning or at the last recheck ("" when none).

@@ -204,6 +204,14 @@ void encode_name_list(std::string& out, FrameType type, std::uint32_t request_id
   finish(out, at);
 }
 
+std::string_view cut_message(std::string_view text) noexcept {
+  if (text.size() <= max_message_bytes) return text;
+  auto end = max_message_bytes;
+  // Back off over continuation bytes (10xxxxxx) to the start of the cut character.
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xc0) == 0x80) --end;
+  return text.substr(0, end);
+}
+
 void encode_ping(std::string& out, std::uint32_t request_id) {
   auto const at = start(out, FrameType::ping, 4);
   put_u32(out, request_id);

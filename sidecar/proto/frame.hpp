@@ -21,6 +21,11 @@ inline constexpr std::uint16_t protocol_version = 1;
 inline constexpr std::uint16_t max_protocol_version = 3;
 inline constexpr std::size_t header_bytes = 4;  // the u32 length prefix
 inline constexpr std::size_t max_str_bytes = 0xffff;
+// The sidecar cuts the texts of the ERR and GOAWAY frames it sends to this many bytes (at a
+// UTF-8 character boundary), so that with --max-frame-bytes at its minimum (1024) every
+// frame but MSG and SMSG fits the limit it announces.
+inline constexpr std::size_t max_message_bytes = 512;
+inline constexpr std::uint32_t min_max_frame_bytes = 1024;
 
 enum class FrameType : std::uint8_t {
   hello = 0x01,
@@ -143,6 +148,8 @@ FrameType type_of(Frame const& frame) noexcept;
 // 65535 bytes cannot be encoded; callers check with fits_str() first (encoders truncate
 // nothing and assert in debug builds).
 constexpr bool fits_str(std::string_view s) noexcept { return s.size() <= max_str_bytes; }
+// `text` cut to max_message_bytes, never inside a UTF-8 sequence.
+std::string_view cut_message(std::string_view text) noexcept;
 
 void encode_hello(std::string& out, std::string_view client_name, std::string_view auth_token,
                   std::uint16_t version = protocol_version);

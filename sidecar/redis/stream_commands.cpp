@@ -124,6 +124,11 @@ void append_last_entry(std::string& out, std::string_view stream_key) {
   append_command(out, {"XREVRANGE", stream_key, "+", "-", "COUNT", "1"});
 }
 
+void append_entry_at_or_before(std::string& out, std::string_view stream_key, core::StreamId at) {
+  auto const id = at.to_string();
+  append_command(out, {"XREVRANGE", stream_key, id, "-", "COUNT", "1"});
+}
+
 bool entry_payload(redisReply const& fields, std::string_view& payload) {
   if (fields.type != REDIS_REPLY_ARRAY || fields.elements < 2) return false;
   for (std::size_t i = 0; i + 1 < fields.elements; i += 2) {

@@ -49,6 +49,9 @@ void append_xrange_after(std::string& out, std::string_view stream_key, std::str
 // its reply (0-0 when the stream has no entry or does not exist).
 void append_last_entry(std::string& out, std::string_view stream_key);
 core::StreamId last_entry_id(redisReply const& reply);
+// XREVRANGE key <at> - COUNT 1: the newest entry at or before `at` (a reader's recheck: is
+// the entry it read last still there?); its reply reads with last_entry_id().
+void append_entry_at_or_before(std::string& out, std::string_view stream_key, core::StreamId at);
 
 // The payload of an entry's field list: the value of field "d" (what podrelay writes), else
 // the first value (an entry another writer added); false when there is none.

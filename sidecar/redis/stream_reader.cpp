@@ -42,12 +42,22 @@ void StreamReader::send(bool subscribe, std::vector<std::string> const& channels
     if (subscribe) {
       auto const app = durable_.durable_app_channel(channel);
       if (!app) continue;  // the router sends only durable names here
-      if (cursor_.want(channel, durable_.stream_key(*app))) confirm_later(channel, true);
+      if (cursor_.want(channel, durable_.stream_key(*app))) {
+        // Kept across a reconnect: confirmed once its recheck is answered.
+        if (recheck_ || checking_.contains(channel)) {
+          held_confirms_.insert(channel);
+        } else {
+          confirm_later(channel, true);
+        }
+      }
     } else {
       // A subscribe still waiting for its start position is confirmed first: the core
       // expects its answer before the unsubscribe's, and the fetch reply will not give it
       // once the channel is no longer wanted (that left the channel pending for good).
-      if (cursor_.wanted(channel) && !cursor_.positioned(channel)) confirm_later(channel, true);
+      if ((cursor_.wanted(channel) && !cursor_.positioned(channel)) ||
+          held_confirms_.erase(channel) > 0) {
+        confirm_later(channel, true);
+      }
       cursor_.unwant(channel);
       confirm_later(channel, false);
     }
@@ -106,9 +116,12 @@ void StreamReader::on_up() {
   client_id_ = 0;
   append_command(out_, {"CLIENT", "ID"});
   queue(Kind::client_id, {});
-  events_.on_reader_state(true);
-  // Positions kept across the reconnect are only good if Redis kept what they point into.
+  // Positions kept across the reconnect are only good if Redis kept what they point into
+  // (set first: the channels re-sent below wait for it).
   recheck_ = true;  // output() skips it when none were kept
+  checking_.clear();
+  held_confirms_.clear();
+  events_.on_reader_state(true);
 }
 
 Error StreamReader::on_down() {
@@ -117,6 +130,9 @@ Error StreamReader::on_down() {
   xread_in_flight_ = false;
   fetches_in_flight_ = 0;
   client_id_ = 0;
+  recheck_ = false;
+  checking_.clear();
+  held_confirms_.clear();  // the subscriptions core sends them again on connect
   cursor_.on_disconnected();
   events_.on_reader_state(false);
   // A refused command (a key of another type under a durable stream's name, an ACL) would
@@ -149,6 +165,7 @@ bool StreamReader::on_reply(redisReply const& reply) {
     case Kind::ping: break;
     case Kind::fetch:
     case Kind::check: last_entry_ = last_entry_id(reply); break;
+    case Kind::check_held: held_entry_ = last_entry_id(reply); break;
     case Kind::fetch_epoch: {
       --fetches_in_flight_;
       if (cursor_.set_position(head.channel, last_entry_, reply_string(reply))) {
@@ -159,12 +176,15 @@ bool StreamReader::on_reply(redisReply const& reply) {
     case Kind::check_epoch: {
       --fetches_in_flight_;
       auto const before = cursor_.epoch(head.channel);
-      auto const continuity = cursor_.recheck(head.channel, reply_string(reply), last_entry_);
+      auto const continuity =
+          cursor_.recheck(head.channel, reply_string(reply), last_entry_, held_entry_);
       if (continuity != core::StreamCursor::Continuity::intact) {
-        events_.on_stream_lost(head.channel,
-                               continuity == core::StreamCursor::Continuity::rolled_back, before,
-                               cursor_.epoch(head.channel));
+        events_.on_stream_lost(head.channel, continuity, before, cursor_.epoch(head.channel));
       }
+      // After any new epoch went to Redis (on the publisher's connection, where a resume's
+      // queries go too).
+      checking_.erase(head.channel);
+      if (held_confirms_.erase(head.channel) > 0) confirm_later(head.channel, true);
       break;
     }
     case Kind::xread:
@@ -206,13 +226,19 @@ Link::Output StreamReader::output() {
   if (!out_.empty()) return Link::Output::ready;
   if (xread_in_flight_ || fetches_in_flight_ > 0 || client_id_ == 0) return Link::Output::none;
   // The last entry and the epoch of each channel: to position new ones, and after a
-  // reconnect to recheck the ones kept (before any XREAD reads on from them).
+  // reconnect to recheck the ones kept (before any XREAD reads on from them), with the
+  // entry at or before the position: is the one read last still there?
   auto const ask = [&](std::vector<std::string> const& channels, Kind last, Kind epoch) {
     for (auto const& channel : channels) {
       auto const app = durable_.durable_app_channel(channel);
       auto const name = app ? *app : channel;
-      append_last_entry(out_, durable_.stream_key(name));
+      auto const key = durable_.stream_key(name);
+      append_last_entry(out_, key);
       queue(last, channel);
+      if (epoch == Kind::check_epoch) {
+        append_entry_at_or_before(out_, key, cursor_.position(channel));
+        queue(Kind::check_held, channel);
+      }
       append_command(out_, {"GET", durable_.epoch_key(name)});
       queue(epoch, channel);
     }
@@ -220,6 +246,9 @@ Link::Output StreamReader::output() {
   };
   if (std::exchange(recheck_, false)) {
     auto const kept = cursor_.positioned_channels();
+    // Every held confirmation is of one of these (held ones are positioned; an unsubscribe
+    // or a disconnect releases them).
+    checking_.insert(kept.begin(), kept.end());
     if (!kept.empty()) {
       ask(kept, Kind::check, Kind::check_epoch);
       return Link::Output::ready;

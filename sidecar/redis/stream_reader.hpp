@@ -6,13 +6,16 @@
 // the channel's start position (so a SUB's OK means every later entry will be read).
 // When the set of channels changes while an XREAD is blocked, it asks the relay to send
 // CLIENT UNBLOCK on the publisher connection, so a new channel does not wait for the block
-// to time out. Single-threaded; lives as long as the relay.
+// to time out. After a reconnect, a channel it kept is confirmed only once its recheck is
+// answered: a resume then asks Redis after any new epoch the recheck gave the stream.
+// Single-threaded; lives as long as the relay.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -40,10 +43,10 @@ class StreamReader final : Link::Role {
     // Please send CLIENT UNBLOCK <client_id> (the XREAD must be re-issued).
     virtual void on_reader_unblock(std::int64_t client_id) = 0;
     // After a reconnect: Redis no longer holds all of `channel`'s stream that this reader
-    // had not read yet (core::StreamCursor::recheck: `rolled_back` or recreated). Reading
-    // goes on from the stream's end; `epoch` is the stream's epoch now (rolled back: the
-    // one it kept), `old_epoch` the one read before ("" when none was).
-    virtual void on_stream_lost(std::string const& channel, bool rolled_back,
+    // had not read yet (core::StreamCursor::recheck says how: never `intact`); `epoch` is
+    // the stream's epoch now (rolled back: the one it kept), `old_epoch` the one read
+    // before ("" when none was).
+    virtual void on_stream_lost(std::string const& channel, core::StreamCursor::Continuity how,
                                 std::string const& old_epoch, std::string const& epoch) = 0;
 
    protected:
@@ -79,8 +82,9 @@ class StreamReader final : Link::Role {
   void take_output(std::string& buf) override;
   Link::Health on_health_tick() override;
 
-  // fetch / check: the stream's last entry, then (fetch_epoch / check_epoch) its epoch key.
-  enum class Kind { client_id, fetch, fetch_epoch, check, check_epoch, xread, ping };
+  // fetch / check: the stream's last entry, (check_held) the entry at or before the
+  // position, then (fetch_epoch / check_epoch) its epoch key.
+  enum class Kind { client_id, fetch, fetch_epoch, check, check_held, check_epoch, xread, ping };
   struct InFlight {
     Kind kind = Kind::ping;
     std::string channel;  // fetch
@@ -103,9 +107,12 @@ class StreamReader final : Link::Role {
   bool xread_in_flight_ = false;
   std::size_t xread_generation_ = 0;
   bool unblock_sent_ = false;
-  std::size_t fetches_in_flight_ = 0;  // position fetches and rechecks (pairs of replies)
-  core::StreamId last_entry_{};        // a fetch's or check's first reply, for its second
-  bool recheck_ = false;               // reconnected: recheck the positions kept
+  std::size_t fetches_in_flight_ = 0;            // position fetches and rechecks (pairs of replies)
+  core::StreamId last_entry_{};                  // a fetch's or check's first reply, for its last
+  core::StreamId held_entry_{};                  // a check's second reply
+  bool recheck_ = false;                         // reconnected: recheck the positions kept
+  std::set<std::string, std::less<>> checking_;  // rechecks sent, not yet answered
+  std::set<std::string, std::less<>> held_confirms_;  // confirmations waiting for them
   // In the order the subscriptions core must see them (an "on" before the "off" after it).
   std::vector<std::pair<std::string, bool>> confirms_;
   bool confirm_posted_ = false;

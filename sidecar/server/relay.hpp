@@ -140,8 +140,8 @@ class Relay final : public redis::Publisher::Events,
   void on_stream_entry(std::string const& channel, std::string_view id, core::StreamId parsed,
                        std::string_view payload) override;
   void on_reader_unblock(std::int64_t client_id) override;
-  void on_stream_lost(std::string const& channel, bool rolled_back, std::string const& old_epoch,
-                      std::string const& epoch) override;
+  void on_stream_lost(std::string const& channel, core::StreamCursor::Continuity how,
+                      std::string const& old_epoch, std::string const& epoch) override;
   std::optional<Nack> publish_durable(redis::PublishTag tag, std::string_view app_channel,
                                       std::string_view payload);
   bool durable_outcome(redis::PublishTag const& tag, std::optional<proto::ErrorCode>& error,

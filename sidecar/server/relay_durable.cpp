@@ -188,20 +188,21 @@ void Relay::deliver_stream_entry(std::string const& channel, std::string_view hu
   }
 }
 
-void Relay::on_stream_lost(std::string const& channel, bool rolled_back,
+void Relay::on_stream_lost(std::string const& channel, core::StreamCursor::Continuity how,
                            std::string const& old_epoch, std::string const& epoch) {
+  using Continuity = core::StreamCursor::Continuity;
   metrics_.durable_streams_lost.Increment();
   auto const app = durable_.durable_app_channel(channel);
   auto const name = app ? std::string(*app) : channel;
+  auto const why = how == Continuity::rolled_back ? "rolled back"
+                   : how == Continuity::trimmed   ? "trimmed"
+                                                  : "recreated";
   log::warn("durable stream lost entries this pod had not read; cutting off its subscribers",
-            {{"channel", name},
-             {"why", rolled_back ? "rolled back" : "recreated"},
-             {"epoch_before", old_epoch},
-             {"epoch", epoch}});
-  if (rolled_back && !epoch.empty()) {
-    // Same epoch, fewer entries (Redis came back from an older snapshot): a new epoch, so
-    // that apps resuming anywhere are told (recovered=0), unless a publish or another pod
-    // replaced it already.
+            {{"channel", name}, {"why", why}, {"epoch_before", old_epoch}, {"epoch", epoch}});
+  if (how == Continuity::rolled_back && !epoch.empty()) {
+    // Same epoch, and the entry this pod read last is gone (Redis came back from an older
+    // snapshot): a new epoch, so that apps resuming anywhere are told (recovered=0), unless
+    // a publish or another pod replaced it already.
     std::string command;
     redis::append_command(
         command, {"EVAL", rotate_epoch_script, "1", durable_.epoch_key(name), epoch, new_epoch()});
@@ -216,12 +217,15 @@ void Relay::on_stream_lost(std::string const& channel, bool rolled_back,
     if (auto* c = dynamic_cast<Connection*>(r)) cut.push_back(c->shared_from_this());
   }
   if (cut.empty()) return;
-  boost::asio::post(ex_, [cut = std::move(cut), name] {
+  auto const cause =
+      how == Continuity::trimmed
+          ? "(trimmed to --durable-max-len, or deleted, while this pod's reader was away)"
+          : "(Redis restarted without them, or from an older snapshot)";
+  boost::asio::post(ex_, [cut = std::move(cut), name, cause] {
     for (auto const& c : cut) {
-      c->goaway(ErrorCode::stream_lost,
-                "the durable stream of '" + name.substr(0, 200) +
-                    "' lost entries this pod had not delivered (Redis restarted without them, "
-                    "or from an older snapshot); reconnect and RSUB it: recovered=0 says so");
+      c->goaway(ErrorCode::stream_lost, "the durable stream of '" + name.substr(0, 200) +
+                                            "' lost entries this pod had not delivered " + cause +
+                                            "; reconnect and RSUB it: recovered=0 says so");
     }
   });
 }

@@ -176,8 +176,9 @@ void Session::publish(proto::Pub const& pub) {
   if (nack->code == proto::ErrorCode::publish_buffer_full) {
     // The one exception to request order: backpressure must reach the app at once, not
     // after the publishes ahead of it time out.
-    append_reply(
-        [&](std::string& out) { proto::encode_err(out, pub.request_id, nack->code, nack->text); });
+    append_reply([&](std::string& out) {
+      proto::encode_err(out, pub.request_id, nack->code, proto::cut_message(nack->text));
+    });
     return;
   }
   acks_.push_back(PendingAck{pub.request_id, true, nack->code, std::move(nack->text)});
@@ -202,8 +203,9 @@ void Session::answer_acks() {
   while (!acks_.empty() && acks_.front().ready) {
     auto const& a = acks_.front();
     if (a.error) {
-      append_reply(
-          [&](std::string& out) { proto::encode_err(out, a.request_id, *a.error, a.text); });
+      append_reply([&](std::string& out) {
+        proto::encode_err(out, a.request_id, *a.error, proto::cut_message(a.text));
+      });
     } else if (version_ >= 2 && !a.text.empty()) {
       // A durable publish: the answer carries the id Redis assigned.
       append_reply([&](std::string& out) { proto::encode_pubok(out, a.request_id, a.text); });
@@ -228,7 +230,9 @@ void Session::on_subscription_reply(std::uint32_t request_id, std::optional<prot
     }
   }
   if (error) {
-    append_reply([&](std::string& out) { proto::encode_err(out, request_id, *error, text); });
+    append_reply([&](std::string& out) {
+      proto::encode_err(out, request_id, *error, proto::cut_message(text));
+    });
   } else {
     append_reply([&](std::string& out) { proto::encode_ok(out, request_id); });
   }
@@ -252,7 +256,7 @@ void Session::protocol_error(proto::ErrorCode code, std::string_view text) {
       protocol_error_log(), "closing app connection after a protocol error",
       {{"conn", std::to_string(id())}, {"code", proto::error_name(code)}, {"detail", text}});
   std::string frame;
-  proto::encode_err(frame, 0, code, text);
+  proto::encode_err(frame, 0, code, proto::cut_message(text));
   fail(std::move(frame));
 }
 

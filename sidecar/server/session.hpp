@@ -62,7 +62,7 @@ class Session final : public Connection {
   }
   void on_half_closed() override;
   void append_goaway(std::string& out, proto::ErrorCode code, std::string_view text) override {
-    proto::encode_goaway(out, code, text);
+    proto::encode_goaway(out, code, proto::cut_message(text));
   }
 
   // Returns false when the connection must close.
