@@ -530,6 +530,19 @@ class TestDurableRedisLosses(DurableCase):
                 return got
         self.fail(f"no GOAWAY within {timeout} s; got {got[-3:]}")
 
+    def snapshot_then_300_more(self, channel: str):
+        """Two pods, a live durable subscriber on pod b; 100 acked entries, an RDB snapshot
+        (SAVE), 300 more acked entries, all 400 delivered live."""
+        a, b = self.start_plain()
+        pub = v2(a, "pub")
+        live = v2(b, "live")
+        ok = live.resume(channel)
+        ids = [pub.publish_durable(channel, b"m%d" % i) for i in range(100)]
+        self.redis.cli("SAVE")  # the snapshot holds 100 entries
+        ids += [pub.publish_durable(channel, b"m%d" % i) for i in range(100, 400)]
+        self.assertEqual(len(smsgs(live, 400)), 400)
+        return a, b, live, ok, ids
+
     def test_a_redis_restart_without_persistence_cuts_off_the_pod_that_had_not_read(self):
         a, b = self.start_plain()
         pub = v2(a, "pub")
@@ -562,14 +575,7 @@ class TestDurableRedisLosses(DurableCase):
         self.assertIn("podrelay_durable_streams_lost_total 0", text)
 
     def test_redis_back_from_an_older_snapshot_rotates_the_epoch(self):
-        a, b = self.start_plain()
-        pub = v2(a, "pub")
-        live = v2(b, "live")
-        ok = live.resume("room:snap")
-        ids = [pub.publish_durable("room:snap", b"m%d" % i) for i in range(100)]
-        self.redis.cli("SAVE")  # the snapshot holds 100 entries
-        ids += [pub.publish_durable("room:snap", b"m%d" % i) for i in range(100, 400)]
-        self.assertEqual(len(smsgs(live, 400)), 400)
+        a, b, live, ok, ids = self.snapshot_then_300_more("room:snap")
         self.redis.kill()
         self.redis = Redis(self, port=self.redis.port).start()  # loads the snapshot
         self.assertEqual(self.redis.cli("XLEN", "podrelay:{room:snap}").strip(), "100")
@@ -590,14 +596,7 @@ class TestDurableRedisLosses(DurableCase):
         # Before: the recheck compared the stream's last entry with what the pod had read,
         # so one publish appended after the restart (here by another writer, before the
         # pod's reader came back) hid the rollback: 300 acked entries gone, recovered=1.
-        a, b = self.start_plain()
-        pub = v2(a, "pub")
-        live = v2(b, "live")
-        ok = live.resume("room:snap2")
-        ids = [pub.publish_durable("room:snap2", b"m%d" % i) for i in range(100)]
-        self.redis.cli("SAVE")  # the snapshot holds 100 entries
-        ids += [pub.publish_durable("room:snap2", b"m%d" % i) for i in range(100, 400)]
-        self.assertEqual(len(smsgs(live, 400)), 400)
+        a, b, live, ok, ids = self.snapshot_then_300_more("room:snap2")
         self.redis.kill()
         # The snapshot, plus one entry appended after the restart, before the pods are back.
         restore = Redis(self, name="restore")
@@ -627,14 +626,7 @@ class TestDurableRedisLosses(DurableCase):
         # the pod's recheck: it gets GOAWAY STREAM_LOST with the live subscribers, or (had it
         # been answered) recovered=0 from the new epoch; never recovered=1 without the 300
         # acked entries the older snapshot lacks.
-        a, b = self.start_plain()
-        pub = v2(a, "pub")
-        live = v2(b, "live")
-        ok = live.resume("room:snap3")
-        ids = [pub.publish_durable("room:snap3", b"m%d" % i) for i in range(100)]
-        self.redis.cli("SAVE")
-        ids += [pub.publish_durable("room:snap3", b"m%d" % i) for i in range(100, 400)]
-        self.assertEqual(len(smsgs(live, 400)), 400)
+        a, b, live, ok, ids = self.snapshot_then_300_more("room:snap3")
         self.redis.kill()
         wait_for(lambda: b.readyz() == 503, 20, what="pod b to see Redis gone")
         away = v2(b, "away")
