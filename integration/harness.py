@@ -141,6 +141,12 @@ def http_get(port: int, path: str, timeout: float = 2.0) -> Tuple[int, str]:
         conn.close()
 
 
+# The harness' own settings: not passed on to the processes it starts, where the sidecar
+# would log each as an environment variable that no flag reads.
+HARNESS_ENV = ("PODRELAY_BIN", "PODRELAY_CLI_BIN", "PODRELAY_BUILD_DIR", "PODRELAY_SANITIZED",
+               "PODRELAY_KEEP_LOGS")
+
+
 class Proc:
     """A child process whose stdout/stderr go to files in the test's temp dir."""
 
@@ -155,6 +161,8 @@ class Proc:
         self._out = open(self.stdout_path, "ab")
         self._err.write(f"=== start: {' '.join(self.argv)}\n".encode())
         self._err.flush()
+        env = {k: v for k, v in (os.environ if env is None else env).items()
+               if k not in HARNESS_ENV}
         self.proc = subprocess.Popen(self.argv, stdin=stdin, stdout=self._out,
                                      stderr=self._err, cwd=cwd, env=env)
         _LIVE[self.proc.pid] = self.proc

@@ -311,6 +311,15 @@ class TestClusterFailover(ClusterCase):
         after = [r for r in acked if r in must and pub.sent[r][2] > t_restored]
         self.assertGreater(len(after), 100, "too few messages acked after the restore")
         self.assertTrue(victim_channels & {pub.sent[r][0] for r in after})
+        # The connection-state series follow the masters: the heir's are up, and the dead
+        # master's are gone (an alert on "any shard down" must clear after a failover).
+        for s in (a, b):
+            _, text = s.get("/metrics")
+            shard_lines = [l for l in text.splitlines()
+                           if l.startswith("podrelay_redis_shard_connected{")]
+            self.assertEqual(len(shard_lines), 6, (s.name, shard_lines))
+            self.assertTrue(all(l.endswith(" 1") for l in shard_lines), (s.name, shard_lines))
+            self.assertFalse([l for l in shard_lines if f':{victim.port}"' in l], shard_lines)
         check_alive(a, b)
         self.assert_no_problems()
 

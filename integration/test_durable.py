@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -385,11 +386,22 @@ class TestDurableReplayEdges(DurableCase):
         # and the GOAWAY is its last frame: the SMSGs before it have no hole (before: replay
         # pages could follow the GOAWAY, past the frames it had dropped).
         cut = v2(b, "cut")
+        # A fixed receive buffer (no autotuning, which may grow to tcp_rmem's max) keeps what
+        # the kernel holds for it well under the flood; 64 KiB, not less, so that reading
+        # the tail after the cut is not slowed to the persist timer's pace.
+        cut.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         cut.subscribe("flood", timeout=10)
         cut.send_raw(proto.encode_rsub(1, "room:big", first, b""))
         time.sleep(0.5)
-        pub.publish_many("flood", [b"f" * 4096 for _ in range(2000)])
-        frames = cut.read_until_closed(timeout=30)
+        pub.publish_many("flood", [b"f" * 4096 for _ in range(3000)])
+        try:
+            frames = cut.read_until_closed(timeout=30)
+        except TimeoutError:
+            _, text = b.get("/metrics")
+            self.fail("still open 30 s after the flood: " + " ".join(
+                line for line in text.splitlines()
+                if line.startswith(("podrelay_slow_consumer", "podrelay_messages_",
+                                     "podrelay_publish_nacks"))))
         self.assertIsInstance(frames[-1], proto.Goaway, frames[-3:])
         self.assertEqual(frames[-1].code, proto.SLOW_CONSUMER)
         replayed = [f for f in frames[:-1] if isinstance(f, proto.Smsg)]

@@ -257,11 +257,17 @@ class EnvironmentTest(IntegrationCase):
         # a flag on the command line wins over the environment
         pod2 = Sidecar(self, "envpod2", "unused")
         env2 = dict(env, PODRELAY_LISTEN=f"127.0.0.1:{pod2.port}",
-                    PODRELAY_ADMIN_LISTEN=f"127.0.0.1:{pod2.admin_port}")
+                    PODRELAY_ADMIN_LISTEN=f"127.0.0.1:{pod2.admin_port}",
+                    # a typo is started with and named; a Service's link variable is not
+                    PODRELAY_REDIS_URL="redis://127.0.0.1:1", PODRELAY_SERVICE_HOST="10.0.0.1")
         pod2.proc = self.track(Proc("envpod2", [PODRELAY_BIN, "--node-id", "cli-node"],
                                     self.tmpdir, env=env2))
         pod2.wait_ready()
         self.assertEqual(pod2.client(auth_token=b"env-token").welcome.node_id, b"cli-node")
+        ignored = [json.loads(line) for line in daemon_output(pod2.proc).splitlines()
+                   if "environment variable ignored" in line]
+        self.assertEqual([(e["level"], e["variable"], e["did_you_mean"]) for e in ignored],
+                         [("warn", "PODRELAY_REDIS_URL", "PODRELAY_REDIS")], ignored)
         figure("operations.env", checked="REDIS LISTEN ADMIN_LISTEN CHANNEL_PREFIX NODE_ID "
                "MAX_FRAME_BYTES MAX_QUEUE_BYTES SOFT_QUEUE_BYTES MAX_CONNECTIONS "
                "MAX_SUBSCRIPTIONS AUTH_TOKEN_FILE LOG_FORMAT LOG_LEVEL")

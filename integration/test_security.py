@@ -213,6 +213,13 @@ class TlsTest(SecurityCase):
                                                       "--tls-server-name", "not-the-server"],
                                wait_ready=False)
         reason2, line2 = self.assert_not_ready(badname, "certificate verify failed")
+        # the log says which check failed, and which name was checked
+        self.assertIn("hostname mismatch (checked not-the-server;", line2)
+        self.assertNotIn("hostname mismatch", line)
+        badip = self.sidecar("badip", redis.url, ["--tls-ca-file", self.pki["ca"],
+                                                  "--tls-server-name", "127.0.0.9"],
+                             wait_ready=False)
+        _, line3 = self.assert_not_ready(badip, "IP address mismatch (checked 127.0.0.9;")
         named = self.sidecar("named", redis.url, ["--tls-ca-file", self.pki["ca"],
                                                   "--tls-server-name", "localhost"])
         self.assert_delivery(named, a, channel="sec3")
@@ -220,7 +227,7 @@ class TlsTest(SecurityCase):
         time.sleep(1.5)
         self.assertEqual(plain.readyz(), 503)
         figure("security.tls", pki_seconds=self.pki_seconds, wrong_ca_reason=reason,
-               wrong_ca_log=line[:300], wrong_name_log=line2[:300])
+               wrong_ca_log=line[:300], wrong_name_log=line2[:300], wrong_ip_log=line3[:300])
 
     def test_tls_client_certificate(self):
         redis = RedisExt(self, tls=self.pki, client_auth=True,

@@ -4,12 +4,13 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -143,18 +144,29 @@ asio::awaitable<Error> RedisConnection::handshake_tls(Endpoint const& endpoint,
                                                       ConnectOptions const& options,
                                                       bool const& timed_out) {
   auto const& name = options.tls_server_name.empty() ? endpoint.host : options.tls_server_name;
-  error_code ignored;
-  asio::ip::make_address(name, ignored);
-  if (ignored) {  // SNI carries host names only, never IP addresses (RFC 6066)
-    SSL_set_tlsext_host_name(tls_->native_handle(), name.c_str());
+  SSL* const ssl = tls_->native_handle();
+  error_code not_an_ip;
+  asio::ip::make_address(name, not_an_ip);
+  // OpenSSL checks the name as part of the chain's verification, so a mismatch has its own
+  // verify result ("hostname mismatch") instead of a callback's bare refusal.
+  if (not_an_ip) {  // SNI carries host names only, never IP addresses (RFC 6066)
+    SSL_set_tlsext_host_name(ssl, name.c_str());
+    SSL_set1_host(ssl, name.c_str());
+  } else {
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str());
   }
-  tls_->set_verify_callback(asio::ssl::host_name_verification(name));
   auto [hec] = co_await tls_->async_handshake(asio::ssl::stream_base::client, use_tuple);
   if (hec || timed_out) {
+    std::string why = timed_out ? std::string("timed out") : hec.message();
+    if (auto const result = SSL_get_verify_result(ssl); !timed_out && result != X509_V_OK) {
+      why += ": ";
+      why += X509_verify_cert_error_string(result);  // which check failed, for the operator
+      if (result == X509_V_ERR_HOSTNAME_MISMATCH || result == X509_V_ERR_IP_ADDRESS_MISMATCH) {
+        why += " (checked " + name + "; --tls-server-name sets the name to check)";
+      }
+    }
     close();
-    co_return Error(errc::tls_handshake_failed,
-                    "TLS handshake with " + peer_ +
-                        " failed: " + (timed_out ? std::string("timed out") : hec.message()));
+    co_return Error(errc::tls_handshake_failed, "TLS handshake with " + peer_ + " failed: " + why);
   }
   co_return Error{};
 }
