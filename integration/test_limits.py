@@ -267,6 +267,28 @@ class LimitsTest(IntegrationCase):
                          (proto.Err, 50, proto.TOO_MANY_SUBSCRIPTIONS), f)
         c.ping()
 
+    def test_max_subscription_bytes(self):
+        # The names a connection holds (with the prefix) are bounded in bytes, not only in
+        # count: a connection of long names cannot take the sidecar's memory.
+        redis = self.start_redis()
+        pod = self.start_sidecar("pod", redis, ["--max-subscription-bytes", "4096"])
+        c = pod.client()
+        long1, long2 = "a" * 2000, "b" * 2000
+        c.subscribe(long1, long2)  # 2 x (9 + 2000) = 4018 bytes
+        c.send_raw(proto.encode_sub(50, ["x" * 100, long1]))  # + 109 bytes: over
+        f = c.recv_frame(timeout=5)
+        self.assertEqual((type(f), f.request_id, getattr(f, "code", None)),
+                         (proto.Err, 50, proto.TOO_MANY_SUBSCRIPTIONS), f)
+        self.assertIn(b"--max-subscription-bytes (4096 bytes)", f.message)
+        self.assertEqual(redis.numsub(PREFIX + "x" * 100), 0)
+        other = pod.client()  # each connection has its own budget
+        other.subscribe("x" * 100)
+        c.unsubscribe(long2)  # the bytes come back with the name
+        c.subscribe("x" * 100)
+        redis.cli("PUBLISH", PREFIX + "x" * 100, "fits")
+        self.assertEqual([m.payload for m in self.expect_msgs(c, 1)], [b"fits"])
+        self.assertEqual([m.payload for m in self.expect_msgs(other, 1)], [b"fits"])
+
     def test_auth_token(self):
         redis = self.start_redis()
         token_file = os.path.join(self.tmpdir, "token")

@@ -214,6 +214,21 @@ class RespSessionTest(IntegrationCase):
         redis.cli("PUBLISH", "s2", "still")
         self.assertEqual(c.reply(), [b"message", b"s2", b"still"])
 
+    def test_subscribe_beyond_max_subscription_bytes_is_refused_with_podrelay_code(self):
+        redis = self.start_redis()
+        pod = self.pod(redis, "--max-subscription-bytes", "2048")
+        c = Resp(self, pod.resp_port)
+        c.send("SUBSCRIBE", "a" * 2000)
+        self.assertEqual(c.reply(), [b"subscribe", b"a" * 2000, (":", "1")])
+        c.send("SUBSCRIBE", "b" * 100)
+        kind, text = c.reply()
+        self.assertEqual(kind, "-")
+        self.assertTrue(text.startswith("ERR podrelay 201 TOO_MANY_SUBSCRIPTIONS"), text)
+        self.assertIn("--max-subscription-bytes (2048 bytes)", text)
+        self.assertEqual(redis.numsub("b" * 100), 0)
+        c.send("PING")
+        self.assertEqual(c.reply(), [b"pong", b""])
+
     def test_messages_larger_than_the_frame_or_the_queue_limit(self):
         # README --max-frame-bytes: RESP deliveries are limited only by --max-queue-bytes; a
         # message too large even for that is skipped as it arrives and counted, and the

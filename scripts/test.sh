@@ -4,8 +4,9 @@
 #
 # Steps: unit tests (doctest), clang-tidy, an ASan/UBSan build running the unit tests and the
 # integration suite against real redis-server and podrelay processes, the client suites
-# (Node, Python) against real sidecars, deployment checks (Dockerfile, k8s), and bounded
-# fuzzing runs. Every step prints its own result; the script stops at the first failure.
+# (Node, Python) against real sidecars, the quick start and the browser demo, deployment
+# checks (Dockerfile, k8s), and bounded fuzzing runs. Every step prints its own result; the
+# script stops at the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -41,6 +42,9 @@ step "memory after a connection flood (release build: ASan's quarantine hides RS
 
 step "Node client tests (real sidecars)"
 PODRELAY_REQUIRE_LIVE=1 clients/node/test.sh
+
+step "the README's quick start (scripts/demo.sh --once: Redis, two sidecars, a message crossing)"
+scripts/demo.sh --once
 
 step "cross-pod chat demo in a real browser (Chromium via playwright-core)"
 examples/chat/test.sh

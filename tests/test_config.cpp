@@ -142,6 +142,7 @@ TEST_CASE("defaults") {
   CHECK(c.max_frame_bytes == 1024 * 1024);
   CHECK(c.redis.endpoints[0].port == 6379);
   CHECK(c.lazy_read_window.count() == 5);
+  CHECK(c.max_subscription_bytes == 4 * 1024 * 1024);
 }
 
 TEST_CASE("--lazy-read-seconds: 0 turns lazy reads off; negative is refused") {
@@ -156,9 +157,10 @@ TEST_CASE("--lazy-read-seconds: 0 turns lazy reads off; negative is refused") {
 
 TEST_CASE("flags, repeated --listen, and environment variables") {
   ::setenv("PODRELAY_CHANNEL_PREFIX", "env:", 1);
-  auto const r = parse({"--listen", "127.0.0.1:1", "--listen", "unix:/tmp/p.sock", "--redis",
-                        "redis://10.0.0.1:7000", "--max-frame-bytes", "4096", "--log-format",
-                        "json", "--publish-buffer-timeout", "0.5"});
+  auto const r =
+      parse({"--listen", "127.0.0.1:1", "--listen", "unix:/tmp/p.sock", "--redis",
+             "redis://10.0.0.1:7000", "--max-frame-bytes", "4096", "--log-format", "json",
+             "--publish-buffer-timeout", "0.5", "--max-subscription-bytes", "65536"});
   ::unsetenv("PODRELAY_CHANNEL_PREFIX");
   REQUIRE_FALSE(r.exit);
   CHECK(r.config.listen.size() == 2);
@@ -166,6 +168,7 @@ TEST_CASE("flags, repeated --listen, and environment variables") {
   CHECK(r.config.max_frame_bytes == 4096);
   CHECK(r.config.log_format == config::LogFormat::json);
   CHECK(r.config.publish_buffer_timeout.count() == 500);
+  CHECK(r.config.max_subscription_bytes == 65536);
 }
 
 TEST_CASE("bad flags exit 2 with one line") {
@@ -176,6 +179,7 @@ TEST_CASE("bad flags exit 2 with one line") {
            {"--max-frame-bytes", "-1"},
            {"--max-frame-bytes", "abc"},
            {"--max-frame-bytes", "1023"},  // below 1024 an ERR or WELCOME might not fit
+           {"--max-subscription-bytes", "1023"},
            {"--log-level", "loud"},
            {"--no-such-flag"},
            {"--admin-listen", "unix:/tmp/a"},

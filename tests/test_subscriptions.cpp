@@ -162,6 +162,43 @@ TEST_CASE("--max-subscriptions counts only names the receiver does not hold yet,
   CHECK(subs.receiver_count(SubKind::channel, "6") == 0);
 }
 
+TEST_CASE("the bytes of a receiver's names are bounded too, and freed as names go") {
+  auto subs = Subscriptions({100, true, 10}, [](std::string_view) { return ShardId{0}; });
+  FakeReceiver a, b;
+  Replies replies{{&a, &b}};
+  subs.attach(a);
+  subs.attach(b);
+  subs.on_connected(0);
+  // 3 + 3 + 4 bytes: exactly the limit; names held already and repeats count once.
+  subs.subscribe(a, SubKind::channel, 1, {"abc", "def"});
+  subs.subscribe(a, SubKind::pattern, 2, {"gh*i", "gh*i"});
+  subs.on_confirmed(0, SubKind::channel, "abc", true);
+  subs.on_confirmed(0, SubKind::channel, "def", true);
+  CHECK(replies(subs.on_confirmed(0, SubKind::pattern, "gh*i", true)) == V{"R0:2 OK"});
+  CHECK(subs.held_name_bytes(a) == 10);
+  CHECK(replies(subs.subscribe(a, SubKind::channel, 3, {"abc", "def"})) == V{"R0:3 OK"});
+  // One byte more is refused as a whole: nothing of it is applied.
+  auto fx = subs.subscribe(a, SubKind::channel, 4, {"abc", "x"});
+  CHECK(replies(fx) == V{"R0:4 ERR 201"});
+  CHECK(fx.commands.empty());
+  CHECK(subs.held_name_bytes(a) == 10);
+  CHECK(subs.receiver_count(SubKind::channel, "x") == 0);
+  // Another receiver has its own budget.
+  CHECK(commands(subs.subscribe(b, SubKind::channel, 1, {"x"})) == V{"shard:0 sub x"});
+  // Unsubscribing gives the bytes back: one name, then every name of a kind.
+  CHECK(replies(subs.unsubscribe(a, SubKind::channel, 5, {"def"})) == V{"R0:5 OK"});
+  CHECK(subs.held_name_bytes(a) == 7);
+  CHECK(replies(subs.unsubscribe(a, SubKind::pattern, 6, {})) == V{"R0:6 OK"});
+  CHECK(subs.held_name_bytes(a) == 3);
+  // So does a rollback (Redis refused the name).
+  subs.subscribe(a, SubKind::channel, 7, {"nope"});
+  CHECK(subs.held_name_bytes(a) == 7);
+  CHECK(replies(subs.on_refused(0, SubKind::channel, {"nope"}, "NOPERM")) == V{"R0:7 ERR 204"});
+  CHECK(subs.held_name_bytes(a) == 3);
+  // And with the bytes back, what was refused fits.
+  CHECK(commands(subs.subscribe(a, SubKind::channel, 8, {"1234567"})) == V{"shard:0 sub 1234567"});
+}
+
 TEST_CASE("a SUB that Redis refuses fails as a whole and holds nothing back") {
   auto subs = single();
   FakeReceiver a;

@@ -49,6 +49,9 @@ constexpr CountFlag count_flags[] = {
     {"--max-connections", &Config::max_connections, 1, 1'000'000, "Concurrent app connections"},
     {"--max-subscriptions", &Config::max_subscriptions, 1, 10'000'000,
      "Channels plus patterns one app connection may subscribe to"},
+    {"--max-subscription-bytes", &Config::max_subscription_bytes, 1024, 4 * gib,
+     "Bytes of the channel and pattern names (with their prefix) one app connection may hold "
+     "subscribed"},
     {"--durable-max-len", &Config::durable_max_len, 1, 1'000'000'000,
      "Entries kept per durable channel (approximate trimming, MAXLEN ~)"},
     {"--durable-min-replicas", &Config::durable_min_replicas, 0, 100,

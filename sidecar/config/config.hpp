@@ -50,7 +50,8 @@ struct Config {
   std::size_t publish_buffer_bytes = std::size_t{16} * 1024 * 1024;
   std::chrono::milliseconds publish_buffer_timeout{10'000};
   std::size_t max_connections = 10'000;
-  std::size_t max_subscriptions = 10'000;  // per connection
+  std::size_t max_subscriptions = 10'000;                             // per connection
+  std::size_t max_subscription_bytes = std::size_t{4} * 1024 * 1024;  // of their names
   std::chrono::milliseconds drain_timeout{10'000};
   std::chrono::milliseconds hello_timeout{5'000};  // a new connection's HELLO deadline
   std::chrono::milliseconds redis_connect_timeout{3'000};

@@ -87,15 +87,22 @@ Subscriptions::Effects Subscriptions::subscribe(Receiver& r, SubKind kind, std::
   }
   auto& st = state(r);
   auto& mine = st.names(kind);
-  // Only names the receiver does not hold yet count against its limit, each once.
+  // Only names the receiver does not hold yet count against its limits, each once.
   std::unordered_set<std::string_view> fresh;
+  std::size_t fresh_bytes = 0;
   for (auto const& n : names) {
-    if (!mine.contains(n)) fresh.insert(n);
+    if (!mine.contains(n) && fresh.insert(n).second) fresh_bytes += n.size();
   }
   if (held(r) + fresh.size() > options_.max_per_receiver) {
     return reject(r, request_id, ErrorCode::too_many_subscriptions,
                   "more than --max-subscriptions (" + std::to_string(options_.max_per_receiver) +
                       ") on one connection");
+  }
+  if (st.name_bytes + fresh_bytes > options_.max_name_bytes_per_receiver) {
+    return reject(r, request_id, ErrorCode::too_many_subscriptions,
+                  "the names subscribed on one connection would take more than "
+                  "--max-subscription-bytes (" +
+                      std::to_string(options_.max_name_bytes_per_receiver) + " bytes)");
   }
   Effects fx;
   Request req;
@@ -103,7 +110,7 @@ Subscriptions::Effects Subscriptions::subscribe(Receiver& r, SubKind kind, std::
   req.kind = kind;
   req.waiter = next_waiter_++;
   for (auto const& name : names) {
-    if (!mine.insert(name).second) continue;  // held already, or twice in this request
+    if (!st.add(kind, name)) continue;  // held already, or twice in this request
     req.added.push_back(name);
     bool const first = hub_.subscribe(kind, name, &r);
     ShardId shard = 0;
@@ -138,10 +145,13 @@ Subscriptions::Effects Subscriptions::unsubscribe(Receiver& r, SubKind kind,
   if (names.empty()) {
     auto all = std::move(mine);
     mine.clear();
-    for (auto const& name : all) release(r, kind, name, fx);
+    for (auto const& name : all) {
+      st.name_bytes -= name.size();
+      release(r, kind, name, fx);
+    }
   } else {
     for (auto const& name : names) {
-      if (mine.erase(name) > 0) release(r, kind, name, fx);
+      if (st.remove(kind, name)) release(r, kind, name, fx);
     }
   }
   Request req;
@@ -191,9 +201,8 @@ void Subscriptions::fail(WaiterId id, ErrorCode code, std::string_view text, Eff
   // Taken out first: a rollback can answer (and pop) other requests of this receiver.
   auto const kind = req->kind;
   auto const added = std::move(req->added);
-  auto& mine = st.names(kind);
   for (auto const& name : added) {
-    if (mine.erase(name) > 0) release(*r, kind, name, fx);
+    if (st.remove(kind, name)) release(*r, kind, name, fx);
   }
   flush(*r, st, fx);
 }
@@ -239,7 +248,7 @@ Subscriptions::Effects Subscriptions::on_refused(ShardId shard, SubKind kind,
   // too: a subscription Redis will not carry must not look alive.
   for (auto const& name : names) {
     for (auto* r : hub_.receivers(kind, name)) {
-      if (state(*r).names(kind).erase(name) > 0) release(*r, kind, name, fx);
+      if (state(*r).remove(kind, name)) release(*r, kind, name, fx);
     }
   }
   return fx;
@@ -280,6 +289,11 @@ Subscriptions::Effects Subscriptions::on_topology_changed() {
 std::size_t Subscriptions::held(Receiver const& r) const {
   auto const it = receivers_.find(&r);
   return it == receivers_.end() ? 0 : it->second.channels.size() + it->second.patterns.size();
+}
+
+std::size_t Subscriptions::held_name_bytes(Receiver const& r) const {
+  auto const it = receivers_.find(&r);
+  return it == receivers_.end() ? 0 : it->second.name_bytes;
 }
 
 bool Subscriptions::has(SubKind kind, std::string_view name, Receiver const& r) const {

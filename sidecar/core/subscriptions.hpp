@@ -40,6 +40,9 @@ class Subscriptions {
   struct Options {
     std::size_t max_per_receiver = 10000;  // distinct channels + patterns of one receiver
     bool patterns_allowed = true;          // false on Redis Cluster (no sharded PSUBSCRIBE)
+    // Bytes of those names together (each costs a few times its length in the hub, the
+    // tracker and the receiver's own set): bounds a connection's memory, not only its count.
+    std::size_t max_name_bytes_per_receiver = std::size_t{4} * 1024 * 1024;
   };
   struct Command {
     ShardId shard = 0;
@@ -72,7 +75,8 @@ class Subscriptions {
 
   // SUB/PSUB: answered once Redis confirmed every name the request added (at once when all
   // already are); refused as a whole (nothing applied) when it is empty, would take the
-  // receiver over max_per_receiver distinct names, or asks for patterns where there are none.
+  // receiver over max_per_receiver distinct names or max_name_bytes_per_receiver bytes of
+  // names, or asks for patterns where there are none.
   Effects subscribe(Receiver& r, SubKind kind, std::uint32_t request_id,
                     std::vector<std::string> const& names);
   // UNSUB/PUNSUB: takes effect at once (empty list: every name of the kind); answered OK in
@@ -112,7 +116,8 @@ class Subscriptions {
     return shard < trackers_.size() && trackers_[shard].active(kind, name);
   }
 
-  std::size_t held(Receiver const& r) const;  // distinct names of one receiver
+  std::size_t held(Receiver const& r) const;             // distinct names of one receiver
+  std::size_t held_name_bytes(Receiver const& r) const;  // their bytes together
   std::vector<std::string> names(Receiver const& r, SubKind kind) const;
   std::size_t local_subscription_count(SubKind kind) const { return hub_.subscription_count(kind); }
   bool settled(ShardId shard) const;  // connected, every wanted name confirmed
@@ -136,7 +141,18 @@ class Subscriptions {
     std::unordered_set<std::string, StringHash, std::equal_to<>> channels;
     std::unordered_set<std::string, StringHash, std::equal_to<>> patterns;
     util::Fifo<Request> requests;
+    std::size_t name_bytes = 0;  // of every name in channels and patterns
     auto& names(SubKind kind) { return kind == SubKind::channel ? channels : patterns; }
+    bool add(SubKind kind, std::string const& name) {
+      if (!names(kind).insert(name).second) return false;
+      name_bytes += name.size();
+      return true;
+    }
+    bool remove(SubKind kind, std::string const& name) {
+      if (names(kind).erase(name) == 0) return false;
+      name_bytes -= name.size();
+      return true;
+    }
   };
 
   ReceiverState& state(Receiver& r);

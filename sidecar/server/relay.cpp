@@ -36,7 +36,8 @@ Relay::Relay(asio::any_io_executor ex, config::Config const& cfg, metrics::Metri
       names_(cfg.channel_prefix),
       resp_names_(cfg.resp_channel_prefix),
       durable_(cfg.channel_prefix, durable_options(cfg)),
-      subscriptions_({cfg.max_subscriptions, cfg.redis.mode != config::RedisUrl::Mode::cluster},
+      subscriptions_({cfg.max_subscriptions, cfg.redis.mode != config::RedisUrl::Mode::cluster,
+                      cfg.max_subscription_bytes},
                      [this](std::string_view redis_name) {
                        if (reader_ && durable_.durable_app_channel(redis_name)) {
                          return durable_shard_id;
