@@ -13,9 +13,10 @@ import threading
 import time
 import unittest
 
-from harness import REPO_ROOT, IntegrationCase, proto
-from harness_ext import (AckedPublisher, Collector, ensure_nofile, figure, metric,
-                         raw_exchange, read_frames_until_close, rss_kib, sidecar_metrics)
+from harness import REPO_ROOT, IntegrationCase, Sidecar, free_port, proto
+from harness_ext import (AckedPublisher, Collector, daemon_output, ensure_nofile, figure,
+                         metric, raw_exchange, read_frames_until_close, rss_kib,
+                         sidecar_metrics)
 
 VECTORS = os.path.join(REPO_ROOT, "proto", "vectors", "frames.json")
 
@@ -296,3 +297,134 @@ class MaxConnectionsTest(IntegrationCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class FakeRedis:
+    """Speaks just enough RESP to be taken for Redis by a sidecar (handshake, PING), on a
+    loopback port. The first PUBLISH it gets is answered with a bulk string that never ends
+    (bounded here: at most `max_bytes`, for at most `max_seconds`), as a broken or hostile
+    server might; later ones get `:0`."""
+
+    def __init__(self, max_bytes: int, max_seconds: float):
+        self.max_bytes, self.max_seconds = max_bytes, max_seconds
+        self.port = free_port()
+        self.listener = socket.create_server(("127.0.0.1", self.port))
+        self.listener.settimeout(0.2)
+        self.endless_sent = 0  # bytes of the endless reply the sidecar took
+        self.endless_done = threading.Event()
+        self.publishes = 0
+        self.stopping = False
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def stop(self):
+        self.stopping = True
+        for t in self.threads:
+            t.join(timeout=5)
+        self.listener.close()
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                conn, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self.threads.append(t)
+            t.start()
+
+    @staticmethod
+    def _commands(buf: bytearray):
+        """Whole RESP arrays of bulk strings at the front of `buf`, taken out of it."""
+        out = []
+        while True:
+            if not buf.startswith(b"*"):
+                return out
+            pos, args = 0, []
+            eol = buf.find(b"\r\n")
+            if eol < 0:
+                return out
+            n, pos = int(buf[1:eol]), eol + 2
+            for _ in range(n):
+                eol = buf.find(b"\r\n", pos)
+                if eol < 0:
+                    return out
+                size = int(buf[pos + 1:eol])
+                if len(buf) < eol + 2 + size + 2:
+                    return out
+                args.append(bytes(buf[eol + 2:eol + 2 + size]))
+                pos = eol + 2 + size + 2
+            del buf[:pos]
+            out.append(args)
+
+    @staticmethod
+    def _recv(conn: socket.socket):
+        """What arrived; None when nothing did within the timeout; b"" once closed."""
+        try:
+            return conn.recv(65536)
+        except socket.timeout:
+            return None
+        except OSError:
+            return b""
+
+    def _serve(self, conn: socket.socket):
+        conn.settimeout(0.2)
+        buf = bytearray()
+        with conn:
+            while not self.stopping:
+                data = self._recv(conn)
+                if data == b"":
+                    return
+                buf += data or b""
+                for args in self._commands(buf):
+                    verb = args[0].upper()
+                    if verb == b"PUBLISH":
+                        self.publishes += 1
+                        if self.publishes == 1:
+                            self._endless(conn)
+                            return
+                        conn.sendall(b":0\r\n")
+                    elif verb == b"PING":
+                        conn.sendall(b"+PONG\r\n")
+                    else:
+                        conn.sendall(b"+OK\r\n")
+
+    def _endless(self, conn: socket.socket):
+        conn.settimeout(1.0)
+        chunk = b"x" * 65536
+        deadline = time.monotonic() + self.max_seconds
+        try:
+            conn.sendall(b"$1073741824\r\n")
+            while self.endless_sent < self.max_bytes and time.monotonic() < deadline:
+                try:
+                    self.endless_sent += conn.send(chunk)
+                except socket.timeout:
+                    continue
+        except OSError:
+            pass  # the sidecar dropped the connection
+        finally:
+            self.endless_done.set()
+
+
+class HostileRedisTest(IntegrationCase):
+
+    def test_a_reply_without_end_on_the_publisher_connection_is_cut_off(self):
+        # The publisher asks for an integer; a reply of hundreds of MiB is no answer to that.
+        # Before: the sidecar buffered it all until the health check's timeout dropped the
+        # connection (the reply was behind the PING's answer), at the rate the peer sent.
+        fake = FakeRedis(max_bytes=256 << 20, max_seconds=20)
+        self.addCleanup(fake.stop)
+        pod = Sidecar(self, "pod", f"redis://127.0.0.1:{fake.port}").start()
+        c = pod.client()
+        c.send_raw(proto.encode_pub(7, "x", b"payload"))
+        f = c.recv_frame(timeout=20)
+        self.assertTrue(fake.endless_done.wait(20))
+        self.assertEqual((type(f), f.request_id, getattr(f, "code", None)),
+                         (proto.Err, 7, proto.OUTCOME_UNKNOWN), f)
+        # Dropped within the limit (1 MiB) plus what the kernel's socket buffers held.
+        self.assertLess(fake.endless_sent, 32 << 20, fake.endless_sent)
+        self.assertIn("a reply of more than 1048576 bytes", daemon_output(pod.proc))
+        # The sidecar stays up and reconnects; the next publish is answered.
+        pod.wait_ready()
+        c.publish("x", b"again", timeout=10)
+        figure("hostile.endless_reply", taken_before_drop_bytes=fake.endless_sent)

@@ -175,3 +175,22 @@ TEST_CASE("a long steady stream through the queue keeps replies matched") {
   }
   CHECK(q.bytes() == static_cast<std::size_t>(next_push - next_reply));
 }
+
+TEST_CASE("oldest_in_flight() is the command whose reply comes next") {
+  Q q(100, 10s);
+  auto const t0 = Q::Clock::now();
+  CHECK(q.oldest_in_flight() == nullptr);
+  q.push("A", 1, t0);
+  CHECK(q.oldest_in_flight() == nullptr);  // not written yet
+  std::string out;
+  q.take_unwritten(out, t0);
+  q.push("B", 2, t0);
+  REQUIRE(q.oldest_in_flight() != nullptr);
+  CHECK(*q.oldest_in_flight() == 1);
+  q.take_unwritten(out, t0);
+  Q::Item item;
+  q.on_reply(item);
+  CHECK(*q.oldest_in_flight() == 2);
+  q.on_reply(item);
+  CHECK(q.oldest_in_flight() == nullptr);
+}

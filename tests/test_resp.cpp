@@ -257,3 +257,34 @@ TEST_CASE("integers read by next_view() are let go of, not kept in the buffer") 
   }
   CHECK(sum == 100LL * 999 * 1000 / 2);
 }
+
+TEST_CASE("incomplete_bytes() is the size so far of the reply being read") {
+  ReplyReader r;
+  redisReply const* reply = nullptr;
+  auto feed = [&](std::string const& bytes) { r.feed(bytes.data(), bytes.size()); };
+  // Whole replies, by either path, leave nothing behind; the next one's start counts.
+  feed(":1\r\n+OK\r\n$5\r\nab");
+  CHECK(r.incomplete_bytes() == 15);
+  REQUIRE(r.next_view(reply) == ReplyReader::Status::reply);  // the integer fast path
+  CHECK(r.incomplete_bytes() == 11);
+  REQUIRE(r.next_view(reply) == ReplyReader::Status::reply);  // +OK through hiredis
+  CHECK(r.incomplete_bytes() == 6);
+  CHECK(r.next_view(reply) == ReplyReader::Status::need_more);
+  CHECK(r.incomplete_bytes() == 6);
+  feed("cde\r\n");
+  REQUIRE(r.next_view(reply) == ReplyReader::Status::reply);
+  CHECK(r.incomplete_bytes() == 0);
+  // An array hiredis parses element by element (and trims from its buffer) is still
+  // counted whole until it is complete.
+  feed("*3000\r\n");
+  std::string elements;
+  for (int i = 0; i < 2999; ++i) elements += "$3\r\nabc\r\n";
+  feed(elements);
+  CHECK(r.next_view(reply) == ReplyReader::Status::need_more);
+  CHECK(r.buffered() < elements.size());  // hiredis let go of what it parsed
+  CHECK(r.incomplete_bytes() == 7 + elements.size());
+  feed("$3\r\nabc\r\n:5\r\n");
+  REQUIRE(r.next_view(reply) == ReplyReader::Status::reply);
+  CHECK(reply->elements == 3000);
+  CHECK(r.incomplete_bytes() == 4);
+}

@@ -59,6 +59,10 @@ class PublishQueue {
   }
 
   bool has_unwritten() const noexcept { return items_.size() > in_flight_; }
+  // The command whose reply comes next, or null when none is in flight.
+  Tag const* oldest_in_flight() const noexcept {
+    return in_flight_ == 0 ? nullptr : &items_.front().tag;
+  }
 
   // Moves every unwritten command into `out` (swapped, so the caller's buffer is reused)
   // and marks them in flight; `lazy`: their replies will be read lazily.

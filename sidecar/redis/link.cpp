@@ -83,8 +83,9 @@ asio::awaitable<void> Link::reader() {
         [this] { role_.on_parsed(); });
     co_return;
   }
-  co_await conn_.read_replies(options_.name, stopped_,
-                              [this](redisReply const& reply) { return role_.on_reply(reply); });
+  co_await conn_.read_replies(
+      options_.name, stopped_, [this](redisReply const& reply) { return role_.on_reply(reply); },
+      [this] { return role_.reply_limit(); });
 }
 
 asio::awaitable<void> Link::writer() {

@@ -38,6 +38,9 @@ class Link final : private util::WriteBatch::Writer {
     virtual void on_up() = 0;
     // Each reply in order; false drops the connection.
     virtual bool on_reply(redisReply const& reply) = 0;
+    // The most bytes the next reply may take (0: no bound); checked while a large reply is
+    // still arriving, so a peer that sends one without end is dropped before it costs more.
+    virtual std::size_t reply_limit() const { return 0; }
     // A role that reads with a PushReader of its own (the subscriber: message pushes parsed
     // in place) returns it, fresh for each connection; then every reply goes to on_item.
     virtual PushReader* push_reader() { return nullptr; }

@@ -1,9 +1,11 @@
 #include "redis/publisher.hpp"
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 
 #include "redis/handshake.hpp"
+#include "redis/stream_commands.hpp"
 #include "util/log.hpp"
 #include "util/use_tuple.hpp"
 
@@ -118,6 +120,17 @@ Error Publisher::on_down() {
 void Publisher::log_retry(log::RateLimit& limit, std::string_view reason) {
   log::warn_limited(limit, "redis unreachable, retrying",
                     {{"role", "publisher"}, {"reason", reason}});
+}
+
+std::size_t Publisher::reply_limit() const {
+  // A query (PUBSUB for a RESP client) or a stream page (at most max_page_entries entries,
+  // each a payload of at most a frame) may be large; every other command gets an integer,
+  // an entry id, OK or a one-line error back. Nothing bigger is a reply to what was asked.
+  constexpr std::size_t small = std::size_t{1} << 20;
+  constexpr std::size_t listing = std::size_t{256} << 20;
+  auto const* next = queue_.oldest_in_flight();
+  if (next == nullptr || !(next->query || next->durable_query)) return small;
+  return std::max(listing, max_page_entries * (cfg_.max_frame_bytes + 1024));
 }
 
 bool Publisher::on_reply(redisReply const& reply) {

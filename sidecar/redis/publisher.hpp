@@ -135,6 +135,7 @@ class Publisher final : Link::Role {
   asio::awaitable<Error> connect(RedisConnection& conn) override;
   void on_up() override;
   bool on_reply(redisReply const& reply) override;
+  std::size_t reply_limit() const override;
   Error on_down() override;
   void log_retry(log::RateLimit& limit, std::string_view reason) override;
   Link::Output output() override;

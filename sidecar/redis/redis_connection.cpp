@@ -277,7 +277,8 @@ asio::awaitable<Expected<ReplyPtr>> RedisConnection::request(std::string const& 
 
 asio::awaitable<void> RedisConnection::read_replies(
     std::string_view role, bool const& stopped,
-    std::function<bool(redisReply const&)> const& on_reply) {
+    std::function<bool(redisReply const&)> const& on_reply,
+    std::function<std::size_t()> const& reply_limit) {
   for (;;) {
     {
       redisReply const* reply = nullptr;
@@ -286,7 +287,20 @@ asio::awaitable<void> RedisConnection::read_replies(
       util::WriteBatch batch;
       for (;;) {
         auto const st = reader_->next_view(reply);
-        if (st == ReplyReader::Status::need_more) break;
+        if (st == ReplyReader::Status::need_more) {
+          auto const pending = reader_->incomplete_bytes();
+          if (pending <= small_reply_bytes) break;
+          if (auto const limit = reply_limit(); limit != 0 && pending > limit) {
+            log::error("redis protocol error",
+                       {{"role", role},
+                        {"error", "a reply of more than " + std::to_string(limit) +
+                                      " bytes, more than the command it answers can get back; "
+                                      "dropping the connection"}});
+            close();
+            co_return;
+          }
+          break;
+        }
         if (st == ReplyReader::Status::error) {
           log::error("redis protocol error", {{"role", role}, {"error", reader_->error_text()}});
           close();

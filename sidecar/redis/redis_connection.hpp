@@ -70,10 +70,14 @@ class RedisConnection {
   // Sends one command and waits for its reply (handshakes and Sentinel queries only).
   asio::awaitable<Expected<ReplyPtr>> request(std::string const& command);
   ReplyReader& reader() { return *reader_; }
-  // Hands every reply to `on_reply` until it returns false, the stream is not RESP, or the
-  // connection fails; then closes the connection. `role` names it in the log lines.
+  // Hands every reply to `on_reply` until it returns false, the stream is not RESP, a reply
+  // grows past `reply_limit()` (asked only once one is past small_reply_bytes; 0: no
+  // bound), or the connection fails; then closes the connection. `role` names it in the
+  // log lines.
   asio::awaitable<void> read_replies(std::string_view role, bool const& stopped,
-                                     std::function<bool(redisReply const&)> const& on_reply);
+                                     std::function<bool(redisReply const&)> const& on_reply,
+                                     std::function<std::size_t()> const& reply_limit);
+  static constexpr std::size_t small_reply_bytes = std::size_t{64} * 1024;
   // The same with the subscriber's reader, which parses message pushes in place: the
   // socket reads straight into its buffer, starting with what the handshake left unread.
   // `on_parsed` runs after each read's items, before the next read.

@@ -45,6 +45,13 @@ ReplyReader::ReplyReader() : reader_(redisReaderCreateWithFunctions(bounded_func
 
 void ReplyReader::feed(char const* data, std::size_t n) {
   if (redisReaderFeed(reader_.get(), data, n) != REDIS_OK) throw std::bad_alloc();
+  fed_since_reply_ += n;
+}
+
+void ReplyReader::returned_reply() noexcept {
+  // What is left unparsed belongs to the replies after this one.
+  auto const* r = reader_.get();
+  fed_since_reply_ = r->buf == nullptr || r->len <= r->pos ? 0 : r->len - r->pos;
 }
 
 ReplyReader::Status ReplyReader::next(ReplyPtr& reply) {
@@ -52,6 +59,7 @@ ReplyReader::Status ReplyReader::next(ReplyPtr& reply) {
   if (redisReaderGetReply(reader_.get(), &raw) != REDIS_OK) return Status::error;
   if (raw == nullptr) return Status::need_more;
   reply.reset(static_cast<redisReply*>(raw));
+  returned_reply();
   return Status::reply;
 }
 
@@ -84,6 +92,7 @@ ReplyReader::Status ReplyReader::next_view(redisReply const*& reply) {
   if (r->err == 0 && between_replies && r->buf != nullptr && r->pos < r->len) {
     if (auto const n = parse_integer_reply({r->buf + r->pos, r->len - r->pos}, integer_.integer)) {
       r->pos += n;
+      fed_since_reply_ = r->len - r->pos;
       integer_.type = REDIS_REPLY_INTEGER;
       reply = &integer_;
       return Status::reply;

@@ -46,14 +46,20 @@ class ReplyReader {
   std::string_view unread() const noexcept;
   // The bytes the reader holds, consumed or not (consumed ones are let go in batches).
   std::size_t buffered() const noexcept;
+  // Bytes fed since the last whole reply was returned: after a need_more, the size so far
+  // of the reply being read (hiredis may already have parsed part of it into objects, so
+  // buffered() does not tell). What bounds a reply's memory.
+  std::size_t incomplete_bytes() const noexcept { return fed_since_reply_; }
 
  private:
   struct ReaderDeleter {
     void operator()(redisReader* r) const noexcept { redisReaderFree(r); }
   };
   std::unique_ptr<redisReader, ReaderDeleter> reader_;
+  void returned_reply() noexcept;
   ReplyPtr lent_;            // next_view()'s reply when hiredis parsed it
   redisReply integer_ = {};  // next_view()'s reply when it parsed an integer itself
+  std::size_t fed_since_reply_ = 0;
 };
 
 // The bytes of a whole integer reply at the start of `bytes` (":0\r\n" or ":-?[1-9][0-9]{0,17}

@@ -42,6 +42,10 @@ void append_stream_info(std::string& out, std::string_view stream_key, std::stri
                         std::string_view new_epoch, std::chrono::seconds ttl);
 core::StreamInfo parse_stream_info(redisReply const& reply);
 
+// The most entries podrelay asks for in one XRANGE (a resume's replay page, a cluster
+// poll): bounds the size of a reply to one (redis::Publisher::reply_limit).
+inline constexpr std::size_t max_page_entries = 512;
+
 // XRANGE key (after + COUNT n: the entries after `after`.
 void append_xrange_after(std::string& out, std::string_view stream_key, std::string_view after,
                          std::size_t count);

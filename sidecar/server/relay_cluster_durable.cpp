@@ -18,6 +18,7 @@ namespace {
 
 using core::SubKind;
 constexpr std::size_t poll_page = 512;  // entries per XRANGE
+static_assert(poll_page <= redis::max_page_entries);
 constexpr std::chrono::milliseconds poll_retry_after{200};
 
 }  // namespace

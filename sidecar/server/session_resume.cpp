@@ -15,6 +15,7 @@
 namespace podrelay::server {
 
 void Session::resume_subscribe(proto::Rsub const& rsub) {
+  static_assert(replay_page <= redis::max_page_entries);  // Publisher::reply_limit's bound
   using proto::ErrorCode;
   auto const refuse = [&](ErrorCode code, std::string text) {
     append_reply([&](std::string& out) {
