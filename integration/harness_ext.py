@@ -698,6 +698,15 @@ class RedisExt(Redis):
         return r.stdout.decode("utf-8", "replace")
 
 
+def secret_file(directory: str, name: str, content: str) -> str:
+    """`content` and a newline in a file only its owner may read (as a mounted Secret)."""
+    path = os.path.join(directory, name)
+    with open(path, "w") as f:
+        f.write(content + "\n")
+    os.chmod(path, 0o600)
+    return path
+
+
 def daemon_output(proc) -> str:
     """A process's stderr+stdout as written by the process itself (without the harness'
     '=== start: argv' lines, which hold the command line)."""

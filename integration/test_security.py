@@ -10,7 +10,8 @@ import time
 import unittest
 
 from harness import PODRELAY_BIN, REPO_ROOT, IntegrationCase, Proc, Sidecar, free_port, proto
-from harness_ext import Collector, RedisExt, daemon_output, figure, make_test_pki, raw_exchange
+from harness_ext import (Collector, RedisExt, daemon_output, figure, make_test_pki, raw_exchange,
+                         secret_file)
 
 TOKEN = "tok-9fJ3kLw2-app-secret"
 PASSWORD = "pw-Zq8xR2mS-redis-secret"
@@ -28,11 +29,7 @@ class SecurityCase(IntegrationCase):
         return Sidecar(self, name, url, extra).start(wait_ready)
 
     def secret_file(self, name, content):
-        path = os.path.join(self.tmpdir, name)
-        with open(path, "w") as f:
-            f.write(content + "\n")
-        os.chmod(path, 0o600)
-        return path
+        return secret_file(self.tmpdir, name, content)
 
     def assert_delivery(self, pod_a, pod_b, channel="sec", **client_kw):
         col = Collector.connect(pod_b.port, [channel], name="col", **client_kw)

@@ -14,7 +14,7 @@ import unittest
 
 from harness import IntegrationCase, Proc, Sidecar, free_port, wait_for
 from harness_ext import (AckedPublisher, Collector, RedisExt, check_accounting, figure, metric,
-                         resp_command, sidecar_metrics)
+                         resp_command, secret_file, sidecar_metrics)
 
 REDIS_SENTINEL = os.environ.get("REDIS_SENTINEL_BIN",
                                 shutil.which("redis-sentinel") or "redis-sentinel")
@@ -22,9 +22,9 @@ PREFIX = "podrelay:"
 CHANNEL = "fo"
 
 
-class SentinelFailoverTest(IntegrationCase):
+class SentinelCase(IntegrationCase):
 
-    def start_sentinel(self, i, master_port):
+    def start_sentinel(self, i, master_port, quorum=2, extra_conf=""):
         port = free_port()
         d = os.path.join(self.tmpdir, f"sentinel{i}")
         os.makedirs(d)
@@ -32,16 +32,16 @@ class SentinelFailoverTest(IntegrationCase):
         with open(conf, "w") as f:
             f.write(f"port {port}\nbind 127.0.0.1\ndaemonize no\ndir {d}\n"
                     f"sentinel resolve-hostnames no\n"
-                    f"sentinel monitor mymaster 127.0.0.1 {master_port} 2\n"
+                    f"sentinel monitor mymaster 127.0.0.1 {master_port} {quorum}\n"
                     f"sentinel down-after-milliseconds mymaster 1000\n"
                     f"sentinel failover-timeout mymaster 5000\n"
-                    f"sentinel parallel-syncs mymaster 1\n")
+                    f"sentinel parallel-syncs mymaster 1\n" + extra_conf)
         proc = self.track(Proc(f"sentinel{i}", [REDIS_SENTINEL, conf], self.tmpdir, cwd=d))
 
         def up():
             if not proc.alive():
                 raise AssertionError(proc.stderr_text()[-2000:])
-            return resp_command(port, b"PING").startswith(b"+PONG")
+            return resp_command(port, b"PING").startswith((b"+PONG", b"-NOAUTH"))
         wait_for(up, 10, what=f"sentinel{i}")
         return port
 
@@ -66,6 +66,9 @@ class SentinelFailoverTest(IntegrationCase):
                  interval=0.2, what="sentinels discovering each other and the replica")
         url = "redis-sentinel://" + ",".join(f"127.0.0.1:{p}" for p in sentinels) + "/mymaster"
         return master, replica, sentinels, url
+
+
+class SentinelFailoverTest(SentinelCase):
 
     def test_master_killed_under_load(self):
         master, replica, sentinels, url = self.start_failover_set()
@@ -135,6 +138,56 @@ class SentinelFailoverTest(IntegrationCase):
                kill_to_first_delivery_everywhere_s=t_delivery - t_kill,
                promoted_to_first_delivery_s=t_delivery - t_promoted, acked=oks, nacked=nacks,
                required=len(want), **figs)
+
+
+
+class SentinelAuthTest(SentinelCase):
+    """Sentinels with a password of their own (requirepass on the sentinels, as Helm charts
+    can set up), next to a different data password on the master."""
+
+    def test_sentinels_with_their_own_password(self):
+        if shutil.which(REDIS_SENTINEL) is None and not os.access(REDIS_SENTINEL, os.X_OK):
+            self.skipTest("redis-sentinel not installed")
+        data_pw, sentinel_pw = "data-pw-4e1b", "sentinel-pw-97c2"
+        master = RedisExt(self, "master", extra_args=["--requirepass", data_pw],
+                          password=data_pw).start()
+        port = self.start_sentinel(1, master.port, quorum=1, extra_conf=(
+            f"sentinel auth-pass mymaster {data_pw}\nrequirepass {sentinel_pw}\n"
+            f"sentinel sentinel-pass {sentinel_pw}\n"
+            f"user watcher on >watcher-pw-51d0 &* +@all\n"))
+        url = f"redis-sentinel://127.0.0.1:{port}/mymaster"
+        data = ["--redis-password-file", secret_file(self.tmpdir, "data", data_pw)]
+        # Without the sentinels' password: not ready, and the log says why.
+        bare = Sidecar(self, "bare", url, data).start(wait_ready=False)
+        wrong = Sidecar(self, "wrong", url, data + [
+            "--sentinel-password-file", secret_file(self.tmpdir, "wrong", "nope")]).start(
+                wait_ready=False)
+        by_password = ["--sentinel-password-file",
+                       secret_file(self.tmpdir, "sentinel", sentinel_pw)]
+        by_acl_user = ["--sentinel-username", "watcher", "--sentinel-password-file",
+                       secret_file(self.tmpdir, "watcher", "watcher-pw-51d0")]
+        good = [Sidecar(self, "podA", url, data + by_password).start(),
+                Sidecar(self, "podB", url, data + by_acl_user).start()]
+        col = Collector.connect(good[1].port, [CHANNEL], name="col")
+        self.addCleanup(col.close)
+        master.wait_numsub(PREFIX + CHANNEL, 1)
+        pub = good[0].client()
+        pub.publish(CHANNEL, b"through authenticated sentinels", timeout=10)
+        col.wait_for(lambda c_: b"through authenticated sentinels" in
+                     {p.encode() if isinstance(p, str) else p for p in c_.payloads()}, 10)
+        for pod, needle in ((bare, "the sentinels want a password: --sentinel-password-file"),
+                            (wrong, "AUTH refused by 127.0.0.1:")):
+            wait_for(lambda: needle in pod.proc.stderr_text(), 10, what=f"{pod.name}: {needle}")
+            self.assertEqual(pod.readyz(), 503)
+        for pod in [bare, wrong] + good:
+            out = pod.proc.stderr_text()
+            self.assertNotIn(data_pw, out)
+            self.assertNotIn(sentinel_pw, out)
+            self.assertNotIn("watcher-pw-51d0", out)
+        figure("sentinel.auth", no_password_log=next(
+            l for l in bare.proc.stderr_text().splitlines() if "NOAUTH" in l)[:300],
+            wrong_password_log=next(l for l in wrong.proc.stderr_text().splitlines()
+                                    if "AUTH refused" in l)[:300])
 
 
 if __name__ == "__main__":

@@ -246,6 +246,26 @@ TEST_CASE("secrets come from files, trailing newline dropped") {
   CHECK(r.config.redis.password == "s3cret");
 }
 
+TEST_CASE("the sentinels' own password: a file, for redis-sentinel:// only") {
+  SecretFile const secret;
+  char const* path = secret.path;
+  char const* url = "redis-sentinel://127.0.0.1:26379/mymaster";
+  auto const r =
+      parse({"--redis", url, "--sentinel-password-file", path, "--sentinel-username", "watcher"});
+  REQUIRE_FALSE(r.exit);
+  CHECK(r.config.sentinel_password == "s3cret");
+  CHECK(r.config.sentinel_username == "watcher");
+  CHECK(r.config.redis.password.empty());  // the data password is another one
+  for (auto const& bad : {parse({"--sentinel-password-file", path}),
+                          parse({"--redis", url, "--sentinel-username", "watcher"}),
+                          parse({"--redis", url, "--sentinel-password-file", "/nonexistent"})}) {
+    CHECK(bad.exit);
+    CHECK(bad.exit_code == 2);
+    CHECK(bad.output.find("--sentinel-") != std::string::npos);
+    CHECK(bad.output.find('\n') == std::string::npos);
+  }
+}
+
 TEST_CASE("secret files: only a regular file of at most 64 KiB, else one clear line") {
   // /dev/zero was read until memory ran out; a FIFO blocked the start with no word.
   auto const dev = parse({"--auth-token-file", "/dev/zero"});

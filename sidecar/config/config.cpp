@@ -175,6 +175,7 @@ struct Raw {
   std::string log_level = "info";
   std::string log_format = "text";
   std::string password_file;
+  std::string sentinel_password_file;
   std::string token_file;
   std::string unix_socket_mode = "0660";
 };
@@ -198,6 +199,11 @@ void add_options(CLI::App& app, Config& c, Raw& raw) {
       "redis-cluster://h1:p1,h2:p2 (rediss-sentinel://, rediss-cluster:// for TLS)");
   opt("--redis-password-file", raw.password_file,
       "File holding the Redis password (overrides a password in --redis)");
+  opt("--sentinel-password-file", raw.sentinel_password_file,
+      "redis-sentinel:// only: file holding the password of the sentinels themselves (their "
+      "requirepass); default: sentinels are asked without AUTH");
+  opt("--sentinel-username", c.sentinel_username,
+      "redis-sentinel:// only: ACL user for the sentinels (with --sentinel-password-file)");
   opt("--admin-listen", raw.admin_listen, "Admin HTTP address for /metrics, /healthz, /readyz");
   opt("--resp-listen", raw.resp_listen,
       "Redis-protocol (RESP) listen address for apps' own Redis clients, repeatable: host:port "
@@ -378,6 +384,17 @@ std::string finish(Config& c, Raw const& raw, bool soft_queue_given) {
   }
   if (!raw.token_file.empty()) {
     if (auto e = read_secret(raw.token_file, "--auth-token-file", c.auth_token); !e.empty())
+      return e;
+  }
+  bool const sentinel_auth = !raw.sentinel_password_file.empty() || !c.sentinel_username.empty();
+  if (sentinel_auth && c.redis.mode != RedisUrl::Mode::sentinel)
+    return "--sentinel-password-file and --sentinel-username need a redis-sentinel:// URL";
+  if (!c.sentinel_username.empty() && raw.sentinel_password_file.empty())
+    return "--sentinel-username needs --sentinel-password-file";
+  if (!raw.sentinel_password_file.empty()) {
+    if (auto e = read_secret(raw.sentinel_password_file, "--sentinel-password-file",
+                             c.sentinel_password);
+        !e.empty())
       return e;
   }
   for (auto const* f : {&c.tls.ca_file, &c.tls.cert_file, &c.tls.key_file}) {

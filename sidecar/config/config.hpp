@@ -62,6 +62,10 @@ struct Config {
   std::chrono::milliseconds lazy_read_window{5};
   std::string node_id;     // generated when empty
   std::string auth_token;  // from --auth-token-file; empty: no app auth
+  // Sentinel mode: AUTH to the sentinels themselves (their requirepass or an ACL user),
+  // from --sentinel-password-file and --sentinel-username; empty: sentinels without AUTH.
+  std::string sentinel_username;
+  std::string sentinel_password;
   TlsFiles tls;
   // Durable channels (--durable*): globs over app channel names read and written as Redis
   // streams; empty: none.

@@ -40,7 +40,10 @@ MasterLocator::MasterLocator(asio::any_io_executor ex, config::Config const& cfg
   master_options_.user_timeout = cfg.redis_ping_timeout;
   master_options_.require_master = sentinel_mode();
   sentinel_options_ = master_options_;
-  sentinel_options_.authenticate = false;  // sentinels run without the data password
+  // Sentinels have a password of their own, if any (never the data password).
+  sentinel_options_.authenticate = !cfg.sentinel_password.empty();
+  sentinel_options_.username = &cfg.sentinel_username;
+  sentinel_options_.password = &cfg.sentinel_password;
   sentinel_options_.select_db = false;
   sentinel_options_.require_master = false;
   sentinel_options_.client_name = "podrelay-sentinel-" + cfg.node_id;
@@ -68,8 +71,13 @@ asio::awaitable<Expected<Endpoint>> MasterLocator::locate() {
     }
     last = found.error().reason;
   }
-  co_return Error(errc::sentinel_unknown_master,
-                  "no sentinel named master '" + cfg_.redis.master_name + "' (last: " + last + ")");
+  auto hint = std::string();
+  if (last.find("NOAUTH") != std::string::npos && cfg_.sentinel_password.empty()) {
+    hint = "; the sentinels want a password: --sentinel-password-file";
+  }
+  co_return Error(
+      errc::sentinel_unknown_master,
+      "no sentinel named master '" + cfg_.redis.master_name + "' (last: " + last + hint + ")");
 }
 
 asio::awaitable<Expected<Endpoint>> MasterLocator::ask(RedisConnection& conn,

@@ -176,8 +176,8 @@ asio::awaitable<Error> RedisConnection::handshake(ConnectOptions const& options,
   auto const& url = *options.url;
   HandshakeOptions hs_options;
   if (options.authenticate) {
-    hs_options.username = url.username;
-    hs_options.password = url.password;
+    hs_options.username = options.username != nullptr ? *options.username : url.username;
+    hs_options.password = options.password != nullptr ? *options.password : url.password;
   }
   if (options.select_db) hs_options.db = url.db;
   hs_options.client_name = options.client_name;

@@ -32,10 +32,12 @@ struct ConnectOptions {
   std::shared_ptr<asio::ssl::context> tls;  // null: plain TCP
   std::string tls_server_name;              // SNI and verification; endpoint host when empty
   std::string client_name;                  // CLIENT SETNAME
-  bool authenticate = true;                 // AUTH with the URL's credentials
-  bool select_db = true;                    // SELECT is meaningless for pub/sub, harmless elsewhere
-  bool require_master = false;              // ROLE must say "master" (Sentinel mode)
-  std::string_view load_script;             // SCRIPT LOAD it in the handshake (see script_sha)
+  bool authenticate = true;                 // AUTH with the URL's credentials ...
+  std::string const* username = nullptr;    // ... or these, when set (the sentinels')
+  std::string const* password = nullptr;
+  bool select_db = true;         // SELECT is meaningless for pub/sub, harmless elsewhere
+  bool require_master = false;   // ROLE must say "master" (Sentinel mode)
+  std::string_view load_script;  // SCRIPT LOAD it in the handshake (see script_sha)
   std::chrono::milliseconds timeout{3000};
   std::chrono::milliseconds user_timeout{3000};  // TCP_USER_TIMEOUT: unacked data limit
 };
