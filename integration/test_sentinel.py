@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import time
 import unittest
 
-from harness import IntegrationCase, Proc, Sidecar, free_port, wait_for
+from harness import REDIS_CLI, IntegrationCase, Proc, Sidecar, free_port, wait_for
 from harness_ext import (AckedPublisher, Collector, RedisExt, check_accounting, figure, metric,
-                         resp_command, secret_file, sidecar_metrics)
+                         make_test_pki, resp_command, secret_file, sidecar_metrics)
 
 REDIS_SENTINEL = os.environ.get("REDIS_SENTINEL_BIN",
                                 shutil.which("redis-sentinel") or "redis-sentinel")
@@ -24,13 +25,24 @@ CHANNEL = "fo"
 
 class SentinelCase(IntegrationCase):
 
-    def start_sentinel(self, i, master_port, quorum=2, extra_conf=""):
+    def require_sentinel(self):
+        if shutil.which(REDIS_SENTINEL) is None and not os.access(REDIS_SENTINEL, os.X_OK):
+            self.skipTest("redis-sentinel not installed")
+
+    def start_sentinel(self, i, master_port, quorum=2, extra_conf="", tls=None):
+        """A redis-sentinel on a free port; `tls` (make_test_pki's files): TLS only, to its
+        clients and to the master."""
         port = free_port()
         d = os.path.join(self.tmpdir, f"sentinel{i}")
         os.makedirs(d)
+        listen = f"port {port}\n"
+        if tls:
+            listen = (f"port 0\ntls-port {port}\ntls-cert-file {tls['server_cert']}\n"
+                      f"tls-key-file {tls['server_key']}\ntls-ca-cert-file {tls['ca']}\n"
+                      f"tls-auth-clients no\ntls-replication yes\n")
         conf = os.path.join(d, "sentinel.conf")
         with open(conf, "w") as f:
-            f.write(f"port {port}\nbind 127.0.0.1\ndaemonize no\ndir {d}\n"
+            f.write(f"{listen}bind 127.0.0.1\ndaemonize no\ndir {d}\n"
                     f"sentinel resolve-hostnames no\n"
                     f"sentinel monitor mymaster 127.0.0.1 {master_port} {quorum}\n"
                     f"sentinel down-after-milliseconds mymaster 1000\n"
@@ -41,8 +53,14 @@ class SentinelCase(IntegrationCase):
         def up():
             if not proc.alive():
                 raise AssertionError(proc.stderr_text()[-2000:])
-            return resp_command(port, b"PING").startswith((b"+PONG", b"-NOAUTH"))
-        wait_for(up, 10, what=f"sentinel{i}")
+            if not tls:
+                return resp_command(port, b"PING").startswith((b"+PONG", b"-NOAUTH"))
+            r = subprocess.run([REDIS_CLI, "--tls", "--cacert", tls["ca"], "-h", "127.0.0.1",
+                                "-p", str(port), "SENTINEL", "get-master-addr-by-name",
+                                "mymaster"], stdin=subprocess.DEVNULL, capture_output=True,
+                               timeout=5)
+            return str(master_port).encode() in r.stdout
+        wait_for(up, 15, what=f"sentinel{i}")
         return port
 
     def sentinel_view(self, port):
@@ -53,8 +71,7 @@ class SentinelCase(IntegrationCase):
     def start_failover_set(self):
         """A master, a replica in sync and three sentinels that know both: (master, replica,
         the sentinel ports, the redis-sentinel:// URL). Skips when redis-sentinel is missing."""
-        if shutil.which(REDIS_SENTINEL) is None and not os.access(REDIS_SENTINEL, os.X_OK):
-            self.skipTest("redis-sentinel not installed")
+        self.require_sentinel()
         master = RedisExt(self, "master").start()
         replica = RedisExt(self, "replica",
                            extra_args=["--replicaof", "127.0.0.1", str(master.port)]).start()
@@ -146,8 +163,7 @@ class SentinelAuthTest(SentinelCase):
     can set up), next to a different data password on the master."""
 
     def test_sentinels_with_their_own_password(self):
-        if shutil.which(REDIS_SENTINEL) is None and not os.access(REDIS_SENTINEL, os.X_OK):
-            self.skipTest("redis-sentinel not installed")
+        self.require_sentinel()
         data_pw, sentinel_pw = "data-pw-4e1b", "sentinel-pw-97c2"
         master = RedisExt(self, "master", extra_args=["--requirepass", data_pw],
                           password=data_pw).start()
@@ -173,8 +189,8 @@ class SentinelAuthTest(SentinelCase):
         master.wait_numsub(PREFIX + CHANNEL, 1)
         pub = good[0].client()
         pub.publish(CHANNEL, b"through authenticated sentinels", timeout=10)
-        col.wait_for(lambda c_: b"through authenticated sentinels" in
-                     {p.encode() if isinstance(p, str) else p for p in c_.payloads()}, 10)
+        self.assertTrue(col.wait_for(
+            lambda c_: b"through authenticated sentinels" in c_.payloads(), 10), col.payloads())
         for pod, needle in ((bare, "the sentinels want a password: --sentinel-password-file"),
                             (wrong, "AUTH refused by 127.0.0.1:")):
             wait_for(lambda: needle in pod.proc.stderr_text(), 10, what=f"{pod.name}: {needle}")
@@ -188,6 +204,33 @@ class SentinelAuthTest(SentinelCase):
             l for l in bare.proc.stderr_text().splitlines() if "NOAUTH" in l)[:300],
             wrong_password_log=next(l for l in wrong.proc.stderr_text().splitlines()
                                     if "AUTH refused" in l)[:300])
+
+
+
+class SentinelTlsTest(SentinelCase):
+    """rediss-sentinel://: TLS to the sentinel and to the master it names."""
+
+    def test_tls_to_the_sentinel_and_the_master(self):
+        self.require_sentinel()
+        pki_dir = os.path.join(self.tmpdir, "pki")
+        os.makedirs(pki_dir)
+        pki = make_test_pki(pki_dir)
+        master = RedisExt(self, "master", tls=pki).start()
+        port = self.start_sentinel(1, master.port, quorum=1, tls=pki)
+        url = f"rediss-sentinel://127.0.0.1:{port}/mymaster"
+        a, b = (Sidecar(self, f"pod{n}", url, ["--tls-ca-file", pki["ca"]]).start() for n in "AB")
+        col = Collector.connect(b.port, [CHANNEL], name="col")
+        self.addCleanup(col.close)
+        master.wait_numsub(PREFIX + CHANNEL, 1)
+        a.client().publish(CHANNEL, b"over TLS", timeout=10)
+        self.assertTrue(col.wait_for(lambda c_: b"over TLS" in c_.payloads(), 10),
+                        col.payloads())
+        # A sentinel whose certificate the sidecar cannot verify is not asked.
+        other = Sidecar(self, "otherca", url, ["--tls-ca-file", pki["other_ca"]]).start(
+            wait_ready=False)
+        wait_for(lambda: "certificate verify failed" in other.proc.stderr_text(), 10,
+                 what="the wrong CA refused")
+        self.assertEqual(other.readyz(), 503)
 
 
 if __name__ == "__main__":
