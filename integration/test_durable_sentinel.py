@@ -10,17 +10,12 @@ from __future__ import annotations
 import time
 from typing import List
 
-from harness import IntegrationCase, Sidecar, proto, wait_for
+from harness import Sidecar, proto, wait_for
 from test_durable import DurableLoad, v2
-import test_sentinel  # the module, not its class: its own test must not run here too
+from test_sentinel import SentinelCase  # the set-up only: it has no test of its own
 
 
-class DurableSentinelFailoverTest(IntegrationCase):
-    # The sentinel set-up of the pub/sub failover test (borrowed, so its test is not run
-    # twice).
-    start_sentinel = test_sentinel.SentinelFailoverTest.start_sentinel
-    sentinel_view = test_sentinel.SentinelFailoverTest.sentinel_view
-    start_failover_set = test_sentinel.SentinelFailoverTest.start_failover_set
+class DurableSentinelFailoverTest(SentinelCase):
 
     def test_acked_durable_messages_survive_the_failover(self):
         master, replica, _, url = self.start_failover_set()
