@@ -542,6 +542,16 @@ class TestDurableRedisLosses(DurableCase):
                 return got
         self.fail(f"no GOAWAY within {timeout} s; got {got[-3:]}")
 
+    def assert_new_epoch_and_no_recovery(self, a, b, channel: str, ok, since: bytes):
+        """The stream got a new epoch, and an app resuming from `since` with the old one is
+        told recovered=0 at either pod."""
+        wait_for(lambda: self.redis.cli("GET", f"podrelay:{{{channel}}}:epoch").strip()
+                 not in ("", ok.epoch.decode()), 20, what="a new epoch")
+        for pod in (a, b):
+            with self.subTest(pod=pod.name):
+                r = v2(pod, "away").resume(channel, since, ok.epoch, timeout=20)
+                self.assertEqual(r.recovered, 0)
+
     def snapshot_then_300_more(self, channel: str):
         """Two pods, a live durable subscriber on pod b; 100 acked entries, an RDB snapshot
         (SAVE), 300 more acked entries, all 400 delivered live."""
@@ -595,14 +605,7 @@ class TestDurableRedisLosses(DurableCase):
         self.assertEqual(frames[-1].code, proto.STREAM_LOST, frames[-1])
         # An app away since entry 50 must not be told it recovered: entries 100..399, all
         # acked, are gone. The pod rotated the epoch, so any pod answers recovered=0.
-        wait_for(lambda: self.redis.cli("GET", "podrelay:{room:snap}:epoch").strip()
-                 not in ("", ok.epoch.decode()), 20, what="a new epoch")
-        for pod in (a, b):
-            with self.subTest(pod=pod.name):
-                c = v2(pod, "away")
-                r = c.resume("room:snap", ids[50], ok.epoch, timeout=20)
-                self.assertEqual(r.recovered, 0)
-
+        self.assert_new_epoch_and_no_recovery(a, b, "room:snap", ok, ids[50])
 
     def test_an_older_snapshot_is_seen_even_after_a_publish_made_the_stream_longer(self):
         # Before: the recheck compared the stream's last entry with what the pod had read,
@@ -623,13 +626,7 @@ class TestDurableRedisLosses(DurableCase):
         frames = self.frames_until_goaway(live, timeout=20)
         self.assertEqual(frames[-1].code, proto.STREAM_LOST, frames[-1])
         self.assertIn(b"older snapshot", frames[-1].message)
-        wait_for(lambda: self.redis.cli("GET", "podrelay:{room:snap2}:epoch").strip()
-                 not in ("", ok.epoch.decode()), 20, what="a new epoch")
-        for pod in (a, b):
-            with self.subTest(pod=pod.name):
-                c = v2(pod, "away")
-                r = c.resume("room:snap2", ids[50], ok.epoch, timeout=20)
-                self.assertEqual(r.recovered, 0)
+        self.assert_new_epoch_and_no_recovery(a, b, "room:snap2", ok, ids[50])
         _, text = b.get("/metrics")
         self.assertIn("podrelay_durable_streams_lost_total 1", text)
 

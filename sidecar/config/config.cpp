@@ -282,13 +282,15 @@ void warn_unknown_env(CLI::App const& app, std::vector<StartWarning>& out) {
     }
     StartWarning w{"environment variable ignored: no podrelay flag reads it",
                    {{"variable", std::string(name)}}};
-    auto const nearest =
-        std::min_element(known.begin(), known.end(), [&](auto const& x, auto const& y) {
-          return edit_distance(name, x) < edit_distance(name, y);
-        });
-    if (nearest != known.end() && edit_distance(name, *nearest) <= 4) {
-      w.fields.emplace_back("did_you_mean", *nearest);
+    std::string const* nearest = nullptr;
+    std::size_t best = 5;  // a suggestion must be at most 4 edits away
+    for (auto const& k : known) {
+      if (auto const d = edit_distance(name, k); d < best) {
+        best = d;
+        nearest = &k;
+      }
     }
+    if (nearest != nullptr) w.fields.emplace_back("did_you_mean", *nearest);
     out.push_back(std::move(w));
   }
 }
