@@ -154,7 +154,7 @@ asio::awaitable<void> Listener::refuse(AnyStream::socket socket) {
   if (protocol_ == Protocol::resp) {
     frame = "-ERR max number of clients reached (podrelay: " + std::string(text) + ")\r\n";
   } else {
-    proto::encode_goaway(frame, code, proto::cut_message(text));
+    proto::encode_goaway(frame, code, text);  // a short literal: nothing to cut
   }
   // Best effort: a few bytes into a fresh socket buffer never block.
   boost::system::error_code ec;

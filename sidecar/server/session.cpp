@@ -176,9 +176,7 @@ void Session::publish(proto::Pub const& pub) {
   if (nack->code == proto::ErrorCode::publish_buffer_full) {
     // The one exception to request order: backpressure must reach the app at once, not
     // after the publishes ahead of it time out.
-    append_reply([&](std::string& out) {
-      proto::encode_err(out, pub.request_id, nack->code, proto::cut_message(nack->text));
-    });
+    reply_err(pub.request_id, nack->code, nack->text);
     return;
   }
   acks_.push_back(PendingAck{pub.request_id, true, nack->code, std::move(nack->text)});
@@ -203,9 +201,7 @@ void Session::answer_acks() {
   while (!acks_.empty() && acks_.front().ready) {
     auto const& a = acks_.front();
     if (a.error) {
-      append_reply([&](std::string& out) {
-        proto::encode_err(out, a.request_id, *a.error, proto::cut_message(a.text));
-      });
+      reply_err(a.request_id, *a.error, a.text);
     } else if (version_ >= 2 && !a.text.empty()) {
       // A durable publish: the answer carries the id Redis assigned.
       append_reply([&](std::string& out) { proto::encode_pubok(out, a.request_id, a.text); });
@@ -230,9 +226,7 @@ void Session::on_subscription_reply(std::uint32_t request_id, std::optional<prot
     }
   }
   if (error) {
-    append_reply([&](std::string& out) {
-      proto::encode_err(out, request_id, *error, proto::cut_message(text));
-    });
+    reply_err(request_id, *error, text);
   } else {
     append_reply([&](std::string& out) { proto::encode_ok(out, request_id); });
   }
@@ -256,7 +250,7 @@ void Session::protocol_error(proto::ErrorCode code, std::string_view text) {
       protocol_error_log(), "closing app connection after a protocol error",
       {{"conn", std::to_string(id())}, {"code", proto::error_name(code)}, {"detail", text}});
   std::string frame;
-  proto::encode_err(frame, 0, code, proto::cut_message(text));
+  append_err(frame, 0, code, text);
   fail(std::move(frame));
 }
 

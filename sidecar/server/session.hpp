@@ -61,8 +61,17 @@ class Session final : public Connection {
     return !acks_.empty() || (!detached_ && subscription_requests_ > 0);
   }
   void on_half_closed() override;
+  // Every ERR and GOAWAY this session sends goes through these: the text is cut to what a
+  // frame holds (proto's encoders are exact and cut nothing; the cut is the server's).
   void append_goaway(std::string& out, proto::ErrorCode code, std::string_view text) override {
     proto::encode_goaway(out, code, proto::cut_message(text));
+  }
+  static void append_err(std::string& out, std::uint32_t request_id, proto::ErrorCode code,
+                         std::string_view text) {
+    proto::encode_err(out, request_id, code, proto::cut_message(text));
+  }
+  void reply_err(std::uint32_t request_id, proto::ErrorCode code, std::string_view text) {
+    append_reply([&](std::string& out) { append_err(out, request_id, code, text); });
   }
 
   // Returns false when the connection must close.

@@ -18,9 +18,7 @@ void Session::resume_subscribe(proto::Rsub const& rsub) {
   static_assert(replay_page <= redis::max_page_entries);  // Publisher::reply_limit's bound
   using proto::ErrorCode;
   auto const refuse = [&](ErrorCode code, std::string text) {
-    append_reply([&](std::string& out) {
-      proto::encode_err(out, rsub.request_id, code, proto::cut_message(text));
-    });
+    reply_err(rsub.request_id, code, text);
   };
   std::string channel(rsub.channel);
   if (!relay_.durable().is_durable(channel)) {
@@ -169,9 +167,7 @@ void Session::resume_failed(std::string const& channel, proto::ErrorCode code,
   resumes_.erase(it);
   std::erase(replays_waiting_, channel);  // a later RSUB of it must not get this one's page
   relay_.metrics().durable_recovery("failed").Increment();
-  append_reply([&](std::string& out) {
-    proto::encode_err(out, request_id, code, proto::cut_message(text));
-  });
+  reply_err(request_id, code, text);
   if (unsubscribe && !detached_) {
     // The replay stopped part way, so live messages from here on would follow a gap: the
     // app gets the ERR and no subscription (PROTOCOL.md section 9); it resumes again.
