@@ -156,6 +156,35 @@ class HealthTest(IntegrationCase):
         r = conn.getresponse()
         self.assertEqual((r.status, r.read()), (200, b"ok\n"))
 
+    def test_a_request_with_a_body_oversized_headers_or_garbage_gets_its_4xx_then_close(self):
+        # Before: each of these closed the connection without a word (hostile check F7).
+        redis = self.start_redis()
+        a = self.start_sidecar("podA", redis)
+        big = "X-Filler: " + "x" * 10000
+        cases = [
+            ("POST with a body", b"POST /metrics HTTP/1.1\r\nHost: t\r\n"
+             b"Content-Length: 5\r\n\r\nhello", 405),
+            ("chunked POST", b"POST /readyz HTTP/1.1\r\nHost: t\r\n"
+             b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 405),
+            ("GET with a body", b"GET /healthz HTTP/1.1\r\nHost: t\r\n"
+             b"Content-Length: 3\r\n\r\nabc", 413),
+            ("headers over 8 KiB", f"GET /healthz HTTP/1.1\r\nHost: t\r\n{big}\r\n\r\n".encode(),
+             431),
+            ("not HTTP", b"\x16\x03\x01 hello there\r\n\r\n", 400),
+        ]
+        for what, request, status in cases:
+            with self.subTest(what):
+                head, body, closed = raw_http(a.admin_port, request)
+                self.assertTrue(head.startswith(f"HTTP/1.1 {status} "), (head, body))
+                self.assertIn("connection: close", head.lower())
+                if status == 405:
+                    self.assertIn("allow: get, head", head.lower())
+                self.assertTrue(body, head)  # a line that says why
+                self.assertTrue(closed, "the connection stays open after the refusal")
+        # Nothing else broke: the next request is answered as ever.
+        self.assertEqual(a.get("/healthz"), (200, "ok\n"))
+        self.assertEqual(a.readyz(), 200)
+
     def test_healthz_and_readyz(self):
         redis = self.start_redis()
         a = self.start_sidecar("podA", redis)
@@ -445,6 +474,30 @@ class DrainTest(IntegrationCase):
         self.assertIn("second signal", out)
         figure("operations.second_sigterm", exit_rc=rc, exit_after_second_signal_s=t_exit2,
                drain_reason=body.strip(), first_to_second_s=t2 - t_term)
+
+
+
+def raw_http(port: int, request: bytes, timeout: float = 5.0):
+    """Sends `request` as is; returns (status line and headers, body, whether the server
+    closed the connection after its answer)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(request)
+        data, closed = b"", False
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                closed = True
+                break
+            except socket.timeout:
+                break
+            if not chunk:
+                closed = True
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head.decode(errors="replace"), body, closed
 
 
 if __name__ == "__main__":

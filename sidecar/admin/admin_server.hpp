@@ -1,6 +1,8 @@
 // The admin HTTP server (Boost.Beast): /metrics, /healthz, /readyz on --admin-listen.
 // Runs on the relay's io_context, so a /healthz answer proves the event loop turns.
-// Every request is bounded in size and time. Single-threaded.
+// Every request is bounded in size and time: one with a body, headers over 8 KiB or bytes
+// that are not HTTP gets its 4xx (405, 413, 431, 400) and the connection closes.
+// Single-threaded.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
