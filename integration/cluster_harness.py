@@ -42,12 +42,41 @@ def cluster_port() -> int:
 
 
 class ClusterNode(Redis):
-    """One cluster-enabled redis-server."""
+    """One cluster-enabled redis-server; with `tls` (make_test_pki's files) TLS only: to
+    clients, between nodes (the bus) and to replicas."""
 
-    def __init__(self, case: IntegrationCase, name: str, node_timeout_ms: int):
+    def __init__(self, case: IntegrationCase, name: str, node_timeout_ms: int,
+                 tls: Optional[dict] = None):
         super().__init__(case, name, port=cluster_port())
         self.node_timeout_ms = node_timeout_ms
         self.node_id = ""
+        self.tls = tls
+
+    def listen_args(self) -> List[str]:
+        if not self.tls:
+            return ["--port", str(self.port)]
+        return ["--port", "0", "--tls-port", str(self.port), "--tls-cluster", "yes",
+                "--tls-replication", "yes", "--tls-cert-file", self.tls["server_cert"],
+                "--tls-key-file", self.tls["server_key"], "--tls-ca-cert-file", self.tls["ca"],
+                # the bus checks both ends: a node connects with a client certificate
+                "--tls-client-cert-file", self.tls["client_cert"],
+                "--tls-client-key-file", self.tls["client_key"], "--tls-auth-clients", "no"]
+
+    def cli_tls_args(self) -> List[str]:
+        return ["--tls", "--cacert", self.tls["ca"]] if self.tls else []
+
+    def cli(self, *args: str, timeout: float = 10.0) -> str:
+        return super().cli(*self.cli_tls_args(), *args, timeout=timeout)
+
+    def _pong(self) -> bool:
+        if not self.tls:
+            return super()._pong()
+        if self.proc is None or not self.proc.alive():
+            raise ProcessExited(f"{self.name} exited: {self.proc and self.proc.stderr_text()}")
+        try:
+            return self.cli("PING", timeout=2).strip() == "PONG"
+        except AssertionError:
+            return False
 
     @property
     def addr(self) -> str:
@@ -58,7 +87,7 @@ class ClusterNode(Redis):
         # check and the bind: then, and only then, take a fresh pair (bounded). A restart
         # (node_id known) must keep its address, so it never moves.
         for attempt in range(3):
-            argv = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
+            argv = [REDIS_SERVER, *self.listen_args(), "--bind", "127.0.0.1",
                     "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                     "--cluster-node-timeout", str(self.node_timeout_ms),
                     "--save", "", "--appendonly", "no", "--dir", self.dir]
@@ -126,9 +155,10 @@ class NodeInfo:
 
 class Cluster:
     def __init__(self, case: IntegrationCase, masters: int = 3, replicas: int = 1,
-                 node_timeout_ms: int = 2000):
+                 node_timeout_ms: int = 2000, tls: Optional[dict] = None):
         self.case = case
-        self.nodes = [ClusterNode(case, f"cnode{i}", node_timeout_ms)
+        self.tls = tls
+        self.nodes = [ClusterNode(case, f"cnode{i}", node_timeout_ms, tls)
                       for i in range(masters * (1 + replicas))]
         self.masters_wanted = masters
         self.replicas = replicas
@@ -137,7 +167,8 @@ class Cluster:
     def start(self, timeout: float = 60.0) -> "Cluster":
         for n in self.nodes:
             n.start()
-        argv = [REDIS_CLI, "--cluster", "create", *[n.addr for n in self.nodes],
+        argv = [REDIS_CLI, *self.nodes[0].cli_tls_args(), "--cluster", "create",
+                *[n.addr for n in self.nodes],
                 "--cluster-replicas", str(self.replicas), "--cluster-yes"]
         r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
         self.case._log_run(argv, r.returncode, r.stdout, r.stderr)
@@ -235,7 +266,8 @@ class Cluster:
         raise AssertionError(f"no owner of slot {slot}")
 
     def url(self, seeds: Sequence[ClusterNode]) -> str:
-        return "redis-cluster://" + ",".join(n.addr for n in seeds)
+        scheme = "rediss-cluster" if self.tls else "redis-cluster"
+        return f"{scheme}://" + ",".join(n.addr for n in seeds)
 
     # --- slot migration ------------------------------------------------------------
     def migrate_slot(self, slot: int, src: ClusterNode, dst: ClusterNode,

@@ -27,6 +27,7 @@ from cluster_harness import (PREFIX, AckedPublisher, Cluster, Collector,  # noqa
                              check_alive, spread_channels)
 from harness import (REDIS_CLI, IntegrationCase, ProcessExited, ServerError, Sidecar,  # noqa: E402
                      proto, wait_for)
+from harness_ext import Collector as AppCollector, make_test_pki  # noqa: E402
 
 N_CHANNELS = 36
 FAILOVER_TIMEOUT = 30.0  # SIGKILL -> replica promoted and cluster_state:ok everywhere
@@ -427,6 +428,44 @@ class TestClusterSlotMigration(ClusterCase):
                f"(on {sorted({pub.sent[r][0] for r in lost})})")
         check_alive(a, b)
         self.assert_no_problems()
+
+
+class TestClusterTls(IntegrationCase):
+    """rediss-cluster://: TLS to the seed's CLUSTER SLOTS and to every shard it names, on a
+    cluster whose nodes speak TLS only (clients, bus, replication)."""
+
+    def test_tls_to_every_shard_and_a_wrong_ca_refused(self):
+        pki_dir = os.path.join(self.tmpdir, "pki")
+        os.makedirs(pki_dir)
+        pki = make_test_pki(pki_dir)
+        cl = Cluster(self, masters=3, replicas=0, tls=pki).start()
+        masters = cl.masters()
+        self.assertEqual(len(masters), 3)
+        url = cl.url(masters[:1])  # one seed: the other shards come from its CLUSTER SLOTS
+        self.assertTrue(url.startswith("rediss-cluster://"), url)
+        a, b = (Sidecar(self, f"pod{n}", url, ["--tls-ca-file", pki["ca"]]).start() for n in "ab")
+        channels = spread_channels(cl, 9, stem="tls")
+        owners = {cl.owner(slot).name for slot in channels.values()}
+        self.assertEqual(len(owners), 3, owners)  # the test reaches every shard
+        col = AppCollector.connect(b.port, list(channels), name="col")
+        self.addCleanup(col.close)
+        pub = a.client()
+        for ch in channels:
+            pub.publish(ch, b"tls:" + ch.encode(), timeout=10)
+        want = {(ch.encode(), b"tls:" + ch.encode()) for ch in channels}
+        self.assertTrue(col.wait_for(lambda c: want <= {(ch, p) for ch, p, _ in c.msgs}, 10),
+                        col.msgs)
+        # Every shard holds the subscription it owns: the sidecar reached each over TLS.
+        for m in masters:
+            self.assertEqual(sorted(m.shardchannels()),
+                             sorted(PREFIX + ch for ch, slot in channels.items()
+                                    if cl.owner(slot) is m), m.name)
+        # A cluster whose certificates the sidecar cannot verify is not used.
+        other = Sidecar(self, "otherca", url, ["--tls-ca-file", pki["other_ca"]]).start(
+            wait_ready=False)
+        wait_for(lambda: "certificate verify failed" in other.proc.stderr_text(), 10,
+                 what="the wrong CA refused")
+        self.assertEqual(other.readyz(), 503)
 
 
 if __name__ == "__main__":
