@@ -13,7 +13,7 @@ import threading
 import time
 import unittest
 
-from harness import REPO_ROOT, IntegrationCase, Sidecar, free_port, proto
+from harness import REPO_ROOT, IntegrationCase, Sidecar, free_port, proto, wait_for
 from harness_ext import (AckedPublisher, Collector, daemon_output, ensure_nofile, figure,
                          metric, raw_exchange, read_frames_until_close, rss_kib,
                          sidecar_metrics)
@@ -220,7 +220,7 @@ class FloodTest(IntegrationCase):
         sampler.join(2)
         ticker.stop_sending()
         self.assertEqual(ticker.wait_answered(10), [])
-        steady.wait_for(lambda c: len(c.msgs) >= ticker.counts()["ok"], 5)
+        self.assertTrue(steady.wait_for(lambda c: len(c.msgs) >= ticker.counts()["ok"], 5))
         self.assertTrue(pod.proc.alive(), "daemon died during the flood")
         m = sidecar_metrics(pod)
         self.assertLessEqual(metric(m, "podrelay_app_connections"), 1)
@@ -295,24 +295,25 @@ class MaxConnectionsTest(IntegrationCase):
                refused_metric=metric(m, "podrelay_app_connections_refused_total"))
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 class FakeRedis:
-    """Speaks just enough RESP to be taken for Redis by a sidecar (handshake, PING), on a
-    loopback port. The first PUBLISH it gets is answered with a bulk string that never ends
-    (bounded here: at most `max_bytes`, for at most `max_seconds`), as a broken or hostile
-    server might; later ones get `:0`."""
+    """Speaks just enough RESP to be taken for Redis (or for a sentinel) by a sidecar, on a
+    loopback port. The first command for which `endless_on(args)` holds is answered with a
+    bulk string that never ends (bounded here: at most `max_bytes`, for at most
+    `max_seconds`), as a broken or hostile server might; every other command gets a short
+    plausible answer, and a sentinel query names this server as the master."""
 
-    def __init__(self, max_bytes: int, max_seconds: float):
+    def __init__(self, endless_on, max_bytes: int = 256 << 20, max_seconds: float = 20):
+        self.endless_on = endless_on
         self.max_bytes, self.max_seconds = max_bytes, max_seconds
         self.port = free_port()
         self.listener = socket.create_server(("127.0.0.1", self.port))
         self.listener.settimeout(0.2)
         self.endless_sent = 0  # bytes of the endless reply the sidecar took
+        self.endless_started = False
+        self.trigger = ""  # the command answered with the endless reply
         self.endless_done = threading.Event()
-        self.publishes = 0
+        self.commands = []  # every command's verb, in order, for failure messages
         self.stopping = False
         self.threads = [threading.Thread(target=self._accept, daemon=True)]
         self.threads[0].start()
@@ -367,6 +368,21 @@ class FakeRedis:
         except OSError:
             return b""
 
+    def _answer(self, args) -> bytes:
+        verb = b" ".join(a.upper() for a in args[:2])
+        if args[0].upper() == b"PUBLISH":
+            return b":0\r\n"
+        if args[0].upper() == b"PING":
+            return b"+PONG\r\n"
+        if verb == b"CLIENT ID":
+            return b":1\r\n"
+        if args[0].upper() == b"ROLE":
+            return b"*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n"
+        if verb == b"SENTINEL GET-MASTER-ADDR-BY-NAME":
+            port = str(self.port).encode()
+            return b"*2\r\n$9\r\n127.0.0.1\r\n$%d\r\n%s\r\n" % (len(port), port)
+        return b"+OK\r\n"
+
     def _serve(self, conn: socket.socket):
         conn.settimeout(0.2)
         buf = bytearray()
@@ -377,17 +393,13 @@ class FakeRedis:
                     return
                 buf += data or b""
                 for args in self._commands(buf):
-                    verb = args[0].upper()
-                    if verb == b"PUBLISH":
-                        self.publishes += 1
-                        if self.publishes == 1:
-                            self._endless(conn)
-                            return
-                        conn.sendall(b":0\r\n")
-                    elif verb == b"PING":
-                        conn.sendall(b"+PONG\r\n")
-                    else:
-                        conn.sendall(b"+OK\r\n")
+                    self.commands.append(b" ".join(args[:2]).decode(errors="replace"))
+                    if not self.endless_started and self.endless_on(args):
+                        self.endless_started = True
+                        self.trigger = self.commands[-1]
+                        self._endless(conn)
+                        return
+                    conn.sendall(self._answer(args))
 
     def _endless(self, conn: socket.socket):
         conn.settimeout(1.0)
@@ -406,13 +418,41 @@ class FakeRedis:
             self.endless_done.set()
 
 
+def command_is(*words: bytes):
+    """A FakeRedis trigger: the command starts with these words (any case)."""
+    return lambda args: [a.upper() for a in args[:len(words)]] == list(words)
+
+
 class HostileRedisTest(IntegrationCase):
+    """A reply larger than anything the command it answers can get back drops that
+    connection at once, on every kind of Redis connection the sidecar makes; the sidecar
+    stays up and tries again. Before, each was buffered whole (until a health check's
+    timeout, or without end where none applies), at the rate the peer sent it."""
+
+    MiB = 1 << 20
+    SLACK = 32 << 20  # what the kernel's socket buffers may hold on top of the limit
+
+    def cut_off(self, endless_on, url_scheme: str = "redis", path: str = "",
+                extra=(), wait_ready: bool = True):
+        fake = FakeRedis(endless_on)
+        self.addCleanup(fake.stop)
+        pod = Sidecar(self, "pod", f"{url_scheme}://127.0.0.1:{fake.port}{path}",
+                      extra_args=list(extra)).start(wait_ready=False)
+        self.assertTrue(fake.endless_done.wait(20), fake.commands)
+        return fake, pod
+
+    def assert_cut(self, fake, pod, limit: int, needle: str):
+        self.assertLess(fake.endless_sent, limit + self.SLACK, fake.endless_sent)
+        wait_for(lambda: f"a reply of more than {limit} bytes" in daemon_output(pod.proc), 10,
+                 what="the log line that names the limit")
+        self.assertIn(needle, daemon_output(pod.proc))
+        self.assertTrue(pod.proc.alive())
+        figure("hostile.endless_reply", limit_bytes=limit, taken_before_drop_bytes=fake.endless_sent,
+               trigger=repr(fake.trigger))
 
     def test_a_reply_without_end_on_the_publisher_connection_is_cut_off(self):
         # The publisher asks for an integer; a reply of hundreds of MiB is no answer to that.
-        # Before: the sidecar buffered it all until the health check's timeout dropped the
-        # connection (the reply was behind the PING's answer), at the rate the peer sent.
-        fake = FakeRedis(max_bytes=256 << 20, max_seconds=20)
+        fake = FakeRedis(command_is(b"PUBLISH"))
         self.addCleanup(fake.stop)
         pod = Sidecar(self, "pod", f"redis://127.0.0.1:{fake.port}").start()
         c = pod.client()
@@ -421,10 +461,48 @@ class HostileRedisTest(IntegrationCase):
         self.assertTrue(fake.endless_done.wait(20))
         self.assertEqual((type(f), f.request_id, getattr(f, "code", None)),
                          (proto.Err, 7, proto.OUTCOME_UNKNOWN), f)
-        # Dropped within the limit (1 MiB) plus what the kernel's socket buffers held.
-        self.assertLess(fake.endless_sent, 32 << 20, fake.endless_sent)
-        self.assertIn("a reply of more than 1048576 bytes", daemon_output(pod.proc))
+        self.assert_cut(fake, pod, self.MiB, "redis protocol error role=publisher")
         # The sidecar stays up and reconnects; the next publish is answered.
         pod.wait_ready()
         c.publish("x", b"again", timeout=10)
-        figure("hostile.endless_reply", taken_before_drop_bytes=fake.endless_sent)
+
+    def test_a_reply_without_end_in_the_handshake_is_cut_off(self):
+        # CLIENT SETNAME gets OK back; the connection that got the endless reply is
+        # retried, and the pod becomes ready.
+        fake, pod = self.cut_off(command_is(b"CLIENT", b"SETNAME"))
+        self.assert_cut(fake, pod, self.MiB, "redis unreachable, retrying")
+        pod.wait_ready()
+
+    def test_a_reply_without_end_on_the_stream_reader_connection_is_cut_off(self):
+        # The durable channels' reader asks CLIENT ID first: an integer.
+        fake, pod = self.cut_off(command_is(b"CLIENT", b"ID"),
+                                 extra=["--durable", "room:*"])
+        self.assert_cut(fake, pod, self.MiB, "redis protocol error role=stream-reader")
+        wait_for(lambda: command_count(fake, "CLIENT ID") >= 2, 10, what="CLIENT ID again")  # reconnected
+        pod.wait_ready()
+
+    def test_a_reply_without_end_to_the_sentinel_query_is_cut_off(self):
+        fake, pod = self.cut_off(command_is(b"SENTINEL"), "redis-sentinel", "/mymaster")
+        self.assert_cut(fake, pod, self.MiB, "protocol error from 127.0.0.1")
+        pod.wait_ready()  # the next query is answered: this fake names itself the master
+
+    def test_a_reply_without_end_on_the_sentinel_watch_is_cut_off(self):
+        # The +switch-master subscription gets confirmations and events, all small.
+        fake, pod = self.cut_off(command_is(b"SUBSCRIBE", b"+SWITCH-MASTER"), "redis-sentinel",
+                                 "/mymaster")
+        self.assert_cut(fake, pod, self.MiB, "redis protocol error role=sentinel")
+        wait_for(lambda: command_count(fake, "SUBSCRIBE +switch-master") >= 2, 10, what="SUBSCRIBE +switch-master again")
+
+    def test_a_reply_without_end_to_the_cluster_topology_query_is_cut_off(self):
+        # CLUSTER SLOTS is bounded at 64 MiB: a few hundred bytes per node.
+        fake, pod = self.cut_off(command_is(b"CLUSTER", b"SLOTS"), "redis-cluster")
+        self.assert_cut(fake, pod, 64 * self.MiB, "cannot read the cluster topology")
+        wait_for(lambda: command_count(fake, "CLUSTER SLOTS") >= 2, 10, what="CLUSTER SLOTS again")  # retried
+
+
+def command_count(fake: FakeRedis, command: str) -> int:
+    return sum(1 for c in fake.commands if c.upper() == command.upper())
+
+
+if __name__ == "__main__":
+    unittest.main()

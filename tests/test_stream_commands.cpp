@@ -98,3 +98,15 @@ TEST_CASE("a reader's recheck asks for the entry at or before its position, not 
   CHECK(arguments(out) == std::vector<std::string>{"XREVRANGE", "podrelay:{chat}",
                                                    "1700000000123-4", "-", "COUNT", "1"});
 }
+
+TEST_CASE("the bound on a reply of stream entries: every entry at the frame limit, or 256 MiB") {
+  constexpr std::size_t mib = std::size_t{1} << 20;
+  // Small pages and small frames: the floor, so entries a pod with larger frames wrote
+  // still get through to be counted as too large.
+  CHECK(max_entries_reply(1, 1 * mib) == 256 * mib);
+  CHECK(max_entries_reply(max_page_entries, 64 * 1024) == 256 * mib);
+  // A page of the largest frames: each entry's payload plus 1 KiB of id and field names.
+  CHECK(max_entries_reply(max_page_entries, 64 * mib) == max_page_entries * (64 * mib + 1024));
+  // An XREAD over many streams scales with them.
+  CHECK(max_entries_reply(10 * max_page_entries, 1 * mib) == 10 * max_page_entries * (mib + 1024));
+}

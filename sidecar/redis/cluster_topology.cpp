@@ -49,9 +49,13 @@ asio::awaitable<void> ClusterTopology::run() {
   log::RateLimit limit(std::chrono::seconds(5));
   while (!stopped_) {
     last_fetch_ = Clock::now();
-    bool const ok = co_await fetch();
+    auto const failed = co_await fetch();
+    bool const ok = !failed;
     if (stopped_) break;
-    if (!ok) log::warn_limited(limit, "cannot read the cluster topology from any node; retrying");
+    if (failed) {
+      log::warn_limited(limit, "cannot read the cluster topology from any node; retrying",
+                        {{"reason", failed.reason}});
+    }
     // Poll faster while the map is unknown; otherwise every interval, or sooner on demand.
     auto wait = ok ? interval_ : std::chrono::milliseconds(500);
     if (ok && degraded_ && degraded_()) wait = std::chrono::milliseconds(1000);
@@ -68,17 +72,31 @@ asio::awaitable<void> ClusterTopology::run() {
   }
 }
 
-asio::awaitable<bool> ClusterTopology::fetch() {
+asio::awaitable<Error> ClusterTopology::fetch() {
   std::string cmd;
   append_command(cmd, {"CLUSTER", "SLOTS"});
+  Error last(errc::bad_reply, "no node to ask");
   for (auto const& node : candidates_) {
     RedisConnection conn(ex_);
-    if (co_await conn.open(node, options_)) continue;
-    auto reply = co_await conn.request(cmd);
+    if (auto e = co_await conn.open(node, options_)) {
+      last = std::move(e);
+      continue;
+    }
+    auto reply = co_await conn.request(cmd, max_slots_reply);
     conn.close();
-    if (!reply) continue;
+    if (!reply) {
+      last = reply.error();
+      continue;
+    }
     auto parsed = SlotMap::parse(**reply);
-    if (!parsed || parsed->empty()) continue;
+    if (!parsed) {
+      last = parsed.error();
+      continue;
+    }
+    if (parsed->empty()) {
+      last = Error(errc::bad_reply, node.to_string() + " answered CLUSTER SLOTS with no slot");
+      continue;
+    }
     auto const& map = *parsed;
     candidates_ = map.masters();
     for (auto const& s : seeds_) {
@@ -87,9 +105,9 @@ asio::awaitable<bool> ClusterTopology::fetch() {
       }
     }
     on_update_(map);
-    co_return true;
+    co_return Error{};
   }
-  co_return false;
+  co_return last;
 }
 
 }  // namespace podrelay::redis

@@ -29,7 +29,11 @@ class ClusterTopology {
 
  private:
   asio::awaitable<void> run();
-  asio::awaitable<bool> fetch();
+  // Reads the map from the first candidate that answers; else the last failure's reason.
+  asio::awaitable<Error> fetch();
+  // A CLUSTER SLOTS reply: a few hundred bytes per node, so this covers the largest
+  // cluster Redis supports many times over.
+  static constexpr std::size_t max_slots_reply = std::size_t{64} << 20;
 
   asio::any_io_executor ex_;
   std::vector<Endpoint> seeds_;

@@ -48,6 +48,8 @@ class MasterLocator final : Link::Role {
   bool on_reply(redisReply const& reply) override;
   Error on_down() override;
   void log_retry(log::RateLimit& limit, std::string_view reason) override;
+  // Subscription confirmations and +switch-master events only.
+  std::size_t reply_limit() const override { return RedisConnection::max_small_reply; }
 
   asio::any_io_executor ex_;
   config::Config const& cfg_;

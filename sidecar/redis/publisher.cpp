@@ -126,11 +126,11 @@ std::size_t Publisher::reply_limit() const {
   // A query (PUBSUB for a RESP client) or a stream page (at most max_page_entries entries,
   // each a payload of at most a frame) may be large; every other command gets an integer,
   // an entry id, OK or a one-line error back. Nothing bigger is a reply to what was asked.
-  constexpr std::size_t small = std::size_t{1} << 20;
-  constexpr std::size_t listing = std::size_t{256} << 20;
   auto const* next = queue_.oldest_in_flight();
-  if (next == nullptr || !(next->query || next->durable_query)) return small;
-  return std::max(listing, max_page_entries * (cfg_.max_frame_bytes + 1024));
+  if (next == nullptr || !(next->query || next->durable_query)) {
+    return RedisConnection::max_small_reply;
+  }
+  return max_entries_reply(max_page_entries, cfg_.max_frame_bytes);
 }
 
 bool Publisher::on_reply(redisReply const& reply) {

@@ -36,6 +36,11 @@ void set_keepalive(asio::ip::tcp::socket& s, std::chrono::milliseconds user_time
   ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof ut);
 }
 
+std::string reply_too_large(std::size_t limit) {
+  return "a reply of more than " + std::to_string(limit) +
+         " bytes, more than the command it answers can get back";
+}
+
 }  // namespace
 
 Expected<std::shared_ptr<asio::ssl::context>> make_tls_context(config::TlsFiles const& files) {
@@ -194,7 +199,8 @@ asio::awaitable<Error> RedisConnection::handshake(ConnectOptions const& options,
                     "handshake write to " + peer_ + " failed: " + ec.message());
   }
   for (auto const step : hs.steps) {
-    auto reply = co_await next_reply(errc::handshake_failed, "handshake with", timed_out);
+    auto reply =
+        co_await next_reply(errc::handshake_failed, "handshake with", timed_out, max_small_reply);
     if (!reply) {
       close();
       co_return reply.error();
@@ -213,7 +219,8 @@ asio::awaitable<Error> RedisConnection::handshake(ConnectOptions const& options,
 
 asio::awaitable<Expected<ReplyPtr>> RedisConnection::next_reply(errc on_io_error,
                                                                 std::string_view what,
-                                                                bool const& timed_out) {
+                                                                bool const& timed_out,
+                                                                std::size_t limit) {
   for (;;) {
     ReplyPtr reply;
     auto const st = reader_->next(reply);
@@ -221,6 +228,11 @@ asio::awaitable<Expected<ReplyPtr>> RedisConnection::next_reply(errc on_io_error
     if (st == ReplyReader::Status::error) {
       co_return Error(errc::protocol_error,
                       "protocol error from " + peer_ + ": " + std::string(reader_->error_text()));
+    }
+    if (reader_->incomplete_bytes() > limit) {
+      co_return Error(errc::protocol_error, "protocol error from " + peer_ + ": " +
+                                                reply_too_large(limit) +
+                                                "; dropping the connection");
     }
     if (auto ec = co_await read_some()) {
       co_return Error(on_io_error, std::string(what) + " " + peer_ + " failed: " +
@@ -267,12 +279,13 @@ asio::awaitable<error_code> RedisConnection::read_some() {
   co_return ec;
 }
 
-asio::awaitable<Expected<ReplyPtr>> RedisConnection::request(std::string const& command) {
+asio::awaitable<Expected<ReplyPtr>> RedisConnection::request(std::string const& command,
+                                                             std::size_t limit) {
   if (auto ec = co_await write(command)) {
     co_return Error(errc::io_failed, "write to " + peer_ + " failed: " + ec.message());
   }
   bool const no_deadline = false;  // a request has no deadline of its own
-  co_return co_await next_reply(errc::io_failed, "read from", no_deadline);
+  co_return co_await next_reply(errc::io_failed, "read from", no_deadline, limit);
 }
 
 asio::awaitable<void> RedisConnection::read_replies(
@@ -291,11 +304,9 @@ asio::awaitable<void> RedisConnection::read_replies(
           auto const pending = reader_->incomplete_bytes();
           if (pending <= small_reply_bytes) break;
           if (auto const limit = reply_limit(); limit != 0 && pending > limit) {
-            log::error("redis protocol error",
-                       {{"role", role},
-                        {"error", "a reply of more than " + std::to_string(limit) +
-                                      " bytes, more than the command it answers can get back; "
-                                      "dropping the connection"}});
+            log::error(
+                "redis protocol error",
+                {{"role", role}, {"error", reply_too_large(limit) + "; dropping the connection"}});
             close();
             co_return;
           }

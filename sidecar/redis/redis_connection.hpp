@@ -69,8 +69,13 @@ class RedisConnection {
   std::size_t read_low_water() const noexcept { return low_water_; }
   // Reads whatever arrived and feeds it to reader().
   asio::awaitable<error_code> read_some();
-  // Sends one command and waits for its reply (handshakes and Sentinel queries only).
-  asio::awaitable<Expected<ReplyPtr>> request(std::string const& command);
+  // The bound on a reply to a command that gets an integer, a status, an id or a short
+  // array back (a PING, a handshake step, a Sentinel query): anything larger is no answer.
+  static constexpr std::size_t max_small_reply = std::size_t{1} << 20;
+  // Sends one command and waits for its reply (Sentinel and topology queries only); a
+  // reply larger than `limit` bytes is a protocol error (the connection is not trusted).
+  asio::awaitable<Expected<ReplyPtr>> request(std::string const& command,
+                                              std::size_t limit = max_small_reply);
   ReplyReader& reader() { return *reader_; }
   // Hands every reply to `on_reply` until it returns false, the stream is not RESP, a reply
   // grows past `reply_limit()` (asked only once one is past small_reply_bytes; 0: no
@@ -104,9 +109,10 @@ class RedisConnection {
   asio::awaitable<Error> handshake_tls(Endpoint const& endpoint, ConnectOptions const& options,
                                        bool const& timed_out);
   asio::awaitable<Error> handshake(ConnectOptions const& options, bool const& timed_out);
-  // Waits for the next reply; `what` says which step failed ("handshake with", "read from").
+  // Waits for the next reply, of at most `limit` bytes; `what` says which step failed
+  // ("handshake with", "read from").
   asio::awaitable<Expected<ReplyPtr>> next_reply(errc on_io_error, std::string_view what,
-                                                 bool const& timed_out);
+                                                 bool const& timed_out, std::size_t limit);
 
   asio::ip::tcp::socket& tcp() { return tls_ ? tls_->next_layer() : socket_; }
   asio::ip::tcp::socket const& tcp() const { return tls_ ? tls_->next_layer() : socket_; }

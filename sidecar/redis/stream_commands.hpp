@@ -46,6 +46,17 @@ core::StreamInfo parse_stream_info(redisReply const& reply);
 // poll): bounds the size of a reply to one (redis::Publisher::reply_limit).
 inline constexpr std::size_t max_page_entries = 512;
 
+// The most bytes a reply of up to `entries` stream entries may take, where an entry is a
+// payload of at most `max_frame` bytes plus its id and field names (1 KiB). At least
+// 256 MiB, so that the larger entries a pod with a larger --max-frame-bytes wrote still
+// reach this one's hub (which counts them as too large) in all but extreme cases. A reply
+// past it is no answer to the command, and drops the connection.
+constexpr std::size_t max_entries_reply(std::size_t entries, std::size_t max_frame) noexcept {
+  constexpr std::size_t at_least = std::size_t{256} << 20;
+  auto const bound = entries * (max_frame + 1024);
+  return bound > at_least ? bound : at_least;
+}
+
 // XRANGE key (after + COUNT n: the entries after `after`.
 void append_xrange_after(std::string& out, std::string_view stream_key, std::string_view after,
                          std::size_t count);

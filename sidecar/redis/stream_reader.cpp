@@ -265,6 +265,7 @@ Link::Output StreamReader::output() {
   append_command(out_, views);
   queue(Kind::xread, {});
   xread_in_flight_ = true;
+  xread_streams_ = cursor_.size();  // at least the positioned ones it names
   xread_generation_ = cursor_.generation();
   return Link::Output::ready;
 }
@@ -272,6 +273,23 @@ Link::Output StreamReader::output() {
 void StreamReader::take_output(std::string& buf) {
   buf.clear();
   buf.swap(out_);
+}
+
+std::size_t StreamReader::reply_limit() const {
+  // The replies come in the order of in_flight_: the next one answers its head.
+  if (in_flight_.empty()) return RedisConnection::max_small_reply;
+  switch (in_flight_.front().kind) {
+    case Kind::xread:
+      return max_entries_reply(xread_streams_ * entries_per_stream, cfg_.max_frame_bytes);
+    case Kind::fetch:
+    case Kind::check:
+    case Kind::check_held: return max_entries_reply(1, cfg_.max_frame_bytes);
+    case Kind::client_id:
+    case Kind::fetch_epoch:
+    case Kind::check_epoch:
+    case Kind::ping: break;
+  }
+  return RedisConnection::max_small_reply;  // an integer, an epoch string, PONG
 }
 
 Link::Health StreamReader::on_health_tick() {

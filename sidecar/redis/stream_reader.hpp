@@ -81,6 +81,7 @@ class StreamReader final : Link::Role {
   Link::Output output() override;
   void take_output(std::string& buf) override;
   Link::Health on_health_tick() override;
+  std::size_t reply_limit() const override;
 
   // fetch / check: the stream's last entry, (check_held) the entry at or before the
   // position, then (fetch_epoch / check_epoch) its epoch key.
@@ -105,6 +106,7 @@ class StreamReader final : Link::Role {
   std::string out_;
   std::int64_t client_id_ = 0;
   bool xread_in_flight_ = false;
+  std::size_t xread_streams_ = 0;  // how many streams the XREAD in flight reads
   std::size_t xread_generation_ = 0;
   bool unblock_sent_ = false;
   std::size_t fetches_in_flight_ = 0;            // position fetches and rechecks (pairs of replies)
