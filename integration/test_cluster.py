@@ -24,9 +24,9 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from cluster_harness import (PREFIX, AckedPublisher, Cluster, Collector,  # noqa: E402
-                             check_alive, spread_channels)
-from harness import (REDIS_CLI, IntegrationCase, ProcessExited, ServerError, Sidecar,  # noqa: E402
-                     proto, wait_for)
+                             check_alive, cluster_port, spread_channels)
+from harness import (REDIS_CLI, REDIS_SERVER, IntegrationCase, Proc, ProcessExited,  # noqa: E402
+                     ServerError, Sidecar, proto, wait_for)
 from harness_ext import Collector as AppCollector, make_test_pki  # noqa: E402
 
 N_CHANNELS = 36
@@ -466,6 +466,43 @@ class TestClusterTls(IntegrationCase):
         wait_for(lambda: "certificate verify failed" in other.proc.stderr_text(), 10,
                  what="the wrong CA refused")
         self.assertEqual(other.readyz(), 503)
+
+
+class TestOneNodeCluster(IntegrationCase):
+    """A one-node cluster (a dev or a small staging setup): its node never met another, so
+    CLUSTER SLOTS names it with an empty host, which Redis documents as "the host you
+    asked". Before, the sidecar resolved "" (to localhost): wrong for any Redis that is not
+    on the pod's loopback. The node listens on 127.0.0.2 only, so localhost is wrong here."""
+
+    def test_an_empty_host_in_cluster_slots_is_the_seed(self):
+        port = cluster_port()
+        node_dir = os.path.join(self.tmpdir, "onenode")
+        os.makedirs(node_dir)
+        argv = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.2", "--cluster-enabled",
+                "yes", "--cluster-config-file", "nodes.conf", "--save", "", "--appendonly",
+                "no", "--dir", node_dir]
+        self.track(Proc("onenode", argv, self.tmpdir, cwd=node_dir))
+        cli = [REDIS_CLI, "-h", "127.0.0.2", "-p", str(port)]
+
+        def run(*args):
+            r = subprocess.run(cli + list(args), capture_output=True, timeout=5,
+                               stdin=subprocess.DEVNULL)
+            return r.stdout.decode(errors="replace")
+
+        wait_for(lambda: run("PING").strip() == "PONG", 10, what="the node up")
+        self.assertEqual(run("CLUSTER", "ADDSLOTSRANGE", "0", "16383").strip(), "OK")
+        wait_for(lambda: "cluster_state:ok" in run("CLUSTER", "INFO"), 20,
+                 what="cluster_state:ok")
+        self.assertIn("\n\n", run("CLUSTER", "SLOTS"))  # the empty host this is about
+        url = f"redis-cluster://127.0.0.2:{port}"
+        a, b = (Sidecar(self, f"pod{n}", url).start() for n in "ab")
+        col = AppCollector.connect(b.port, ["solo"], name="col")
+        self.addCleanup(col.close)
+        a.client().publish("solo", b"one node", timeout=10)
+        self.assertTrue(col.wait_for(lambda c: b"one node" in c.payloads(), 10), col.msgs)
+        _, text = a.get("/metrics")
+        self.assertIn(f'podrelay_redis_shard_connected{{role="publisher",'
+                      f'shard="127.0.0.2:{port}"}} 1', text)
 
 
 if __name__ == "__main__":

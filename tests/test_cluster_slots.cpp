@@ -1,7 +1,10 @@
 #include <doctest/doctest.h>
 
+#include <string>
+
 #include "redis/cluster_slots.hpp"
 #include "redis/resp.hpp"
+#include "reply_bytes.hpp"
 
 using namespace podrelay::redis;
 
@@ -23,11 +26,7 @@ TEST_CASE("CLUSTER SLOTS replies become a slot map") {
       "*3\r\n:0\r\n:8191\r\n*3\r\n$9\r\n127.0.0.1\r\n:7000\r\n$2\r\nid\r\n"
       "*4\r\n:8192\r\n:16383\r\n*3\r\n$9\r\n127.0.0.1\r\n:7001\r\n$2\r\nid\r\n"
       "*3\r\n$9\r\n127.0.0.1\r\n:7004\r\n$2\r\nid\r\n";
-  ReplyReader r;
-  r.feed(bytes.data(), bytes.size());
-  ReplyPtr reply;
-  REQUIRE(r.next(reply) == ReplyReader::Status::reply);
-  auto const parsed = SlotMap::parse(*reply);
+  auto const parsed = SlotMap::parse(*parse_reply(bytes));
   REQUIRE(parsed);
   auto const& map = *parsed;
   CHECK(map.covers_all_slots());
@@ -40,32 +39,37 @@ TEST_CASE("CLUSTER SLOTS replies become a slot map") {
 
 TEST_CASE("gaps and garbage in CLUSTER SLOTS") {
   std::string const gap = "*1\r\n*3\r\n:0\r\n:100\r\n*2\r\n$1\r\nh\r\n:1\r\n";
-  ReplyReader r;
-  r.feed(gap.data(), gap.size());
-  ReplyPtr reply;
-  REQUIRE(r.next(reply) == ReplyReader::Status::reply);
-  auto const parsed = SlotMap::parse(*reply);
+  auto const parsed = SlotMap::parse(*parse_reply(gap));
   REQUIRE(parsed);
   CHECK_FALSE(parsed->covers_all_slots());
   CHECK_FALSE(parsed->owner(101).has_value());
 
   std::string const bad = "*1\r\n*3\r\n:5\r\n:1\r\n*2\r\n$1\r\nh\r\n:1\r\n";  // last < first
-  ReplyReader r2;
-  r2.feed(bad.data(), bad.size());
-  REQUIRE(r2.next(reply) == ReplyReader::Status::reply);
-  auto const invalid = SlotMap::parse(*reply);
+  auto const invalid = SlotMap::parse(*parse_reply(bad));
   REQUIRE_FALSE(invalid);
   CHECK(invalid.error().code == podrelay::errc::slot_map_invalid);
   CHECK(invalid.error().reason == "CLUSTER SLOTS: slot range or port out of bounds");
 
   std::string const refused = "-ERR This instance has cluster support disabled\r\n";
-  ReplyReader r3;
-  r3.feed(refused.data(), refused.size());
-  REQUIRE(r3.next(reply) == ReplyReader::Status::reply);
-  auto const disabled = SlotMap::parse(*reply);
+  auto const disabled = SlotMap::parse(*parse_reply(refused));
   REQUIRE_FALSE(disabled);
   CHECK(disabled.error().reason ==
         "CLUSTER SLOTS failed: ERR This instance has cluster support disabled");
+}
+
+TEST_CASE("CLUSTER SLOTS: an empty endpoint is the node asked, \"?\" is a gap") {
+  // A one-node cluster whose node never met another reports "" as its own address.
+  std::string const bytes =
+      "*2\r\n"
+      "*3\r\n:0\r\n:8191\r\n*3\r\n$0\r\n\r\n:7000\r\n$2\r\nid\r\n"
+      "*3\r\n:8192\r\n:16383\r\n*3\r\n$1\r\n?\r\n:7001\r\n$2\r\nid\r\n";
+  auto const parsed = SlotMap::parse(*parse_reply(bytes), "redis-0.redis");
+  REQUIRE(parsed);
+  REQUIRE(parsed->owner(0));
+  CHECK(parsed->owner(0)->host == "redis-0.redis");
+  CHECK(parsed->owner(0)->port == 7000);
+  CHECK_FALSE(parsed->owner(8192).has_value());
+  CHECK_FALSE(parsed->covers_all_slots());
 }
 
 TEST_CASE("MOVED and ASK redirects") {

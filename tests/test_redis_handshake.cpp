@@ -4,21 +4,10 @@
 
 #include "redis/handshake.hpp"
 #include "redis/resp.hpp"
+#include "reply_bytes.hpp"
 
 using namespace podrelay::redis;
 using podrelay::errc;
-
-namespace {
-
-ReplyPtr parse_reply(std::string const& bytes) {
-  ReplyReader r;
-  r.feed(bytes.data(), bytes.size());
-  ReplyPtr reply;
-  REQUIRE(r.next(reply) == ReplyReader::Status::reply);
-  return reply;
-}
-
-}  // namespace
 
 TEST_CASE("handshake: nothing to send without credentials, db, name or ROLE") {
   auto const hs = build_handshake({});

@@ -32,7 +32,7 @@ std::uint16_t key_slot(std::string_view key) noexcept {
   return crc16_xmodem(key) & (cluster_slots - 1);
 }
 
-Expected<SlotMap> SlotMap::parse(redisReply const& reply) {
+Expected<SlotMap> SlotMap::parse(redisReply const& reply, std::string_view answered_by) {
   auto invalid = [](std::string reason) {
     return Error(errc::slot_map_invalid, std::move(reason));
   };
@@ -62,9 +62,11 @@ Expected<SlotMap> SlotMap::parse(redisReply const& reply) {
     if (first < 0 || last < first || last >= cluster_slots || port <= 0 || port > 65535) {
       return invalid("CLUSTER SLOTS: slot range or port out of bounds");
     }
-    out.ranges_.push_back(Range{
-        static_cast<std::uint16_t>(first), static_cast<std::uint16_t>(last),
-        Endpoint{std::string(reply_string(*node->element[0])), static_cast<std::uint16_t>(port)}});
+    auto host = reply_string(*node->element[0]);
+    if (host == "?") continue;  // the endpoint is unknown: a gap until it is known
+    if (host.empty()) host = answered_by;
+    out.ranges_.push_back(Range{static_cast<std::uint16_t>(first), static_cast<std::uint16_t>(last),
+                                Endpoint{std::string(host), static_cast<std::uint16_t>(port)}});
   }
   std::sort(out.ranges_.begin(), out.ranges_.end(),
             [](Range const& a, Range const& b) { return a.first < b.first; });

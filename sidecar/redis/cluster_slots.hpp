@@ -29,8 +29,11 @@ class SlotMap {
     Endpoint master;
   };
 
-  // From a CLUSTER SLOTS reply; slot_map_invalid with the reason when the reply is not one.
-  static Expected<SlotMap> parse(redisReply const& reply);
+  // From a CLUSTER SLOTS reply that `answered_by` (a host) gave; slot_map_invalid with the
+  // reason when the reply is not one. As Redis documents the endpoint: an empty one is
+  // the host asked (a node that never learned its own address, as in a one-node cluster),
+  // and "?" is unknown, so that range stays a gap.
+  static Expected<SlotMap> parse(redisReply const& reply, std::string_view answered_by = {});
 
   std::optional<Endpoint> owner(std::uint16_t slot) const;
   std::vector<Endpoint> masters() const;  // distinct, in slot order

@@ -88,7 +88,7 @@ asio::awaitable<Error> ClusterTopology::fetch() {
       last = reply.error();
       continue;
     }
-    auto parsed = SlotMap::parse(**reply);
+    auto parsed = SlotMap::parse(**reply, node.host);
     if (!parsed) {
       last = parsed.error();
       continue;
