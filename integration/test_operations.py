@@ -224,6 +224,7 @@ class JsonLogTest(IntegrationCase):
         lines = daemon_output(a.proc).splitlines()
         self.assertGreater(len(lines), 8)
         levels = set()
+        objs = []
         for line in lines:
             try:
                 obj = json.loads(line)
@@ -232,6 +233,16 @@ class JsonLogTest(IntegrationCase):
             self.assertIsInstance(obj, dict, line)
             levels.add(obj.get("level"))
             self.assertIn("msg", obj, line)
+            objs.append(obj)
+        # Counts and ids are JSON numbers; names stay strings.
+        connected = [o for o in objs if o["msg"] == "app connected"]
+        self.assertTrue(connected, lines)
+        self.assertIsInstance(connected[0]["conn"], int, connected[0])
+        self.assertIsInstance(connected[0]["client"], str, connected[0])
+        resub = [o for o in objs if o["msg"] == "redis connected" and "resubscribing" in o]
+        self.assertTrue(resub and all(isinstance(o["resubscribing"], int) for o in resub), resub)
+        retries = [o for o in objs if "suppressed" in o]
+        self.assertTrue(all(isinstance(o["suppressed"], int) for o in retries), retries)
         figure("operations.json_logs", lines=len(lines), levels=sorted(map(str, levels)))
 
 
@@ -303,6 +314,30 @@ class EnvironmentTest(IntegrationCase):
 
 
 class ConfigErrorTest(IntegrationCase):
+
+    def test_an_address_in_use_exits_1_with_a_log_line_in_the_log_format(self):
+        busy = socket.create_server(("127.0.0.1", 0))
+        self.addCleanup(busy.close)
+        taken = f"127.0.0.1:{busy.getsockname()[1]}"
+        for flag in ("--listen", "--admin-listen", "--resp-listen"):
+            with self.subTest(flag):
+                args = {"--listen": f"127.0.0.1:{free_port()}",
+                        "--admin-listen": f"127.0.0.1:{free_port()}"}
+                args[flag] = taken
+                argv = [PODRELAY_BIN, "--redis", "redis://127.0.0.1:1", "--log-format", "json",
+                        *[x for kv in args.items() for x in kv]]
+                r = subprocess.run(argv, capture_output=True, timeout=10,
+                                   stdin=subprocess.DEVNULL)
+                self._log_run(argv, r.returncode, r.stdout, r.stderr)
+                self.assertEqual(r.returncode, 1, r.stderr)
+                # Every stderr line is a JSON log line (a pipeline parses them all), and
+                # the last names the address and why.
+                lines = [json.loads(l) for l in r.stderr.decode().splitlines() if l.strip()]
+                last = lines[-1]
+                self.assertEqual((last["level"], last["msg"]), ("error", "cannot start"), last)
+                self.assertIn("cannot listen on", last["reason"])
+                self.assertIn(taken, last["reason"])
+                self.assertIn("in use", last["reason"])
 
     def test_invalid_configuration_exits_2_with_one_line(self):
         base = ["--listen", f"127.0.0.1:{free_port()}", "--admin-listen",

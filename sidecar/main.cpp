@@ -63,10 +63,10 @@ void on_signals(asio::io_context& ioc, asio::signal_set& signals, Listeners& lis
                 server::Relay& relay, admin::AdminServer& admin) {
   signals.async_wait([&](boost::system::error_code ec, int sig) {
     if (ec) return;
-    log::info("signal received; draining", {{"signal", std::to_string(sig)}});
+    log::info("signal received; draining", {{"signal", sig}});
     signals.async_wait([](boost::system::error_code ec2, int sig2) {
       if (ec2) return;
-      log::warn("second signal; exiting at once", {{"signal", std::to_string(sig2)}});
+      log::warn("second signal; exiting at once", {{"signal", sig2}});
       std::fflush(stderr);
       ::_exit(1);
     });
@@ -86,9 +86,18 @@ void on_signals(asio::io_context& ioc, asio::signal_set& signals, Listeners& lis
   });
 }
 
-int fail_start(std::string_view why, int code) {
+// Configuration that parsed but cannot be used (TLS files OpenSSL rejects): like every
+// configuration error, one "podrelay: " line on stderr, exit status 2.
+int fail_config(std::string_view why) {
   std::cerr << "podrelay: " << why << '\n';
-  return code;
+  return 2;
+}
+
+// An address that parsed but cannot be listened on: a log line (in --log-format, so a
+// JSON pipeline reads it), exit status 1.
+int fail_listen(std::string_view why) {
+  log::error("cannot start", {{"reason", why}});
+  return 1;
 }
 
 }  // namespace
@@ -104,7 +113,8 @@ int main(int argc, char** argv) {
   if (cfg.node_id.empty()) cfg.node_id = make_node_id();
   log::configure(cfg.log_level, cfg.log_format);
   for (auto const& w : parsed.warnings) {
-    std::vector<log::Field> fields(w.fields.begin(), w.fields.end());
+    std::vector<log::Field> fields;
+    for (auto const& [key, value] : w.fields) fields.emplace_back(key, value);
     log::write(log::LogLevel::warn, w.message, fields);
   }
   ::signal(SIGPIPE, SIG_IGN);
@@ -119,17 +129,17 @@ int main(int argc, char** argv) {
   try {
     relay_owner = std::make_unique<server::Relay>(ioc.get_executor(), cfg, metrics);
   } catch (std::exception const& e) {  // TLS files that OpenSSL cannot use
-    return fail_start(e.what(), 2);
+    return fail_config(e.what());
   }
   auto& relay = *relay_owner;
   auto listeners = open_listeners(ioc.get_executor(), cfg, relay);
-  if (!listeners) return fail_start(listeners.error().reason, 1);
+  if (!listeners) return fail_listen(listeners.error().reason);
   admin::AdminServer admin(ioc.get_executor(), {[&relay] {
                                                   relay.update_gauges();
                                                   return relay.metrics().serialize();
                                                 },
                                                 [&relay] { return relay.not_ready_reason(); }});
-  if (auto error = admin.listen(cfg.admin_listen)) return fail_start(error.reason, 1);
+  if (auto error = admin.listen(cfg.admin_listen)) return fail_listen(error.reason);
 
   relay.start();
   for (auto& l : *listeners) l->start();

@@ -63,13 +63,13 @@ void Connection::start() {
   slot_ = relay_.attach(self);
   asio::co_spawn(socket_.get_executor(), reader(), [self](std::exception_ptr e) {
     if (e) {
-      log::error("connection reader failed", {{"conn", std::to_string(self->id_)}});
+      log::error("connection reader failed", {{"conn", self->id_}});
       self->close();
     }
   });
   asio::co_spawn(socket_.get_executor(), writer(), [self](std::exception_ptr e) {
     if (e) {
-      log::error("connection writer failed", {{"conn", std::to_string(self->id_)}});
+      log::error("connection writer failed", {{"conn", self->id_}});
       self->close();
     }
   });
@@ -200,9 +200,9 @@ void Connection::slow_consumer(std::string reason) {
     self->relay_.metrics().slow_consumer_disconnects.Increment();
     static log::RateLimit limit;
     log::warn_limited(limit, "disconnecting slow consumer",
-                      {{"conn", std::to_string(self->id_)},
+                      {{"conn", self->id_},
                        {"client", self->client_name_},
-                       {"queued_bytes", std::to_string(self->queue_.bytes())},
+                       {"queued_bytes", self->queue_.bytes()},
                        {"reason", reason}});
     self->goaway(proto::ErrorCode::slow_consumer, reason);
   });

@@ -144,9 +144,9 @@ asio::awaitable<void> Listener::refuse(AnyStream::socket socket) {
       relay_.draining() ? proto::ErrorCode::shutting_down : proto::ErrorCode::too_many_connections;
   relay_.metrics().connection_refused(code).Increment();
   static log::RateLimit limit;
-  log::warn_limited(limit, "refusing app connection",
-                    {{"reason", proto::error_name(code)},
-                     {"max_connections", std::to_string(relay_.config().max_connections)}});
+  log::warn_limited(
+      limit, "refusing app connection",
+      {{"reason", proto::error_name(code)}, {"max_connections", relay_.config().max_connections}});
   std::string frame;
   auto const text = code == proto::ErrorCode::too_many_connections
                         ? std::string_view("too many connections (--max-connections)")

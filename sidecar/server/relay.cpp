@@ -208,7 +208,7 @@ std::optional<Relay::Nack> Relay::publish(Connection& session, std::uint32_t req
   }
   static log::RateLimit limit;
   log::warn_limited(limit, "publish buffer full, refusing publishes",
-                    {{"buffer_bytes", std::to_string(cfg_.publish_buffer_bytes)}});
+                    {{"buffer_bytes", cfg_.publish_buffer_bytes}});
   return refuse(ErrorCode::publish_buffer_full, "publish buffer full (--publish-buffer-bytes " +
                                                     std::to_string(cfg_.publish_buffer_bytes) +
                                                     ")");
@@ -406,9 +406,8 @@ void Relay::on_subscriber_state(std::size_t link, bool connected) {
   auto const fx = subscriptions_.on_connected(link);
   std::size_t names = 0;
   for (auto const& c : fx.commands) names += c.names.size();
-  log::info(
-      "redis connected",
-      {{"role", "subscriber"}, {"redis", where(shard)}, {"resubscribing", std::to_string(names)}});
+  log::info("redis connected",
+            {{"role", "subscriber"}, {"redis", where(shard)}, {"resubscribing", names}});
   apply(fx);
 }
 
@@ -436,8 +435,8 @@ void Relay::on_message(std::size_t, redis::PubSubEvent const& ev) {
     static log::RateLimit limit;
     log::warn_limited(limit, "message from Redis too large for the app's frame limit; dropped",
                       {{"channel", ev.channel},
-                       {"payload_bytes", std::to_string(ev.payload.size())},
-                       {"max_frame_bytes", std::to_string(cfg_.max_frame_bytes)}});
+                       {"payload_bytes", ev.payload.size()},
+                       {"max_frame_bytes", cfg_.max_frame_bytes}});
   } else if (delivered == 0 && message.except() == nullptr) {
     metrics_.messages_unrouted.Increment();
   }
@@ -449,11 +448,10 @@ void Relay::on_message_dropped(std::size_t, redis::PubSubEvent const& ev,
   // No receiver could take it: above the frame limit and every connection's hard queue limit.
   metrics_.message_dropped(ErrorCode::frame_too_large).Increment();
   static log::RateLimit limit;
-  log::warn_limited(
-      limit, "message from Redis too large to buffer; skipped",
-      {{"channel", ev.channel},
-       {"payload_bytes", std::to_string(payload_bytes)},
-       {"max_reply_bytes", std::to_string(redis::Subscriber::max_reply_bytes(cfg_))}});
+  log::warn_limited(limit, "message from Redis too large to buffer; skipped",
+                    {{"channel", ev.channel},
+                     {"payload_bytes", payload_bytes},
+                     {"max_reply_bytes", redis::Subscriber::max_reply_bytes(cfg_)}});
 }
 
 void Relay::on_confirmed(std::size_t link, SubKind kind, std::string_view name, bool subscribed) {
@@ -486,7 +484,7 @@ void Relay::on_refused(std::size_t link, SubKind kind, bool subscribe,
   static log::RateLimit limit;
   log::error_limited(limit, "redis refused a subscriber command",
                      {{"error", text},
-                      {"names", std::to_string(names.size())},
+                      {"names", names.size()},
                       {"first", names.empty() ? std::string_view() : names.front()}});
   if (subscribe) {
     apply(subscriptions_.on_refused(link, kind, names, text));
@@ -500,7 +498,7 @@ void Relay::on_topology(redis::SlotMap const& map) {
   slots_ = map;
   if (first || !map.covers_all_slots()) {
     log::info("redis cluster topology",
-              {{"masters", std::to_string(map.masters().size())},
+              {{"masters", map.masters().size()},
                {"all_slots_covered", map.covers_all_slots() ? "true" : "false"}});
   }
   for (auto const& m : map.masters()) shard_at(m);
@@ -578,8 +576,8 @@ asio::awaitable<void> Relay::drain() {
   metrics_.draining.Set(1);
   auto const deadline = Clock::now() + cfg_.drain_timeout;
   auto const failed_before = metrics_.publish_failures();
-  log::info("draining", {{"connections", std::to_string(connections_.open())},
-                         {"drain_timeout_ms", std::to_string(cfg_.drain_timeout.count())}});
+  log::info("draining", {{"connections", connections_.open()},
+                         {"drain_timeout_ms", cfg_.drain_timeout.count()}});
   std::vector<std::shared_ptr<Connection>> live;
   for (auto const& [ptr, weak] : sessions_) {
     if (auto s = weak.lock()) live.push_back(std::move(s));
@@ -610,8 +608,8 @@ asio::awaitable<void> Relay::drain() {
   for (auto const& s : live) s->close();
   // The admin port is gone by now: this line is where the drain's own losses show.
   auto const failed = metrics_.publish_failures();
-  auto const count = [](double v) { return std::to_string(static_cast<std::uint64_t>(v)); };
-  log::info("drained", {{"unflushed_connections", std::to_string(connections_.open())},
+  auto const count = [](double v) { return static_cast<std::uint64_t>(v); };
+  log::info("drained", {{"unflushed_connections", connections_.open()},
                         {"fire_and_forget_dropped", count(failed.dropped - failed_before.dropped)},
                         {"acked_nacked", count(failed.nacked - failed_before.nacked)}});
 }

@@ -155,9 +155,8 @@ void Relay::on_reader_state(bool connected) {
   // Channels that lost their last subscriber while the link was down are forgotten; the
   // others keep their last id, so reading resumes exactly where it stopped.
   reader_->retain_only(wanted);
-  log::info("redis connected", {{"role", "stream-reader"},
-                                {"redis", where(*shards_[0])},
-                                {"streams", std::to_string(wanted.size())}});
+  log::info("redis connected",
+            {{"role", "stream-reader"}, {"redis", where(*shards_[0])}, {"streams", wanted.size()}});
   apply(fx);
 }
 

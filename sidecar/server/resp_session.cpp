@@ -70,7 +70,7 @@ bool RespSession::on_read(std::size_t n) {
       relay_.metrics().protocol_error(proto::ErrorCode::malformed_frame).Increment();
       static log::RateLimit limit;
       log::warn_limited(limit, "closing RESP connection after a protocol error",
-                        {{"conn", std::to_string(id())}, {"detail", r.error_text}});
+                        {{"conn", id()}, {"detail", r.error_text}});
       std::string last;
       rs::append_error(last, "ERR " + std::string(r.error_text));
       fail(std::move(last));

@@ -154,8 +154,7 @@ bool Session::handshake(proto::Hello const& hello) {
   hello_done_ = true;
   hello_timer_.cancel();
   client_name_ = std::string(hello.client_name.substr(0, 128));
-  log::debug("app connected",
-             {{"conn", std::to_string(id())}, {"client", client_name_}, {"listener", peer_}});
+  log::debug("app connected", {{"conn", id()}, {"client", client_name_}, {"listener", peer_}});
   auto const& cfg = relay_.config();
   append_reply([&](std::string& out) {
     proto::encode_welcome(out, PODRELAY_VERSION, cfg.node_id,
@@ -246,9 +245,8 @@ void Session::subscription_answered() {
 
 void Session::protocol_error(proto::ErrorCode code, std::string_view text) {
   relay_.metrics().protocol_error(code).Increment();
-  log::warn_limited(
-      protocol_error_log(), "closing app connection after a protocol error",
-      {{"conn", std::to_string(id())}, {"code", proto::error_name(code)}, {"detail", text}});
+  log::warn_limited(protocol_error_log(), "closing app connection after a protocol error",
+                    {{"conn", id()}, {"code", proto::error_name(code)}, {"detail", text}});
   std::string frame;
   append_err(frame, 0, code, text);
   fail(std::move(frame));

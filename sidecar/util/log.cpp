@@ -1,60 +1,14 @@
 #include "util/log.hpp"
 
-#include <vector>
-
 #include <cstdio>
 #include <ctime>
+#include <vector>
 
 namespace podrelay::log {
 namespace {
 
 LogLevel g_level = LogLevel::info;
 LogFormat g_format = LogFormat::text;
-
-std::string_view level_name(LogLevel l) {
-  switch (l) {
-    case LogLevel::debug: return "debug";
-    case LogLevel::info: return "info";
-    case LogLevel::warn: return "warn";
-    case LogLevel::error: return "error";
-  }
-  return "info";
-}
-
-void json_escape(std::string& out, std::string_view s) {
-  static constexpr char hex[] = "0123456789abcdef";
-  for (unsigned char const c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20 || c >= 0x7f) {
-          // Non-ASCII bytes are escaped one by one: names are binary, logs stay valid JSON.
-          out += "\\u00";
-          out += hex[c >> 4];
-          out += hex[c & 0xf];
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-}
-
-// Text values with spaces or odd bytes are quoted so a line stays machine-splittable.
-void text_value(std::string& out, std::string_view s) {
-  bool plain = !s.empty();
-  for (unsigned char const c : s) plain = plain && c > 0x20 && c < 0x7f && c != '"' && c != '=';
-  if (plain) {
-    out += s;
-    return;
-  }
-  out += '"';
-  json_escape(out, s);
-  out += '"';
-}
 
 std::string timestamp() {
   auto const now = std::chrono::system_clock::now();
@@ -84,36 +38,7 @@ void write(LogLevel level, std::string_view msg, Fields fields) {
 
 void write(LogLevel level, std::string_view msg, std::span<Field const> fields) {
   if (!enabled(level)) return;
-  std::string line;
-  line.reserve(128);
-  if (g_format == LogFormat::json) {
-    line += "{\"ts\":\"" + timestamp() + "\",\"level\":\"";
-    line += level_name(level);
-    line += "\",\"msg\":\"";
-    json_escape(line, msg);
-    line += '"';
-    for (auto const& [k, v] : fields) {
-      line += ",\"";
-      json_escape(line, k);
-      line += "\":\"";
-      json_escape(line, v);
-      line += '"';
-    }
-    line += "}\n";
-  } else {
-    line += timestamp();
-    line += ' ';
-    line += level_name(level);
-    line += ' ';
-    line += msg;
-    for (auto const& [k, v] : fields) {
-      line += ' ';
-      line += k;
-      line += '=';
-      text_value(line, v);
-    }
-    line += '\n';
-  }
+  auto const line = format_line(g_format, timestamp(), level, msg, fields);
   std::fwrite(line.data(), 1, line.size(), stderr);
 }
 
@@ -121,8 +46,7 @@ void limited(RateLimit& limit, LogLevel level, std::string_view msg, Fields fiel
   std::size_t suppressed = 0;
   if (!limit.allow(suppressed)) return;
   std::vector<Field> all(fields.begin(), fields.end());
-  auto const count = std::to_string(suppressed);
-  all.emplace_back("suppressed", count);
+  all.emplace_back("suppressed", suppressed);
   write(level, msg, all);
 }
 

@@ -3,15 +3,49 @@
 #pragma once
 
 #include <chrono>
+#include <concepts>
+#include <cstdint>
 #include <initializer_list>
 #include <span>
 #include <string>
 #include <string_view>
-#include <utility>
+#include <type_traits>
 
 namespace podrelay::log {
 
-using Field = std::pair<std::string_view, std::string_view>;
+// One key and value of a log line: text, or an integer (a JSON number in JSON lines; text
+// lines show both alike). Views only: the text must outlive the write.
+class Field {
+ public:
+  Field(std::string_view key, std::string_view text) noexcept : key_(key), text_(text) {}
+  Field(std::string_view key, std::string const& text) noexcept : key_(key), text_(text) {}
+  Field(std::string_view key, char const* text) noexcept : key_(key), text_(text) {}
+  template <std::integral T>
+  requires(!std::same_as<T, bool> && !std::same_as<T, char>) Field(std::string_view key, T number)
+  noexcept : key_(key) {
+    if constexpr (std::is_signed_v<T>) {
+      kind_ = number < 0 ? Kind::negative : Kind::number;
+      magnitude_ =
+          number < 0 ? 0 - static_cast<std::uint64_t>(number) : static_cast<std::uint64_t>(number);
+    } else {
+      kind_ = Kind::number;
+      magnitude_ = number;
+    }
+  }
+
+  std::string_view key() const noexcept { return key_; }
+  bool is_number() const noexcept { return kind_ != Kind::text; }
+  // Appends the value as text (digits, with a '-' when negative, for a number).
+  void append_value(std::string& out) const;
+  std::string_view text() const noexcept { return text_; }  // a text value
+
+ private:
+  enum class Kind : unsigned char { text, number, negative };
+  std::string_view key_;
+  std::string_view text_;
+  std::uint64_t magnitude_ = 0;
+  Kind kind_ = Kind::text;
+};
 using Fields = std::initializer_list<Field>;
 enum class LogLevel { debug, info, warn, error };
 enum class LogFormat { text, json };
@@ -20,6 +54,9 @@ void configure(LogLevel level, LogFormat format);
 bool enabled(LogLevel level) noexcept;
 void write(LogLevel level, std::string_view msg, Fields fields = {});
 void write(LogLevel level, std::string_view msg, std::span<Field const> fields);
+// The line write() prints (sans-I/O, for tests): `ts` first, the newline included.
+std::string format_line(LogFormat format, std::string_view ts, LogLevel level, std::string_view msg,
+                        std::span<Field const> fields);
 
 inline void debug(std::string_view msg, Fields f = {}) {
   if (enabled(LogLevel::debug)) write(LogLevel::debug, msg, f);
