@@ -1,6 +1,8 @@
 """Hostile input: every malformed vector, handshake violations, a connection flood with
-garbage, and the connection limit. The daemon must answer each with the named error, stay
-up, keep serving a normal subscriber, and give its memory back."""
+garbage, the connection limit, and a Redis (or sentinel) that answers one command without
+end, on each kind of Redis connection. The daemon must answer each with the named error (or
+drop that Redis connection and try again), stay up, keep serving a normal subscriber, and
+give its memory back."""
 
 from __future__ import annotations
 
