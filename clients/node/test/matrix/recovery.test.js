@@ -155,6 +155,10 @@ describe(`connection state recovery, socket.io ${INSTALL ? versionOf('socket.io'
       s.data.user = 'ada';
     });
     const socket = await client(t, ios[0].url, name);
+    // On server 2, where the client reconnects: once the witness has the volatile and the
+    // acked packet, server 2 has sent them to its sockets, so the client, not there yet,
+    // cannot get them live (it did in a CI run, by reconnecting before they arrived).
+    const witness = await client(t, ios[1].url, name);
     await deadline(socket.emitWithAck ? socket.emitWithAck('join', 'r1') : new Promise((r) => socket.emit('join', 'r1', r)), 5000, 'join');
     const firstArrived = waitFor(() => socket.got.length === 1, { within: 5000, what: 'the first packet' });
     nsps[0].emit('ev', 0); // gives the client an offset
@@ -182,6 +186,8 @@ describe(`connection state recovery, socket.io ${INSTALL ? versionOf('socket.io'
     }
     nsps[0].volatile.emit('ev', 'volatile'); // never recoverable
     nsps[1].timeout(500).emit('ev', 'with-ack', () => {}); // acks cannot be replayed
+    const seen = (v) => witness.got.some((a) => a[0] === v);
+    await waitFor(() => seen('volatile') && seen('with-ack'), { within: 5000, what: 'server 2 to have sent the volatile and the acked packet' });
 
     socket.got.length = 0;
     await reconnect(socket);
